@@ -1,0 +1,98 @@
+"""The one exception hierarchy of return-handler.
+
+Every error says whether trying again can help (``retriable``) and what an
+operator should do next (``next_step``), and carries its context as keyword
+fields, never secrets::
+
+    ReturnHandlerError
+    ├── ConfigurationError        a setting or the policy file is wrong: fix it, restart
+    ├── EventError                one input message cannot be handled as an event
+    │   └── InvalidEventError     not JSON, or not a valid return event: dead-lettered
+    ├── CapillaryError            talking to Capillary failed as a whole (not one item)
+    │   ├── CapillaryAuthError    credentials refused or token not issued
+    │   ├── CapillaryRequestError we sent something Capillary cannot accept (a bug or config)
+    │   └── CapillaryTransientError  5xx, 429, timeout, connection: retried, then reported
+    └── BrokerError               Kafka refused or lost something we cannot recover here
+
+Final business refusals (a coupon already redeemed, a customer not found) are
+*results*, not exceptions: they travel in the outcome event.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ReturnHandlerError(Exception):
+    """Root of every error return-handler raises on purpose."""
+
+    retriable: ClassVar[bool] = False
+    next_step: ClassVar[str] = "Read the message and the log line with the same event_id."
+
+    def __init__(self, message: str, /, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+    def __str__(self) -> str:
+        details = ", ".join(f"{key}={value!r}" for key, value in sorted(self.context.items()))
+        text = f"{self.message} ({details})" if details else self.message
+        return f"{text}. Next: {self.next_step}"
+
+
+class ConfigurationError(ReturnHandlerError):
+    """A setting, a secret file or the policy is missing or inconsistent."""
+
+    next_step = "Fix the named setting (RETURN_HANDLER_* variable or policy file) and restart."
+
+
+class EventError(ReturnHandlerError):
+    """One input message cannot be handled as an event."""
+
+    next_step = "Inspect the dead-letter message; fix the producer, then replay it."
+
+
+class InvalidEventError(EventError):
+    """The bytes are not JSON, or the JSON is not a valid return event."""
+
+
+class CapillaryError(ReturnHandlerError):
+    """A call to Capillary failed as a whole (no per-item answer came back)."""
+
+
+class CapillaryAuthError(CapillaryError):
+    """Capillary refused our credentials, or no OAuth token could be had."""
+
+    next_step = (
+        "Check RETURN_HANDLER_CAPILLARY__* credentials (or the mounted secret files); "
+        "events stay unprocessed until fixed."
+    )
+
+
+class CapillaryRequestError(CapillaryError):
+    """Capillary rejected the request itself: a bug on our side or a wrong setting."""
+
+    next_step = (
+        "Check the setting named in the message; if none is named, "
+        "file a bug with the request id."
+    )
+
+
+class CapillaryTransientError(CapillaryError):
+    """Capillary is unavailable, slow, or asks us to slow down; trying again may work."""
+
+    retriable = True
+    next_step = (
+        "Nothing to do if it passes; if it persists, "
+        "check Capillary's status and the rate limits."
+    )
+
+
+class BrokerError(ReturnHandlerError):
+    """Kafka refused or lost something that the service cannot recover from here."""
+
+    retriable = True
+    next_step = (
+        "Check that the brokers in RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS answer, "
+        "then restart."
+    )
