@@ -1,0 +1,269 @@
+"""The input contract: a return, refund, exchange or cancelled return on the returns topic.
+
+One JSON object per Kafka message, snake_case, validated strictly (unknown
+fields are refused so that a misspelt field is dead-lettered instead of being
+silently ignored). ``schemas/return-event.v1.json`` is generated from these
+models; ``return-handler schemas --check`` fails when the two drift.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION: Literal["1"] = "1"
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=4)]
+CartId = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{24}$", description="24-hex cart id")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReturnType(StrEnum):
+    """What happened. FULL, LINE_ITEM and AMOUNT are Capillary's own return types."""
+
+    FULL = "FULL"
+    """Every item of the order comes back."""
+    LINE_ITEM = "LINE_ITEM"
+    """Some lines come back, with quantities."""
+    AMOUNT = "AMOUNT"
+    """Money is refunded and no goods come back (price adjustment, goodwill)."""
+    EXCHANGE = "EXCHANGE"
+    """Goods come back and other goods go out; the two are netted."""
+    CANCELLED = "CANCELLED"
+    """A return recorded earlier is cancelled: what it took back is given back."""
+
+
+class Channel(StrEnum):
+    """Where the return was taken."""
+
+    POS = "POS"
+    ECOMMERCE = "ECOMMERCE"
+
+
+class EventSource(_Model):
+    """Who sent the event: a till in a store, or an e-commerce channel."""
+
+    channel: Channel
+    store_code: str | None = Field(default=None, max_length=64)
+    till_code: str | None = Field(default=None, max_length=64)
+    sales_channel: str | None = Field(
+        default=None, max_length=64, description="E-commerce channel name, e.g. web or app."
+    )
+
+
+class CustomerRef(_Model):
+    """The customer, by any identifiers the sender knows. At least one is required."""
+
+    id: int | None = Field(default=None, gt=0, description="Capillary's numeric customer id.")
+    mobile: str | None = Field(default=None, pattern=r"^\+?[0-9]{6,16}$")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)
+    external_id: str | None = Field(default=None, min_length=1, max_length=64)
+    registration_source: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description=(
+            "Capillary's registration source (INSTORE, WEB_ENGAGE, ECOMMERCE, ...), needed by "
+            "loyalty calls; the policy supplies a default per channel when absent."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _needs_an_identifier(self) -> CustomerRef:
+        if self.id is None and not (self.mobile or self.email or self.external_id):
+            raise ValueError("customer needs at least one of id, mobile, email, external_id")
+        return self
+
+
+class OrderRef(_Model):
+    """The original order and its transaction in Capillary."""
+
+    order_id: str = Field(min_length=1, max_length=128)
+    transaction_id: str = Field(min_length=1, max_length=128)
+    ordered_at: AwareDatetime | None = None
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class Amounts(_Model):
+    """The order's value before this event and what the customer keeps after it."""
+
+    before: Money
+    after: Money
+
+
+class OrderLine(_Model):
+    """One line of the original order (or of the goods going out in an exchange)."""
+
+    line_id: str = Field(min_length=1, max_length=64)
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: Quantity
+    amount: Money
+
+
+class ReturnedLine(_Model):
+    """How much of one order line comes back."""
+
+    line_id: str = Field(min_length=1, max_length=64)
+    quantity: Quantity
+    amount: Money
+
+
+class ThresholdKind(StrEnum):
+    """What a benefit's qualifying condition counts."""
+
+    SPEND = "SPEND"
+    QUANTITY = "QUANTITY"
+
+
+class Threshold(_Model):
+    """The condition the order met to earn a benefit, when the sender knows it."""
+
+    kind: ThresholdKind
+    minimum: Annotated[Decimal, Field(gt=0)]
+    sku: str | None = Field(
+        default=None, description="For QUANTITY: count only this SKU; absent counts every item."
+    )
+
+
+class LoyaltyPromotionType(StrEnum):
+    """Loyalty promotion types, in every spelling the vendor pages use."""
+
+    LOYALTY_EARNING = "LOYALTY_EARNING"
+    ISSUE_AND_EARN = "ISSUE_AND_EARN"
+    LOYALTY = "LOYALTY"
+    DIRECT_EARN = "DIRECT_EARN"
+    DIRECT = "DIRECT"
+
+    @property
+    def is_enrol_and_issue(self) -> bool:
+        """Enrol-and-issue promotions have an enrolment (issual) to revoke after the earn."""
+        return self in (LoyaltyPromotionType.LOYALTY_EARNING, LoyaltyPromotionType.ISSUE_AND_EARN)
+
+
+class LoyaltyEarn(_Model):
+    """A loyalty promotion the order earned."""
+
+    program_id: int = Field(gt=0)
+    promotion_id: int | None = Field(default=None, gt=0)
+    promo_identifier: str | None = Field(default=None, min_length=1, max_length=64)
+    promotion_type: LoyaltyPromotionType
+    earn_ids: list[Annotated[int, Field(gt=0)]] = Field(
+        default_factory=list,
+        description="Empty: the sender does not know them; the policy decides what to do.",
+    )
+    issual_id: str | None = None
+    threshold: Threshold | None = None
+
+    @model_validator(mode="after")
+    def _one_promotion_reference(self) -> LoyaltyEarn:
+        if (self.promotion_id is None) == (self.promo_identifier is None):
+            raise ValueError("give exactly one of promotion_id and promo_identifier")
+        return self
+
+    @property
+    def promotion_key(self) -> str:
+        """A stable name for the promotion, whichever reference the sender used."""
+        ref = self.promotion_id if self.promotion_id is not None else self.promo_identifier
+        return f"{self.program_id}/{ref}"
+
+
+class CartPromotionMode(StrEnum):
+    """How a cart promotion pays out; decides whether and how it can be taken back."""
+
+    DISCOUNT = "DISCOUNT"
+    PAYMENT_VOUCHER = "PAYMENT_VOUCHER"
+    POS = "POS"
+    CODE = "CODE"
+
+
+class CartPromotionEarn(_Model):
+    """A cart promotion the order earned."""
+
+    promotion_id: CartId
+    earn_ids: list[CartId] = Field(default_factory=list)
+    mode: CartPromotionMode = CartPromotionMode.DISCOUNT
+    threshold: Threshold | None = None
+
+
+class CouponsIssued(_Model):
+    """Coupons of one series that the order issued."""
+
+    series_id: int = Field(gt=0)
+    codes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1)
+    threshold: Threshold | None = None
+
+
+class Earned(_Model):
+    """What the original order earned (or, in a cancellation, what the return took back)."""
+
+    loyalty_promotions: list[LoyaltyEarn] = Field(default_factory=list)
+    cart_promotions: list[CartPromotionEarn] = Field(default_factory=list)
+    coupons: list[CouponsIssued] = Field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing is listed."""
+        return not (self.loyalty_promotions or self.cart_promotions or self.coupons)
+
+
+class CancelledReturn(_Model):
+    """The return that a CANCELLED event undoes, and what that return took back."""
+
+    return_event_id: str = Field(min_length=1, max_length=128)
+    taken_back: Earned
+    enrolments_revoked: list[LoyaltyEarn] = Field(
+        default_factory=list,
+        description="Enrol-and-issue promotions whose enrolment the return revoked.",
+    )
+
+
+class ReturnEvent(_Model):
+    """One return, refund, exchange or cancelled return."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    event_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:\-]+$",
+        description="Idempotency key: the same event_id is the same return.",
+    )
+    occurred_at: AwareDatetime
+    return_type: ReturnType
+    source: EventSource
+    order: OrderRef
+    customer: CustomerRef
+    amounts: Amounts
+    order_lines: list[OrderLine] = Field(default_factory=list)
+    returned_lines: list[ReturnedLine] = Field(default_factory=list)
+    exchanged_lines: list[OrderLine] = Field(
+        default_factory=list, description="EXCHANGE only: the goods that go out instead."
+    )
+    earned: Earned = Field(default_factory=Earned)
+    cancelled_return: CancelledReturn | None = None
+
+    @model_validator(mode="after")
+    def _consistent_with_type(self) -> ReturnEvent:
+        kind = self.return_type
+        if kind is ReturnType.CANCELLED and self.cancelled_return is None:
+            raise ValueError("a CANCELLED event needs cancelled_return")
+        if kind is not ReturnType.CANCELLED and self.cancelled_return is not None:
+            raise ValueError("cancelled_return is only for CANCELLED events")
+        if kind in (ReturnType.LINE_ITEM, ReturnType.EXCHANGE) and not self.returned_lines:
+            raise ValueError(f"a {kind} event needs returned_lines")
+        if kind is ReturnType.EXCHANGE and not self.exchanged_lines:
+            raise ValueError("an EXCHANGE event needs exchanged_lines")
+        if kind is ReturnType.FULL and self.amounts.after != 0:
+            raise ValueError("a FULL return keeps nothing: amounts.after must be 0")
+        known = {line.line_id for line in self.order_lines}
+        if self.order_lines:
+            unknown = [r.line_id for r in self.returned_lines if r.line_id not in known]
+            if unknown:
+                raise ValueError(f"returned_lines name lines not in order_lines: {unknown}")
+        return self
