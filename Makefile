@@ -1,0 +1,61 @@
+# return-handler: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help demo test lint typecheck unit integration schemas kafka-up kafka-down kafka-status sandbox run clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@echo "==> creating $(VENV) and installing return-handler with its dev tools"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(INSTALLED)
+
+demo: $(INSTALLED) ## Broker, sandbox and service up, example events in, outcomes shown, all stopped
+	bash scripts/demo.sh
+
+test: $(INSTALLED) ## Lint, type-check, schema check, unit and integration tests (starts the broker)
+	bash scripts/test.sh
+
+lint: $(INSTALLED) ## ruff
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+
+typecheck: $(INSTALLED) ## mypy --strict
+	$(BIN)/mypy
+
+unit: $(INSTALLED) ## Unit tests only (no broker needed)
+	$(BIN)/pytest tests/unit -q
+
+integration: $(INSTALLED) ## Integration tests against a running broker (make kafka-up)
+	$(BIN)/pytest tests/integration -q
+
+schemas: $(INSTALLED) ## Regenerate schemas/ from the models
+	$(BIN)/return-handler schemas --out schemas
+
+kafka-up: ## Start the local single-node KRaft broker (fetches the jars once)
+	bash scripts/kafka.sh up
+
+kafka-down: ## Stop the local broker
+	bash scripts/kafka.sh down
+
+kafka-status: ## Is the local broker running?
+	bash scripts/kafka.sh status
+
+sandbox: $(INSTALLED) ## Run the Capillary sandbox with the demo seed on :8765
+	$(BIN)/return-handler sandbox --seed examples/sandbox-seed.json
+
+run: $(INSTALLED) ## Run the service against the local broker and sandbox
+	$(BIN)/return-handler run
+
+clean: ## Remove the virtualenv, caches and local broker data
+	-bash scripts/kafka.sh down
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

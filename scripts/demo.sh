@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# `make demo`: the whole path once, end to end, on this machine.
+# Broker, sandbox and service up; the example events in; one readable block per outcome;
+# everything this script started is stopped again. On failure it says which step failed
+# and where that step's log is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN="$ROOT/.venv/bin"
+RUN_ID=$(date +%Y%m%d-%H%M%S)-$$
+LOGS="$ROOT/.cache/demo/$RUN_ID"
+mkdir -p "$LOGS"
+SANDBOX_PORT=${DEMO_SANDBOX_PORT:-18765}
+EVENTS=("$ROOT"/examples/events/*.json)
+
+# Fresh topics per run, so the outcomes shown are this run's and nothing else's.
+export RETURN_HANDLER_KAFKA__RETURNS_TOPIC="demo-$RUN_ID-returns"
+export RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC="demo-$RUN_ID-outcomes"
+export RETURN_HANDLER_KAFKA__DEAD_LETTER_TOPIC="demo-$RUN_ID-dead-letters"
+export RETURN_HANDLER_KAFKA__GROUP_ID="demo-$RUN_ID"
+export RETURN_HANDLER_CAPILLARY__LOYALTY_BASE_URL="http://127.0.0.1:$SANDBOX_PORT"
+export RETURN_HANDLER_CAPILLARY__GATEWAY_BASE_URL="http://127.0.0.1:$SANDBOX_PORT"
+export RETURN_HANDLER_CAPILLARY__OAUTH_BASE_URL="http://127.0.0.1:$SANDBOX_PORT"
+export RETURN_HANDLER_CAPILLARY__AUTH_MODE=basic
+export RETURN_HANDLER_CAPILLARY__USERNAME=demo
+export RETURN_HANDLER_CAPILLARY__PASSWORD=demo
+export RETURN_HANDLER_POLICY_PATH="$ROOT/examples/policy.yaml"
+export RETURN_HANDLER_LOG_FORMAT=json
+
+step_name=""
+step() { step_name="$1"; printf '==> %s\n' "$1"; }
+fail() {
+  printf '\nFAILED at step: %s\n' "$step_name" >&2
+  printf 'Logs of this run: %s\n' "$LOGS" >&2
+  [ -n "${1:-}" ] && printf 'See: %s\n' "$1" >&2
+  exit 1
+}
+
+started_broker=0
+sandbox_pid=""
+service_pid=""
+cleanup() {
+  local code=$?
+  set +e
+  if [ -n "$service_pid" ] && kill -0 "$service_pid" 2>/dev/null; then
+    kill -TERM "$service_pid"; wait "$service_pid" 2>/dev/null
+    echo "==> service stopped"
+  fi
+  if [ -n "$sandbox_pid" ] && kill -0 "$sandbox_pid" 2>/dev/null; then
+    kill -TERM "$sandbox_pid"; wait "$sandbox_pid" 2>/dev/null
+    echo "==> sandbox stopped"
+  fi
+  if [ "$started_broker" = 1 ]; then
+    bash scripts/kafka.sh down >/dev/null 2>&1 && echo "==> broker stopped"
+  fi
+  exit $code
+}
+trap cleanup EXIT
+
+wait_for_port() {  # port, seconds, pid
+  local deadline=$((SECONDS + $2))
+  while [ $SECONDS -lt $deadline ]; do
+    kill -0 "$3" 2>/dev/null || return 1
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+step "Kafka broker (single-node KRaft, official jars from Maven Central)"
+if bash scripts/kafka.sh status >/dev/null 2>&1; then
+  echo "    already running: using it and leaving it running"
+else
+  bash scripts/kafka.sh up >"$LOGS/broker-up.log" 2>&1 || fail "$LOGS/broker-up.log"
+  started_broker=1
+fi
+
+step "Capillary sandbox on 127.0.0.1:$SANDBOX_PORT (seed: examples/sandbox-seed.json)"
+"$BIN/return-handler" sandbox --port "$SANDBOX_PORT" --seed examples/sandbox-seed.json \
+  >"$LOGS/sandbox.log" 2>&1 &
+sandbox_pid=$!
+wait_for_port "$SANDBOX_PORT" 30 "$sandbox_pid" || fail "$LOGS/sandbox.log"
+
+step "return-handler service (topics demo-$RUN_ID-*)"
+"$BIN/return-handler" run >"$LOGS/service.log" 2>&1 &
+service_pid=$!
+
+step "publishing ${#EVENTS[@]} example events from examples/events/"
+"$BIN/return-handler" publish "${EVENTS[@]}" >"$LOGS/publish.log" 2>&1 || fail "$LOGS/publish.log"
+sed 's/^/    /' "$LOGS/publish.log"
+
+step "outcomes (one block per event)"
+echo
+"$BIN/return-handler" outcomes --count "${#EVENTS[@]}" --timeout 120 2>"$LOGS/outcomes.err" \
+  | tee "$LOGS/outcomes.txt" || fail "$LOGS/service.log"
+echo
+kill -0 "$service_pid" 2>/dev/null || fail "$LOGS/service.log"
+
+step "stopping"
+kill -TERM "$service_pid"
+wait "$service_pid" || fail "$LOGS/service.log"
+service_pid=""
+echo "==> service stopped cleanly"
+printf '\nDemo done: %d events in, %d outcomes out. Logs: %s\n' \
+  "${#EVENTS[@]}" "$(grep -c '^\(OK\|FAIL\)' "$LOGS/outcomes.txt")" "$LOGS"

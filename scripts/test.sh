@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# What `make test` runs: static checks, then every test against a real broker it starts
+# (and stops again if it started it). Integration tests are never skipped for want of a broker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+step() { printf '\n==> %s\n' "$*"; }
+
+step "ruff"
+$BIN/ruff check service tests bench
+$BIN/ruff format --check service tests bench
+step "mypy --strict"
+$BIN/mypy
+step "schemas match the models"
+$BIN/return-handler schemas --check --out schemas
+
+started_broker=0
+if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
+  step "starting the Kafka broker"
+  bash scripts/kafka.sh up
+  started_broker=1
+fi
+stop_broker() {
+  if [ "$started_broker" = 1 ]; then
+    step "stopping the Kafka broker"
+    bash scripts/kafka.sh down || true
+  fi
+}
+trap stop_broker EXIT
+
+step "pytest (unit and integration)"
+$BIN/pytest tests -q -p no:cacheprovider

@@ -1,0 +1,214 @@
+"""The ``return-handler`` command: run the service, the sandbox, dry runs and small tools.
+
+Built with Typer (type hints become options, ``--help`` comes free). Every
+command reads settings from the environment (``RETURN_HANDLER_*``) once, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from service import __version__
+from service.errors import ReturnHandlerError
+from service.events import ReturnEvent
+from service.logging import configure_logging
+from service.settings import Settings
+
+app = typer.Typer(
+    name="return-handler",
+    help="Takes back in Capillary what returned or refunded orders earned.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except (ValidationError, ReturnHandlerError) as exc:
+        _err.print(f"[red]invalid settings:[/red] {exc}")
+        _err.print("Fix the RETURN_HANDLER_* variables named above and try again.")
+        raise typer.Exit(2) from exc
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    _out.print(__version__)
+
+
+@app.command()
+def run() -> None:
+    """Run the service: consume returns, take back, publish outcomes. Stops on SIGTERM/SIGINT."""
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(_run_service(settings))
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+
+
+async def _run_service(settings: Settings) -> None:
+    from service.wiring import build_service
+
+    service = build_service(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.runner.run(stop)
+    finally:
+        await service.aclose()
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8765,
+    seed: Annotated[
+        Path | None, typer.Option(help="JSON state to start from.", exists=True, dir_okay=False)
+    ] = None,
+) -> None:
+    """Run the Capillary sandbox: the five endpoints, stateful, with fault injection."""
+    from service.capillary.sandbox import SandboxConfig, serve_forever
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    config = SandboxConfig(host=host, port=port, seed_path=seed)
+    try:
+        asyncio.run(serve_forever(config))
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command("plan")
+def plan_command(
+    event_file: Annotated[Path, typer.Argument(help="A return event as JSON.", exists=True)],
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy YAML (default: the packaged one).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    now: Annotated[
+        datetime | None,
+        typer.Option(help="Decide as of this time (ISO 8601); default: now.", formats=None),
+    ] = None,
+) -> None:
+    """Dry run: show what the service would do for one event, and why. Calls nothing."""
+    from service.clock import SystemClock
+    from service.rules import load_policy, render_plan
+    from service.wiring import make_planner
+
+    try:
+        event = ReturnEvent.model_validate_json(event_file.read_bytes())
+    except ValidationError as exc:
+        raise _fail(f"{event_file} is not a valid return event:\n{exc}", 2) from exc
+    try:
+        loaded = load_policy(policy)
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc), 2) from exc
+    when = now if now is not None and now.tzinfo is not None else SystemClock().now()
+    result = make_planner(loaded)(event, when)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        _out.print(render_plan(result))
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path, typer.Option(help="Directory of the schema files.")] = Path("schemas"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the files differ from the models.")
+    ] = False,
+) -> None:
+    """Write the JSON Schemas and the AsyncAPI document generated from the models."""
+    from service.schemas import drifted, write_all
+
+    if check:
+        stale = drifted(out)
+        if stale:
+            raise _fail(
+                f"schemas out of date in {out}: {', '.join(stale)}. "
+                "Run `return-handler schemas` and commit the result."
+            )
+        _out.print(f"schemas in {out} match the models")
+        return
+    for path in write_all(out):
+        _out.print(f"wrote {path}")
+
+
+@app.command()
+def publish(
+    files: Annotated[list[Path], typer.Argument(help="Event files (JSON) to publish, in order.")],
+    topic: Annotated[str | None, typer.Option(help="Default: the returns topic.")] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Send the bytes as they are, without validating.")
+    ] = False,
+) -> None:
+    """Publish event files to the returns topic, keyed by customer, waiting for each ack."""
+    from service.tools import publish_files
+
+    settings = _settings()
+    try:
+        sent = asyncio.run(
+            publish_files(settings.kafka, files, topic or settings.kafka.returns_topic, raw=raw)
+        )
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+    for line in sent:
+        _out.print(line)
+
+
+@app.command()
+def outcomes(
+    count: Annotated[int, typer.Option(help="Stop after this many outcomes.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each outcome as JSON.")] = False,
+) -> None:
+    """Read the outcomes topic from the beginning and print one readable line per outcome."""
+    from service.tools import format_outcome, read_outcomes
+
+    settings = _settings()
+    seen = 0
+
+    def show(outcome_json: bytes) -> None:
+        nonlocal seen
+        seen += 1
+        if as_json:
+            sys.stdout.write(json.dumps(json.loads(outcome_json)) + "\n")
+        else:
+            _out.print(format_outcome(outcome_json), highlight=False)
+
+    try:
+        asyncio.run(read_outcomes(settings.kafka, show, count=count, wait_seconds=timeout))
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+    if count and seen < count:
+        raise _fail(
+            f"only {seen} of {count} outcomes arrived within {timeout:.0f} s; "
+            "check the service log for errors"
+        )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,110 @@
+"""Logging: structlog JSON lines (or a console renderer on a terminal), secrets never, PII masked.
+
+aiokafka's and httpx's standard-library records go through the same
+processors, so one process writes one format. Context (event id, partition,
+offset) is bound per message with ``structlog.contextvars`` and cleared after.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any, Literal
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+)")
+_PHONE = re.compile(r"(?<![\w.])(\+?\d{2})\d{4,}(\d{2})(?![\w.])")
+_SECRET_KEYS = ("password", "secret", "token", "authorization", "api_key")
+
+
+def mask_text(text: str) -> str:
+    """Mask e-mail addresses and phone-like digit runs in free text."""
+    text = _EMAIL.sub(r"\1***@\2", text)
+    return _PHONE.sub(r"\1****\2", text)
+
+
+def mask_pii(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Processor: drop secret-looking keys, mask e-mails and phone numbers in strings."""
+    for key in list(event_dict):
+        lowered = key.lower()
+        if any(word in lowered for word in _SECRET_KEYS):
+            event_dict[key] = "***"
+            continue
+        value = event_dict[key]
+        if isinstance(value, str):
+            event_dict[key] = mask_text(value)
+    return event_dict
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        mask_pii,
+    ]
+
+
+def configure_logging(
+    level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto"
+) -> None:
+    """Configure structlog and the standard library once, at process start."""
+    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    )
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: tests' capture_logs must see loggers created before it.
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Their INFO chatter is noise at our INFO; warnings still come through.
+    for noisy in ("aiokafka", "httpx", "httpcore", "aiohttp.access", "kafka"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named for its module."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
+
+
+def bind_event_context(**fields: Any) -> None:
+    """Bind correlation fields (event id, topic, partition, offset) for this message."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**fields)
+
+
+def clear_event_context() -> None:
+    """Forget the current message's correlation fields."""
+    structlog.contextvars.clear_contextvars()
+
+
+__all__ = [
+    "bind_event_context",
+    "clear_event_context",
+    "configure_logging",
+    "get_logger",
+    "mask_pii",
+    "mask_text",
+]

@@ -1,0 +1,111 @@
+"""Kafka in: one consumer group on the returns topic, manual commits, calm rebalances.
+
+aiokafka's defaults are wrong for us: auto-commit would commit before the
+outcome is published and ``read_uncommitted`` would read aborted writes, so
+both are set explicitly. A rebalance waits until the batch in hand is
+processed and committed (``settled``), so a partition never changes owner with
+work half done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from service.errors import BrokerError
+from service.logging import get_logger
+from service.pipeline.records import Record
+from service.settings import KafkaSettings
+
+log = get_logger(__name__)
+
+
+class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Holds a rebalance until the batch in hand is committed."""
+
+    def __init__(self, in_flight: asyncio.Lock) -> None:
+        self._in_flight = in_flight
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self._in_flight:
+            log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
+
+
+class KafkaSource:
+    """Records from the returns topic, committed only when the caller says so."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self.in_flight = asyncio.Lock()
+        """Held while a batch is processed; a rebalance waits for it."""
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.client_id}-consumer",
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset=settings.auto_offset_reset,
+            max_poll_records=settings.max_poll_records,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+        )
+
+    async def start(self) -> None:
+        """Join the consumer group on the returns topic."""
+        try:
+            await self._consumer.start()
+        except KafkaError as exc:
+            raise BrokerError(
+                "cannot reach Kafka", bootstrap_servers=self._settings.bootstrap_servers
+            ) from exc
+        self._consumer.subscribe(
+            [self._settings.returns_topic], listener=_SettleOnRevoke(self.in_flight)
+        )
+
+    async def stop(self) -> None:
+        """Leave the group; uncommitted records will be read again by the next owner."""
+        await self._consumer.stop()
+
+    async def poll(self) -> Sequence[Record]:
+        """Fetch what arrived, each partition's records in offset order."""
+        batches = await self._consumer.getmany(timeout_ms=self._settings.fetch_timeout_ms)
+        return [
+            Record(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                headers=tuple(message.headers or ()),
+                timestamp_ms=message.timestamp,
+            )
+            for messages in batches.values()
+            for message in messages
+        ]
+
+    async def commit(self, records: Sequence[Record]) -> None:
+        """Commit the offset after the last of these records in each partition."""
+        offsets = next_offsets(records)
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(
+                {TopicPartition(topic, part): offset for (topic, part), offset in offsets.items()}
+            )
+        except KafkaError as exc:
+            raise BrokerError("offset commit failed", offsets=str(offsets)) from exc
+
+
+def next_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition): the offset to commit, one past the highest record."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        offsets[key] = max(offsets.get(key, 0), record.offset + 1)
+    return offsets

@@ -1,0 +1,324 @@
+"""Plan to Capillary calls: each action in order, one classified result per item.
+
+The client splits, rate-limits and retries; this step chooses the call for
+each action, keeps the order the rules gave (an earn before its enrolment),
+does not attempt an action whose prerequisite did not succeed, and turns the
+client's classes into the statuses of the outcome event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from service.actions import (
+    Action,
+    DeactivateCartPromotion,
+    EnrolLoyalty,
+    IssueLoyaltyEarn,
+    LoyaltyTarget,
+    Plan,
+    Report,
+    RevokeCartEarn,
+    RevokeCouponCodes,
+    RevokeCustomerCoupons,
+    RevokeLoyaltyEarn,
+    RevokeLoyaltyEnrolment,
+)
+from service.capillary.models import (
+    Attribution,
+    AttributionEntityType,
+    CartEarnsRef,
+    CouponCustomer,
+    IdentifierName,
+    LoyaltyCustomer,
+    LoyaltyCustomerEarns,
+    LoyaltyPromotionRef,
+)
+from service.capillary.results import ItemResult as ApiItemResult
+from service.capillary.results import ResultClass
+from service.events import ReturnEvent
+from service.outcome import ActionResult, ActionStatus, ItemResult
+
+REDEEMED_CODES = frozenset({729, 405})
+"""Cart earn and coupon already used by the customer."""
+NOT_FOUND_CODES = frozenset({8015, 404, 8874, 8896})
+"""Customer, promotion or item unknown to Capillary."""
+
+_SEVERITY = [
+    ActionStatus.FAILED,
+    ActionStatus.REFUSED,
+    ActionStatus.NOT_FOUND,
+    ActionStatus.REFUSED_REDEEMED,
+    ActionStatus.ALREADY_REVOKED,
+    ActionStatus.RESTORED,
+    ActionStatus.REVOKED,
+    ActionStatus.SKIPPED,
+]
+
+
+class CapillaryApi(Protocol):
+    """The calls the executor makes; ``CapillaryClient`` is the real one."""
+
+    async def revoke_loyalty_earns(
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomerEarns],
+        attribution: Attribution | None = None,
+    ) -> list[ApiItemResult]: ...
+
+    async def revoke_loyalty_enrolments(
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None = None,
+    ) -> list[ApiItemResult]: ...
+
+    async def enrol(
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None = None,
+    ) -> list[ApiItemResult]: ...
+
+    async def issue_earn(
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None = None,
+    ) -> list[ApiItemResult]: ...
+
+    async def revoke_cart_earns(
+        self,
+        customer_id: int,
+        earns: Sequence[CartEarnsRef],
+        attribution: Attribution | None = None,
+    ) -> list[ApiItemResult]: ...
+
+    async def revoke_coupons_by_codes(
+        self,
+        codes: Sequence[str],
+        series_id: int | None,
+        attribution: Attribution | None = None,
+    ) -> list[ApiItemResult]: ...
+
+    async def revoke_coupons_by_customer(
+        self,
+        customer: CouponCustomer,
+        series_id: int | None,
+        attribution: Attribution | None = None,
+    ) -> list[ApiItemResult]: ...
+
+    async def deactivate_promotion(
+        self,
+        promotion_id: str,
+        customer_id: int,
+        earn_id: str | None,
+        attribution: Attribution | None = None,
+    ) -> list[ApiItemResult]: ...
+
+
+def attribution_for(event: ReturnEvent) -> Attribution | None:
+    """The till, else the store, the return was taken at."""
+    if event.source.till_code:
+        return Attribution(entity_type=AttributionEntityType.TILL, entity_id=event.source.till_code)
+    if event.source.store_code:
+        return Attribution(
+            entity_type=AttributionEntityType.STORE, entity_id=event.source.store_code
+        )
+    return None
+
+
+def item_status(result: ApiItemResult, *, gives_back: bool) -> ActionStatus:
+    """The outcome status of one item from the client's class and Capillary's code."""
+    match result.result_class:
+        case ResultClass.DONE:
+            return ActionStatus.RESTORED if gives_back else ActionStatus.REVOKED
+        case ResultClass.ALREADY_DONE:
+            return ActionStatus.ALREADY_REVOKED
+        case ResultClass.REFUSED if result.code in REDEEMED_CODES:
+            return ActionStatus.REFUSED_REDEEMED
+        case ResultClass.REFUSED if result.code in NOT_FOUND_CODES:
+            return ActionStatus.NOT_FOUND
+        case ResultClass.REFUSED:
+            return ActionStatus.REFUSED
+        case _:
+            return ActionStatus.FAILED
+
+
+def worst(statuses: Sequence[ActionStatus]) -> ActionStatus:
+    """The status that says the most about an action made of several items."""
+    if not statuses:
+        return ActionStatus.FAILED
+    return min(statuses, key=_SEVERITY.index)
+
+
+class Executor:
+    """Runs a plan's actions against Capillary, in the plan's order."""
+
+    def __init__(self, api: CapillaryApi, *, flag_redeemed_for_clawback: bool = False) -> None:
+        self._api = api
+        self._clawback = flag_redeemed_for_clawback
+
+    async def execute(self, event: ReturnEvent, plan: Plan) -> list[ActionResult]:
+        """One result per action, in plan order."""
+        attribution = attribution_for(event)
+        results: list[ActionResult] = []
+        # Loyalty targets whose earn revoke (or enrolment) did not succeed: the next step for
+        # the same promotion and customer would be refused, so it is not attempted.
+        blocked: set[tuple[int, str, str]] = set()
+        for action in plan.actions:
+            result = await self._run(action, attribution, blocked)
+            results.append(result)
+        return results
+
+    async def _run(
+        self,
+        action: Action,
+        attribution: Attribution | None,
+        blocked: set[tuple[int, str, str]],
+    ) -> ActionResult:
+        if isinstance(action, Report):
+            return _result(action, ActionStatus.SKIPPED, [], report_kind=str(action.report_kind))
+        if isinstance(action, RevokeLoyaltyEnrolment | IssueLoyaltyEarn):
+            key = _target_key(action.target)
+            if key in blocked:
+                return _not_attempted(action)
+        api_results = await self._call(action, attribution)
+        gives_back = isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
+        items = [self._item(r, gives_back=gives_back) for r in api_results]
+        status = worst([item.status for item in items])
+        if isinstance(action, RevokeLoyaltyEarn | EnrolLoyalty) and status is ActionStatus.FAILED:
+            blocked.add(_target_key(action.target))
+        return _result(action, status, items, api_results=api_results)
+
+    async def _call(self, action: Action, attribution: Attribution | None) -> list[ApiItemResult]:
+        api = self._api
+        match action:
+            case RevokeLoyaltyEarn(target=t, earn_ids=earn_ids):
+                return await api.revoke_loyalty_earns(
+                    _promotion(t),
+                    t.identifier_name,
+                    [
+                        LoyaltyCustomerEarns(
+                            identifier_value=t.identifier_value, source=t.source, earn_ids=earn_ids
+                        )
+                    ],
+                    attribution,
+                )
+            case RevokeLoyaltyEnrolment(target=t):
+                return await api.revoke_loyalty_enrolments(
+                    _promotion(t), t.identifier_name, [_customer(t)], attribution
+                )
+            case EnrolLoyalty(target=t):
+                return await api.enrol(
+                    _promotion(t), t.identifier_name, [_customer(t)], attribution
+                )
+            case IssueLoyaltyEarn(target=t):
+                return await api.issue_earn(
+                    _promotion(t), t.identifier_name, [_customer(t)], attribution
+                )
+            case RevokeCartEarn(customer_id=customer_id, promotion_id=promotion_id, earn_ids=ids):
+                return await api.revoke_cart_earns(
+                    customer_id,
+                    [CartEarnsRef(promotion_id=promotion_id, earn_ids=ids)],
+                    attribution,
+                )
+            case DeactivateCartPromotion(
+                customer_id=customer_id, promotion_id=promotion_id, earn_id=earn_id
+            ):
+                return await api.deactivate_promotion(
+                    promotion_id, customer_id, earn_id, attribution
+                )
+            case RevokeCouponCodes(series_id=series_id, codes=codes):
+                return await api.revoke_coupons_by_codes(codes, series_id, attribution)
+            case RevokeCustomerCoupons(customer=c, series_id=series_id):
+                return await api.revoke_coupons_by_customer(
+                    CouponCustomer(
+                        id=str(c.id) if c.id is not None else None,
+                        mobile=c.mobile,
+                        email=c.email,
+                        external_id=c.external_id,
+                    ),
+                    series_id,
+                    attribution,
+                )
+        raise AssertionError(f"no call for action kind {action.kind}")  # pragma: no cover
+
+    def _item(self, result: ApiItemResult, *, gives_back: bool) -> ItemResult:
+        status = item_status(result, gives_back=gives_back)
+        detail = dict(result.detail)
+        if status is ActionStatus.REFUSED_REDEEMED and self._clawback:
+            detail["clawback"] = "flagged"
+        return ItemResult(
+            item=result.item,
+            status=status,
+            code=result.code,
+            message=result.message,
+            detail=detail,
+        )
+
+
+def _promotion(target: LoyaltyTarget) -> LoyaltyPromotionRef:
+    return LoyaltyPromotionRef(
+        program_id=target.program_id,
+        promotion_id=target.promotion_id,
+        promo_identifier=target.promo_identifier,
+    )
+
+
+def _customer(target: LoyaltyTarget) -> LoyaltyCustomer:
+    return LoyaltyCustomer(identifier_value=target.identifier_value, source=target.source)
+
+
+def _target_key(target: LoyaltyTarget) -> tuple[int, str, str]:
+    promotion = str(target.promotion_id or target.promo_identifier)
+    return (target.program_id, promotion, f"{target.identifier_name}:{target.identifier_value}")
+
+
+def _not_attempted(action: RevokeLoyaltyEnrolment | IssueLoyaltyEarn) -> ActionResult:
+    return ActionResult(
+        action_id=action.action_id,
+        kind=action.kind,
+        reason_code=action.reason_code,
+        reason=action.reason,
+        status=ActionStatus.FAILED,
+        items=[
+            ItemResult(
+                item=action.action_id,
+                status=ActionStatus.FAILED,
+                message="not attempted: the step before it for this promotion did not succeed",
+            )
+        ],
+        next_step="Replay the event once the earlier step's failure is resolved.",
+    )
+
+
+def _result(
+    action: Action,
+    status: ActionStatus,
+    items: list[ItemResult],
+    *,
+    report_kind: str | None = None,
+    api_results: Sequence[ApiItemResult] = (),
+) -> ActionResult:
+    next_steps = sorted({r.next_step for r in api_results if r.next_step})
+    request_ids = list(dict.fromkeys(rid for r in api_results for rid in r.request_ids))
+    return ActionResult(
+        action_id=action.action_id,
+        kind=action.kind,
+        reason_code=action.reason_code,
+        reason=action.reason,
+        status=status,
+        report_kind=report_kind,
+        broad=bool(getattr(action, "broad", False)),
+        items=items,
+        attempts=max((r.attempts for r in api_results), default=0),
+        elapsed_ms=max((r.elapsed_ms for r in api_results), default=0.0),
+        request_ids=request_ids,
+        next_step="; ".join(next_steps) if next_steps else None,
+    )

@@ -1,0 +1,147 @@
+"""The one place that puts the steps in order: validate, plan, execute, publish.
+
+It writes one canonical log line per record (``event_processed`` or
+``event_dead_lettered``) with everything an operator needs to find it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from service import __version__
+from service.actions import IssueLoyaltyEarn, Plan
+from service.clock import Clock
+from service.events import ReturnEvent
+from service.logging import bind_event_context, clear_event_context, get_logger
+from service.outcome import (
+    ActionResult,
+    EventIdentity,
+    OutcomeEvent,
+    OutcomeStatus,
+    ServiceInfo,
+    SourceRecord,
+)
+from service.pipeline.execute import Executor
+from service.pipeline.records import DeadLetter, Record, ResultSink
+from service.pipeline.validate import validate
+
+log = get_logger(__name__)
+
+Planner = Callable[[ReturnEvent, datetime], Plan]
+"""The rules with the policy already bound: (event, now) -> plan. Pure."""
+
+REISSUE_WARNING = (
+    "This outcome re-issued loyalty earns. Capillary's EARN has no idempotency key: "
+    "replaying this event issues them again. Check the earned ids below before any replay."
+)
+
+
+class Processor:
+    """Handles one record from bytes to a published outcome (or dead letter)."""
+
+    def __init__(
+        self, *, planner: Planner, executor: Executor, sink: ResultSink, clock: Clock
+    ) -> None:
+        self._planner = planner
+        self._executor = executor
+        self._sink = sink
+        self._clock = clock
+
+    async def handle(self, record: Record) -> OutcomeEvent | DeadLetter:
+        """Process one record; returns once its outcome or dead letter is acknowledged."""
+        started = self._clock.monotonic()
+        bind_event_context(topic=record.topic, partition=record.partition, offset=record.offset)
+        try:
+            parsed = validate(record)
+            if isinstance(parsed, DeadLetter):
+                return await self._dead_letter(parsed, started)
+            return await self._process(record, parsed, started)
+        finally:
+            clear_event_context()
+
+    async def _process(self, record: Record, event: ReturnEvent, started: float) -> OutcomeEvent:
+        bind_event_context(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_id=event.event_id,
+            return_type=str(event.return_type),
+        )
+        plan = self._planner(event, self._clock.now())
+        results = await self._executor.execute(event, plan)
+        outcome = build_outcome(
+            event,
+            plan,
+            results,
+            record=record,
+            processed_at=self._clock.now(),
+            duration_ms=(self._clock.monotonic() - started) * 1000,
+        )
+        await self._sink.publish_outcome(outcome)
+        log.info(
+            "event_processed",
+            status=str(outcome.status),
+            decision=str(outcome.decision),
+            actions=len(outcome.actions),
+            failed_actions=[a.action_id for a in outcome.actions if a.status.is_failure],
+            statuses=_count_statuses(results),
+            duration_ms=round(outcome.duration_ms, 1),
+        )
+        return outcome
+
+    async def _dead_letter(self, dead: DeadLetter, started: float) -> DeadLetter:
+        await self._sink.publish_dead_letter(dead)
+        log.warning(
+            "event_dead_lettered",
+            reason=dead.reason,
+            error_type=dead.error_type,
+            duration_ms=round((self._clock.monotonic() - started) * 1000, 1),
+        )
+        return dead
+
+
+def build_outcome(
+    event: ReturnEvent,
+    plan: Plan,
+    results: list[ActionResult],
+    *,
+    record: Record | None,
+    processed_at: datetime,
+    duration_ms: float,
+) -> OutcomeEvent:
+    """Assemble the outcome event from the plan and its results."""
+    failed = any(result.status.is_failure for result in results)
+    reissued = any(isinstance(action, IssueLoyaltyEarn) for action in plan.actions)
+    return OutcomeEvent(
+        event=EventIdentity(
+            event_id=event.event_id,
+            return_type=event.return_type,
+            occurred_at=event.occurred_at,
+            order_id=event.order.order_id,
+            transaction_id=event.order.transaction_id,
+            customer_id=event.customer.id,
+            customer_external_id=event.customer.external_id,
+            record=(
+                SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
+                if record is not None
+                else None
+            ),
+        ),
+        status=OutcomeStatus.FAILED if failed else OutcomeStatus.COMPLETED,
+        decision=plan.decision,
+        summary=plan.summary,
+        policy_version=plan.policy_version,
+        actions=results,
+        processed_at=processed_at,
+        duration_ms=duration_ms,
+        service=ServiceInfo(version=__version__),
+        replay_warning=REISSUE_WARNING if reissued else None,
+    )
+
+
+def _count_statuses(results: list[ActionResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[str(result.status)] = counts.get(str(result.status), 0) + 1
+    return counts

@@ -1,0 +1,180 @@
+"""JSON Schema and AsyncAPI documents, generated from the models so they cannot drift.
+
+``return-handler schemas`` writes them to ``schemas/``; ``--check`` fails when
+the files there differ from what the models generate (CI runs the check).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service import __version__
+from service.events import ReturnEvent
+from service.outcome import OutcomeEvent
+from service.pipeline.publish import DEAD_LETTER_HEADERS
+
+RETURN_EVENT_FILE = "return-event.v1.json"
+OUTCOME_EVENT_FILE = "outcome-event.v1.json"
+DEAD_LETTER_FILE = "dead-letter-headers.v1.json"
+ASYNCAPI_FILE = "asyncapi.yaml"
+
+_HEADER_DOCS = {
+    "rh-reason": "Why the message is not a valid event, for people.",
+    "rh-error-type": "json_invalid | invalid_event | empty | rules_error.",
+    "rh-details": "One validation error per line (field path: message), at most 20.",
+    "rh-origin-topic": "Topic the message was read from.",
+    "rh-origin-partition": "Partition it was read from (decimal).",
+    "rh-origin-offset": "Offset it was read from (decimal).",
+    "rh-dead-lettered-at": "When it was dead-lettered (ISO 8601, UTC).",
+}
+
+
+def _return_event_schema() -> dict[str, Any]:
+    schema = ReturnEvent.model_json_schema(mode="validation")
+    schema["$id"] = f"https://return-handler.local/schemas/{RETURN_EVENT_FILE}"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def _outcome_event_schema() -> dict[str, Any]:
+    schema = OutcomeEvent.model_json_schema(mode="serialization")
+    schema["$id"] = f"https://return-handler.local/schemas/{OUTCOME_EVENT_FILE}"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def _dead_letter_schema() -> dict[str, Any]:
+    assert set(_HEADER_DOCS) == set(DEAD_LETTER_HEADERS), "document every dead-letter header"
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://return-handler.local/schemas/{DEAD_LETTER_FILE}",
+        "title": "DeadLetterHeaders",
+        "description": (
+            "Headers added to a dead-lettered message. Its key and value are the original "
+            "message's, byte for byte, so it can be fixed and replayed; its original headers "
+            "are kept too."
+        ),
+        "type": "object",
+        "properties": {
+            name: {"type": "string", "description": doc} for name, doc in _HEADER_DOCS.items()
+        },
+        "required": sorted(_HEADER_DOCS),
+    }
+
+
+def _asyncapi() -> dict[str, Any]:
+    def message(name: str, title: str, summary: str, ref: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "title": title,
+            "summary": summary,
+            "contentType": "application/json",
+            "payload": {"$ref": ref},
+        }
+
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "return-handler",
+            "version": __version__,
+            "description": (
+                "Reads return and refund events, takes back in Capillary what the original "
+                "order earned, and publishes one outcome per event. Topic names are settings "
+                "(RETURN_HANDLER_KAFKA__*_TOPIC); the defaults are shown."
+            ),
+        },
+        "channels": {
+            "returns": {
+                "address": "returns",
+                "description": "Input. Key: any (the customer id keeps one customer in order).",
+                "messages": {
+                    "returnEvent": message(
+                        "ReturnEvent",
+                        "Return, refund, exchange or cancelled return",
+                        "One event per message; event_id is the idempotency key.",
+                        f"./{RETURN_EVENT_FILE}",
+                    )
+                },
+            },
+            "outcomes": {
+                "address": "return-outcomes",
+                "description": "Output. Key: the source event_id. One outcome per input event.",
+                "messages": {
+                    "outcomeEvent": message(
+                        "OutcomeEvent",
+                        "What was decided and done for one event",
+                        "Decision, every action with its reason and result, timings.",
+                        f"./{OUTCOME_EVENT_FILE}",
+                    )
+                },
+            },
+            "deadLetters": {
+                "address": "returns-dead-letter",
+                "description": (
+                    "Input messages that are not valid events: original key and bytes, "
+                    "reason and origin in headers."
+                ),
+                "messages": {
+                    "deadLetter": {
+                        "name": "DeadLetter",
+                        "title": "A refused input message",
+                        "contentType": "application/octet-stream",
+                        "headers": {"$ref": f"./{DEAD_LETTER_FILE}"},
+                    }
+                },
+            },
+        },
+        "operations": {
+            "consumeReturns": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/returns"},
+            },
+            "publishOutcomes": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/outcomes"},
+            },
+            "publishDeadLetters": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/deadLetters"},
+            },
+        },
+    }
+
+
+def render_all() -> dict[str, str]:
+    """File name to exact file content, for every generated document."""
+
+    def as_json(doc: dict[str, Any]) -> str:
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+    return {
+        RETURN_EVENT_FILE: as_json(_return_event_schema()),
+        OUTCOME_EVENT_FILE: as_json(_outcome_event_schema()),
+        DEAD_LETTER_FILE: as_json(_dead_letter_schema()),
+        ASYNCAPI_FILE: yaml.safe_dump(_asyncapi(), sort_keys=False, width=100),
+    }
+
+
+def write_all(directory: Path) -> list[Path]:
+    """Write every document into ``directory``; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in render_all().items():
+        path = directory / name
+        path.write_text(content, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def drifted(directory: Path) -> list[str]:
+    """Names of the documents in ``directory`` that are missing or differ from the models."""
+    stale = []
+    for name, content in render_all().items():
+        path = directory / name
+        if not path.exists() or path.read_text(encoding="utf-8") != content:
+            stale.append(name)
+    return stale

@@ -1,0 +1,116 @@
+"""run: commit only what was published, drain on stop, stop on fatal errors."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+
+from service.actions import Decision, Plan
+from service.clock import FakeClock
+from service.errors import CapillaryAuthError
+from service.events import ReturnEvent
+from service.outcome import OutcomeEvent
+from service.pipeline.execute import Executor
+from service.pipeline.process import Processor
+from service.pipeline.records import Record
+from service.pipeline.run import Runner
+from tests.factories import event_bytes
+from tests.fakes import FakeCapillary, FakeSink, FakeSource
+
+
+def _empty_plan(event: ReturnEvent, now: datetime) -> Plan:
+    return Plan(
+        event_id=event.event_id,
+        decision=Decision.NOTHING_TO_DO,
+        summary="nothing",
+        decided_at=now,
+        policy_version="p",
+    )
+
+
+def _records(partition: int, offsets: range) -> list[Record]:
+    return [
+        Record("returns", partition, o, None, event_bytes(event_id=f"e-{partition}-{o}"))
+        for o in offsets
+    ]
+
+
+def _runner(source: FakeSource, sink: FakeSink, planner=_empty_plan) -> Runner:  # type: ignore[no-untyped-def]
+    processor = Processor(
+        planner=planner, executor=Executor(FakeCapillary()), sink=sink, clock=FakeClock()
+    )
+    return Runner(source=source, sink=sink, processor=processor, grace_seconds=5)
+
+
+async def _run_until_drained(runner: Runner, source: FakeSource) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    await source.drained.wait()
+    stop.set()
+    await task
+
+
+async def test_run_commits_each_batch_after_its_outcomes_are_published() -> None:
+    batch1 = _records(0, range(0, 3)) + _records(1, range(10, 12))
+    batch2 = [*_records(0, range(3, 4)), Record("returns", 1, 12, None, b"junk")]
+    source = FakeSource(batches=[batch1, batch2])
+    sink = FakeSink()
+    runner = _runner(source, sink)
+
+    await _run_until_drained(runner, source)
+
+    assert source.commits == [batch1, batch2]
+    assert len(sink.outcomes) == 6
+    assert len(sink.dead_letters) == 1
+    assert (runner.stats.records, runner.stats.outcomes, runner.stats.dead_letters) == (7, 6, 1)
+    assert source.started
+    assert source.stopped
+
+
+async def test_run_stop_mid_batch_commits_only_the_processed_prefix() -> None:
+    batch = _records(0, range(0, 5))
+    source = FakeSource(batches=[batch])
+    stop = asyncio.Event()
+    sink = FakeSink()
+    # The stop arrives while the second record is being published.
+    sink.on_outcome = lambda outcome: stop.set() if len(sink.outcomes) == 2 else None
+    runner = _runner(source, sink)
+
+    await runner.run(stop)
+
+    assert [r.offset for r in source.commits[0]] == [0, 1]
+    assert len(sink.outcomes) == 2
+    assert source.stopped
+
+
+async def test_run_fatal_auth_error_stops_without_committing_the_failed_record() -> None:
+    calls = 0
+
+    def planner(event: ReturnEvent, now: datetime) -> Plan:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise CapillaryAuthError("credentials refused")
+        return _empty_plan(event, now)
+
+    source = FakeSource(batches=[_records(0, range(0, 3))])
+    sink = FakeSink()
+    runner = _runner(source, sink, planner)
+
+    with pytest.raises(CapillaryAuthError):
+        await runner.run(asyncio.Event())
+
+    assert [[r.offset for r in c] for c in source.commits] == [[0]]
+    assert [o.event.event_id for o in sink.outcomes] == ["e-0-0"]
+    assert source.stopped
+
+
+async def test_run_outcome_per_record_in_partition_order() -> None:
+    source = FakeSource(batches=[_records(2, range(5, 9))])
+    sink = FakeSink()
+    await _run_until_drained(_runner(source, sink), source)
+    offsets = [o.event.record.offset for o in sink.outcomes if o.event.record]
+    assert offsets == [5, 6, 7, 8]
+    assert all(isinstance(o, OutcomeEvent) for o in sink.outcomes)
