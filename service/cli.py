@@ -55,6 +55,16 @@ def version() -> None:
     _out.print(__version__)
 
 
+@app.command("settings")
+def settings_command() -> None:
+    """Print every setting as a Markdown table: environment variable, default, meaning."""
+    from service.settings import describe_settings
+
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{env}` | `{default}` | {doc} |" for env, default, doc in describe_settings()]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 @app.command()
 def run() -> None:
     """Run the service: consume returns, take back, publish outcomes. Stops on SIGTERM/SIGINT."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -68,8 +69,30 @@ async def read_outcomes(
     wait_seconds: float = 30.0,
 ) -> int:
     """Read outcomes from the start (no group); stop at ``count`` or after ``wait_seconds``."""
+    records = await read_topic(
+        kafka.bootstrap_servers,
+        kafka.outcomes_topic,
+        count=count,
+        wait_seconds=wait_seconds,
+        on_record=lambda record: on_outcome(record.value) if record.value is not None else None,
+    )
+    return len(records)
+
+
+async def read_topic(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    count: int = 0,
+    wait_seconds: float = 30.0,
+    on_record: Callable[[ConsumerRecord[bytes, bytes]], None] | None = None,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Committed records of ``topic`` from its start, without a consumer group.
+
+    Stops once ``count`` records arrived (0: read until ``wait_seconds`` pass).
+    """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
         isolation_level="read_committed",
         auto_offset_reset="earliest",
@@ -77,32 +100,41 @@ async def read_outcomes(
     try:
         await consumer.start()
     except KafkaError as exc:
-        raise BrokerError("cannot reach Kafka", bootstrap_servers=kafka.bootstrap_servers) from exc
-    seen = 0
+        raise BrokerError("cannot reach Kafka", bootstrap_servers=bootstrap_servers) from exc
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    end = time.monotonic() + wait_seconds
     try:
-        partitions = await _wait_for_partitions(consumer, kafka.outcomes_topic)
+        partitions = await _partitions_of(consumer, topic, end)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        end = time.monotonic() + wait_seconds
-        while not (count and seen >= count) and time.monotonic() < end:
+        while not (count and len(records) >= count) and time.monotonic() < end:
             batches = await consumer.getmany(timeout_ms=200)
             for messages in batches.values():
                 for message in messages:
-                    if message.value is not None:
-                        on_outcome(message.value)
-                        seen += 1
+                    records.append(message)
+                    if on_record is not None:
+                        on_record(message)
     finally:
         await consumer.stop()
-    return seen
+    return records
 
 
-async def _wait_for_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        # Topic metadata may not be loaded yet (or the topic is auto-created on first write).
+async def _partitions_of(
+    consumer: AIOKafkaConsumer, topic: str, end: float
+) -> list[TopicPartition]:
+    # A topic created a moment ago (or auto-created on first write) may not be in the
+    # metadata yet: ask again until it is, within the caller's time budget.
+    while True:
         await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic) or {0}
-    return [TopicPartition(topic, p) for p in sorted(partitions)]
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return [TopicPartition(topic, p) for p in sorted(partitions)]
+        if time.monotonic() >= end:
+            raise BrokerError(
+                f"topic {topic} does not exist (yet)",
+                next_step_hint="check the topic name settings; is the service running?",
+            )
+        await asyncio.sleep(0.2)
 
 
 _MARK = {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,11 @@ class FakeSource:
         self.drained.set()
         await asyncio.sleep(0)  # yield, as a real poll would, so stop can be observed
         return []
+
+    @contextlib.asynccontextmanager
+    async def processing(self) -> AsyncIterator[None]:
+        async with self.in_flight:
+            yield
 
     async def commit(self, records: Sequence[Record]) -> None:
         self.commits.append(list(records))

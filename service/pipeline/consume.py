@@ -2,15 +2,18 @@
 
 aiokafka's defaults are wrong for us: auto-commit would commit before the
 outcome is published and ``read_uncommitted`` would read aborted writes, so
-both are set explicitly. A rebalance waits until the batch in hand is
-processed and committed (``settled``), so a partition never changes owner with
-work half done.
+both are set explicitly. While a batch is processed (``processing``) the
+partitions are paused and the consumer keeps polling, so a slow Capillary
+never makes the group think this member died (``max.poll.interval.ms``); a
+rebalance waits until the batch in hand is committed, so a partition never
+changes owner with work half done.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -71,6 +74,31 @@ class KafkaSource:
     async def stop(self) -> None:
         """Leave the group; uncommitted records will be read again by the next owner."""
         await self._consumer.stop()
+
+    @contextlib.asynccontextmanager
+    async def processing(self) -> AsyncIterator[None]:
+        """Hold rebalances, pause fetching and keep the membership alive while a batch runs."""
+        async with self.in_flight:
+            paused = list(self._consumer.assignment())
+            self._consumer.pause(*paused)
+            keepalive = asyncio.create_task(self._keep_polling())
+            try:
+                yield
+            finally:
+                keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keepalive
+                still_ours = self._consumer.assignment()
+                self._consumer.resume(*[tp for tp in paused if tp in still_ours])
+
+    async def _keep_polling(self) -> None:
+        # Polling paused partitions returns nothing but tells the group we are alive.
+        while True:
+            stray = await self._consumer.getmany(timeout_ms=1000)
+            for tp, messages in stray.items():
+                # A partition that was not paused: give its records back for the next poll.
+                if messages:
+                    self._consumer.seek(tp, messages[0].offset)
 
     async def poll(self) -> Sequence[Record]:
         """Fetch what arrived, each partition's records in offset order."""

@@ -7,6 +7,7 @@ The ports are protocols so that the pipeline runs unchanged over real Kafka
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +53,10 @@ class RecordSource(Protocol):
 
     async def poll(self) -> Sequence[Record]:
         """The next records, in partition order; empty when none arrived in time."""
+        ...
+
+    def processing(self) -> AbstractAsyncContextManager[None]:
+        """Held while a batch is processed: no rebalance, no new fetches, still alive."""
         ...
 
     async def commit(self, records: Sequence[Record]) -> None:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from service.errors import CapillaryAuthError, ConfigurationError
 from service.logging import get_logger
@@ -22,12 +21,6 @@ from service.pipeline.process import Processor
 from service.pipeline.records import DeadLetter, Record, RecordSource, ResultSink
 
 log = get_logger(__name__)
-
-
-class BatchGuardedSource(RecordSource, Protocol):
-    """A source whose rebalances wait while ``in_flight`` is held."""
-
-    in_flight: asyncio.Lock
 
 
 @dataclass
@@ -47,7 +40,7 @@ class Runner:
     def __init__(
         self,
         *,
-        source: BatchGuardedSource,
+        source: RecordSource,
         sink: ResultSink,
         processor: Processor,
         grace_seconds: float,
@@ -102,7 +95,7 @@ class Runner:
             records = await self._source.poll()
             if not records:
                 continue
-            async with self._source.in_flight:
+            async with self._source.processing():
                 await self._process_batch(records, stop)
 
     async def _process_batch(self, records: Sequence[Record], stop: asyncio.Event) -> None:

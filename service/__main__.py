@@ -1,0 +1,5 @@
+"""``python -m service`` is ``return-handler``."""
+
+from service.cli import main
+
+main()
