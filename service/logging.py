@@ -16,25 +16,31 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+)")
-_PHONE = re.compile(r"(?<![\w.])(\+?\d{2})\d{4,}(\d{2})(?![\w.])")
 _SECRET_KEYS = ("password", "secret", "token", "authorization", "api_key")
+# Phone numbers look like ids and coupon codes in free text, so they are masked by key.
+_PHONE_KEYS = ("mobile", "phone")
 
 
 def mask_text(text: str) -> str:
-    """Mask e-mail addresses and phone-like digit runs in free text."""
-    text = _EMAIL.sub(r"\1***@\2", text)
-    return _PHONE.sub(r"\1****\2", text)
+    """Mask e-mail addresses in free text (the domain stays, for support)."""
+    return _EMAIL.sub(r"\1***@\2", text)
+
+
+def mask_phone(value: str) -> str:
+    """Keep the first two and last two characters of a phone number."""
+    return value[:2] + "*" * max(len(value) - 4, 0) + value[-2:] if len(value) > 4 else "****"
 
 
 def mask_pii(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Processor: drop secret-looking keys, mask e-mails and phone numbers in strings."""
+    """Processor: drop secret-looking keys, mask phone-number keys and e-mails anywhere."""
     for key in list(event_dict):
         lowered = key.lower()
+        value = event_dict[key]
         if any(word in lowered for word in _SECRET_KEYS):
             event_dict[key] = "***"
-            continue
-        value = event_dict[key]
-        if isinstance(value, str):
+        elif any(word in lowered for word in _PHONE_KEYS) and value is not None:
+            event_dict[key] = mask_phone(str(value))
+        elif isinstance(value, str):
             event_dict[key] = mask_text(value)
     return event_dict
 

@@ -1,0 +1,21 @@
+"""The README documents every setting the code has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.settings import describe_settings
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def test_readme_lists_every_setting_with_its_default() -> None:
+    missing = [
+        env for env, default, _ in describe_settings() if f"`{env}` | `{default}`" not in README
+    ]
+    assert missing == [], "run `return-handler settings` and paste the table into README.md"
+
+
+def test_readme_shows_the_two_commands_first() -> None:
+    assert README.index("make demo") < README.index("## Configuration")
+    assert "make test" in README
