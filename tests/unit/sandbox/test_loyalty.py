@@ -1,0 +1,286 @@
+"""Loyalty bulk endpoints of the sandbox: revokeEnrolAndEarn and enrolAndEarn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from service.capillary.sandbox import Sandbox
+from tests.unit.sandbox.helpers import loyalty_body, tom
+
+REVOKE = "/v2/promotion/bulk/revokeEnrolAndEarn"
+ENROL = "/v2/promotion/bulk/enrolAndEarn"
+DIRECT = {"programId": 2714, "promoIdentifier": "1d9e540d-ae2c-443f-9d0d-7ac146bf93f2"}
+
+
+def codes(body: dict[str, Any]) -> list[int | None]:
+    """The first error code of each item, None for successes."""
+    return [item["errors"][0]["code"] if item["errors"] else None for item in body["response"]]
+
+
+async def test_revoke_earn_with_earn_ids_revokes_only_those(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    response = await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[974])]))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response"][0]["result"] == {
+        "entityType": "CUSTOMER",
+        "entityId": 555567088,
+        "promotionId": 202779,
+        "programId": 2714,
+        "revokedEarnIds": [974],
+    }
+    assert (body["totalCount"], body["failureCount"]) == (1, 0)
+    assert sandbox.state.loyalty_earns[974].revoked
+    assert not sandbox.state.loyalty_earns[975].revoked
+
+
+async def test_revoke_earn_twice_answers_8903(client: httpx.AsyncClient) -> None:
+    request = loyalty_body("REVOKE_EARN", [tom(earnIds=[974])])
+    await client.post(REVOKE, json=request)
+
+    again = (await client.post(REVOKE, json=request)).json()
+
+    assert codes(again) == [8903]
+    assert "result" not in again["response"][0]
+    assert again["response"][0]["errors"][0]["message"] == (
+        "Earn IDs passed are either invalid or already revoked"
+    )
+
+
+async def test_revoke_earn_with_foreign_earn_id_fails_whole_item_and_revokes_nothing(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    # 957 belongs to the direct promotion, not to 202779.
+    body = (
+        await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[974, 957])]))
+    ).json()
+
+    assert codes(body) == [8903]
+    assert not sandbox.state.loyalty_earns[974].revoked
+
+
+async def test_revoke_earn_without_earn_ids_revokes_all_active_earns(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    body = (await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom()]))).json()
+
+    assert body["response"][0]["result"]["revokedEarnIds"] == [974, 975]
+    again = (await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom()]))).json()
+    assert codes(again) == [8903]
+
+
+async def test_revoke_earn_by_promo_identifier_echoes_identifier(client: httpx.AsyncClient) -> None:
+    body = (
+        await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom()], promotion=DIRECT))
+    ).json()
+
+    result = body["response"][0]["result"]
+    assert result["promoIdentifier"] == DIRECT["promoIdentifier"]
+    assert "promotionId" not in result
+    assert result["revokedEarnIds"] == [957]
+
+
+async def test_bulk_results_match_customers_by_position(client: httpx.AsyncClient) -> None:
+    customers = [
+        {"identifierValue": "999", "source": "INSTORE"},
+        tom(earnIds=[975]),
+        {"identifierValue": "555567089", "source": "INSTORE"},
+        {"identifierValue": "555567088", "source": ""},
+    ]
+    body = (await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", customers))).json()
+
+    # Huck (555567089) is enrolled but has no earns: nothing to revoke.
+    assert codes(body) == [8015, None, 8903, 11013]
+    assert body["response"][1]["result"]["entityId"] == 555567088
+    assert (body["totalCount"], body["failureCount"]) == (4, 3)
+
+
+@pytest.mark.parametrize(
+    ("identifier_name", "value"),
+    [("mobile", "11223569865"), ("email", "TOM.SAWYER@example.com"), ("id", "555567088")],
+)
+async def test_customer_is_found_by_each_identifier_name(
+    client: httpx.AsyncClient, identifier_name: str, value: str
+) -> None:
+    request = loyalty_body(
+        "REVOKE_EARN",
+        [{"identifierValue": value, "source": "instore", "earnIds": [974]}],
+        identifier_name=identifier_name,
+    )
+    body = (await client.post(REVOKE, json=request)).json()
+
+    assert body["response"][0]["result"]["entityId"] == 555567088
+
+
+async def test_source_other_than_registration_source_is_customer_not_found(
+    client: httpx.AsyncClient,
+) -> None:
+    body = (
+        await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(source="FACEBOOK")]))
+    ).json()
+
+    assert codes(body) == [8015]
+
+
+@pytest.mark.parametrize(
+    ("promotion", "code"),
+    [
+        ({"programId": 9999, "promotionId": "202779"}, 1101),
+        ({"programId": 2714, "promotionId": "1"}, 8874),
+        ({"programId": 2714, "promoIdentifier": "no-such-identifier"}, 8874),
+        ({"programId": 2714}, 8881),
+        ({"promotionId": "202779"}, 8881),
+        ({"programId": 2714, "promotionId": "202091"}, 8892),
+    ],
+)
+async def test_call_level_error_is_repeated_for_every_customer(
+    client: httpx.AsyncClient, promotion: dict[str, Any], code: int
+) -> None:
+    request = loyalty_body("REVOKE_EARN", [tom(), tom()], promotion=promotion)
+    body = (await client.post(REVOKE, json=request)).json()
+
+    assert codes(body) == [code, code]
+    assert (body["totalCount"], body["failureCount"]) == (2, 2)
+
+
+async def test_entity_type_other_than_customer_answers_8901(client: httpx.AsyncClient) -> None:
+    request = loyalty_body("REVOKE_EARN", [tom()], entity_type="USER_GROUP")
+    body = (await client.post(REVOKE, json=request)).json()
+
+    assert codes(body) == [8901]
+
+
+async def test_revoke_enrol_on_direct_promotion_answers_8902(client: httpx.AsyncClient) -> None:
+    body = (
+        await client.post(REVOKE, json=loyalty_body("REVOKE_ENROL", [tom()], promotion=DIRECT))
+    ).json()
+
+    assert codes(body) == [8902]
+
+
+async def test_enrol_on_direct_promotion_answers_8902(client: httpx.AsyncClient) -> None:
+    body = (await client.post(ENROL, json=loyalty_body("ENROL", [tom()], promotion=DIRECT))).json()
+
+    assert codes(body) == [8902]
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        {"identifierValue": "", "source": "INSTORE"},
+        {"identifierValue": "555567088", "source": ""},
+        {"identifierValue": "555567088"},
+    ],
+)
+async def test_empty_identifier_value_or_source_answers_11013(
+    client: httpx.AsyncClient, customer: dict[str, Any]
+) -> None:
+    body = (await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [customer]))).json()
+
+    assert codes(body) == [11013]
+
+
+async def test_unsupported_identifier_name_answers_11013(client: httpx.AsyncClient) -> None:
+    request = loyalty_body("REVOKE_EARN", [tom()], identifier_name="externalId")
+    body = (await client.post(REVOKE, json=request)).json()
+
+    assert codes(body) == [11013]
+
+
+async def test_more_than_100_customers_is_rejected_with_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom()] * 101))
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == 400
+
+
+async def test_exactly_100_customers_are_all_answered(client: httpx.AsyncClient) -> None:
+    customers = [{"identifierValue": str(n), "source": "INSTORE"} for n in range(100)]
+    response = await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", customers))
+
+    assert response.status_code == 200
+    assert len(response.json()["response"]) == 100
+
+
+async def test_bulk_action_of_the_other_endpoint_is_rejected_with_400(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(REVOKE, json=loyalty_body("EARN", [tom()]))
+
+    assert response.status_code == 400
+
+
+async def test_revoke_enrol_with_active_earns_answers_8904_then_succeeds_after_revoke_earn(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    first = (await client.post(REVOKE, json=loyalty_body("REVOKE_ENROL", [tom()]))).json()
+    assert codes(first) == [8904]
+    assert (202779, 555567088) in sandbox.state.enrolments
+
+    await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom()]))
+    second = (await client.post(REVOKE, json=loyalty_body("REVOKE_ENROL", [tom()]))).json()
+
+    assert second["response"][0]["result"]["issualId"] == "847"
+    assert "revokedIssualId" not in second["response"][0]["result"]
+    third = (await client.post(REVOKE, json=loyalty_body("REVOKE_ENROL", [tom()]))).json()
+    assert codes(third) == [8903]
+
+
+async def test_enrol_then_earn_issues_new_string_earned_id(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    becky = {"identifierValue": "555567090", "source": "WEB_ENGAGE"}
+    enrol = (await client.post(ENROL, json=loyalty_body("ENROL", [becky]))).json()
+    issual = enrol["response"][0]["result"]["issualId"]
+
+    earn = (await client.post(ENROL, json=loyalty_body("EARN", [becky]))).json()
+    result = earn["response"][0]["result"]
+
+    assert isinstance(result["earnedId"], str)
+    assert result["issualId"] == issual
+    earned = sandbox.state.loyalty_earns[int(result["earnedId"])]
+    assert (earned.customer_id, earned.promotion_id, earned.revoked) == (555567090, 202779, False)
+    second = (await client.post(ENROL, json=loyalty_body("EARN", [becky]))).json()
+    assert second["response"][0]["result"]["earnedId"] != result["earnedId"]
+
+
+async def test_enrol_of_enrolled_customer_answers_existing_issual(
+    client: httpx.AsyncClient,
+) -> None:
+    body = (await client.post(ENROL, json=loyalty_body("ENROL", [tom()]))).json()
+
+    assert body["response"][0]["result"]["issualId"] == "847"
+
+
+async def test_earn_without_enrolment_answers_8896(client: httpx.AsyncClient) -> None:
+    becky = {"identifierValue": "555567090", "source": "WEB_ENGAGE"}
+    body = (await client.post(ENROL, json=loyalty_body("EARN", [becky]))).json()
+
+    assert codes(body) == [8896]
+
+
+async def test_direct_earn_answers_dummy_issual_and_new_earn(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    body = (await client.post(ENROL, json=loyalty_body("EARN", [tom()], promotion=DIRECT))).json()
+
+    result = body["response"][0]["result"]
+    assert isinstance(result["issualId"], str)
+    assert sandbox.state.loyalty_earns[int(result["earnedId"])].promotion_id == 202090
+
+
+async def test_earn_after_revoke_can_be_revoked_by_its_new_id(client: httpx.AsyncClient) -> None:
+    await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[974])]))
+    issued = (await client.post(ENROL, json=loyalty_body("EARN", [tom()]))).json()
+    new_id = int(issued["response"][0]["result"]["earnedId"])
+
+    body = (
+        await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[new_id])]))
+    ).json()
+
+    assert body["response"][0]["result"]["revokedEarnIds"] == [new_id]
