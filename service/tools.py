@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -50,6 +49,7 @@ async def publish_files(
     try:
         await producer.start()
     except KafkaError as exc:
+        await producer.stop()
         raise BrokerError("cannot reach Kafka", bootstrap_servers=kafka.bootstrap_servers) from exc
     lines = []
     try:
@@ -91,8 +91,11 @@ async def read_topic(
 
     Stops once ``count`` records arrived (0: read until ``wait_seconds`` pass).
     """
+    # Without a group the consumer takes every partition of the topic as it appears.
     consumer = AIOKafkaConsumer(
+        topic,
         bootstrap_servers=bootstrap_servers,
+        group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
         auto_offset_reset="earliest",
@@ -100,13 +103,11 @@ async def read_topic(
     try:
         await consumer.start()
     except KafkaError as exc:
+        await consumer.stop()
         raise BrokerError("cannot reach Kafka", bootstrap_servers=bootstrap_servers) from exc
     records: list[ConsumerRecord[bytes, bytes]] = []
     end = time.monotonic() + wait_seconds
     try:
-        partitions = await _partitions_of(consumer, topic, end)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
         while not (count and len(records) >= count) and time.monotonic() < end:
             batches = await consumer.getmany(timeout_ms=200)
             for messages in batches.values():
@@ -117,24 +118,6 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
-
-
-async def _partitions_of(
-    consumer: AIOKafkaConsumer, topic: str, end: float
-) -> list[TopicPartition]:
-    # A topic created a moment ago (or auto-created on first write) may not be in the
-    # metadata yet: ask again until it is, within the caller's time budget.
-    while True:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return [TopicPartition(topic, p) for p in sorted(partitions)]
-        if time.monotonic() >= end:
-            raise BrokerError(
-                f"topic {topic} does not exist (yet)",
-                next_step_hint="check the topic name settings; is the service running?",
-            )
-        await asyncio.sleep(0.2)
 
 
 _MARK = {

@@ -41,7 +41,7 @@ def event_dict(**overrides: Any) -> dict[str, Any]:
             "cart_promotions": [
                 {
                     "promotion_id": "69117663b1cfc114606fd7fb",
-                    "earn_ids": ["6911eaf1f57b486147effac0"],
+                    "earn_ids": ["6911eaf1f57b486147effac2"],
                     "mode": "DISCOUNT",
                 }
             ],

@@ -64,6 +64,7 @@ class KafkaSource:
         try:
             await self._consumer.start()
         except KafkaError as exc:
+            await self._consumer.stop()
             raise BrokerError(
                 "cannot reach Kafka", bootstrap_servers=self._settings.bootstrap_servers
             ) from exc

@@ -77,6 +77,7 @@ class KafkaSink:
         try:
             await self._producer.start()
         except KafkaError as exc:
+            await self._producer.stop()
             raise BrokerError("cannot start the Kafka producer", error=repr(exc)) from exc
 
     async def stop(self) -> None:
