@@ -73,8 +73,7 @@ class CapillaryRequestError(CapillaryError):
     """Capillary rejected the request itself: a bug on our side or a wrong setting."""
 
     next_step = (
-        "Check the setting named in the message; if none is named, "
-        "file a bug with the request id."
+        "Check the setting named in the message; if none is named, file a bug with the request id."
     )
 
 
@@ -83,8 +82,7 @@ class CapillaryTransientError(CapillaryError):
 
     retriable = True
     next_step = (
-        "Nothing to do if it passes; if it persists, "
-        "check Capillary's status and the rate limits."
+        "Nothing to do if it passes; if it persists, check Capillary's status and the rate limits."
     )
 
 
@@ -93,6 +91,5 @@ class BrokerError(ReturnHandlerError):
 
     retriable = True
     next_step = (
-        "Check that the brokers in RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS answer, "
-        "then restart."
+        "Check that the brokers in RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS answer, then restart."
     )
