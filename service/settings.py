@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,7 +57,13 @@ class Settings(BaseSettings):
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    capillary: CapillaryConfig = Field(default_factory=CapillaryConfig)
+    capillary: CapillaryConfig | None = Field(
+        default=None,
+        description=(
+            "Capillary client settings (RETURN_HANDLER_CAPILLARY__*); `run` needs at least "
+            "the credentials of its auth mode."
+        ),
+    )
     policy_path: Path | None = Field(
         default=None, description="Rules policy YAML; the packaged default when unset."
     )
@@ -79,8 +85,8 @@ def describe_settings() -> list[tuple[str, str, str]]:
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
             env = f"{prefix}{name.upper()}"
-            annotation = field.annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = _model_in(field.annotation)
+            if annotation is not None:
                 walk(annotation, f"{env}__")
                 continue
             default = field.get_default(call_default_factory=True)
@@ -89,6 +95,15 @@ def describe_settings() -> list[tuple[str, str, str]]:
 
     walk(Settings, "RETURN_HANDLER_")
     return rows
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The settings group in an annotation such as ``Group`` or ``Group | None``."""
+    candidates = get_args(annotation) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _show(value: object) -> str:

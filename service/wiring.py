@@ -8,6 +8,7 @@ from datetime import datetime
 from service.actions import Plan
 from service.capillary.client import CapillaryClient
 from service.clock import Clock, SystemClock
+from service.errors import ConfigurationError
 from service.events import ReturnEvent
 from service.pipeline.consume import KafkaSource
 from service.pipeline.execute import Executor
@@ -43,6 +44,13 @@ def make_planner(policy: Policy) -> Planner:
 def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
     """Build the consumer, the Capillary client, the executor and the producer."""
     clock = clock or SystemClock()
+    if settings.capillary is None:
+        raise ConfigurationError(
+            "no Capillary credentials: set RETURN_HANDLER_CAPILLARY__USERNAME and "
+            "RETURN_HANDLER_CAPILLARY__PASSWORD (basic), or RETURN_HANDLER_CAPILLARY__AUTH_MODE="
+            "oauth with RETURN_HANDLER_CAPILLARY__OAUTH_KEY and __OAUTH_SECRET (or their _FILE)",
+            setting="RETURN_HANDLER_CAPILLARY__USERNAME",
+        )
     policy = load_policy(settings.policy_path)
     client = CapillaryClient(settings.capillary, clock=clock)
     executor = Executor(client, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)

@@ -1,0 +1,177 @@
+"""The one table from (endpoint, Capillary code) to what it means for us.
+
+Every code the five pages document, in tables or only in examples, is here, keyed by
+endpoint because the same number means different things on different pages (404 is
+"not found" for a cart earn, a coupon and a promotion; 731 is "earn ID not valid" for
+both cart and deactivate).
+
+Deliberate decisions
+--------------------
+* "Already revoked" answers are **final non-failures** (``already_done``): 8903 on the
+  loyalty revoke ("invalid or already revoked"), 731 and 404 on the cart revoke (that page
+  has no already-revoked code, so a replay meets these), 682 on the coupon revoke (the
+  code of the "not found and already revoked" example), and 731 on deactivate (an earn
+  already deactivated is no longer valid). Delivery is at-least-once: an earlier attempt
+  of the same event may have succeeded, and reporting "failed" then would be false. The
+  result keeps the code, so an operator can still tell "done before" from "never existed".
+* Coupon 404 ("coupon code not found") stays ``refused``: the page gives 682 for the
+  already-revoked case and 404 only for unknown codes.
+* Deactivate 404 ("promotion does not exist or is not active") is ``refused``: it is about
+  the promotion, which one customer's deactivation does not end.
+* Redeemed (cart 729, coupon 405), unsupported types (8902, 730, 707, 108), inactive or
+  expired (8892, 712), unknown customer or promotion (8015, 8874, 8896, 8899) are final
+  business refusals (``refused``): trying again cannot change them.
+* Codes that mean we sent something malformed or configured something wrongly are
+  ``request_error`` and name the setting to check.
+* 737 (open cart) and body code 500 are ``transient``: the client retries them; the class
+  shows in a result only when retries are exhausted.
+* A code not in the table is ``request_error`` with "unknown code" and is logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from service.capillary.results import ResultClass
+
+
+class Endpoint(StrEnum):
+    """The endpoint families, each with its own code meanings and rate limit."""
+
+    LOYALTY_REVOKE = "loyalty_revoke"
+    LOYALTY_ENROL = "loyalty_enrol"
+    CART_REVOKE = "cart_revoke"
+    COUPON_REVOKE = "coupon_revoke"
+    DEACTIVATE = "deactivate"
+    OAUTH_TOKEN = "oauth_token"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    """What a code means and what to do about it."""
+
+    result_class: ResultClass
+    meaning: str
+    next_step: str = ""
+
+
+_A = ResultClass.ALREADY_DONE
+_R = ResultClass.REFUSED
+_E = ResultClass.REQUEST_ERROR
+_T = ResultClass.TRANSIENT
+
+_REPLAY_SAFE = "Nothing to do: an earlier attempt of this event may have revoked it."
+_CHECK_POLICY = "Check the IDs the policy file and the event give for this promotion."
+
+# Codes shared by both loyalty bulk pages (the enrol page documents 11013; the revoke call
+# needs the same source field and answers it the same way).
+_LOYALTY_COMMON: dict[int, CodeInfo] = {
+    8892: CodeInfo(_R, "promotion is inactive"),
+    8015: CodeInfo(_R, "customer not found for the given identifiers"),
+    1101: CodeInfo(_E, "invalid programId", "Check the programId in the policy file."),
+    8874: CodeInfo(_R, "promotion ID is invalid", _CHECK_POLICY),
+    8899: CodeInfo(_R, "cannot enrol/issue to a user group"),
+    8902: CodeInfo(
+        _R,
+        "bulk action not supported for this promotion type (direct promotions have no enrolment)",
+        "Check the promotion's type in the policy file.",
+    ),
+    8881: CodeInfo(
+        _E,
+        "insufficient parameters: programId and promotionId or promoIdentifier are required",
+        "Check the promotion IDs in the policy file; otherwise a client bug.",
+    ),
+    8896: CodeInfo(_R, "error while issuing the promotion to the customer (invalid customer)"),
+    8901: CodeInfo(_E, "invalid entity type", "A client bug: file it with the request id."),
+    11013: CodeInfo(
+        _E,
+        "identifierName, identifierValue, source can not be empty",
+        "Check the customer's registration source (event or policy `source`).",
+    ),
+}
+
+CODES: dict[tuple[Endpoint, int], CodeInfo] = {
+    **{(Endpoint.LOYALTY_REVOKE, code): info for code, info in _LOYALTY_COMMON.items()},
+    (Endpoint.LOYALTY_REVOKE, 8903): CodeInfo(
+        _A, "earn IDs invalid or already revoked: already revoked or unknown", _REPLAY_SAFE
+    ),
+    **{(Endpoint.LOYALTY_ENROL, code): info for code, info in _LOYALTY_COMMON.items()},
+    # Cart revoke.
+    (Endpoint.CART_REVOKE, 400): CodeInfo(
+        _E, "invalid request: required parameters missing or invalid", "A client bug or bad IDs."
+    ),
+    (Endpoint.CART_REVOKE, 404): CodeInfo(
+        _A, "promotion, earn or customer not found: already revoked or unknown", _REPLAY_SAFE
+    ),
+    (Endpoint.CART_REVOKE, 729): CodeInfo(_R, "earn already redeemed: cannot be revoked"),
+    (Endpoint.CART_REVOKE, 730): CodeInfo(
+        _R, "earn revoke not possible for POS and CODE promotions"
+    ),
+    (Endpoint.CART_REVOKE, 731): CodeInfo(
+        _A, "earn ID not valid: already revoked or unknown", _REPLAY_SAFE
+    ),
+    (Endpoint.CART_REVOKE, 500): CodeInfo(_T, "Capillary internal error"),
+    # Deactivate.
+    (Endpoint.DEACTIVATE, 400): CodeInfo(
+        _E, "GLOBAL.INVALID_INPUT: required parameters missing or invalid", "A client bug."
+    ),
+    (Endpoint.DEACTIVATE, 404): CodeInfo(
+        _R, "GLOBAL.PROMOTION_NOT_FOUND: promotion does not exist or is not active", _CHECK_POLICY
+    ),
+    (Endpoint.DEACTIVATE, 707): CodeInfo(
+        _R, "PROMO.UNSUPPORTED_PROMOTION_TYPE: cannot deactivate POS or CODE promotions"
+    ),
+    (Endpoint.DEACTIVATE, 731): CodeInfo(
+        _A, "PROMO.EARN_ID_INVALID: already deactivated or unknown", _REPLAY_SAFE
+    ),
+    (Endpoint.DEACTIVATE, 736): CodeInfo(
+        _E,
+        "PROMO.UNSUPPORTED_PREFERENCE_CHANGE: wrong combination of earnId and promotion mode",
+        "Check the promotion's mode in the policy file: earnId only for PAYMENT_VOUCHER.",
+    ),
+    (Endpoint.DEACTIVATE, 737): CodeInfo(
+        _T,
+        "PROMO.UNSUPPORTED_PREFERENCE_CHANGE_PENDING_CART: the customer has an open cart",
+        "Retry later, when the customer's cart is closed.",
+    ),
+    (Endpoint.DEACTIVATE, 500): CodeInfo(_T, "GLOBAL.UNEXPECTED_ERROR: Capillary internal error"),
+    # Coupon revoke (404 and 405 are body codes here, not HTTP statuses).
+    (Endpoint.COUPON_REVOKE, 404): CodeInfo(_R, "coupon code not found"),
+    (Endpoint.COUPON_REVOKE, 405): CodeInfo(_R, "coupon already redeemed: cannot be revoked"),
+    (Endpoint.COUPON_REVOKE, 682): CodeInfo(
+        _A, "coupon not found: already revoked or unknown", _REPLAY_SAFE
+    ),
+    (Endpoint.COUPON_REVOKE, 108): CodeInfo(
+        _R, "generic coupon codes are not supported", "Name the series as generic in the policy."
+    ),
+    (Endpoint.COUPON_REVOKE, 712): CodeInfo(_R, "coupon series / campaign has expired"),
+    (Endpoint.COUPON_REVOKE, 756): CodeInfo(
+        _E, "coupon codes or customer info is mandatory", "A client bug: file it."
+    ),
+}
+
+UNKNOWN_NEXT_STEP = "Unknown Capillary code: add it to service/capillary/codes.py."
+
+
+def classify(endpoint: Endpoint, code: int) -> CodeInfo:
+    """The table's entry, or a safe ``request_error`` for a code nobody documented."""
+    info = CODES.get((endpoint, code))
+    if info is not None:
+        return info
+    return CodeInfo(_E, f"unknown code {code}", UNKNOWN_NEXT_STEP)
+
+
+def is_known(endpoint: Endpoint, code: int) -> bool:
+    """Whether the table documents this code for this endpoint."""
+    return (endpoint, code) in CODES
+
+
+def transient_codes(endpoint: Endpoint) -> frozenset[int]:
+    """Body codes that the client retries for this endpoint."""
+    return frozenset(
+        code for (ep, code), info in CODES.items() if ep is endpoint and info.result_class is _T
+    )
+
+
+__all__ = ["CODES", "CodeInfo", "Endpoint", "classify", "is_known", "transient_codes"]

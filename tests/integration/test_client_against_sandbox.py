@@ -1,0 +1,109 @@
+"""The real client against the real sandbox: a 503 storm, real retries, one revoke each."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from service.capillary import (
+    CapillaryClient,
+    CapillaryConfig,
+    CartEarnsRef,
+    LoyaltyCustomerEarns,
+    LoyaltyPromotionRef,
+    ResultClass,
+    RetryPolicy,
+)
+from service.capillary.results import ItemResult
+from service.capillary.sandbox import Sandbox, SandboxConfig, demo_seed
+
+STORM = {"revoke_enrol_and_earn": 2, "cart_revoke_earn": 3, "coupon_revoke": 2, "deactivate": 1}
+LOYALTY_PROMO = LoyaltyPromotionRef(program_id=2714, promotion_id=202779)
+TOM = "555567088"
+POLLY = 566881933
+CART_PROMO = "69117663b1cfc114606fd7fb"
+CART_EARN = "6911eaf1f57b486147effac0"
+COUPONS = ["3138309782", "3636820421"]
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(SandboxConfig(port=0), seed=demo_seed()) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[CapillaryClient]:
+    url = sandbox.base_url
+    config = CapillaryConfig(
+        loyalty_base_url=url,
+        gateway_base_url=url,
+        oauth_base_url=url,
+        username="demo",
+        password="demo",
+    )
+    policy = RetryPolicy(
+        attempts=5, total_timeout=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01
+    )
+    async with CapillaryClient(config, retry_policy=policy) as capillary:
+        yield capillary
+
+
+async def _revoke_everything(client: CapillaryClient) -> list[ItemResult]:
+    customer = LoyaltyCustomerEarns(identifier_value=TOM, source="INSTORE", earn_ids=[974])
+    return [
+        *await client.revoke_loyalty_earns(LOYALTY_PROMO, "id", [customer]),
+        *await client.revoke_cart_earns(
+            POLLY, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=[CART_EARN])]
+        ),
+        *await client.revoke_coupons_by_codes(COUPONS, series_id=415446),
+        *await client.deactivate_promotion(CART_PROMO, 555567090, None),
+    ]
+
+
+async def test_client_through_503_storm_revokes_each_benefit_exactly_once(
+    sandbox: Sandbox, client: CapillaryClient
+) -> None:
+    for endpoint, count in STORM.items():
+        sandbox.faults.fail_next(endpoint, "error", count, status=503)
+
+    results = await _revoke_everything(client)
+
+    assert [(r.item, r.result_class) for r in results] == [
+        ("loyalty_earn:974", ResultClass.DONE),
+        (f"cart_earn:{CART_EARN}", ResultClass.DONE),
+        (f"coupon:{COUPONS[0]}", ResultClass.DONE),
+        (f"coupon:{COUPONS[1]}", ResultClass.DONE),
+        (f"deactivation:{CART_PROMO}/555567090", ResultClass.DONE),
+    ]
+    assert [r.attempts for r in results] == [3, 4, 3, 3, 2]
+    assert all(len(r.request_ids) == r.attempts for r in results)
+
+    calls = sandbox.calls
+    faulted = Counter(c.endpoint for c in calls if c.fault == "error")
+    processed = Counter(c.endpoint for c in calls if c.fault is None and c.status == 200)
+    assert faulted == Counter(STORM)
+    assert processed == Counter(dict.fromkeys(STORM, 1)), "one processed call per endpoint"
+
+    state = sandbox.state.snapshot()
+    assert {e.earn_id for e in state.loyalty_earns if e.revoked} == {974}
+    assert {e.id for e in state.cart_earns if e.revoked} == {CART_EARN}
+    assert {c.code for c in state.coupons if c.revoked} == set(COUPONS)
+    assert [(d.promotion_id, d.customer_id) for d in state.deactivations] == [
+        (CART_PROMO, 555567090)
+    ]
+
+
+async def test_client_replay_after_storm_is_already_done_and_changes_nothing(
+    sandbox: Sandbox, client: CapillaryClient
+) -> None:
+    await _revoke_everything(client)
+    before = sandbox.state.snapshot()
+
+    replay = await _revoke_everything(client)
+
+    assert all(r.result_class.is_success for r in replay)
+    assert [r.result_class for r in replay[:4]] == [ResultClass.ALREADY_DONE] * 4
+    assert sandbox.state.snapshot() == before

@@ -1,0 +1,161 @@
+"""The client splits calls at every documented limit instead of failing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from structlog.testing import capture_logs
+
+from service.capillary.codes import Endpoint
+from service.capillary.config import CapillaryRateLimits
+from service.capillary.limits import RateLimiters, chunks_without_repeats, coupon_code_batches
+from service.capillary.models import (
+    CartEarnsRef,
+    CouponCustomer,
+    LoyaltyCustomerEarns,
+    LoyaltyPromotionRef,
+)
+from service.capillary.results import ResultClass
+from tests.unit.capillary.helpers import CART, COUPON, LOYALTY_REVOKE, Harness, reply
+
+PROMO = LoyaltyPromotionRef(program_id=1, promo_identifier="p-1")
+
+
+def _echo_loyalty(request: httpx.Request) -> httpx.Response:
+
+    body = json.loads(request.content)
+    items = [
+        {
+            "result": {
+                "entityId": int(c["identifierValue"]),
+                "revokedEarnIds": c.get("earnIds", []),
+            },
+            "errors": [],
+            "warnings": [],
+        }
+        for c in body["customers"]
+    ]
+    return reply(200, {"response": items, "totalCount": len(items), "failureCount": 0})
+
+
+def _echo_coupons(request: httpx.Request) -> httpx.Response:
+
+    codes = json.loads(request.content)["couponCodes"]
+    revoked = [{"couponId": i, "couponCode": c, "issuedToUserId": 7} for i, c in enumerate(codes)]
+    entity: dict[str, Any] = {
+        "totalCount": len(codes),
+        "failedCount": 0,
+        "revokedCoupons": revoked,
+        "failedToRevoke": [],
+    }
+    return reply(200, {"entity": entity, "warnings": [], "errors": [], "success": True})
+
+
+def _echo_cart(request: httpx.Request) -> httpx.Response:
+
+    body = json.loads(request.content)
+    details = [
+        {"promotionId": d["promotionId"], "revokedEarnIds": d["earnIds"], "status": "SUCCESS"}
+        for d in body["earnRevokeDetails"]
+    ]
+    return reply(
+        200, {"data": {"customerId": body["customerId"], "revokedDetails": details}, "errors": []}
+    )
+
+
+async def test_revoke_loyalty_earns_101_customers_makes_two_calls(harness: Harness) -> None:
+    harness.fake.script(LOYALTY_REVOKE, _echo_loyalty)
+    customers = [
+        LoyaltyCustomerEarns(identifier_value=str(1000 + i), source="INSTORE", earn_ids=[i])
+        for i in range(101)
+    ]
+    results = await harness.client.revoke_loyalty_earns(PROMO, "id", customers)
+    assert [len(b["customers"]) for b in harness.fake.bodies(LOYALTY_REVOKE)] == [100, 1]
+    assert [r.item for r in results] == [f"loyalty_earn:{i}" for i in range(101)]
+    assert all(r.result_class is ResultClass.DONE for r in results)
+
+
+async def test_revoke_loyalty_earns_duplicate_customer_goes_to_a_second_call(
+    harness: Harness,
+) -> None:
+    harness.fake.script(LOYALTY_REVOKE, _echo_loyalty)
+    customers = [
+        LoyaltyCustomerEarns(identifier_value="42", source="INSTORE", earn_ids=[1]),
+        LoyaltyCustomerEarns(identifier_value="43", source="INSTORE", earn_ids=[2]),
+        LoyaltyCustomerEarns(identifier_value="42", source="INSTORE", earn_ids=[3]),
+    ]
+    results = await harness.client.revoke_loyalty_earns(PROMO, "id", customers)
+    sent = [
+        [(c["identifierValue"], c["earnIds"]) for c in b["customers"]]
+        for b in harness.fake.bodies(LOYALTY_REVOKE)
+    ]
+    assert sent == [[("42", [1]), ("43", [2])], [("42", [3])]]
+    assert [r.item for r in results] == ["loyalty_earn:1", "loyalty_earn:2", "loyalty_earn:3"]
+
+
+async def test_revoke_cart_earns_1001_earn_ids_makes_two_calls(harness: Harness) -> None:
+    harness.fake.script(CART, _echo_cart)
+    earns = [
+        CartEarnsRef(promotion_id="a" * 24, earn_ids=[f"{i:024x}" for i in range(600)]),
+        CartEarnsRef(promotion_id="b" * 24, earn_ids=[f"{i:024x}" for i in range(600, 1001)]),
+    ]
+    results = await harness.client.revoke_cart_earns(5, earns)
+    sizes = [
+        sum(len(d["earnIds"]) for d in b["earnRevokeDetails"]) for b in harness.fake.bodies(CART)
+    ]
+    assert sizes == [1000, 1]
+    assert len(results) == 1001
+    assert all(r.result_class is ResultClass.DONE for r in results)
+
+
+async def test_revoke_coupons_51_codes_with_series_makes_two_calls(harness: Harness) -> None:
+    harness.fake.script(COUPON, _echo_coupons)
+    codes = [f"CODE{i}" for i in range(51)]
+    results = await harness.client.revoke_coupons_by_codes(codes, series_id=415446)
+    bodies = harness.fake.bodies(COUPON)
+    assert [len(b["couponCodes"]) for b in bodies] == [50, 1]
+    assert all(b["couponSeriesId"] == 415446 for b in bodies)
+    assert [r.item for r in results] == [f"coupon:{c}" for c in codes]
+
+
+async def test_revoke_coupons_two_codes_without_series_sends_one_per_call(harness: Harness) -> None:
+    harness.fake.script(COUPON, _echo_coupons)
+    results = await harness.client.revoke_coupons_by_codes(["A1", "B2"], series_id=None)
+    assert harness.fake.bodies(COUPON) == [{"couponCodes": ["A1"]}, {"couponCodes": ["B2"]}]
+    assert all(r.result_class is ResultClass.DONE for r in results)
+    assert all(c.url.params["couponCodeCase"] == "AS_IT_IS" for c in harness.fake.calls(COUPON))
+
+
+def test_chunks_without_repeats_keeps_original_indexes() -> None:
+    batches = chunks_without_repeats(["a", "b", "a", "a"], 2, key=str)
+    assert batches == [[(0, "a"), (1, "b")], [(2, "a")], [(3, "a")]]
+
+
+def test_coupon_code_batches_drops_repeats() -> None:
+    assert coupon_code_batches(["X", "X", "Y"], series_id=1) == [["X", "Y"]]
+
+
+def test_rate_limiters_are_per_endpoint_from_settings() -> None:
+    limits = CapillaryRateLimits(coupon_revoke=100, cart_revoke=250)
+    limiters = RateLimiters(limits)
+    coupon = limiters.for_endpoint(Endpoint.COUPON_REVOKE)
+    assert (coupon.max_rate, coupon.time_period) == (100, 60)
+    assert limiters.for_endpoint(Endpoint.CART_REVOKE).max_rate == 250
+    assert coupon is not limiters.for_endpoint(Endpoint.CART_REVOKE)
+
+
+async def test_client_logs_carry_no_customer_identifiers(harness: Harness) -> None:
+    empty = {"entity": {"revokedCoupons": [], "failedToRevoke": []}, "errors": [], "success": True}
+    harness.fake.script(COUPON, reply(200, empty))
+    with capture_logs() as logs:
+        await harness.client.revoke_coupons_by_customer(
+            CouponCustomer(mobile="11223569865"), series_id=None
+        )
+        await harness.client.revoke_coupons_by_customer(
+            CouponCustomer(email="tom@example.com"), series_id=None
+        )
+    assert len(logs) == 2
+    assert "11223569865" not in repr(logs)
+    assert "tom@example.com" not in repr(logs)
