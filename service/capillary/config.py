@@ -39,12 +39,14 @@ class CapillaryTimeouts(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    connect: float = Field(default=3.0, gt=0)
-    read: float = Field(default=10.0, gt=0)
-    write: float = Field(default=10.0, gt=0)
-    pool: float = Field(default=5.0, gt=0)
+    connect: float = Field(default=3.0, gt=0, description="Seconds to open a connection.")
+    read: float = Field(default=10.0, gt=0, description="Seconds of silence while reading.")
+    write: float = Field(default=10.0, gt=0, description="Seconds of stall while sending.")
+    pool: float = Field(default=5.0, gt=0, description="Seconds to wait for a free connection.")
     # A slow server can trickle bytes forever under a read timeout; this bounds one attempt.
-    call_deadline: float = Field(default=20.0, gt=0)
+    call_deadline: float = Field(
+        default=20.0, gt=0, description="Overall seconds one HTTP attempt may take."
+    )
 
 
 class CapillaryRetrySettings(BaseModel):
@@ -52,12 +54,14 @@ class CapillaryRetrySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    attempts: int = Field(default=5, ge=1, le=20)
+    attempts: int = Field(default=5, ge=1, le=20, description="Most attempts per call.")
     # Well under Kafka's default max.poll.interval.ms (300 s) even with several calls per event.
-    total_timeout: float = Field(default=45.0, gt=0, le=120)
-    wait_initial: float = Field(default=0.2, ge=0)
-    wait_max: float = Field(default=5.0, ge=0)
-    wait_jitter: float = Field(default=0.5, ge=0)
+    total_timeout: float = Field(
+        default=45.0, gt=0, le=120, description="Most seconds one call may spend retrying."
+    )
+    wait_initial: float = Field(default=0.2, ge=0, description="First backoff, seconds.")
+    wait_max: float = Field(default=5.0, ge=0, description="Longest backoff, seconds.")
+    wait_jitter: float = Field(default=0.5, ge=0, description="Random seconds added.")
 
 
 class CapillaryRateLimits(BaseModel):
@@ -65,12 +69,12 @@ class CapillaryRateLimits(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    loyalty_revoke: int = Field(default=300, ge=1)
-    loyalty_enrol: int = Field(default=300, ge=1)
-    cart_revoke: int = Field(default=300, ge=1)
-    coupon_revoke: int = Field(default=300, ge=1)
-    deactivate: int = Field(default=300, ge=1)
-    oauth_token: int = Field(default=60, ge=1)
+    loyalty_revoke: int = Field(default=300, ge=1, description="Requests a minute.")
+    loyalty_enrol: int = Field(default=300, ge=1, description="Requests a minute.")
+    cart_revoke: int = Field(default=300, ge=1, description="Requests a minute.")
+    coupon_revoke: int = Field(default=300, ge=1, description="Requests a minute.")
+    deactivate: int = Field(default=300, ge=1, description="Requests a minute.")
+    oauth_token: int = Field(default=60, ge=1, description="Requests a minute.")
 
 
 class CapillaryConfig(BaseModel):
@@ -84,25 +88,31 @@ class CapillaryConfig(BaseModel):
         default=_DEFAULT_URL, description="Host of /v3/oauth/token/generate"
     )
 
-    auth_mode: AuthMode = AuthMode.BASIC
-    username: str | None = None
-    username_file: Path | None = None
-    password: SecretStr | None = None
-    password_file: Path | None = None
-    oauth_key: str | None = None
-    oauth_key_file: Path | None = None
-    oauth_secret: SecretStr | None = None
-    oauth_secret_file: Path | None = None
+    auth_mode: AuthMode = Field(default=AuthMode.BASIC, description="basic or oauth.")
+    username: str | None = Field(default=None, description="Basic auth user (till/API user).")
+    username_file: Path | None = Field(default=None, description="File holding the user.")
+    password: SecretStr | None = Field(default=None, description="Basic auth password.")
+    password_file: Path | None = Field(default=None, description="File holding it.")
+    oauth_key: str | None = Field(default=None, description="OAuth client key.")
+    oauth_key_file: Path | None = Field(default=None, description="File holding it.")
+    oauth_secret: SecretStr | None = Field(default=None, description="OAuth client secret.")
+    oauth_secret_file: Path | None = Field(default=None, description="File holding it.")
     # Capillary names it X-CAP-API-OAUTH-TOKEN in places and CAP-API-ACCESS-TOKEN in its overview.
-    oauth_header_name: str = Field(default="X-CAP-API-OAUTH-TOKEN", min_length=1)
-    token_refresh_margin: float = Field(default=60.0, ge=0)
+    oauth_header_name: str = Field(
+        default="X-CAP-API-OAUTH-TOKEN", min_length=1, description="Header carrying the token."
+    )
+    token_refresh_margin: float = Field(
+        default=60.0, ge=0, description="Refresh the token this many seconds before expiry."
+    )
 
     timeouts: CapillaryTimeouts = CapillaryTimeouts()
     retry: CapillaryRetrySettings = CapillaryRetrySettings()
     rate_limits: CapillaryRateLimits = CapillaryRateLimits()
     # AS_IT_IS gives codes back as they were created, so answers match what we sent.
-    coupon_code_case: CouponCodeCase = CouponCodeCase.AS_IT_IS
-    max_connections: int = Field(default=20, ge=1)
+    coupon_code_case: CouponCodeCase = Field(
+        default=CouponCodeCase.AS_IT_IS, description="couponCodeCase sent on coupon revokes."
+    )
+    max_connections: int = Field(default=20, ge=1, description="HTTP connection pool size.")
 
     @field_validator("loyalty_base_url", "gateway_base_url", "oauth_base_url")
     @classmethod
