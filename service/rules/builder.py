@@ -1,0 +1,60 @@
+"""Collects a plan's actions in order, keeping action ids unique and calls before reports."""
+
+from __future__ import annotations
+
+from service.actions import Action, Report, ReportKind
+
+
+class PlanBuilder:
+    """Calls in the order they are added, then reports; ids unique within the plan."""
+
+    def __init__(self) -> None:
+        self.calls: list[Action] = []
+        self.reports: list[Action] = []
+        self._taken: dict[str, int] = {}
+
+    def next_id(self, base: str) -> str:
+        """A unique action id built on ``base``."""
+        # Two entries of an event can name the same item (a promotion listed twice); a
+        # numbered suffix keeps ids unique while staying the same for the same event.
+        seen = self._taken.get(base, 0) + 1
+        self._taken[base] = seen
+        return base if seen == 1 else f"{base}#{seen}"
+
+    def call(self, action: Action) -> None:
+        """Add a call (its id taken from :meth:`next_id`)."""
+        self.calls.append(action)
+
+    def report(self, kind: ReportKind, item: str, reason_code: str, reason: str) -> Report:
+        """Add a report: an item named in the outcome with why no call is made."""
+        action = Report(
+            action_id=self.next_id(f"report:{item}"),
+            report_kind=kind,
+            item=item,
+            reason_code=reason_code,
+            reason=reason,
+        )
+        self.reports.append(action)
+        return action
+
+    @property
+    def actions(self) -> list[Action]:
+        """Every action, calls first."""
+        return [*self.calls, *self.reports]
+
+
+def chunks(items: list[str], size: int) -> list[list[str]]:
+    """``items`` in order, in slices of at most ``size``."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def dedupe(items: list[str], *, fold_case: bool = False) -> list[str]:
+    """``items`` without repeats, first spelling and first position kept."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for item in items:
+        key = item.casefold() if fold_case else item
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept

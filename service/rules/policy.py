@@ -1,0 +1,294 @@
+"""The merchant's policy: one YAML file that says how returns are treated.
+
+Every key has a default, so an empty file (apart from ``version``) is a valid policy; the
+packaged ``default-policy.yaml`` spells the defaults out with comments for a merchant. A
+wrong or unknown key raises :class:`~service.errors.ConfigurationError` naming the key and
+the file, because a silently ignored typo in a policy would take back the wrong things.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from service.actions import IdentifierName
+from service.errors import ConfigurationError
+from service.events import (
+    CartId,
+    CartPromotionMode,
+    Channel,
+    LoyaltyEarn,
+    LoyaltyPromotionType,
+    Threshold,
+)
+
+DEFAULT_POLICY_RESOURCE = "default-policy.yaml"
+
+CouponIdentifierName = Literal["id", "mobile", "email", "external_id"]
+
+
+class _PolicyModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrderDateUnknown(StrEnum):
+    """What to do when a return window is set but the event has no order date."""
+
+    PROCEED = "proceed"
+    SKIP = "skip"
+
+
+class WithoutThreshold(StrEnum):
+    """What happens on a partial return to a benefit whose threshold nobody knows."""
+
+    KEEP = "keep"
+    TAKE_BACK = "take_back"
+
+
+class LoyaltyWithoutEarnIds(StrEnum):
+    """A loyalty promotion named without its earn ids."""
+
+    REPORT = "report"
+    REVOKE_ALL = "revoke_all"
+
+
+class CartWithoutEarnIds(StrEnum):
+    """A cart promotion named without its earn ids."""
+
+    REPORT = "report"
+    DEACTIVATE_PARTICIPATION = "deactivate_participation"
+
+
+def _unique(values: list[Any], what: str) -> None:
+    if len(values) != len(set(values)):
+        raise ValueError(f"{what} lists a value twice")
+
+
+def _loyalty_preference() -> list[IdentifierName]:
+    return ["id", "mobile", "email"]
+
+
+def _coupon_preference() -> list[CouponIdentifierName]:
+    return ["id", "mobile", "email", "external_id"]
+
+
+class CustomerPolicy(_PolicyModel):
+    """How the customer is named to each endpoint."""
+
+    loyalty_identifier_preference: list[IdentifierName] = Field(
+        default_factory=_loyalty_preference, min_length=1
+    )
+    coupon_identifier_preference: list[CouponIdentifierName] = Field(
+        default_factory=_coupon_preference, min_length=1
+    )
+    registration_source_by_channel: dict[Channel, Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: {Channel.POS: "INSTORE", Channel.ECOMMERCE: "ECOMMERCE"}
+    )
+
+    @field_validator("loyalty_identifier_preference", "coupon_identifier_preference")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        _unique(value, "the preference")
+        return value
+
+
+class FullReturnPolicy(_PolicyModel):
+    """Everything comes back."""
+
+    revoke_enrolment: bool = True
+
+
+class PartialReturnPolicy(_PolicyModel):
+    """Some goods or some money come back (LINE_ITEM, AMOUNT, EXCHANGE)."""
+
+    revoke_enrolment: bool = False
+    without_threshold: WithoutThreshold = WithoutThreshold.KEEP
+
+
+class RedeemedPolicy(_PolicyModel):
+    """Benefits the customer already used; the executor learns of them from Capillary."""
+
+    flag_for_clawback: bool = False
+
+
+class LoyaltyPromotionPolicy(_PolicyModel):
+    """Rules for one loyalty promotion."""
+
+    program_id: int = Field(gt=0)
+    promotion_id: int | None = Field(default=None, gt=0)
+    promo_identifier: str | None = Field(default=None, min_length=1, max_length=64)
+    promotion_type: LoyaltyPromotionType | None = None
+    without_earn_ids: LoyaltyWithoutEarnIds = LoyaltyWithoutEarnIds.REPORT
+    assume_earned_when_unlisted: bool = False
+    threshold: Threshold | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> LoyaltyPromotionPolicy:
+        if self.promotion_id is None and self.promo_identifier is None:
+            raise ValueError("give promotion_id or promo_identifier")
+        if self.assume_earned_when_unlisted:
+            if self.promotion_type is None:
+                raise ValueError("assume_earned_when_unlisted needs promotion_type")
+            if self.without_earn_ids is not LoyaltyWithoutEarnIds.REVOKE_ALL:
+                raise ValueError("assume_earned_when_unlisted needs without_earn_ids: revoke_all")
+        return self
+
+    def matches(self, earn: LoyaltyEarn) -> bool:
+        """True when ``earn`` names this promotion by either of its references."""
+        if earn.program_id != self.program_id:
+            return False
+        by_id = self.promotion_id is not None and earn.promotion_id == self.promotion_id
+        by_ref = (
+            self.promo_identifier is not None and earn.promo_identifier == self.promo_identifier
+        )
+        return by_id or by_ref
+
+    def as_earn(self) -> LoyaltyEarn:
+        """The promotion as an earn without ids, for events that list nothing."""
+        assert self.promotion_type is not None  # guaranteed by the validator
+        return LoyaltyEarn(
+            program_id=self.program_id,
+            promotion_id=self.promotion_id,
+            promo_identifier=None if self.promotion_id is not None else self.promo_identifier,
+            promotion_type=self.promotion_type,
+            threshold=self.threshold,
+        )
+
+
+class CartPromotionPolicy(_PolicyModel):
+    """Rules for one cart promotion."""
+
+    promotion_id: CartId
+    mode: CartPromotionMode | None = None
+    without_earn_ids: CartWithoutEarnIds = CartWithoutEarnIds.REPORT
+    assume_earned_when_unlisted: bool = False
+    threshold: Threshold | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> CartPromotionPolicy:
+        broad = self.without_earn_ids is CartWithoutEarnIds.DEACTIVATE_PARTICIPATION
+        if broad and self.mode is not CartPromotionMode.DISCOUNT:
+            # PAYMENT_VOUCHER needs the earn id; POS and CODE cannot be deactivated at all.
+            raise ValueError("deactivate_participation needs mode: DISCOUNT")
+        if self.assume_earned_when_unlisted and not broad:
+            raise ValueError(
+                "assume_earned_when_unlisted needs without_earn_ids: deactivate_participation"
+            )
+        return self
+
+
+class CouponSeriesPolicy(_PolicyModel):
+    """Rules for one coupon series."""
+
+    series_id: int = Field(gt=0)
+    contains_generic_code: bool = False
+    revoke_by_customer_instead_of_codes: bool = False
+    revoke_by_customer_when_unlisted: bool = False
+    threshold: Threshold | None = None
+
+
+class Policy(_PolicyModel):
+    """The whole policy; see ``default-policy.yaml`` for what each key means."""
+
+    version: str = Field(min_length=1, max_length=64)
+    return_window_days: int | None = Field(default=None, ge=0)
+    order_date_unknown: OrderDateUnknown = OrderDateUnknown.PROCEED
+    customer: CustomerPolicy = Field(default_factory=CustomerPolicy)
+    full_return: FullReturnPolicy = Field(default_factory=FullReturnPolicy)
+    partial_return: PartialReturnPolicy = Field(default_factory=PartialReturnPolicy)
+    redeemed: RedeemedPolicy = Field(default_factory=RedeemedPolicy)
+    loyalty_promotions: list[LoyaltyPromotionPolicy] = Field(default_factory=list)
+    cart_promotions: list[CartPromotionPolicy] = Field(default_factory=list)
+    coupon_series: list[CouponSeriesPolicy] = Field(default_factory=list)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        # YAML reads `version: 3` as an int and `version: 2026-11-24` as a date; a merchant
+        # should not have to know that, so any scalar becomes its text.
+        if isinstance(value, _dt.date | int | float) and not isinstance(value, bool):
+            return value.isoformat() if isinstance(value, _dt.date) else str(value)
+        return value
+
+    @model_validator(mode="after")
+    def _no_duplicate_rules(self) -> Policy:
+        _unique([p.promotion_id for p in self.cart_promotions], "cart_promotions")
+        _unique([s.series_id for s in self.coupon_series], "coupon_series")
+        _unique(
+            [
+                (p.program_id, p.promotion_id)
+                for p in self.loyalty_promotions
+                if p.promotion_id is not None
+            ],
+            "loyalty_promotions",
+        )
+        _unique(
+            [
+                (p.program_id, p.promo_identifier)
+                for p in self.loyalty_promotions
+                if p.promo_identifier is not None
+            ],
+            "loyalty_promotions",
+        )
+        return self
+
+    def loyalty_rule(self, earn: LoyaltyEarn) -> LoyaltyPromotionPolicy | None:
+        """The rule for a loyalty promotion, if the policy names it."""
+        return next((rule for rule in self.loyalty_promotions if rule.matches(earn)), None)
+
+    def cart_rule(self, promotion_id: str) -> CartPromotionPolicy | None:
+        """The rule for a cart promotion, if the policy names it."""
+        wanted = promotion_id.lower()
+        return next((r for r in self.cart_promotions if r.promotion_id.lower() == wanted), None)
+
+    def series_rule(self, series_id: int) -> CouponSeriesPolicy | None:
+        """The rule for a coupon series, if the policy names it."""
+        return next((rule for rule in self.coupon_series if rule.series_id == series_id), None)
+
+
+def parse_policy(text: str, source: str) -> Policy:
+    """Parse policy YAML; ``source`` names the file in errors."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(
+            "the policy file is not valid YAML", file=source, detail=str(exc)
+        ) from exc
+    if not isinstance(raw, dict):
+        raise ConfigurationError("the policy file must be a mapping of keys", file=source)
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            (".".join(str(part) for part in error["loc"]) or "(top level)", error["msg"])
+            for error in exc.errors()
+        ]
+        key, message = problems[0]
+        raise ConfigurationError(
+            f"policy key {key!r} is invalid: {message}",
+            file=source,
+            key=key,
+            problems="; ".join(f"{k}: {m}" for k, m in problems),
+        ) from exc
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Load the policy at ``path``, or the packaged default when ``path`` is None."""
+    if path is None:
+        resource = resources.files("service.rules").joinpath(DEFAULT_POLICY_RESOURCE)
+        return parse_policy(
+            resource.read_text(encoding="utf-8"), f"service/rules/{DEFAULT_POLICY_RESOURCE}"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            "the policy file cannot be read", file=str(path), detail=str(exc)
+        ) from exc
+    return parse_policy(text, str(path))

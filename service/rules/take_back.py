@@ -1,0 +1,487 @@
+"""Taking back what an order earned: returns, refunds and exchanges.
+
+Each benefit is judged on its own (a full return takes everything; otherwise its threshold
+is re-checked on what the customer keeps), then the benefits that go are turned into calls
+of the shapes the endpoints accept: explicit earn ids and codes, chunked to the documented
+limits, in the order the API needs (a loyalty earn before its enrolment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from service.actions import (
+    DeactivateCartPromotion,
+    ReportKind,
+    RevokeCartEarn,
+    RevokeCouponCodes,
+    RevokeCustomerCoupons,
+    RevokeLoyaltyEarn,
+    RevokeLoyaltyEnrolment,
+)
+from service.events import (
+    CartPromotionEarn,
+    CartPromotionMode,
+    CouponsIssued,
+    LoyaltyEarn,
+    ReturnEvent,
+    ReturnType,
+    Threshold,
+)
+from service.rules.builder import PlanBuilder, chunks, dedupe
+from service.rules.identifiers import (
+    LoyaltyIdentity,
+    Missing,
+    cart_customer_id,
+    coupon_customer,
+    loyalty_identity,
+)
+from service.rules.policy import (
+    CartWithoutEarnIds,
+    CouponSeriesPolicy,
+    LoyaltyWithoutEarnIds,
+    Policy,
+    WithoutThreshold,
+)
+from service.rules.thresholds import Kept, evaluate, evaluate_without_threshold, money
+
+MAX_CART_EARN_IDS = 1000
+"""revokeEarn: at most 1000 earn ids in one request."""
+MAX_COUPON_CODES = 50
+"""Coupon revoke: at most 50 codes in one call."""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Whether one benefit goes, and why."""
+
+    take: bool
+    reason_code: str
+    reason: str
+    keep_as: ReportKind = ReportKind.STILL_DESERVED
+
+
+def is_full(event: ReturnEvent, kept: Kept) -> bool:
+    """A full return, or an event after which the customer keeps no value."""
+    return event.return_type is ReturnType.FULL or kept.keeps_nothing
+
+
+def judge(threshold: Threshold | None, event: ReturnEvent, kept: Kept, policy: Policy) -> Judgement:
+    """Decide whether one benefit is taken back."""
+    if event.return_type is ReturnType.FULL:
+        return Judgement(True, "full_return", "full return: everything the order earned goes back")
+    if kept.keeps_nothing:
+        return Judgement(
+            True,
+            "keeps_nothing",
+            f"the customer keeps {money(kept.spend, kept.currency)} of the order, "
+            "so it is treated as a full return",
+        )
+    prefix = ""
+    if threshold is not None:
+        verdict = evaluate(threshold, kept)
+        if verdict.keep is not None:
+            return Judgement(not verdict.keep, verdict.reason_code, verdict.reason)
+        prefix = f"{verdict.reason}; "
+    else:
+        settled = evaluate_without_threshold(kept)
+        if settled is not None:
+            return Judgement(False, settled.reason_code, settled.reason)
+        prefix = "no threshold is known for this benefit; "
+    if policy.partial_return.without_threshold is WithoutThreshold.KEEP:
+        return Judgement(
+            False,
+            "no_threshold_kept",
+            f"{prefix}the policy keeps it (partial_return.without_threshold: keep)",
+            keep_as=ReportKind.SKIPPED_BY_POLICY,
+        )
+    return Judgement(
+        True,
+        "no_threshold_taken_back",
+        f"{prefix}the policy takes it back (partial_return.without_threshold: take_back)",
+    )
+
+
+@dataclass
+class _Group:
+    """Benefits of one promotion or series that go, merged across event entries."""
+
+    reasons: list[Judgement] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+    def add(self, judgement: Judgement, ids: list[str]) -> None:
+        if judgement.reason not in [j.reason for j in self.reasons]:
+            self.reasons.append(judgement)
+        self.ids.extend(ids)
+
+    @property
+    def reason_code(self) -> str:
+        return self.reasons[0].reason_code
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(j.reason for j in self.reasons)
+
+
+def _ids_text(ids: list[str]) -> str:
+    return ", ".join(ids) if ids else "no earn ids given"
+
+
+def _keep(builder: PlanBuilder, item: str, judgement: Judgement, what: str) -> None:
+    builder.report(
+        judgement.keep_as,
+        item,
+        judgement.reason_code,
+        f"{what}: not taken back, because {judgement.reason}",
+    )
+
+
+def take_back_loyalty(
+    event: ReturnEvent, policy: Policy, kept: Kept, earns: list[LoyaltyEarn], builder: PlanBuilder
+) -> None:
+    """REVOKE_EARN per promotion with explicit earn ids, then REVOKE_ENROL where due."""
+    groups: dict[str, tuple[LoyaltyEarn, _Group]] = {}
+    for earn in earns:
+        rule = policy.loyalty_rule(earn)
+        threshold = earn.threshold or (rule.threshold if rule else None)
+        judgement = judge(threshold, event, kept, policy)
+        item = f"loyalty_promotion:{earn.promotion_key}"
+        ids = [str(i) for i in earn.earn_ids]
+        if not judgement.take:
+            _keep(
+                builder,
+                item,
+                judgement,
+                f"loyalty promotion {earn.promotion_key} ({_ids_text(ids)})",
+            )
+            continue
+        groups.setdefault(earn.promotion_key, (earn, _Group()))[1].add(judgement, ids)
+    if not groups:
+        return
+
+    identity = loyalty_identity(event, policy)
+    full = is_full(event, kept)
+    enrolments: list[tuple[LoyaltyEarn, LoyaltyIdentity]] = []
+    for key, (earn, group) in groups.items():
+        item = f"loyalty_promotion:{key}"
+        if isinstance(identity, Missing):
+            builder.report(
+                ReportKind.MISSING_IDENTIFIER, item, identity.reason_code, identity.reason
+            )
+            continue
+        earn_ids = [int(i) for i in dedupe(group.ids)]
+        rule = policy.loyalty_rule(earn)
+        if earn_ids:
+            builder.call(
+                RevokeLoyaltyEarn(
+                    action_id=builder.next_id(
+                        f"revoke_loyalty_earn:{key}:{','.join(map(str, earn_ids))}"
+                    ),
+                    reason_code=group.reason_code,
+                    reason=group.reason,
+                    target=identity.target(earn),
+                    earn_ids=earn_ids,
+                )
+            )
+        elif rule is not None and rule.without_earn_ids is LoyaltyWithoutEarnIds.REVOKE_ALL:
+            builder.call(
+                RevokeLoyaltyEarn(
+                    action_id=builder.next_id(f"revoke_loyalty_earn:{key}:all"),
+                    reason_code="policy_revoke_all_earns",
+                    reason=(
+                        f"{group.reason}; the event gives no earn ids and the policy "
+                        "(loyalty_promotions: without_earn_ids: revoke_all) revokes every earn "
+                        "of this promotion for the customer, including earns of other orders"
+                    ),
+                    target=identity.target(earn),
+                    earn_ids=None,
+                    broad=True,
+                )
+            )
+        else:
+            builder.report(
+                ReportKind.SKIPPED_BY_POLICY,
+                item,
+                "earn_ids_missing",
+                f"{group.reason}; but the event gives no earn ids, and REVOKE_EARN without them "
+                "would take every earn of this promotion from the customer. The policy does not "
+                "allow that for this promotion (add it to loyalty_promotions with "
+                "without_earn_ids: revoke_all to allow it)",
+            )
+            continue
+        if earn.promotion_type.is_enrol_and_issue:
+            enrolments.append((earn, identity))
+
+    for earn, who in enrolments:
+        key = earn.promotion_key
+        setting = "full_return" if full else "partial_return"
+        unenrol = (
+            policy.full_return.revoke_enrolment if full else policy.partial_return.revoke_enrolment
+        )
+        if unenrol:
+            builder.call(
+                RevokeLoyaltyEnrolment(
+                    action_id=builder.next_id(f"revoke_loyalty_enrolment:{key}"),
+                    reason_code="revoke_enrolment_after_earn",
+                    reason=(
+                        f"enrol-and-issue promotion ({earn.promotion_type}): the enrolment goes "
+                        f"after its earns ({setting}.revoke_enrolment: true)"
+                    ),
+                    target=who.target(earn),
+                )
+            )
+        else:
+            builder.report(
+                ReportKind.SKIPPED_BY_POLICY,
+                f"loyalty_enrolment:{key}",
+                "enrolment_kept",
+                f"the earn goes but the customer stays enrolled ({setting}.revoke_enrolment: "
+                "false)",
+            )
+
+
+def _cart_mode(entry: CartPromotionEarn, policy: Policy) -> CartPromotionMode:
+    # The event's default mode is DISCOUNT; a sender that did not say which mode lets the
+    # policy's knowledge of the promotion decide.
+    rule = policy.cart_rule(entry.promotion_id)
+    if "mode" not in entry.model_fields_set and rule is not None and rule.mode is not None:
+        return rule.mode
+    return entry.mode
+
+
+def take_back_cart(
+    event: ReturnEvent,
+    policy: Policy,
+    kept: Kept,
+    entries: list[CartPromotionEarn],
+    builder: PlanBuilder,
+) -> None:
+    """revokeEarn or deactivate by earn id; POS and CODE promotions are only reported."""
+    groups: dict[tuple[str, CartPromotionMode], tuple[str, _Group]] = {}
+    for entry in entries:
+        rule = policy.cart_rule(entry.promotion_id)
+        threshold = entry.threshold or (rule.threshold if rule else None)
+        judgement = judge(threshold, event, kept, policy)
+        mode = _cart_mode(entry, policy)
+        if not judgement.take:
+            _keep(
+                builder,
+                f"cart_promotion:{entry.promotion_id}",
+                judgement,
+                f"cart promotion {entry.promotion_id} ({_ids_text(entry.earn_ids)})",
+            )
+            continue
+        key = (entry.promotion_id.lower(), mode)
+        groups.setdefault(key, (entry.promotion_id, _Group()))[1].add(judgement, entry.earn_ids)
+    if not groups:
+        return
+
+    customer_id = cart_customer_id(event)
+    for (_, mode), (promotion_id, group) in groups.items():
+        item = f"cart_promotion:{promotion_id}"
+        earn_ids = dedupe(group.ids, fold_case=True)
+        if mode in (CartPromotionMode.POS, CartPromotionMode.CODE):
+            builder.report(
+                ReportKind.NOT_REVOCABLE,
+                item,
+                "pos_code_not_revocable",
+                f"{group.reason}; but {mode} cart promotions cannot be revoked or deactivated "
+                f"through the API (730, 707), so nothing is called ({_ids_text(earn_ids)})",
+            )
+            continue
+        if isinstance(customer_id, Missing):
+            builder.report(
+                ReportKind.MISSING_IDENTIFIER, item, customer_id.reason_code, customer_id.reason
+            )
+            continue
+        if mode is CartPromotionMode.PAYMENT_VOUCHER:
+            _payment_voucher(builder, customer_id, promotion_id, group, earn_ids)
+        elif earn_ids:
+            for part in chunks(earn_ids, MAX_CART_EARN_IDS):
+                builder.call(
+                    RevokeCartEarn(
+                        action_id=builder.next_id(f"revoke_cart_earn:{promotion_id}:{part[0]}"),
+                        reason_code=group.reason_code,
+                        reason=group.reason,
+                        customer_id=customer_id,
+                        promotion_id=promotion_id,
+                        earn_ids=part,
+                    )
+                )
+        else:
+            rule = policy.cart_rule(promotion_id)
+            if rule and rule.without_earn_ids is CartWithoutEarnIds.DEACTIVATE_PARTICIPATION:
+                builder.call(
+                    DeactivateCartPromotion(
+                        action_id=builder.next_id(f"deactivate_cart_promotion:{promotion_id}:all"),
+                        reason_code="policy_deactivate_participation",
+                        reason=(
+                            f"{group.reason}; the event gives no earn ids and the policy "
+                            "(cart_promotions: without_earn_ids: deactivate_participation) ends "
+                            "the customer's whole participation in this promotion"
+                        ),
+                        customer_id=customer_id,
+                        promotion_id=promotion_id,
+                        earn_id=None,
+                        broad=True,
+                    )
+                )
+            else:
+                builder.report(
+                    ReportKind.SKIPPED_BY_POLICY,
+                    item,
+                    "earn_ids_missing",
+                    f"{group.reason}; but the event gives no earn ids, and revokeEarn needs them. "
+                    "The policy does not allow ending the customer's whole participation "
+                    "instead (without_earn_ids: deactivate_participation)",
+                )
+
+
+def _payment_voucher(
+    builder: PlanBuilder, customer_id: int, promotion_id: str, group: _Group, earn_ids: list[str]
+) -> None:
+    item = f"cart_promotion:{promotion_id}"
+    if not earn_ids:
+        builder.report(
+            ReportKind.SKIPPED_BY_POLICY,
+            item,
+            "earn_ids_missing",
+            f"{group.reason}; but a PAYMENT_VOUCHER promotion can only be deactivated with its "
+            "earn id, and the event gives none",
+        )
+        return
+    for earn_id in earn_ids:
+        builder.call(
+            DeactivateCartPromotion(
+                action_id=builder.next_id(f"deactivate_cart_promotion:{promotion_id}:{earn_id}"),
+                reason_code=group.reason_code,
+                reason=(
+                    f"{group.reason}; PAYMENT_VOUCHER mode: deactivated with the earn id "
+                    "instead of revoked"
+                ),
+                customer_id=customer_id,
+                promotion_id=promotion_id,
+                earn_id=earn_id,
+            )
+        )
+
+
+def take_back_coupons(
+    event: ReturnEvent,
+    policy: Policy,
+    kept: Kept,
+    issued: list[CouponsIssued],
+    builder: PlanBuilder,
+) -> None:
+    """Revoke by explicit codes: with the series id in 50s, or one by one for generic series."""
+    groups: dict[int, _Group] = {}
+    for entry in issued:
+        rule = policy.series_rule(entry.series_id)
+        threshold = entry.threshold or (rule.threshold if rule else None)
+        judgement = judge(threshold, event, kept, policy)
+        if not judgement.take:
+            _keep(
+                builder,
+                f"coupon_series:{entry.series_id}",
+                judgement,
+                f"coupons {', '.join(entry.codes)} of series {entry.series_id}",
+            )
+            continue
+        groups.setdefault(entry.series_id, _Group()).add(judgement, entry.codes)
+
+    for series_id, group in groups.items():
+        codes = dedupe(group.ids, fold_case=True)
+        rule = policy.series_rule(series_id)
+        if rule is not None and rule.revoke_by_customer_instead_of_codes:
+            _by_customer(
+                event,
+                policy,
+                builder,
+                series_id,
+                group.reason_code,
+                f"{group.reason}; the policy (coupon_series: revoke_by_customer_instead_of_codes) "
+                f"revokes the customer's unredeemed coupons of series {series_id} instead of the "
+                f"codes {', '.join(codes)}, including coupons of other orders",
+            )
+            continue
+        if rule is not None and rule.contains_generic_code:
+            for code in codes:
+                builder.call(
+                    RevokeCouponCodes(
+                        action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
+                        reason_code=group.reason_code,
+                        reason=(
+                            f"{group.reason}; series {series_id} contains a generic code, so "
+                            "each code is revoked on its own without the series id (with it, a "
+                            "multi-code call would revoke every coupon of the series)"
+                        ),
+                        series_id=None,
+                        codes=[code],
+                    )
+                )
+            continue
+        for part in chunks(codes, MAX_COUPON_CODES):
+            builder.call(
+                RevokeCouponCodes(
+                    action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{part[0]}"),
+                    reason_code=group.reason_code,
+                    reason=group.reason,
+                    series_id=series_id,
+                    codes=part,
+                )
+            )
+
+
+def take_back_coupons_by_customer(
+    event: ReturnEvent,
+    policy: Policy,
+    kept: Kept,
+    series: list[CouponSeriesPolicy],
+    builder: PlanBuilder,
+) -> None:
+    """Revoke by customer, for series the policy assumes issued when the event lists nothing."""
+    for rule in series:
+        judgement = judge(rule.threshold, event, kept, policy)
+        if not judgement.take:
+            _keep(builder, f"coupon_series:{rule.series_id}", judgement, "the series' coupons")
+            continue
+        _by_customer(
+            event,
+            policy,
+            builder,
+            rule.series_id,
+            "policy_revoke_by_customer",
+            f"{judgement.reason}; the event lists no coupons and the policy "
+            "(coupon_series: revoke_by_customer_when_unlisted) revokes the customer's "
+            f"unredeemed coupons of series {rule.series_id}, including coupons of other orders",
+        )
+
+
+def _by_customer(
+    event: ReturnEvent,
+    policy: Policy,
+    builder: PlanBuilder,
+    series_id: int,
+    reason_code: str,
+    reason: str,
+) -> None:
+    customer = coupon_customer(event, policy)
+    if isinstance(customer, Missing):
+        builder.report(
+            ReportKind.MISSING_IDENTIFIER,
+            f"coupon_series:{series_id}",
+            customer.reason_code,
+            customer.reason,
+        )
+        return
+    builder.call(
+        RevokeCustomerCoupons(
+            action_id=builder.next_id(f"revoke_customer_coupons:{series_id}"),
+            reason_code=reason_code,
+            reason=f"{reason}. Capillary refuses this call for a customer with over 100 "
+            "unredeemed coupons",
+            customer=customer,
+            series_id=series_id,
+            broad=True,
+        )
+    )
