@@ -22,11 +22,18 @@ CartId = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{24}$", description="24-hex 
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings become the field descriptions of the published JSON Schema.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class ReturnType(StrEnum):
-    """What happened. FULL, LINE_ITEM and AMOUNT are Capillary's own return types."""
+    """What happened. FULL, LINE_ITEM and AMOUNT are Capillary's own return types.
+
+    FULL: every item comes back. LINE_ITEM: some lines come back, with quantities.
+    AMOUNT: money is refunded, no goods come back (price adjustment, goodwill).
+    EXCHANGE: goods come back and other goods go out; the two are netted.
+    CANCELLED: a return recorded earlier is cancelled; what it took back is given back.
+    """
 
     FULL = "FULL"
     """Every item of the order comes back."""
@@ -41,7 +48,7 @@ class ReturnType(StrEnum):
 
 
 class Channel(StrEnum):
-    """Where the return was taken."""
+    """Where the return was taken: POS (a till) or ECOMMERCE."""
 
     POS = "POS"
     ECOMMERCE = "ECOMMERCE"
@@ -51,8 +58,11 @@ class EventSource(_Model):
     """Who sent the event: a till in a store, or an e-commerce channel."""
 
     channel: Channel
+    """POS (a till in a store) or ECOMMERCE."""
     store_code: str | None = Field(default=None, max_length=64)
+    """Capillary store code; calls are attributed to it when no till is given."""
     till_code: str | None = Field(default=None, max_length=64)
+    """Capillary till code; calls are attributed to it."""
     sales_channel: str | None = Field(
         default=None, max_length=64, description="E-commerce channel name, e.g. web or app."
     )
@@ -63,8 +73,11 @@ class CustomerRef(_Model):
 
     id: int | None = Field(default=None, gt=0, description="Capillary's numeric customer id.")
     mobile: str | None = Field(default=None, pattern=r"^\+?[0-9]{6,16}$")
+    """Mobile number with country code, digits only."""
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)
+    """E-mail address."""
     external_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """The shop's own customer id, as registered in Capillary."""
     registration_source: str | None = Field(
         default=None,
         min_length=1,
@@ -86,33 +99,46 @@ class OrderRef(_Model):
     """The original order and its transaction in Capillary."""
 
     order_id: str = Field(min_length=1, max_length=128)
+    """The shop's order number."""
     transaction_id: str = Field(min_length=1, max_length=128)
+    """The original transaction's id in Capillary."""
     ordered_at: AwareDatetime | None = None
+    """When the order was placed; the return window counts from here."""
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+    """ISO 4217 code of every amount in the event."""
 
 
 class Amounts(_Model):
     """The order's value before this event and what the customer keeps after it."""
 
     before: Money
+    """The order's value before this event."""
     after: Money
+    """What the customer keeps after this event (0 for a FULL return)."""
 
 
 class OrderLine(_Model):
     """One line of the original order (or of the goods going out in an exchange)."""
 
     line_id: str = Field(min_length=1, max_length=64)
+    """Unique within the order."""
     sku: str = Field(min_length=1, max_length=64)
+    """The product."""
     quantity: Quantity
+    """Units on the line."""
     amount: Money
+    """The line's total after discounts."""
 
 
 class ReturnedLine(_Model):
     """How much of one order line comes back."""
 
     line_id: str = Field(min_length=1, max_length=64)
+    """The order line the goods come from (order_lines.line_id)."""
     quantity: Quantity
+    """Units coming back."""
     amount: Money
+    """Money refunded for them."""
 
 
 class ThresholdKind(StrEnum):
@@ -126,7 +152,9 @@ class Threshold(_Model):
     """The condition the order met to earn a benefit, when the sender knows it."""
 
     kind: ThresholdKind
+    """SPEND (money kept) or QUANTITY (units kept)."""
     minimum: Annotated[Decimal, Field(gt=0)]
+    """The least the customer must keep for the benefit to stay."""
     sku: str | None = Field(
         default=None, description="For QUANTITY: count only this SKU; absent counts every item."
     )
@@ -151,15 +179,22 @@ class LoyaltyEarn(_Model):
     """A loyalty promotion the order earned."""
 
     program_id: int = Field(gt=0)
+    """Capillary loyalty program id."""
     promotion_id: int | None = Field(default=None, gt=0)
+    """Promotion id; give this or promo_identifier."""
     promo_identifier: str | None = Field(default=None, min_length=1, max_length=64)
+    """The promotion's external identifier; give this or promotion_id."""
     promotion_type: LoyaltyPromotionType
+    """Enrol-and-issue (LOYALTY_EARNING, ISSUE_AND_EARN) or direct (LOYALTY, DIRECT_EARN,
+    DIRECT)."""
     earn_ids: list[Annotated[int, Field(gt=0)]] = Field(
         default_factory=list,
         description="Empty: the sender does not know them; the policy decides what to do.",
     )
     issual_id: str | None = None
+    """The enrolment's issual id, for enrol-and-issue promotions."""
     threshold: Threshold | None = None
+    """What the order had to reach to earn it, when known."""
 
     @model_validator(mode="after")
     def _one_promotion_reference(self) -> LoyaltyEarn:
@@ -187,25 +222,35 @@ class CartPromotionEarn(_Model):
     """A cart promotion the order earned."""
 
     promotion_id: CartId
+    """Cart promotion id (24 hex characters)."""
     earn_ids: list[CartId] = Field(default_factory=list)
+    """The earn ids this order got."""
     mode: CartPromotionMode = CartPromotionMode.DISCOUNT
+    """DISCOUNT and PAYMENT_VOUCHER can be taken back by API; POS and CODE cannot."""
     threshold: Threshold | None = None
+    """What the order had to reach to earn it, when known."""
 
 
 class CouponsIssued(_Model):
     """Coupons of one series that the order issued."""
 
     series_id: int = Field(gt=0)
+    """Coupon series id."""
     codes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1)
+    """The codes the order issued."""
     threshold: Threshold | None = None
+    """What the order had to reach to earn them, when known."""
 
 
 class Earned(_Model):
     """What the original order earned (or, in a cancellation, what the return took back)."""
 
     loyalty_promotions: list[LoyaltyEarn] = Field(default_factory=list)
+    """Loyalty promotions earned."""
     cart_promotions: list[CartPromotionEarn] = Field(default_factory=list)
+    """Cart promotions earned."""
     coupons: list[CouponsIssued] = Field(default_factory=list)
+    """Coupons issued, by series."""
 
     @property
     def is_empty(self) -> bool:
@@ -217,7 +262,9 @@ class CancelledReturn(_Model):
     """The return that a CANCELLED event undoes, and what that return took back."""
 
     return_event_id: str = Field(min_length=1, max_length=128)
+    """event_id of the return being cancelled."""
     taken_back: Earned
+    """What that return took back (from its outcome event)."""
     enrolments_revoked: list[LoyaltyEarn] = Field(
         default_factory=list,
         description="Enrol-and-issue promotions whose enrolment the return revoked.",
@@ -228,6 +275,7 @@ class ReturnEvent(_Model):
     """One return, refund, exchange or cancelled return."""
 
     schema_version: Literal["1"] = SCHEMA_VERSION
+    """Version of this schema."""
     event_id: str = Field(
         min_length=1,
         max_length=128,
@@ -235,18 +283,28 @@ class ReturnEvent(_Model):
         description="Idempotency key: the same event_id is the same return.",
     )
     occurred_at: AwareDatetime
+    """When the return, refund or cancellation happened."""
     return_type: ReturnType
+    """What happened."""
     source: EventSource
+    """Where it happened."""
     order: OrderRef
+    """The original order."""
     customer: CustomerRef
+    """Who, by any identifiers the sender knows."""
     amounts: Amounts
+    """The order's value before and after this event."""
     order_lines: list[OrderLine] = Field(default_factory=list)
+    """The original order's lines; needed to re-check quantity thresholds."""
     returned_lines: list[ReturnedLine] = Field(default_factory=list)
+    """LINE_ITEM and EXCHANGE: what comes back."""
     exchanged_lines: list[OrderLine] = Field(
         default_factory=list, description="EXCHANGE only: the goods that go out instead."
     )
     earned: Earned = Field(default_factory=Earned)
+    """What the original order earned. May be empty: the policy decides then."""
     cancelled_return: CancelledReturn | None = None
+    """CANCELLED only: the return being cancelled and what it took back."""
 
     @model_validator(mode="after")
     def _consistent_with_type(self) -> ReturnEvent:

@@ -20,11 +20,21 @@ OUTCOME_SCHEMA_VERSION: Literal["1"] = "1"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings become the field descriptions of the published JSON Schema.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class ActionStatus(StrEnum):
-    """How one action (or one item of it) ended."""
+    """How one action (or one item of it) ended.
+
+    revoked: taken back now. restored: given back now (a cancelled return).
+    already_revoked: Capillary answered "invalid or already revoked" (8903, cart 731/404,
+    coupon 682); an earlier attempt may have done it; not a failure. refused_redeemed: the
+    customer already used it; never retried. not_found: Capillary does not know the
+    customer, promotion or item. refused: another final business refusal (unsupported
+    type, inactive promotion, expired series). failed: failed after retries, or the request
+    itself was wrong; needs an operator. skipped: no call was made; report_kind says why.
+    """
 
     REVOKED = "revoked"
     """Taken back now."""
@@ -53,52 +63,88 @@ class SourceRecord(_Model):
     """Where the input event was read from."""
 
     topic: str
+    """Topic the input event was read from."""
     partition: int
+    """Its partition."""
     offset: int
+    """Its offset."""
 
 
 class EventIdentity(_Model):
     """The input event this outcome answers."""
 
     event_id: str
+    """The input event's idempotency key."""
     return_type: ReturnType
+    """FULL, LINE_ITEM, AMOUNT, EXCHANGE or CANCELLED, as in the input."""
     occurred_at: AwareDatetime
+    """When the return happened, as in the input."""
     order_id: str
+    """The original order."""
     transaction_id: str
+    """The original transaction in Capillary."""
     customer_id: int | None = None
+    """Capillary's numeric customer id, when the input had one."""
     customer_external_id: str | None = None
+    """The customer's external id, when the input had one. Mobile and e-mail are not copied."""
     record: SourceRecord | None = None
+    """Where the input was read; absent for dry runs."""
 
 
 class ItemResult(_Model):
     """The result for one thing an action touched: an earn id, a coupon code, an enrolment."""
 
     item: str
+    """What was touched, e.g. loyalty_earn:974, coupon:3138309782, cart_earn:<id>."""
     status: ActionStatus
+    """How it ended."""
     code: int | None = None
+    """Capillary's code (or HTTP status) behind the status, when there was one."""
     message: str = ""
+    """Capillary's message, or ours when no call was made."""
     detail: dict[str, str] = Field(default_factory=dict)
+    """Extra facts: earnedId of a re-issued earn, clawback=flagged for a redeemed benefit."""
 
 
 class ActionResult(_Model):
     """One planned action, why it was chosen, and how it ended."""
 
     action_id: str
+    """Stable within the event; names what the action touches."""
     kind: str
+    """revoke_loyalty_earn, revoke_loyalty_enrolment, enrol_loyalty, issue_loyalty_earn,
+    revoke_cart_earn, deactivate_cart_promotion, revoke_coupon_codes,
+    revoke_customer_coupons or report."""
     reason_code: str
+    """Why the rules chose it, machine-readable (e.g. full_return, spend_threshold_lost)."""
     reason: str
+    """Why the rules chose it, for people."""
     status: ActionStatus
+    """The most telling status of its items (failed before refused before revoked)."""
     report_kind: str | None = None
+    """For kind=report: still_deserved, skipped_by_policy, not_revocable, missing_identifier,
+    not_restorable, outside_return_window or nothing_earned."""
     broad: bool = False
+    """True when the call reaches beyond this order (all earns of a promotion, all coupons
+    of a customer, a whole participation); only where the policy allows it."""
     items: list[ItemResult] = Field(default_factory=list)
+    """One result per thing touched."""
     attempts: int = 0
+    """HTTP attempts of the call, retries included."""
     elapsed_ms: float = 0.0
+    """Time the call took, retries and waits included."""
     request_ids: list[str] = Field(default_factory=list)
+    """Capillary's X-CAP-REQUEST-ID of every attempt, for support tickets."""
     next_step: str | None = None
+    """What an operator should do, when the status asks for it."""
 
 
 class OutcomeStatus(StrEnum):
-    """The outcome in one word."""
+    """The outcome in one word.
+
+    completed: every action reached a final result (revoked, already revoked, refused,
+    skipped...). failed: at least one action failed; replay the event once the cause is fixed.
+    """
 
     COMPLETED = "completed"
     """Every action reached a final result (revoked, already revoked, refused, skipped...)."""
@@ -110,26 +156,34 @@ class ServiceInfo(_Model):
     """Which service and version wrote the outcome."""
 
     name: Literal["return-handler"] = "return-handler"
+    """Always return-handler."""
     version: str
+    """The service version that wrote the outcome."""
 
 
 class OutcomeEvent(_Model):
     """The outcome of one input event."""
 
     schema_version: Literal["1"] = OUTCOME_SCHEMA_VERSION
+    """Version of this schema; a breaking change gets a new version and file."""
     event: EventIdentity
+    """The input event this outcome answers."""
     status: OutcomeStatus
+    """completed or failed."""
     decision: Decision
+    """take_back, give_back or nothing_to_do."""
     summary: str
+    """The plan in one sentence, for people."""
     policy_version: str
+    """The version key of the policy file that decided."""
     actions: list[ActionResult] = Field(default_factory=list)
+    """Every planned action in execution order, with its reason and result."""
     processed_at: AwareDatetime
+    """When the outcome was written (UTC)."""
     duration_ms: float
+    """Time from reading the input to publishing this outcome."""
     service: ServiceInfo
-    replay_warning: str | None = Field(
-        default=None,
-        description=(
-            "Set when replaying this event could repeat a non-idempotent call "
-            "(re-issuing a loyalty earn after a cancelled return)."
-        ),
-    )
+    """Which service and version wrote it."""
+    replay_warning: str | None = None
+    """Set when replaying this event could repeat a non-idempotent call (re-issuing a loyalty
+    earn after a cancelled return)."""
