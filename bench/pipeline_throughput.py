@@ -52,59 +52,47 @@ async def _wait_for_port(port: int, seconds: float) -> None:
 _ENDPOINTS = ("loyalty_revoke", "loyalty_enrol", "cart_revoke", "coupon_revoke", "deactivate")
 
 
-async def main(events: int, bootstrap: str, rate_limit: int) -> None:
+async def main(events: int, bootstrap: str, rate_limit: int, port: int) -> None:
     run = uuid.uuid4().hex[:8]
-    port = _free_port()
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "service", "sandbox", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    await _wait_for_port(port, 30)
+    url = f"http://127.0.0.1:{port}"
+    kafka = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        returns_topic=f"bench-{run}-returns",
+        outcomes_topic=f"bench-{run}-outcomes",
+        dead_letter_topic=f"bench-{run}-dead",
+        group_id=f"bench-{run}",
+        fetch_timeout_ms=100,
     )
+    capillary = CapillaryConfig(
+        loyalty_base_url=url,
+        gateway_base_url=url,
+        oauth_base_url=url,
+        username="demo",
+        password="demo",
+        # The default 300 requests a minute per endpoint would be what is measured.
+        rate_limits={name: rate_limit for name in _ENDPOINTS},
+    )
+    settings = Settings(kafka=kafka, capillary=capillary)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
     try:
-        await _wait_for_port(port, 30)
-        url = f"http://127.0.0.1:{port}"
-        kafka = KafkaSettings(
-            bootstrap_servers=bootstrap,
-            returns_topic=f"bench-{run}-returns",
-            outcomes_topic=f"bench-{run}-outcomes",
-            dead_letter_topic=f"bench-{run}-dead",
-            group_id=f"bench-{run}",
-            fetch_timeout_ms=100,
-        )
-        capillary = CapillaryConfig(
-            loyalty_base_url=url,
-            gateway_base_url=url,
-            oauth_base_url=url,
-            username="demo",
-            password="demo",
-            # The default 300 requests a minute per endpoint would be what is measured.
-            rate_limits={name: rate_limit for name in _ENDPOINTS},
-        )
-        settings = Settings(kafka=kafka, capillary=capillary)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-        await producer.start()
-        try:
-            for n in range(events):
-                value = json.dumps(event_dict(event_id=f"bench-{run}-{n}")).encode()
-                await producer.send(kafka.returns_topic, value=value, key=str(n % 64).encode())
-            await producer.flush()
-        finally:
-            await producer.stop()
-
-        service = build_service(settings)
-        stop = asyncio.Event()
-        started = time.monotonic()
-        task = asyncio.create_task(service.runner.run(stop))
-        outcomes = await read_topic(
-            bootstrap, kafka.outcomes_topic, count=events, wait_seconds=600
-        )
-        elapsed = time.monotonic() - started
-        stop.set()
-        await task
-        await service.aclose()
+        for n in range(events):
+            value = json.dumps(event_dict(event_id=f"bench-{run}-{n}")).encode()
+            await producer.send(kafka.returns_topic, value=value, key=str(n % 64).encode())
+        await producer.flush()
     finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=10)
+        await producer.stop()
+
+    service = build_service(settings)
+    stop = asyncio.Event()
+    started = time.monotonic()
+    task = asyncio.create_task(service.runner.run(stop))
+    outcomes = await read_topic(bootstrap, kafka.outcomes_topic, count=events, wait_seconds=600)
+    elapsed = time.monotonic() - started
+    stop.set()
+    await task
+    await service.aclose()
 
     durations = sorted(json.loads(r.value)["duration_ms"] for r in outcomes)
     q = statistics.quantiles(durations, n=100)
@@ -123,4 +111,15 @@ if __name__ == "__main__":
         "--rate-limit", type=int, default=1_000_000, help="Requests a minute per endpoint."
     )
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.bootstrap, args.rate_limit))
+    sandbox_port = _free_port()
+    # The sandbox gets its own process so it does not share the service's event loop.
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "service", "sandbox", "--port", str(sandbox_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        asyncio.run(main(args.events, args.bootstrap, args.rate_limit, sandbox_port))
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
