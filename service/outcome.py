@@ -1,6 +1,6 @@
 """The output contract: one outcome event per input event, for analytics and operators.
 
-Published to the outcomes topic, keyed by the source event id. It carries the
+Published to the outcomes topic under the input's key. It carries the
 source event's identity, the decision with the reason for every action, and
 every action's result with API timings and attempts. Personal data is not
 copied: the customer appears by numeric id or external id only.

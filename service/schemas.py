@@ -102,7 +102,11 @@ def _asyncapi() -> dict[str, Any]:
             },
             "outcomes": {
                 "address": "return-outcomes",
-                "description": "Output. Key: the source event_id. One outcome per input event.",
+                "description": (
+                    "Output, one outcome per input event. Key: the input's key (the "
+                    "customer), so one customer's outcomes stay in order; the event_id "
+                    "when the input had no key."
+                ),
                 "messages": {
                     "outcomeEvent": message(
                         "OutcomeEvent",

@@ -52,6 +52,7 @@ class FakeSink:
     """Collects what would be published; can be told to fail."""
 
     outcomes: list[OutcomeEvent] = field(default_factory=list)
+    outcome_keys: list[bytes | None] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     fail_with: ReturnHandlerError | None = None
     on_outcome: Callable[[OutcomeEvent], None] | None = None
@@ -62,10 +63,11 @@ class FakeSink:
     async def stop(self) -> None:
         return None
 
-    async def publish_outcome(self, outcome: OutcomeEvent) -> None:
+    async def publish_outcome(self, outcome: OutcomeEvent, key: bytes | None) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.outcomes.append(outcome)
+        self.outcome_keys.append(key)
         if self.on_outcome is not None:
             self.on_outcome(outcome)
 

@@ -78,7 +78,7 @@ class Processor:
             processed_at=self._clock.now(),
             duration_ms=(self._clock.monotonic() - started) * 1000,
         )
-        await self._sink.publish_outcome(outcome)
+        await self._sink.publish_outcome(outcome, record.key)
         log.info(
             "event_processed",
             status=str(outcome.status),

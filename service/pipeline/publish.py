@@ -84,11 +84,15 @@ class KafkaSink:
         """Flush what is pending and disconnect."""
         await self._producer.stop()
 
-    async def publish_outcome(self, outcome: OutcomeEvent) -> None:
-        """Publish one outcome keyed by the source event id; returns once acknowledged."""
+    async def publish_outcome(self, outcome: OutcomeEvent, key: bytes | None) -> None:
+        """Publish one outcome; returns once acknowledged.
+
+        Keyed like its input (the customer), so one customer's outcomes stay in order
+        for consumers; the event id when the input had no key.
+        """
         await self._send(
             self._outcomes_topic,
-            key=outcome.event.event_id.encode(),
+            key=key if key is not None else outcome.event.event_id.encode(),
             value=outcome_bytes(outcome),
             headers=[("content-type", b"application/json"), ("schema-version", b"1")],
         )

@@ -72,8 +72,8 @@ class ResultSink(Protocol):
     async def stop(self) -> None:
         """Flush and disconnect."""
 
-    async def publish_outcome(self, outcome: OutcomeEvent) -> None:
-        """Publish one outcome, keyed by its event id."""
+    async def publish_outcome(self, outcome: OutcomeEvent, key: bytes | None) -> None:
+        """Publish one outcome under the input's key (its event id when the input had none)."""
 
     async def publish_dead_letter(self, dead: DeadLetter) -> None:
         """Publish the original bytes with the reason and origin in headers."""

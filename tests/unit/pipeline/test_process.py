@@ -54,6 +54,7 @@ async def test_handle_valid_record_publishes_one_outcome_with_source_identity() 
 
     assert isinstance(result, OutcomeEvent)
     assert sink.outcomes == [result]
+    assert sink.outcome_keys == [b"555567088"]  # keyed like the input: per-customer order
     assert sink.dead_letters == []
     assert result.event.event_id == "evt-test-0001"
     assert result.event.record is not None
