@@ -89,10 +89,19 @@ step "publishing ${#EVENTS[@]} example events from examples/events/"
 "$BIN/return-handler" publish "${EVENTS[@]}" >"$LOGS/publish.log" 2>&1 || fail "$LOGS/publish.log"
 sed 's/^/    /' "$LOGS/publish.log"
 
+step "publishing one broken event (examples/invalid/), as a faulty till might"
+"$BIN/return-handler" publish --raw examples/invalid/missing-fields.json >>"$LOGS/publish.log" 2>&1 \
+  || fail "$LOGS/publish.log"
+tail -n 1 "$LOGS/publish.log" | sed 's/^/    /'
+
 step "outcomes (one block per event)"
 echo
 "$BIN/return-handler" outcomes --count "${#EVENTS[@]}" --timeout 120 2>"$LOGS/outcomes.err" \
   | tee "$LOGS/outcomes.txt" || fail "$LOGS/service.log"
+echo
+step "dead letters (refused input, kept with the reason, nothing blocked)"
+"$BIN/return-handler" dead-letters --count 1 --timeout 60 2>"$LOGS/dead-letters.err" \
+  | tee "$LOGS/dead-letters.txt" | sed 's/^/    /' || fail "$LOGS/service.log"
 echo
 kill -0 "$service_pid" 2>/dev/null || fail "$LOGS/service.log"
 
@@ -101,5 +110,6 @@ kill -TERM "$service_pid"
 wait "$service_pid" || fail "$LOGS/service.log"
 service_pid=""
 echo "==> service stopped cleanly"
-printf '\nDemo done: %d events in, %d outcomes out. Logs: %s\n' \
-  "${#EVENTS[@]}" "$(grep -c '^\(OK\|FAIL\)' "$LOGS/outcomes.txt")" "$LOGS"
+printf '\nDemo done: %d events in, %d outcomes out, %d dead letter. Logs: %s\n' \
+  "${#EVENTS[@]}" "$(grep -c '^\(OK\|FAIL\)' "$LOGS/outcomes.txt")" \
+  "$(grep -c '^DEAD' "$LOGS/dead-letters.txt")" "$LOGS"

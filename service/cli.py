@@ -219,6 +219,32 @@ def outcomes(
         )
 
 
+@app.command("dead-letters")
+def dead_letters(
+    count: Annotated[int, typer.Option(help="Stop after this many dead letters.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 10.0,
+) -> None:
+    """Read the dead-letter topic from the beginning: origin and reason of each message."""
+    from service.tools import format_dead_letter, read_topic
+
+    settings = _settings()
+    try:
+        records = asyncio.run(
+            read_topic(
+                settings.kafka.bootstrap_servers,
+                settings.kafka.dead_letter_topic,
+                count=count,
+                wait_seconds=timeout,
+            )
+        )
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+    for record in records:
+        _out.print(format_dead_letter(record.headers, record.value), highlight=False)
+    if count and len(records) < count:
+        raise _fail(f"only {len(records)} of {count} dead letters arrived within {timeout:.0f} s")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

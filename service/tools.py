@@ -120,6 +120,16 @@ async def read_topic(
     return records
 
 
+def format_dead_letter(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> str:
+    """One readable line per dead letter: where it came from and why it was refused."""
+    found = {name: data.decode(errors="replace") for name, data in headers}
+    origin = "/".join(
+        found.get(f"rh-origin-{part}", "?") for part in ("topic", "partition", "offset")
+    )
+    preview = (value or b"")[:60].decode(errors="replace")
+    return f"DEAD {origin}: {found.get('rh-reason', '(no reason header)')} | {preview!r}"
+
+
 _MARK = {
     ActionStatus.REVOKED: "revoked",
     ActionStatus.RESTORED: "restored",

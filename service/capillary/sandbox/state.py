@@ -420,6 +420,11 @@ def demo_seed() -> SandboxSeed:
                 customer_id=555567088,
             ),
             CartEarn(
+                id="68f869d94a314550c4b46049",
+                promotion_id="69058646b1cfc114606f7bbe",
+                customer_id=555567090,
+            ),
+            CartEarn(
                 id="68f9f2904a314550c4b46dc1",
                 promotion_id="68f9f2904a314550c4b46dc0",
                 customer_id=566881933,

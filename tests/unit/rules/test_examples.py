@@ -121,7 +121,7 @@ EXPECTED: dict[str, tuple[Decision, list[tuple[str, str, str]]]] = {
     "10-missing-customer-id.json": (
         Decision.TAKE_BACK,
         [
-            ("revoke_loyalty_earn", "revoke_loyalty_earn:2714/202090:957", "full_return"),
+            ("revoke_loyalty_earn", "revoke_loyalty_earn:2714/202090:959", "full_return"),
             (
                 "report/missing_identifier",
                 f"cart_promotion:{VOUCHER}",
