@@ -97,13 +97,49 @@ def sandbox(
     seed: Annotated[
         Path | None, typer.Option(help="JSON state to start from.", exists=True, dir_okay=False)
     ] = None,
+    faults: Annotated[
+        Path | None,
+        typer.Option(
+            help="Faults to start with (JSON or YAML of FaultConfig); change them later "
+            "with POST /__admin/faults.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    latency_ms: Annotated[float, typer.Option(help="Added latency on every call.")] = 0.0,
+    error_rate: Annotated[float, typer.Option(help="Share of calls answered 503.")] = 0.0,
+    throttle_rate: Annotated[
+        float, typer.Option(help="Share of calls answered 429 with Retry-After.")
+    ] = 0.0,
+    rate_limit: Annotated[
+        int | None, typer.Option(help="Requests a minute per endpoint; beyond: 429.")
+    ] = None,
 ) -> None:
     """Run the Capillary sandbox: the five endpoints, stateful, with fault injection."""
-    from service.capillary.sandbox import SandboxConfig, serve_forever
+    import yaml
+
+    from service.capillary.sandbox import FaultConfig, FaultRule, SandboxConfig, serve_forever
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
-    config = SandboxConfig(host=host, port=port, seed_path=seed)
+    try:
+        if faults is not None:
+            fault_config = FaultConfig.model_validate(yaml.safe_load(faults.read_text()))
+        else:
+            fault_config = FaultConfig(
+                default=FaultRule(
+                    latency_ms=latency_ms, error_rate=error_rate, throttle_rate=throttle_rate
+                )
+            )
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise _fail(f"{faults} is not a valid fault configuration:\n{exc}", 2) from exc
+    config = SandboxConfig(
+        host=host,
+        port=port,
+        seed_path=seed,
+        faults=fault_config,
+        rate_limit_per_minute={"*": rate_limit} if rate_limit else {},
+    )
     try:
         asyncio.run(serve_forever(config))
     except ReturnHandlerError as exc:
