@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from service.cli import app
@@ -17,8 +20,13 @@ POLICY = ROOT / "examples" / "policy.yaml"
 
 
 @pytest.fixture
-def cli() -> CliRunner:
-    return CliRunner()
+def cli() -> Iterator[CliRunner]:
+    # Commands configure logging for the process; give the next test what it had.
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield CliRunner()
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
+    structlog.reset_defaults()
 
 
 def test_plan_json_is_the_plan_of_the_example(cli: CliRunner) -> None:

@@ -38,6 +38,7 @@ def test_configured_logging_writes_json_lines_for_structlog_and_stdlib(
     finally:
         structlog.contextvars.clear_contextvars()
         logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     ours, theirs = lines
     assert ours["event"] == "event_processed"
