@@ -76,6 +76,10 @@ else
 fi
 
 step "Capillary sandbox on 127.0.0.1:$SANDBOX_PORT (seed: examples/sandbox-seed.json)"
+if (exec 3<>"/dev/tcp/127.0.0.1/$SANDBOX_PORT") 2>/dev/null; then
+  echo "    port $SANDBOX_PORT is taken by another program; choose another: DEMO_SANDBOX_PORT=18766 make demo" >&2
+  fail
+fi
 "$BIN/return-handler" sandbox --port "$SANDBOX_PORT" --seed examples/sandbox-seed.json \
   >"$LOGS/sandbox.log" 2>&1 &
 sandbox_pid=$!
