@@ -85,7 +85,10 @@ fi
 sandbox_pid=$!
 wait_for_port "$SANDBOX_PORT" 30 "$sandbox_pid" || fail "$LOGS/sandbox.log"
 
-step "return-handler service (topics demo-$RUN_ID-*)"
+step "topics demo-$RUN_ID-* (returns, outcomes, dead letters)"
+"$BIN/return-handler" topics >"$LOGS/topics.log" 2>&1 || fail "$LOGS/topics.log"
+
+step "return-handler service"
 "$BIN/return-handler" run >"$LOGS/service.log" 2>&1 &
 service_pid=$!
 

@@ -203,6 +203,21 @@ def schemas(
 
 
 @app.command()
+def topics(
+    partitions: Annotated[int, typer.Option(help="Partitions of each new topic.")] = 3,
+) -> None:
+    """Create the returns, outcomes and dead-letter topics if they are missing (development)."""
+    from service.tools import ensure_topics
+
+    settings = _settings()
+    try:
+        created = asyncio.run(ensure_topics(settings.kafka, partitions))
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+    _out.print(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@app.command()
 def publish(
     files: Annotated[list[Path], typer.Argument(help="Event files (JSON) to publish, in order.")],
     topic: Annotated[str | None, typer.Option(help="Default: the returns topic.")] = None,

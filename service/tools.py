@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -61,6 +62,34 @@ async def publish_files(
     return lines
 
 
+async def ensure_topics(kafka: KafkaSettings, partitions: int) -> list[str]:
+    """Create the returns, outcomes and dead-letter topics that do not exist yet.
+
+    Returns the names created. For development and the demo; production topics are
+    created by whoever owns the cluster, with their own partition counts and retention.
+    """
+    wanted = [kafka.returns_topic, kafka.outcomes_topic, kafka.dead_letter_topic]
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        await admin.close()
+        raise BrokerError("cannot reach Kafka", bootstrap_servers=kafka.bootstrap_servers) from exc
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(name, num_partitions=partitions, replication_factor=1)
+                    for name in missing
+                ]
+            )
+        return missing
+    finally:
+        await admin.close()
+
+
 async def read_outcomes(
     kafka: KafkaSettings,
     on_outcome: Callable[[bytes], None],
@@ -91,11 +120,13 @@ async def read_topic(
 
     Stops once ``count`` records arrived (0: read until ``wait_seconds`` pass).
     """
-    # Without a group the consumer takes every partition of the topic as it appears.
+    # Without a group the consumer takes every partition of the topic as it appears;
+    # frequent metadata refreshes notice a topic created after we subscribed.
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap_servers,
         group_id=None,
+        metadata_max_age_ms=1000,
         enable_auto_commit=False,
         isolation_level="read_committed",
         auto_offset_reset="earliest",

@@ -57,6 +57,8 @@ class KafkaSource:
             max_poll_records=settings.max_poll_records,
             max_poll_interval_ms=settings.max_poll_interval_ms,
             session_timeout_ms=settings.session_timeout_ms,
+            # A returns topic created after start is noticed within this time.
+            metadata_max_age_ms=30_000,
         )
 
     async def start(self) -> None:
@@ -71,6 +73,13 @@ class KafkaSource:
         self._consumer.subscribe(
             [self._settings.returns_topic], listener=_SettleOnRevoke(self.in_flight)
         )
+        if self._settings.returns_topic not in await self._consumer.topics():
+            log.warning(
+                "returns_topic_missing",
+                topic=self._settings.returns_topic,
+                next_step="create it (or check RETURN_HANDLER_KAFKA__RETURNS_TOPIC); "
+                "the service starts consuming within 30 s of its creation",
+            )
 
     async def stop(self) -> None:
         """Leave the group; uncommitted records will be read again by the next owner."""
