@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from structlog.testing import capture_logs
 
-from service.capillary.config import CapillaryConfig
-from service.capillary.sandbox import Sandbox, SandboxConfig
+from service.capillary.config import CapillaryConfig, CapillaryTimeouts
+from service.capillary.sandbox import FaultConfig, FaultRule, Sandbox, SandboxConfig
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.settings import KafkaSettings, Settings
 from service.tools import read_topic
@@ -194,3 +195,47 @@ async def test_cli_run_stops_cleanly_on_sigterm(kafka: KafkaSettings, sandbox: S
     events = [json.loads(line)["event"] for line in stderr.decode().splitlines() if line]
     assert "event_processed" in events
     assert events[-1] == "service_stopped"
+
+
+async def test_slow_capillary_beyond_max_poll_interval_keeps_membership_and_commits(
+    kafka: KafkaSettings, sandbox: Sandbox
+) -> None:
+    # One coupon call takes longer than max.poll.interval.ms: a consumer that stopped
+    # polling while it waited would be thrown out of the group and fail its commit.
+    sandbox.faults.configure(FaultConfig(endpoints={"coupon_revoke": FaultRule(latency_ms=12_000)}))
+    settings = _settings(kafka, sandbox)
+    assert settings.capillary is not None
+    settings = settings.model_copy(
+        update={
+            "kafka": kafka.model_copy(update={"max_poll_interval_ms": 10_000}),
+            "capillary": settings.capillary.model_copy(
+                update={"timeouts": CapillaryTimeouts(read=30, call_deadline=30)}
+            ),
+        }
+    )
+    await _produce(kafka.bootstrap_servers, kafka.returns_topic, event_bytes(event_id="evt-slow"))
+
+    async def one_outcome() -> None:
+        await _read(kafka.bootstrap_servers, kafka.outcomes_topic, 1)
+
+    service = build_service(settings)
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(service.runner.run(stop))
+        try:
+            await one_outcome()
+        finally:
+            stop.set()
+            stats = await task
+            await service.aclose()
+
+    assert [r.offset for r in stats.committed] == [0]
+    # The group never took the partitions away: the member stayed alive while it waited.
+    revocations = [e for e in logs if e["event"] == "partitions_revoked" and e["partitions"]]
+    assert revocations == []
+    [outcome] = [
+        OutcomeEvent.model_validate_json(r.value)
+        for r in await _read(kafka.bootstrap_servers, kafka.outcomes_topic, 1)
+    ]
+    assert outcome.status is OutcomeStatus.COMPLETED
+    assert outcome.duration_ms >= 12_000
