@@ -37,8 +37,12 @@ from service.capillary.models import (
 )
 from service.capillary.results import ItemResult as ApiItemResult
 from service.capillary.results import ResultClass
+from service.errors import CapillaryAuthError
 from service.events import ReturnEvent
+from service.logging import get_logger
 from service.outcome import ActionResult, ActionStatus, ItemResult
+
+log = get_logger(__name__)
 
 REDEEMED_CODES = frozenset({729, 405})
 """Cart earn and coupon already used by the customer."""
@@ -188,7 +192,20 @@ class Executor:
             key = _target_key(action.target)
             if key in blocked:
                 return _not_attempted(action)
-        api_results = await self._call(action, attribution)
+        try:
+            api_results = await self._call(action, attribution)
+        except CapillaryAuthError:
+            raise  # every later call would fail the same way: the run loop stops
+        except Exception as exc:  # a bug must fail this action, not block the partition
+            log.exception("action_crashed", action_id=action.action_id)
+            api_results = [
+                ApiItemResult(
+                    item=action.action_id,
+                    result_class=ResultClass.REQUEST_ERROR,
+                    message=f"internal error: {type(exc).__name__}: {exc}",
+                    next_step="File a bug with this outcome; replay the event once fixed.",
+                )
+            ]
         gives_back = isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
         items = [self._item(r, gives_back=gives_back) for r in api_results]
         status = worst([item.status for item in items])

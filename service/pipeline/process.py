@@ -60,7 +60,9 @@ class Processor:
         finally:
             clear_event_context()
 
-    async def _process(self, record: Record, event: ReturnEvent, started: float) -> OutcomeEvent:
+    async def _process(
+        self, record: Record, event: ReturnEvent, started: float
+    ) -> OutcomeEvent | DeadLetter:
         bind_event_context(
             topic=record.topic,
             partition=record.partition,
@@ -68,7 +70,19 @@ class Processor:
             event_id=event.event_id,
             return_type=str(event.return_type),
         )
-        plan = self._planner(event, self._clock.now())
+        try:
+            plan = self._planner(event, self._clock.now())
+        except Exception as exc:  # a bug in the rules must not block the partition
+            log.exception("rules_failed")
+            return await self._dead_letter(
+                DeadLetter(
+                    record,
+                    reason=f"the rules failed on this event ({type(exc).__name__}: {exc}); "
+                    "file a bug with this message, then replay it",
+                    error_type="rules_error",
+                ),
+                started,
+            )
         results = await self._executor.execute(event, plan)
         outcome = build_outcome(
             event,

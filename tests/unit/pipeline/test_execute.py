@@ -23,6 +23,7 @@ from service.actions import (
 )
 from service.capillary.models import AttributionEntityType
 from service.capillary.results import ItemResult, ResultClass
+from service.errors import CapillaryAuthError
 from service.events import LoyaltyPromotionType
 from service.outcome import ActionStatus
 from service.pipeline.execute import Executor, attribution_for, item_status, worst
@@ -192,3 +193,26 @@ def test_attribution_prefers_till_then_store_then_none() -> None:
     assert store is not None
     assert store.entity_type is AttributionEntityType.STORE
     assert attribution_for(event(source={"channel": "ECOMMERCE"})) is None
+
+
+async def test_execute_client_crash_fails_that_action_and_runs_the_rest() -> None:
+    api = FakeCapillary(raise_on={"revoke_cart_earns": KeyError("boom")})
+    plan = _plan(
+        RevokeCartEarn(
+            customer_id=555567088, promotion_id="69117663b1cfc114606fd7fb", earn_ids=["x"],
+            **_why("a1"),
+        ),
+        RevokeCouponCodes(series_id=415446, codes=["A"], **_why("a2")),
+    )  # fmt: skip
+    crashed, coupons = await Executor(api).execute(event(), plan)
+    assert crashed.status is ActionStatus.FAILED
+    assert "internal error: KeyError" in crashed.items[0].message
+    assert crashed.next_step is not None
+    assert coupons.status is ActionStatus.REVOKED
+
+
+async def test_execute_auth_error_propagates_to_stop_the_service() -> None:
+    api = FakeCapillary(raise_on={"revoke_coupons_by_codes": CapillaryAuthError("refused")})
+    plan = _plan(RevokeCouponCodes(series_id=415446, codes=["A"], **_why("a1")))
+    with pytest.raises(CapillaryAuthError):
+        await Executor(api).execute(event(), plan)

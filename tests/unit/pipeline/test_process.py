@@ -127,3 +127,16 @@ async def test_handle_clears_log_context_after_each_record() -> None:
 
     await _processor(FakeCapillary(), FakeSink()).handle(_record(event_bytes()))
     assert structlog.contextvars.get_contextvars() == {}
+
+
+async def test_handle_rules_crash_dead_letters_the_event_instead_of_blocking() -> None:
+    def broken(event: ReturnEvent, now: datetime) -> Plan:
+        raise ZeroDivisionError("division by zero")
+
+    sink = FakeSink()
+    result = await _processor(FakeCapillary(), sink, broken).handle(_record(event_bytes()))
+    assert isinstance(result, DeadLetter)
+    assert result.error_type == "rules_error"
+    assert "ZeroDivisionError" in result.reason
+    assert sink.dead_letters == [result]
+    assert sink.outcomes == []

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 import pytest
 
-from service.actions import Decision, Plan
+from service.actions import Decision, Plan, RevokeCouponCodes
+from service.capillary.results import ItemResult
 from service.clock import FakeClock
 from service.errors import CapillaryAuthError
 from service.events import ReturnEvent
@@ -86,18 +88,29 @@ async def test_run_stop_mid_batch_commits_only_the_processed_prefix() -> None:
 
 
 async def test_run_fatal_auth_error_stops_without_committing_the_failed_record() -> None:
-    calls = 0
+    class RefusesSecondCall(FakeCapillary):
+        async def revoke_coupons_by_codes(
+            self, codes: Any, series_id: int | None, attribution: Any = None
+        ) -> list[ItemResult]:
+            if len(self.calls) == 1:
+                raise CapillaryAuthError("credentials refused")
+            return await super().revoke_coupons_by_codes(codes, series_id, attribution)
 
-    def planner(event: ReturnEvent, now: datetime) -> Plan:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise CapillaryAuthError("credentials refused")
-        return _empty_plan(event, now)
+    def coupon_plan(event: ReturnEvent, now: datetime) -> Plan:
+        action = RevokeCouponCodes(
+            action_id="c", reason_code="full_return", reason="r", series_id=1, codes=["A"]
+        )
+        return _empty_plan(event, now).model_copy(update={"actions": [action]})
 
     source = FakeSource(batches=[_records(0, range(0, 3))])
     sink = FakeSink()
-    runner = _runner(source, sink, planner)
+    processor = Processor(
+        planner=coupon_plan,
+        executor=Executor(RefusesSecondCall()),
+        sink=sink,
+        clock=FakeClock(),
+    )
+    runner = Runner(source=source, sink=sink, processor=processor, grace_seconds=5)
 
     with pytest.raises(CapillaryAuthError):
         await runner.run(asyncio.Event())
