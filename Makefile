@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help demo test lint typecheck unit integration schemas kafka-up kafka-down kafka-status sandbox run clean
+.PHONY: help demo test lint lint-deploy typecheck unit integration schemas kafka-up kafka-down kafka-status sandbox run clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ unit: $(INSTALLED) ## Unit tests only (no broker needed)
 
 integration: $(INSTALLED) ## Integration tests against a running broker (make kafka-up)
 	$(BIN)/pytest tests/integration -q
+
+lint-deploy: ## hadolint the Dockerfile, helm lint and template the chart (installs both once)
+	bash scripts/lint-deploy.sh
 
 schemas: $(INSTALLED) ## Regenerate schemas/ from the models
 	$(BIN)/return-handler schemas --out schemas
