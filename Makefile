@@ -56,7 +56,11 @@ kafka-status: ## Is the local broker running?
 sandbox: $(INSTALLED) ## Run the Capillary sandbox with the demo seed on :8765
 	$(BIN)/return-handler sandbox --seed examples/sandbox-seed.json
 
-run: $(INSTALLED) ## Run the service against the local broker and sandbox
+# The sandbox's demo credentials and the demo policy, unless the environment says otherwise.
+run: export RETURN_HANDLER_CAPILLARY__USERNAME ?= demo
+run: export RETURN_HANDLER_CAPILLARY__PASSWORD ?= demo
+run: export RETURN_HANDLER_POLICY_PATH ?= examples/policy.yaml
+run: $(INSTALLED) ## Run the service against the local broker and sandbox (demo credentials)
 	$(BIN)/return-handler run
 
 clean: ## Remove the virtualenv, caches and local broker data
