@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from service.errors import CapillaryAuthError, ConfigurationError
 from service.logging import get_logger
 from service.outcome import OutcomeEvent, OutcomeStatus
+from service.pipeline.consume import next_offsets
 from service.pipeline.process import Processor
 from service.pipeline.records import DeadLetter, Record, RecordSource, ResultSink
 
@@ -31,7 +32,8 @@ class RunStats:
     outcomes: int = 0
     dead_letters: int = 0
     failed_outcomes: int = 0
-    committed: list[Record] = field(default_factory=list, repr=False)
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Last committed offset per (topic, partition): bounded by the partitions owned."""
 
 
 class Runner:
@@ -76,7 +78,8 @@ class Runner:
                 stop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await stop_task
-                loop_task.result()  # re-raise what stopped the loop
+                if not loop_task.cancelled():
+                    loop_task.result()  # re-raise what stopped the loop
             finally:
                 await self._source.stop()
         finally:
@@ -114,7 +117,7 @@ class Runner:
         finally:
             if done:
                 await self._source.commit(done)
-                self.stats.committed.extend(done)
+                self.stats.committed.update(next_offsets(done))
 
     def _count(self, result: OutcomeEvent | DeadLetter) -> None:
         self.stats.records += 1

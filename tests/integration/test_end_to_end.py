@@ -229,7 +229,7 @@ async def test_slow_capillary_beyond_max_poll_interval_keeps_membership_and_comm
             stats = await task
             await service.aclose()
 
-    assert [r.offset for r in stats.committed] == [0]
+    assert list(stats.committed.values()) == [1]
     # The group never took the partitions away: the member stayed alive while it waited.
     revocations = [e for e in logs if e["event"] == "partitions_revoked" and e["partitions"]]
     assert revocations == []

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from service.actions import Decision, Plan, RevokeCouponCodes
 from service.capillary.results import ItemResult
@@ -127,3 +128,41 @@ async def test_run_outcome_per_record_in_partition_order() -> None:
     offsets = [o.event.record.offset for o in sink.outcomes if o.event.record]
     assert offsets == [5, 6, 7, 8]
     assert all(isinstance(o, OutcomeEvent) for o in sink.outcomes)
+
+
+async def test_run_drain_past_the_grace_period_stops_cleanly_and_commits_nothing() -> None:
+    call_started = asyncio.Event()
+
+    class HangingCapillary(FakeCapillary):
+        async def revoke_coupons_by_codes(
+            self, codes: Any, series_id: int | None, attribution: Any = None
+        ) -> list[ItemResult]:
+            call_started.set()
+            await asyncio.Event().wait()  # Capillary never answers
+            raise AssertionError("unreachable")
+
+    def coupon_plan(event: ReturnEvent, now: datetime) -> Plan:
+        action = RevokeCouponCodes(
+            action_id="c", reason_code="full_return", reason="r", series_id=1, codes=["A"]
+        )
+        return _empty_plan(event, now).model_copy(update={"actions": [action]})
+
+    source = FakeSource(batches=[_records(0, range(0, 2))])
+    sink = FakeSink()
+    processor = Processor(
+        planner=coupon_plan, executor=Executor(HangingCapillary()), sink=sink, clock=FakeClock()
+    )
+    runner = Runner(source=source, sink=sink, processor=processor, grace_seconds=0.05)
+    stop = asyncio.Event()
+
+    with capture_logs() as logs:
+        task = asyncio.create_task(runner.run(stop))
+        await call_started.wait()
+        stop.set()
+        stats = await task
+
+    assert source.commits == []
+    assert stats.committed == {}
+    assert sink.outcomes == []
+    assert source.stopped
+    assert "drain_timed_out" in [entry["event"] for entry in logs]
