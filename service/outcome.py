@@ -103,7 +103,7 @@ class ItemResult(_Model):
     message: str = ""
     """Capillary's message, or ours when no call was made."""
     detail: dict[str, str] = Field(default_factory=dict)
-    """Extra facts: earnedId of a re-issued earn, clawback=flagged for a redeemed benefit."""
+    """Extra facts: earned_id of a re-issued earn, clawback=flagged for a redeemed benefit."""
 
 
 class ActionResult(_Model):

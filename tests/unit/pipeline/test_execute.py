@@ -128,7 +128,7 @@ async def test_execute_give_back_reports_restored_and_keeps_new_earned_id() -> N
                 ItemResult(
                     item="earn:555567088",
                     result_class=ResultClass.DONE,
-                    detail={"earnedId": "1201"},
+                    detail={"earned_id": "1201"},
                 )
             ]
         }
@@ -140,7 +140,7 @@ async def test_execute_give_back_reports_restored_and_keeps_new_earned_id() -> N
     enrol, issue = await Executor(api).execute(event(), plan)
     assert enrol.status is ActionStatus.RESTORED
     assert issue.status is ActionStatus.RESTORED
-    assert issue.items[0].detail["earnedId"] == "1201"
+    assert issue.items[0].detail["earned_id"] == "1201"
 
 
 async def test_execute_redeemed_coupon_is_flagged_for_clawback_when_policy_says_so() -> None:
