@@ -189,8 +189,11 @@ def format_outcome(data: bytes) -> str:
     for action in outcome.actions:
         codes = sorted({str(i.code) for i in action.items if i.code is not None})
         code_text = f" code {','.join(codes)}" if codes else ""
+        facts = [f"{k}={v}" for item in action.items for k, v in sorted(item.detail.items())]
+        fact_text = f" [{', '.join(facts)}]" if facts else ""
         lines.append(
-            f"    - {action.action_id}: {_MARK[action.status]}{code_text} ({action.reason})"
+            f"    - {action.action_id}: {_MARK[action.status]}{code_text}{fact_text} "
+            f"({action.reason})"
         )
     if outcome.replay_warning:
         lines.append(f"    ! {outcome.replay_warning}")

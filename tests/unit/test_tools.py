@@ -1,0 +1,80 @@
+"""Readable lines for operators: outcomes and dead letters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from service.actions import Decision
+from service.events import ReturnType
+from service.outcome import (
+    ActionResult,
+    ActionStatus,
+    EventIdentity,
+    ItemResult,
+    OutcomeEvent,
+    OutcomeStatus,
+    ServiceInfo,
+)
+from service.tools import format_dead_letter, format_outcome
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def _outcome(*actions: ActionResult, status: OutcomeStatus = OutcomeStatus.COMPLETED) -> bytes:
+    outcome = OutcomeEvent(
+        event=EventIdentity(
+            event_id="evt-1",
+            return_type=ReturnType.CANCELLED,
+            occurred_at=NOW,
+            order_id="O",
+            transaction_id="T",
+        ),
+        status=status,
+        decision=Decision.GIVE_BACK,
+        summary="give back",
+        policy_version="p",
+        actions=list(actions),
+        processed_at=NOW,
+        duration_ms=12.0,
+        service=ServiceInfo(version="0.1.0"),
+        replay_warning="replaying issues again",
+    )
+    return outcome.model_dump_json().encode()
+
+
+def test_format_outcome_shows_status_codes_new_earn_ids_and_warning() -> None:
+    issued = ActionResult(
+        action_id="issue:974",
+        kind="issue_loyalty_earn",
+        reason_code="give_back_earn",
+        reason="the return revoked it",
+        status=ActionStatus.RESTORED,
+        items=[ItemResult(item="x", status=ActionStatus.RESTORED, detail={"earned_id": "1201"})],
+    )
+    failed = ActionResult(
+        action_id="coupons",
+        kind="revoke_coupon_codes",
+        reason_code="full_return",
+        reason="full return",
+        status=ActionStatus.FAILED,
+        items=[ItemResult(item="c", status=ActionStatus.FAILED, code=503)],
+    )
+    text = format_outcome(_outcome(issued, failed, status=OutcomeStatus.FAILED))
+    lines = text.splitlines()
+    assert lines[0].startswith("FAIL evt-1 [CANCELLED] give_back")
+    assert "restored [earned_id=1201]" in lines[1]
+    assert "FAILED code 503" in lines[2]
+    assert lines[3] == "    ! replaying issues again"
+
+
+def test_format_dead_letter_names_origin_and_reason() -> None:
+    line = format_dead_letter(
+        [
+            ("rh-reason", b"not JSON"),
+            ("rh-origin-topic", b"returns"),
+            ("rh-origin-partition", b"2"),
+            ("rh-origin-offset", b"41"),
+        ],
+        b"{broken",
+    )
+    assert line == "DEAD returns/2/41: not JSON | '{broken'"
