@@ -236,7 +236,7 @@ def publish(
     except ReturnHandlerError as exc:
         raise _fail(str(exc)) from exc
     for line in sent:
-        _out.print(line)
+        _out.print(line, markup=False)
 
 
 @app.command()
@@ -257,7 +257,7 @@ def outcomes(
         if as_json:
             sys.stdout.write(json.dumps(json.loads(outcome_json)) + "\n")
         else:
-            _out.print(format_outcome(outcome_json), highlight=False)
+            _out.print(format_outcome(outcome_json), highlight=False, markup=False)
 
     try:
         asyncio.run(read_outcomes(settings.kafka, show, count=count, wait_seconds=timeout))
@@ -291,7 +291,7 @@ def dead_letters(
     except ReturnHandlerError as exc:
         raise _fail(str(exc)) from exc
     for record in records:
-        _out.print(format_dead_letter(record.headers, record.value), highlight=False)
+        _out.print(format_dead_letter(record.headers, record.value), highlight=False, markup=False)
     if count and len(records) < count:
         raise _fail(f"only {len(records)} of {count} dead letters arrived within {timeout:.0f} s")
 
