@@ -77,7 +77,7 @@ def render_plan(plan: Plan) -> Table:
         if getattr(action, "broad", False):
             kind = f"{kind}\nBROAD"
         why = Group(Text(action.reason), Text(action.reason_code, style="dim"))
-        table.add_row(str(number), kind, describe(action), why)
+        table.add_row(str(number), Text(kind), Text(describe(action)), why)
     return table
 
 
