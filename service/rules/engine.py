@@ -163,9 +163,5 @@ def _take_back(event: ReturnEvent, policy: Policy, builder: PlanBuilder, notes: 
     take_back_cart(event, policy, kept, earned.cart_promotions, builder)
     take_back_coupons(event, policy, kept, earned.coupons, builder)
     take_back_coupons_by_customer(event, policy, kept, series, builder)
-    if builder.calls:
-        clawback = "on" if policy.redeemed.flag_for_clawback else "off"
-        notes.append(
-            "Benefits already redeemed are refused by Capillary and reported, never retried "
-            f"(clawback flag {clawback})"
-        )
+    # Redeemed benefits are learnt from Capillary's answers, not planned: the executor
+    # reports them (and flags them for clawback when the policy says so).
