@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -18,7 +19,16 @@ from service.capillary.models import (
     LoyaltyPromotionRef,
 )
 from service.capillary.results import ResultClass
-from tests.unit.capillary.helpers import CART, COUPON, LOYALTY_REVOKE, Harness, reply
+from tests.unit.capillary.helpers import (
+    CART,
+    COUPON,
+    LOYALTY_REVOKE,
+    FakeCapillary,
+    Harness,
+    basic_config,
+    make_harness,
+    reply,
+)
 
 PROMO = LoyaltyPromotionRef(program_id=1, promo_identifier="p-1")
 
@@ -159,3 +169,28 @@ async def test_client_logs_carry_no_customer_identifiers(harness: Harness) -> No
     assert len(logs) == 2
     assert "11223569865" not in repr(logs)
     assert "tom@example.com" not in repr(logs)
+
+
+async def test_calls_over_the_rate_limit_wait_in_line_instead_of_being_sent() -> None:
+    fake = FakeCapillary()
+    empty = {"entity": {"revokedCoupons": [], "failedToRevoke": []}, "errors": [], "success": True}
+    fake.script(COUPON, reply(200, empty))
+    h = make_harness(fake, config=basic_config(rate_limits={"coupon_revoke": 2}))
+    async with h.client:
+        calls = [
+            asyncio.create_task(h.client.revoke_coupons_by_codes([code], series_id=None))
+            for code in ("A", "B", "C")
+        ]
+        done, pending = await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
+        # Give the event loop plenty of turns: an unlimited client would have sent the
+        # third request by now (the transport is in-process, no I/O).
+        for _ in range(100):
+            await asyncio.sleep(0)
+        sent = [json.loads(r.content)["couponCodes"] for r in fake.calls(COUPON)]
+        assert len(sent) == 2
+        assert sum(not task.done() for task in calls) == 1
+        for task in calls:
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+    assert done
+    assert pending
