@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import resource
 import socket
 import statistics
 import subprocess
@@ -99,7 +100,9 @@ async def main(events: int, bootstrap: str, rate_limit: int, port: int) -> None:
     print(
         f"{len(outcomes)} events in {elapsed:.1f} s: {len(outcomes) / elapsed:.0f} events/s "
         f"(3 Capillary calls each); per-event latency p50 {q[49]:.1f} ms, "
-        f"p99 {q[98]:.1f} ms, max {durations[-1]:.1f} ms"
+        f"p99 {q[98]:.1f} ms, max {durations[-1]:.1f} ms; "
+        f"max RSS of this process (service + load generator) "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
     )
 
 
