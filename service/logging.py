@@ -101,12 +101,18 @@ def bind_event_context(**fields: Any) -> None:
     structlog.contextvars.bind_contextvars(**fields)
 
 
+def add_event_context(**fields: Any) -> None:
+    """Add fields to the current message's context (known only after parsing, say)."""
+    structlog.contextvars.bind_contextvars(**fields)
+
+
 def clear_event_context() -> None:
     """Forget the current message's correlation fields."""
     structlog.contextvars.clear_contextvars()
 
 
 __all__ = [
+    "add_event_context",
     "bind_event_context",
     "clear_event_context",
     "configure_logging",

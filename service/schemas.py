@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel
 
 from service import __version__
 from service.events import ReturnEvent
@@ -33,25 +34,25 @@ _HEADER_DOCS = {
 }
 
 
-def _return_event_schema() -> dict[str, Any]:
-    schema = ReturnEvent.model_json_schema(mode="validation")
-    schema["$id"] = f"https://return-handler.local/schemas/{RETURN_EVENT_FILE}"
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return schema
+_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+_ID_BASE = "https://return-handler.local/schemas/"
 
 
-def _outcome_event_schema() -> dict[str, Any]:
-    schema = OutcomeEvent.model_json_schema(mode="serialization")
-    schema["$id"] = f"https://return-handler.local/schemas/{OUTCOME_EVENT_FILE}"
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+def _model_schema(
+    model: type[BaseModel], mode: Literal["validation", "serialization"], file: str
+) -> dict[str, Any]:
+    # What we read is described as it is validated; what we write, as it is serialised.
+    schema = model.model_json_schema(mode=mode)
+    schema["$id"] = _ID_BASE + file
+    schema["$schema"] = _DRAFT
     return schema
 
 
 def _dead_letter_schema() -> dict[str, Any]:
     assert set(_HEADER_DOCS) == set(DEAD_LETTER_HEADERS), "document every dead-letter header"
     return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"https://return-handler.local/schemas/{DEAD_LETTER_FILE}",
+        "$schema": _DRAFT,
+        "$id": _ID_BASE + DEAD_LETTER_FILE,
         "title": "DeadLetterHeaders",
         "description": (
             "Headers added to a dead-lettered message. Its key and value are the original "
@@ -156,8 +157,10 @@ def render_all() -> dict[str, str]:
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
     return {
-        RETURN_EVENT_FILE: as_json(_return_event_schema()),
-        OUTCOME_EVENT_FILE: as_json(_outcome_event_schema()),
+        RETURN_EVENT_FILE: as_json(_model_schema(ReturnEvent, "validation", RETURN_EVENT_FILE)),
+        OUTCOME_EVENT_FILE: as_json(
+            _model_schema(OutcomeEvent, "serialization", OUTCOME_EVENT_FILE)
+        ),
         DEAD_LETTER_FILE: as_json(_dead_letter_schema()),
         ASYNCAPI_FILE: yaml.safe_dump(_asyncapi(), sort_keys=False, width=100),
     }

@@ -6,6 +6,7 @@ It writes one canonical log line per record (``event_processed`` or
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
@@ -13,7 +14,12 @@ from service import __version__
 from service.actions import IssueLoyaltyEarn, Plan
 from service.clock import Clock
 from service.events import ReturnEvent
-from service.logging import bind_event_context, clear_event_context, get_logger
+from service.logging import (
+    add_event_context,
+    bind_event_context,
+    clear_event_context,
+    get_logger,
+)
 from service.outcome import (
     ActionResult,
     EventIdentity,
@@ -63,13 +69,7 @@ class Processor:
     async def _process(
         self, record: Record, event: ReturnEvent, started: float
     ) -> OutcomeEvent | DeadLetter:
-        bind_event_context(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            event_id=event.event_id,
-            return_type=str(event.return_type),
-        )
+        add_event_context(event_id=event.event_id, return_type=str(event.return_type))
         try:
             plan = self._planner(event, self._clock.now())
         except Exception as exc:  # a bug in the rules must not block the partition
@@ -99,7 +99,7 @@ class Processor:
             decision=str(outcome.decision),
             actions=len(outcome.actions),
             failed_actions=[a.action_id for a in outcome.actions if a.status.is_failure],
-            statuses=_count_statuses(results),
+            statuses=dict(Counter(str(result.status) for result in results)),
             duration_ms=round(outcome.duration_ms, 1),
         )
         return outcome
@@ -152,10 +152,3 @@ def build_outcome(
         service=ServiceInfo(version=__version__),
         replay_warning=REISSUE_WARNING if reissued else None,
     )
-
-
-def _count_statuses(results: list[ActionResult]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[str(result.status)] = counts.get(str(result.status), 0) + 1
-    return counts

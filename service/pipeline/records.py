@@ -26,11 +26,6 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp_ms: int | None = None
 
-    @property
-    def origin(self) -> str:
-        """topic/partition/offset, for logs and dead-letter headers."""
-        return f"{self.topic}/{self.partition}/{self.offset}"
-
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
