@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from service.capillary.config import CapillaryConfig, CapillaryTimeouts
 from service.capillary.sandbox import FaultConfig, FaultRule, Sandbox, SandboxConfig
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
+from service.pipeline.run import RunStats
 from service.settings import KafkaSettings, Settings
 from service.tools import read_topic
 from service.wiring import build_service
@@ -79,7 +80,7 @@ async def _read(bootstrap: str, topic: str, count: int) -> list[Any]:
     return records
 
 
-async def _run_service_until(settings: Settings, done: Callable[[], Awaitable[None]]) -> None:
+async def _run_service_until(settings: Settings, done: Callable[[], Awaitable[None]]) -> RunStats:
     service = build_service(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(service.runner.run(stop))
@@ -87,8 +88,9 @@ async def _run_service_until(settings: Settings, done: Callable[[], Awaitable[No
         await done()
     finally:
         stop.set()
-        await task
+        stats = await task
         await service.aclose()
+    return stats
 
 
 def _by_kind(outcome: OutcomeEvent) -> dict[str, ActionStatus]:
@@ -218,16 +220,8 @@ async def test_slow_capillary_beyond_max_poll_interval_keeps_membership_and_comm
     async def one_outcome() -> None:
         await _read(kafka.bootstrap_servers, kafka.outcomes_topic, 1)
 
-    service = build_service(settings)
-    stop = asyncio.Event()
     with capture_logs() as logs:
-        task = asyncio.create_task(service.runner.run(stop))
-        try:
-            await one_outcome()
-        finally:
-            stop.set()
-            stats = await task
-            await service.aclose()
+        stats = await _run_service_until(settings, one_outcome)
 
     assert list(stats.committed.values()) == [1]
     # The group never took the partitions away: the member stayed alive while it waited.

@@ -33,6 +33,13 @@ def _empty_plan(event: ReturnEvent, now: datetime) -> Plan:
     )
 
 
+def _coupon_plan(event: ReturnEvent, now: datetime) -> Plan:
+    action = RevokeCouponCodes(
+        action_id="c", reason_code="full_return", reason="r", series_id=1, codes=["A"]
+    )
+    return _empty_plan(event, now).model_copy(update={"actions": [action]})
+
+
 def _records(partition: int, offsets: range) -> list[Record]:
     return [
         Record("returns", partition, o, None, event_bytes(event_id=f"e-{partition}-{o}"))
@@ -97,16 +104,10 @@ async def test_run_fatal_auth_error_stops_without_committing_the_failed_record()
                 raise CapillaryAuthError("credentials refused")
             return await super().revoke_coupons_by_codes(codes, series_id, attribution)
 
-    def coupon_plan(event: ReturnEvent, now: datetime) -> Plan:
-        action = RevokeCouponCodes(
-            action_id="c", reason_code="full_return", reason="r", series_id=1, codes=["A"]
-        )
-        return _empty_plan(event, now).model_copy(update={"actions": [action]})
-
     source = FakeSource(batches=[_records(0, range(0, 3))])
     sink = FakeSink()
     processor = Processor(
-        planner=coupon_plan,
+        planner=_coupon_plan,
         executor=Executor(RefusesSecondCall()),
         sink=sink,
         clock=FakeClock(),
@@ -141,16 +142,10 @@ async def test_run_drain_past_the_grace_period_stops_cleanly_and_commits_nothing
             await asyncio.Event().wait()  # Capillary never answers
             raise AssertionError("unreachable")
 
-    def coupon_plan(event: ReturnEvent, now: datetime) -> Plan:
-        action = RevokeCouponCodes(
-            action_id="c", reason_code="full_return", reason="r", series_id=1, codes=["A"]
-        )
-        return _empty_plan(event, now).model_copy(update={"actions": [action]})
-
     source = FakeSource(batches=[_records(0, range(0, 2))])
     sink = FakeSink()
     processor = Processor(
-        planner=coupon_plan, executor=Executor(HangingCapillary()), sink=sink, clock=FakeClock()
+        planner=_coupon_plan, executor=Executor(HangingCapillary()), sink=sink, clock=FakeClock()
     )
     runner = Runner(source=source, sink=sink, processor=processor, grace_seconds=0.05)
     stop = asyncio.Event()
