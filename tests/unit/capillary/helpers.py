@@ -12,6 +12,7 @@ import httpx
 
 from service.capillary.client import CapillaryClient
 from service.capillary.config import CapillaryConfig
+from service.capillary.models import CartEarnsRef
 from service.capillary.retry import RetryPolicy
 from service.clock import FakeClock
 
@@ -31,6 +32,25 @@ Responder = (
     | Callable[[httpx.Request], httpx.Response]
     | Callable[[httpx.Request], Awaitable[httpx.Response]]
 )
+
+
+# One successful cart revoke, as several test files need it.
+EARN = [
+    CartEarnsRef(promotion_id="69117663b1cfc114606fd7fb", earn_ids=["6911eaf1f57b486147effac0"])
+]
+CART_OK = {
+    "data": {
+        "customerId": 5,
+        "revokedDetails": [
+            {
+                "promotionId": "69117663b1cfc114606fd7fb",
+                "revokedEarnIds": ["6911eaf1f57b486147effac0"],
+                "status": "SUCCESS",
+            }
+        ],
+    },
+    "errors": [],
+}
 
 
 def reply(

@@ -9,11 +9,13 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from service.capillary.models import Attribution, AttributionEntityType, CartEarnsRef
+from service.capillary.models import Attribution, AttributionEntityType
 from service.capillary.results import ResultClass
 from service.errors import ConfigurationError
 from tests.unit.capillary.helpers import (
     CART,
+    CART_OK,
+    EARN,
     OAUTH_SECRET,
     PASSWORD,
     TOKEN_PATH,
@@ -23,23 +25,6 @@ from tests.unit.capillary.helpers import (
     oauth_config,
     reply,
 )
-
-EARN = [
-    CartEarnsRef(promotion_id="69117663b1cfc114606fd7fb", earn_ids=["6911eaf1f57b486147effac0"])
-]
-CART_OK = {
-    "data": {
-        "customerId": 5,
-        "revokedDetails": [
-            {
-                "promotionId": "69117663b1cfc114606fd7fb",
-                "revokedEarnIds": ["6911eaf1f57b486147effac0"],
-                "status": "SUCCESS",
-            }
-        ],
-    },
-    "errors": [],
-}
 
 
 class TokenServer:

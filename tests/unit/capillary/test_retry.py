@@ -10,11 +10,13 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from service.capillary.models import CartEarnsRef, LoyaltyCustomer, LoyaltyPromotionRef
+from service.capillary.models import LoyaltyCustomer, LoyaltyPromotionRef
 from service.capillary.results import ResultClass
 from service.capillary.retry import RetryPolicy, parse_retry_after
 from tests.unit.capillary.helpers import (
     CART,
+    CART_OK,
+    EARN,
     LOYALTY_ENROL,
     FakeCapillary,
     basic_config,
@@ -23,22 +25,6 @@ from tests.unit.capillary.helpers import (
     reply,
 )
 
-EARN = [
-    CartEarnsRef(promotion_id="69117663b1cfc114606fd7fb", earn_ids=["6911eaf1f57b486147effac0"])
-]
-CART_OK = {
-    "data": {
-        "customerId": 5,
-        "revokedDetails": [
-            {
-                "promotionId": "69117663b1cfc114606fd7fb",
-                "revokedEarnIds": ["6911eaf1f57b486147effac0"],
-                "status": "SUCCESS",
-            }
-        ],
-    },
-    "errors": [],
-}
 PROMO = LoyaltyPromotionRef(program_id=469, promotion_id=57099)
 
 
