@@ -26,8 +26,8 @@ test: $(INSTALLED) ## Lint, type-check, schema check, unit and integration tests
 	bash scripts/test.sh
 
 lint: $(INSTALLED) ## ruff
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check service capillary_sandbox tests bench
+	$(BIN)/ruff format --check service capillary_sandbox tests bench
 
 typecheck: $(INSTALLED) ## mypy --strict
 	$(BIN)/mypy
@@ -54,7 +54,7 @@ kafka-status: ## Is the local broker running?
 	bash scripts/kafka.sh status
 
 sandbox: $(INSTALLED) ## Run the Capillary sandbox with the demo seed on :8765
-	$(BIN)/return-handler sandbox --seed examples/sandbox-seed.json
+	$(BIN)/capillary-sandbox --seed examples/sandbox-seed.json
 
 # The sandbox's demo credentials and the demo policy, unless the environment says otherwise.
 run: export RETURN_HANDLER_CAPILLARY__USERNAME ?= demo

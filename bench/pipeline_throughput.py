@@ -117,7 +117,7 @@ if __name__ == "__main__":
     sandbox_port = _free_port()
     # The sandbox gets its own process so it does not share the service's event loop.
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "service", "sandbox", "--port", str(sandbox_port)],
+        [sys.executable, "-m", "capillary_sandbox", "--port", str(sandbox_port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

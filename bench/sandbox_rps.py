@@ -22,8 +22,8 @@ from multiprocessing.connection import Connection
 import aiohttp
 import httpx
 
-from service.capillary.sandbox import Sandbox, SandboxConfig, demo_seed, serve_forever
-from service.capillary.sandbox.state import CartEarn, SandboxSeed
+from capillary_sandbox import Sandbox, SandboxConfig, demo_seed, serve_forever
+from capillary_sandbox.state import CartEarn, SandboxSeed
 
 PROMOTION = "69117663b1cfc114606fd7fb"
 CUSTOMER = 566881933

@@ -80,7 +80,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$SANDBOX_PORT") 2>/dev/null; then
   echo "    port $SANDBOX_PORT is taken by another program; choose another: DEMO_SANDBOX_PORT=18766 make demo" >&2
   fail
 fi
-"$BIN/return-handler" sandbox --port "$SANDBOX_PORT" --seed examples/sandbox-seed.json \
+"$BIN/capillary-sandbox" --port "$SANDBOX_PORT" --seed examples/sandbox-seed.json \
   >"$LOGS/sandbox.log" 2>&1 &
 sandbox_pid=$!
 wait_for_port "$SANDBOX_PORT" 30 "$sandbox_pid" || fail "$LOGS/sandbox.log"

@@ -7,8 +7,8 @@ BIN=.venv/bin
 step() { printf '\n==> %s\n' "$*"; }
 
 step "ruff"
-$BIN/ruff check service tests bench
-$BIN/ruff format --check service tests bench
+$BIN/ruff check service capillary_sandbox tests bench
+$BIN/ruff format --check service capillary_sandbox tests bench
 step "mypy --strict"
 $BIN/mypy
 step "schemas match the models"

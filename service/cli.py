@@ -1,4 +1,4 @@
-"""The ``return-handler`` command: run the service, the sandbox, dry runs and small tools.
+"""The ``return-handler`` command: run the service, dry runs and small tools.
 
 Built with Typer (type hints become options, ``--help`` comes free). Every
 command reads settings from the environment (``RETURN_HANDLER_*``) once, here.
@@ -88,62 +88,6 @@ async def _run_service(settings: Settings) -> None:
         await service.runner.run(stop)
     finally:
         await service.aclose()
-
-
-@app.command()
-def sandbox(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8765,
-    seed: Annotated[
-        Path | None, typer.Option(help="JSON state to start from.", exists=True, dir_okay=False)
-    ] = None,
-    faults: Annotated[
-        Path | None,
-        typer.Option(
-            help="Faults to start with (JSON or YAML of FaultConfig); change them later "
-            "with POST /__admin/faults.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
-    latency_ms: Annotated[float, typer.Option(help="Added latency on every call.")] = 0.0,
-    error_rate: Annotated[float, typer.Option(help="Share of calls answered 503.")] = 0.0,
-    throttle_rate: Annotated[
-        float, typer.Option(help="Share of calls answered 429 with Retry-After.")
-    ] = 0.0,
-    rate_limit: Annotated[
-        int | None, typer.Option(help="Requests a minute per endpoint; beyond: 429.")
-    ] = None,
-) -> None:
-    """Run the Capillary sandbox: the five endpoints, stateful, with fault injection."""
-    import yaml
-
-    from service.capillary.sandbox import FaultConfig, FaultRule, SandboxConfig, serve_forever
-
-    settings = _settings()
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        if faults is not None:
-            fault_config = FaultConfig.model_validate(yaml.safe_load(faults.read_text()))
-        else:
-            fault_config = FaultConfig(
-                default=FaultRule(
-                    latency_ms=latency_ms, error_rate=error_rate, throttle_rate=throttle_rate
-                )
-            )
-    except (ValidationError, yaml.YAMLError) as exc:
-        raise _fail(f"{faults} is not a valid fault configuration:\n{exc}", 2) from exc
-    config = SandboxConfig(
-        host=host,
-        port=port,
-        seed_path=seed,
-        faults=fault_config,
-        rate_limit_per_minute={"*": rate_limit} if rate_limit else {},
-    )
-    try:
-        asyncio.run(serve_forever(config))
-    except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
 
 
 @app.command("plan")

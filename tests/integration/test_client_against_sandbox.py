@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from capillary_sandbox import Sandbox, SandboxConfig, demo_seed
 from service.capillary import (
     CapillaryClient,
     CapillaryConfig,
@@ -17,7 +18,6 @@ from service.capillary import (
     RetryPolicy,
 )
 from service.capillary.results import ItemResult
-from service.capillary.sandbox import Sandbox, SandboxConfig, demo_seed
 
 STORM = {"revoke_enrol_and_earn": 2, "cart_revoke_earn": 3, "coupon_revoke": 2, "deactivate": 1}
 LOYALTY_PROMO = LoyaltyPromotionRef(program_id=2714, promotion_id=202779)

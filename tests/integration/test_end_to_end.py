@@ -15,8 +15,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from structlog.testing import capture_logs
 
+from capillary_sandbox import FaultConfig, FaultRule, Sandbox, SandboxConfig
 from service.capillary.config import CapillaryConfig, CapillaryTimeouts
-from service.capillary.sandbox import FaultConfig, FaultRule, Sandbox, SandboxConfig
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.run import RunStats
 from service.settings import KafkaSettings, Settings

@@ -86,11 +86,3 @@ def test_run_without_credentials_says_which_setting(
     result = cli.invoke(app, ["run"])
     assert result.exit_code == 1
     assert "RETURN_HANDLER_CAPILLARY__USERNAME" in result.output
-
-
-def test_sandbox_with_an_invalid_fault_file_exits_2(cli: CliRunner, tmp_path: Path) -> None:
-    faults = tmp_path / "faults.yaml"
-    faults.write_text("default:\n  error_rate: 7\n")
-    result = cli.invoke(app, ["sandbox", "--faults", str(faults)])
-    assert result.exit_code == 2
-    assert "error_rate" in result.output

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.capillary.sandbox import Sandbox, SandboxConfig
+from capillary_sandbox import Sandbox, SandboxConfig
 from tests.unit.sandbox.helpers import FakeClock
 
 

@@ -12,14 +12,14 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from service.capillary.sandbox import (
+from capillary_sandbox import (
     Sandbox,
     SandboxConfig,
     SandboxSeed,
     demo_seed,
     serve_forever,
 )
-from service.capillary.sandbox.state import load_seed_file
+from capillary_sandbox.state import load_seed_file
 
 EXAMPLE_SEED = Path(__file__).parents[3] / "examples" / "sandbox-seed.json"
 COUPON = "/v2/coupon/revoke"

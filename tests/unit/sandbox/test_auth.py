@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from service.capillary.sandbox import REQUEST_ID_HEADER, Sandbox, SandboxConfig
+from capillary_sandbox import REQUEST_ID_HEADER, Sandbox, SandboxConfig
 from tests.unit.sandbox.helpers import FakeClock
 
 COUPON = "/v2/coupon/revoke"

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.capillary.sandbox import Sandbox
+from capillary_sandbox import Sandbox
 
 REVOKE = "/api_gateway/v1/promotions/revokeEarn"
 DISCOUNT = "69117663b1cfc114606fd7fb"

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.capillary.sandbox import Sandbox, demo_seed
-from service.capillary.sandbox.state import Coupon
+from capillary_sandbox import Sandbox, demo_seed
+from capillary_sandbox.state import Coupon
 
 REVOKE = "/v2/coupon/revoke"
 SERIES = 415446

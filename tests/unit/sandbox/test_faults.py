@@ -7,7 +7,7 @@ import random
 import httpx
 import pytest
 
-from service.capillary.sandbox import FaultConfig, FaultRule, Faults, Sandbox, SandboxConfig
+from capillary_sandbox import FaultConfig, FaultRule, Faults, Sandbox, SandboxConfig
 from tests.unit.sandbox.helpers import FakeClock
 
 CART = "/api_gateway/v1/promotions/revokeEarn"

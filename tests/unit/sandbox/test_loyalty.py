@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.capillary.sandbox import Sandbox
+from capillary_sandbox import Sandbox
 from tests.unit.sandbox.helpers import loyalty_body, tom
 
 REVOKE = "/v2/promotion/bulk/revokeEnrolAndEarn"

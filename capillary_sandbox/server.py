@@ -46,10 +46,10 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from service.capillary.sandbox import endpoints
-from service.capillary.sandbox.endpoints import Reply
-from service.capillary.sandbox.faults import FailNext, FaultConfig, Faults, RateLimiter
-from service.capillary.sandbox.state import SandboxSeed, SandboxState, demo_seed, load_seed_file
+from capillary_sandbox import endpoints
+from capillary_sandbox.endpoints import Reply
+from capillary_sandbox.faults import FailNext, FaultConfig, Faults, RateLimiter
+from capillary_sandbox.state import SandboxSeed, SandboxState, demo_seed, load_seed_file
 
 REQUEST_ID_HEADER = "X-CAP-REQUEST-ID"
 _REQUEST_ID_KEY = web.RequestKey("request_id", str)
@@ -500,7 +500,7 @@ async def serve_forever(
     config: SandboxConfig, *, on_ready: Callable[[str], None] | None = None
 ) -> None:
     """Run the sandbox until SIGTERM or SIGINT; ``on_ready`` gets the URL once listening."""
-    log = structlog.get_logger("service.capillary.sandbox")
+    log = structlog.get_logger("capillary_sandbox")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGTERM, signal.SIGINT)

@@ -77,7 +77,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.capillary.sandbox.state import (
+from capillary_sandbox.state import (
     UNREVOCABLE_CART_MODES,
     Coupon,
     CouponSeries,
