@@ -69,9 +69,12 @@ def serve(
     rate_limit: Annotated[
         int | None, typer.Option(help="Requests a minute per endpoint; beyond: 429.")
     ] = None,
+    oauth_header_name: Annotated[
+        str,
+        typer.Option(help="The one header that carries an OAuth token (others answer 401)."),
+    ] = "X-CAP-API-OAUTH-TOKEN",
 ) -> None:
     """Run the Capillary sandbox: the five endpoints, stateful, with fault injection."""
-    _configure_logging()
     try:
         if faults is not None:
             fault_config = FaultConfig.model_validate(yaml.safe_load(faults.read_text()))
@@ -84,13 +87,21 @@ def serve(
     except (ValidationError, yaml.YAMLError) as exc:
         typer.echo(f"error: {faults} is not a valid fault configuration:\n{exc}", err=True)
         raise typer.Exit(2) from exc
-    config = SandboxConfig(
-        host=host,
-        port=port,
-        seed_path=seed,
-        faults=fault_config,
-        rate_limit_per_minute={"*": rate_limit} if rate_limit else {},
-    )
+    try:
+        config = SandboxConfig(
+            host=host,
+            port=port,
+            seed_path=seed,
+            faults=fault_config,
+            rate_limit_per_minute={"*": rate_limit} if rate_limit else {},
+            oauth_header_name=oauth_header_name,
+        )
+    except ValidationError as exc:
+        typer.echo(f"error: invalid sandbox settings:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+    # Only now: configuring structlog points it at this process's stderr for good, which a
+    # refused configuration (or a test runner's captured stream) must not leave behind.
+    _configure_logging()
     try:
         asyncio.run(serve_forever(config))
     except OSError as exc:

@@ -12,21 +12,41 @@ Loyalty bulk (``revokeEnrolAndEarn``, ``enrolAndEarn``)
   * HTTP 200 for every business error; the errors ride in ``response[]``. HTTP 400 with
     ``{"response": [], "errors": [{"status": false, "code": 400, ...}], "totalCount": 0,
     "failureCount": 0}`` only for a request that cannot be read: not a JSON object, a
-    ``bulkAction`` the endpoint does not serve, ``customers`` not a list, or more than 100
-    customers (the page gives no code for that).
+    ``bulkAction`` the endpoint does not serve, ``customers`` not a list, more than 100
+    customers (the page gives no code for that), or one customer listed twice.
+  * One customer twice in one call is refused whole (HTTP 400 as above, nothing done):
+    results are matched to customers by position, and two entries for one customer would
+    make that ambiguous. "Twice" means two entries that find the same customer (say an
+    email in two letter cases), or the same ``identifierValue`` twice even if it finds no
+    one. Entries without a readable ``identifierValue`` do not count (they answer 11013).
+  * Items answer in request order, one per customer entry; a successful item carries
+    ``entityId`` (the customer's numeric id), a failed one only ``errors``.
   * Call-level errors (8901 type, 8881, 1101, 8874, 8892, 8902, 11013 for a bad
     ``identifierName``) are repeated once per customer, so matching items by position
     always works; an empty ``customers`` list gets one error item.
   * ``totalCount`` is the number of items (as the examples show, not the table's "successful
     responses"); ``failureCount`` the failed ones.
-  * ``source`` must be non-empty (11013) and match the customer's registration source,
-    case-insensitively, or be ``ALL``; otherwise the customer is not found (8015).
+  * ``identifierValue`` must be a non-blank JSON string; a number (or anything else) is
+    11013, as the page says "invalid or empty". It is taken as sent, without trimming:
+    ``id`` is the decimal id exactly (no sign, spaces or leading zeros); ``mobile`` only in
+    the pages' form, digits with country code, no '+', no spaces ("919986000586": the seed
+    stores mobiles only in that form), so any other form of the same number is 8015;
+    ``email`` is compared case-insensitively.
+  * ``source`` must be one of the pages' list (FACEBOOK, WEB_ENGAGE, INSTORE, MARTJACK,
+    TMALL, TAOBAO, JD, ECOMMERCE, WEBSITE, LINE, ALL), compared case-insensitively (the
+    examples send "instore"); anything else, empty or missing is 11013. It must also match
+    the customer's registration source or be ``ALL``; otherwise the customer is not found
+    (8015). 11013 is checked before the customer is looked up.
   * ENROL of an already enrolled customer answers the existing ``issualId`` (no new one).
   * EARN on an enrol-and-issue promotion without an active enrolment answers 8896 (the
     page's "Error occurred while issuing promotion to the customer").
-  * REVOKE_EARN is all-or-nothing per customer: one listed id that is not an active earn of
-    that customer in that promotion fails the item with 8903 and revokes nothing. Without
-    ``earnIds`` it revokes every active earn; with none left it answers 8903.
+  * REVOKE_EARN without ``earnIds``, or with an empty list (the same request: "if the
+    earnIds parameter is not passed, all the earned IDs ... will be revoked"), revokes every
+    active earn of that customer in that promotion.
+  * REVOKE_EARN with ids is partial: the ids that are active earns of that customer in that
+    promotion are revoked and listed in ``revokedEarnIds`` (request order, each once); the
+    others (unknown, foreign, already revoked, repeated) are simply not listed. Only when
+    nothing is revoked does the item answer 8903 (also for ``earnIds`` not a list).
   * REVOKE_ENROL with earns still active answers 8904 "issual cannot be revoked while earns
     are active; revoke the earns first" (undocumented, deliberately distinct from 8903 so a
     client does not take it for "already revoked"); a customer not (or no longer) enrolled
@@ -41,20 +61,31 @@ Cart ``revokeEarn``
     the sandbox, like the pages, has no separate "already revoked" code. Redeemed: 729.
     Per promotion: unknown or inactive 404, POS/CODE 730.
   * ``data.revokedDetails[]`` has one entry per promotion sent, with ``status`` SUCCESS,
-    PARTIAL_SUCCESS or FAILED; ``errors[]`` carries ``code``, ``message``, ``promotionId``
-    and ``earnIds``. HTTP 200 when at least one earn was revoked (or nothing failed);
-    when nothing was revoked, 404 if every error is a 404, else 400.
+    PARTIAL_SUCCESS or FAILED. ``errors[]`` entries carry only ``code`` and ``message``, as
+    the page's table: one entry per distinct code, naming no earn and no promotion (what was
+    revoked is what ``revokedEarnIds`` lists). HTTP 200 when at least one earn was revoked
+    (or nothing failed); when nothing was revoked, 404 if every error is a 404, else 400.
 
 Coupon ``revoke``
   * Top-level refusals answer HTTP 400 with ``success: false``: 756 (neither codes nor
-    customer), 108 (a single code of a generic series), 712 (expired series), and code 400
-    for: more than 50 codes, more than one code without ``couponSeriesId``, more than 100
-    unredeemed coupons of a customer (undocumented), a bad ``couponCodeCase``; code 404 for
-    an unknown series or customer.
-  * ``failedToRevoke``: 682 for codes not found, not in the given series, or already revoked;
-    405 for redeemed; 404 for codes that exist but are not issued to the given ``customer``.
+    customer), 108 (a single code of a generic series without a ``customer``), 712 (expired
+    series), and code 400 for: more than 50 codes, more than one code without
+    ``couponSeriesId``, more than 100 unredeemed coupons of a customer (undocumented), a bad
+    ``couponCodeCase``; code 404 for an unknown series or customer.
+  * A generic code may be issued to several customers, one coupon each (see ``state.py``).
+    A request may carry both ``couponCodes`` and ``customer``; with a customer, each code
+    means that customer's coupon of that code ("a user ID must be provided when dealing with
+    generic coupon series"): a single generic code with a customer revokes only that
+    customer's coupon.
+  * ``failedToRevoke``: 404 for codes that exist (in the given series) but are not issued to
+    the given ``customer`` (checked first); 682 for codes not found, not in the given series,
+    already revoked or repeated in the request; 405 for redeemed.
   * The documented hazard: more than one code with a ``couponSeriesId`` whose series contains
-    a generic coupon revokes every unredeemed coupon of that series, of every customer.
+    a generic coupon revokes every unredeemed coupon of that series, of every customer,
+    whether or not a ``customer`` is named (it only has to exist). The answer lists every
+    coupon revoked (those of the codes sent first); ``failedToRevoke`` holds only codes
+    sent that none of it revoked: 405 if redeemed, else 682 (not in the series, already
+    revoked, repeated). A code of someone else is revoked with the series, so never 404.
   * By customer: the customer's unredeemed coupons (of the series, when given; else skipping
     expired series) are revoked; redeemed ones are neither revoked nor reported.
   * ``couponCodeCase`` (default UPPER) applies to every code the answer shows, including the
@@ -62,14 +93,26 @@ Coupon ``revoke``
 
 ``deactivate``
   * HTTP 200 ``{"data": true, "errors": []}`` on success; errors answer ``{"data": false,
-    "errors": [{"code", "message"}]}`` with HTTP 400 (400, 707, 731, 736, 737) or 404.
+    "errors": [{"code", "message"}]}`` with HTTP 400 (400, 707, 729, 731, 736, 737) or 404.
   * Checks in order: params (400; an unknown customer is 400 too), promotion unknown or
     inactive (404), POS/CODE (707), mode vs ``earnId`` (736: PAYMENT_VOUCHER needs one, other
-    modes take none; ``earnId=null`` counts as sent), earn not this customer's, revoked or
-    redeemed (731), open cart (737).
+    modes take none; ``earnId=null`` counts as sent), earn unknown, not this customer's or
+    promotion's, or already revoked (731), earn redeemed (729), open cart (737).
+  * A redeemed earn answers HTTP 400 ``{"data": false, "errors": [{"code": 729, "message":
+    "Promotion earn instance already redeemed."}]}``. The deactivate page documents no code
+    for a redeemed earn, and its 731 means an invalid earnId; 729 is the code the sibling
+    cart ``revokeEarn`` page of the same api_gateway promotions family gives for exactly
+    this state of the same earn object. Answering 731 would let a client read a redeemed
+    voucher as already revoked.
   * Without ``earnId`` the customer's participation ends and every unredeemed earn of theirs
     in that promotion is revoked; repeating it answers success again. With ``earnId`` that
     one earn is revoked; repeating it answers 731.
+
+Authentication (``server.py``)
+  * Basic, or an OAuth token in the one header named by ``SandboxConfig.oauth_header_name``
+    (default ``X-CAP-API-OAUTH-TOKEN``). The pages name the header two ways; the client makes
+    it a setting, so the sandbox accepts only the configured name: a token under the other
+    name (``CAP-API-ACCESS-TOKEN`` by default) answers 401.
 """
 
 from __future__ import annotations
@@ -78,6 +121,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from capillary_sandbox.state import (
+    REQUEST_SOURCES,
     UNREVOCABLE_CART_MODES,
     Coupon,
     CouponSeries,
@@ -186,12 +230,51 @@ _NOT_FOUND = "Customer not found for the given identifiers"
 
 
 def _find_customer(state: SandboxState, name: str, value: str) -> Customer | None:
+    # Values are taken as sent (no trimming). An id is the decimal id exactly; a mobile is
+    # stored only in the pages' form (digits with country code), so "+91 99860 00586" or
+    # "9986000586" find no one; emails compare case-insensitively.
     if name == "id":
-        number = _as_int(value)
-        return state.customers_by_id.get(number) if number is not None else None
+        if not (value.isascii() and value.isdigit()) or str(int(value)) != value:
+            return None
+        return state.customers_by_id.get(int(value))
     if name == "mobile":
         return state.customers_by_mobile.get(value)
     return state.customers_by_email.get(value.lower())
+
+
+def _identifier_value(entry: object) -> str | None:
+    """The entry's ``identifierValue`` if it is a non-blank JSON string, else None."""
+    if not isinstance(entry, dict):
+        return None
+    value = entry.get("identifierValue")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value
+
+
+def _repeated_customer(
+    state: SandboxState, identifier_name: object, customers: list[Any]
+) -> str | None:
+    """The identifierValue of the first entry naming a customer an earlier entry named."""
+    seen: set[tuple[str, object]] = set()
+    for entry in customers:
+        value = _identifier_value(entry)
+        if value is None:
+            continue  # answered 11013 on its own
+        customer = (
+            _find_customer(state, identifier_name, value)
+            if identifier_name in ("id", "mobile", "email")
+            else None
+        )
+        key: tuple[str, object]
+        if customer is not None:
+            key = ("customer", customer.id)
+        else:
+            key = ("value", value.lower() if identifier_name == "email" else value)
+        if key in seen:
+            return value
+        seen.add(key)
+    return None
 
 
 def loyalty_bulk(state: SandboxState, body: object, *, revoke: bool) -> Reply:
@@ -206,6 +289,11 @@ def loyalty_bulk(state: SandboxState, body: object, *, revoke: bool) -> Reply:
     if len(customers) > MAX_LOYALTY_CUSTOMERS:
         return _loyalty_bad_request(
             f"a maximum of {MAX_LOYALTY_CUSTOMERS} customers can be passed in one call"
+        )
+    repeated = _repeated_customer(state, body.get("identifierName"), customers)
+    if repeated is not None:
+        return _loyalty_bad_request(
+            f"customer {repeated!r} is listed more than once; list each customer once per call"
         )
     positions = max(len(customers), 1)
     try:
@@ -245,16 +333,13 @@ def loyalty_bulk(state: SandboxState, body: object, *, revoke: bool) -> Reply:
 
 
 def _loyalty_customer(state: SandboxState, identifier_name: str, entry: object) -> Customer:
-    if not isinstance(entry, dict):
+    value = _identifier_value(entry)  # a JSON number is refused, not converted
+    if value is None or not isinstance(entry, dict):
         raise _ItemError(11013, _EMPTY_IDENTIFIER)
-    value, source = entry.get("identifierValue"), entry.get("source")
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
+    source = entry.get("source")
+    if not isinstance(source, str) or source.upper() not in REQUEST_SOURCES:
         raise _ItemError(11013, _EMPTY_IDENTIFIER)
-    if not isinstance(source, str) or not source.strip():
-        raise _ItemError(11013, _EMPTY_IDENTIFIER)
-    customer = _find_customer(state, identifier_name, value.strip())
+    customer = _find_customer(state, identifier_name, value)
     if customer is None:
         raise _ItemError(8015, _NOT_FOUND)
     if source.upper() not in ("ALL", customer.source.upper()):
@@ -294,19 +379,22 @@ def _revoke_earn(
     ]
     raw_ids = entry.get("earnIds")
     targets: list[LoyaltyEarn]
-    if raw_ids is None:
+    if raw_ids is None or raw_ids == []:
+        # "If the earnIds parameter is not passed, all the earned IDs ... will be revoked":
+        # an empty list is the same request.
         targets = active
     else:
-        if not isinstance(raw_ids, list) or not raw_ids:
+        if not isinstance(raw_ids, list):
             raise _ItemError(8903, _EARN_IDS_INVALID)
+        # Partial: the ids that are active earns of this customer in this promotion are
+        # revoked (each once, in request order); the others are simply not listed.
         by_id = {e.earn_id: e for e in active}
         targets = []
         for raw in raw_ids:
             earn_id = _as_int(raw)
             earn = by_id.pop(earn_id, None) if earn_id is not None else None
-            if earn is None:
-                raise _ItemError(8903, _EARN_IDS_INVALID)
-            targets.append(earn)
+            if earn is not None:
+                targets.append(earn)
     if not targets:
         raise _ItemError(8903, _EARN_IDS_INVALID)
     for earn in targets:
@@ -404,15 +492,11 @@ def cart_revoke_earn(state: SandboxState, body: object) -> Reply:
         revoked_details.append(
             {"promotionId": promotion_id, "revokedEarnIds": revoked, "status": status}
         )
-        for code, ids in failures.items():
-            errors.append(
-                {
-                    "code": code,
-                    "message": _CART_MESSAGES[code],
-                    "promotionId": promotion_id,
-                    "earnIds": ids,
-                }
-            )
+        # The page's errors carry only code and message: they name no earn or promotion
+        # (what was revoked is what revokedEarnIds lists). One entry per distinct code.
+        for code in failures:
+            if all(e["code"] != code for e in errors):
+                errors.append({"code": code, "message": _CART_MESSAGES[code]})
     if revoked_any or not errors:
         http = 200
     else:
@@ -524,42 +608,71 @@ def _revoke_by_codes(
     if len(codes) > 1 and series is None:
         return _coupon_fail(400, "couponSeriesId is required to revoke more than one coupon code")
     if len(codes) == 1:
-        only = state.coupons_by_code.get(codes[0].upper())
-        if only is not None:
-            own_series = state.coupon_series[only.series_id]
-            if own_series.generic:
+        holders = state.coupons_by_code.get(codes[0].upper(), [])
+        if holders:
+            own_series = state.coupon_series[holders[0].series_id]
+            if own_series.generic and customer is None:
                 return _coupon_fail(
                     108, "Unsupported coupons series config with client handling type GENERIC"
                 )
             if own_series.expired and (series is None or series.id == own_series.id):
                 return _coupon_fail(712, "Coupon Series / Campaign has expired")
+    if series is not None and series.generic and len(codes) > 1:
+        return _revoke_whole_series(state, codes, series, case)
 
     failures: dict[int, list[str]] = {}
     targets: list[Coupon] = []
     chosen: set[int] = set()
     for code in codes:
-        coupon = state.coupons_by_code.get(code.upper())
-        if (
-            coupon is None
-            or coupon.revoked
-            or (series is not None and coupon.series_id != series.id)
-            or coupon.id in chosen
-        ):
+        holders = [
+            c
+            for c in state.coupons_by_code.get(code.upper(), [])
+            if series is None or c.series_id == series.id
+        ]
+        if customer is not None and holders:
+            holders = [c for c in holders if c.customer_id == customer.id]
+            if not holders:
+                failures.setdefault(404, []).append(code)
+                continue
+        # One coupon left: a non-generic code is one coupon, and a generic code only gets
+        # here with a customer (alone it answered 108; with others, the series went above).
+        coupon = holders[0] if holders else None
+        if coupon is None or coupon.revoked or coupon.id in chosen:
             failures.setdefault(682, []).append(code)
-        elif customer is not None and coupon.customer_id != customer.id:
-            failures.setdefault(404, []).append(code)
         elif coupon.redeemed:
             failures.setdefault(405, []).append(code)
         else:
             targets.append(coupon)
             chosen.add(coupon.id)
-    if series is not None and series.generic and len(codes) > 1:
-        # The documented hazard: the whole series goes, not just the codes sent.
-        targets.extend(
-            c
-            for c in state.coupons_by_series.get(series.id, [])
-            if not c.revoked and not c.redeemed and c.id not in chosen
-        )
+    return _coupon_success(targets, failures, case)
+
+
+def _revoke_whole_series(
+    state: SandboxState, codes: list[str], series: CouponSeries, case: str
+) -> Reply:
+    """The documented hazard: several codes with the id of a series that contains a generic
+    code revoke every unredeemed coupon of that series, of every customer, named or not."""
+    members = state.coupons_by_series.get(series.id, [])
+    first_sent: dict[str, int] = {}
+    for position, code in enumerate(codes):
+        first_sent.setdefault(code.upper(), position)
+    # The coupons of the codes sent come first (in request order), then the rest of the series.
+    targets = sorted(
+        (c for c in members if not c.revoked and not c.redeemed),
+        key=lambda c: first_sent.get(c.code.upper(), len(codes)),
+    )
+    revoked_codes = {c.code.upper() for c in targets}
+    failures: dict[int, list[str]] = {}
+    answered: set[str] = set()
+    for code in codes:
+        key = code.upper()
+        if key in answered or key not in revoked_codes:
+            # Repeated in the request, not in the series, already revoked, or redeemed.
+            redeemed = key not in answered and any(
+                c.redeemed for c in members if c.code.upper() == key
+            )
+            failures.setdefault(405 if redeemed else 682, []).append(code)
+        answered.add(key)
     return _coupon_success(targets, failures, case)
 
 
@@ -667,9 +780,12 @@ def deactivate(
         or earn.promotion_id != promotion_id
         or earn.customer_id != customer_id
         or earn.revoked
-        or earn.redeemed
     ):
         return _deactivate_fail(400, 731, "PROMO.EARN_ID_INVALID: The provided earnId is invalid.")
+    if earn is not None and earn.redeemed:
+        # Not 731: that would read as "already revoked". 729 is what the cart page of the
+        # same api_gateway promotions family answers for this state of the same earn.
+        return _deactivate_fail(400, 729, "Promotion earn instance already redeemed.")
     if customer.open_cart:
         return _deactivate_fail(
             400,

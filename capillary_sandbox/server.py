@@ -1,7 +1,9 @@
 """The sandbox HTTP server: Capillary's five endpoints, OAuth token generation, and an admin API.
 
-Routes (API routes need HTTP Basic or a live OAuth token in one of the configured headers,
-else 401 ``{"errors": [{"status": false, "code": 401, "message": ...}]}``)::
+Routes (API routes need HTTP Basic or a live OAuth token in the one configured header,
+``SandboxConfig.oauth_header_name``, default ``X-CAP-API-OAUTH-TOKEN``; a token under any
+other name, ``CAP-API-ACCESS-TOKEN`` included, is ignored, so the request answers 401
+``{"errors": [{"status": false, "code": 401, "message": ...}]}``)::
 
     POST /v2/promotion/bulk/revokeEnrolAndEarn                       revoke_enrol_and_earn
     POST /v2/promotion/bulk/enrolAndEarn                             enrol_and_earn
@@ -68,8 +70,12 @@ class SandboxConfig(BaseModel):
         default_factory=lambda: {"demo-key": SecretStr("demo-secret")}
     )
     token_ttl_seconds: int = Field(3600, ge=1, le=3600)
-    oauth_header_names: list[str] = Field(
-        default_factory=lambda: ["X-CAP-API-OAUTH-TOKEN", "CAP-API-ACCESS-TOKEN"]
+    oauth_header_name: str = Field(
+        "X-CAP-API-OAUTH-TOKEN",
+        min_length=1,
+        description="the one header that carries an OAuth token (Capillary's pages name it "
+        "X-CAP-API-OAUTH-TOKEN in places, CAP-API-ACCESS-TOKEN in the overview; the client "
+        "makes it a setting, and the sandbox accepts only the name configured here)",
     )
     faults: FaultConfig = Field(default_factory=FaultConfig)
     rate_limit_per_minute: dict[str, int | None] = Field(
@@ -368,13 +374,11 @@ class Sandbox:
                 and hmac.compare_digest(password.encode(), expected.get_secret_value().encode())
             ):
                 return True
-        now = self._clock()
-        for name in self.config.oauth_header_names:
-            token = request.headers.get(name)
-            if token:
-                expiry = self._tokens.get(token)
-                if expiry is not None and expiry > now:
-                    return True
+        token = request.headers.get(self.config.oauth_header_name)
+        if token:
+            expiry = self._tokens.get(token)
+            if expiry is not None and expiry > self._clock():
+                return True
         return False
 
     def _generate_token(self, _request: web.Request, body: Any) -> Reply:

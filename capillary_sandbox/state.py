@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 HEX24 = r"^[0-9a-f]{24}$"
 
@@ -26,20 +26,53 @@ ENROL_AND_ISSUE_TYPES: frozenset[str] = frozenset({"LOYALTY_EARNING", "ISSUE_AND
 CartMode = Literal["DISCOUNT", "PAYMENT_VOUCHER", "POS", "CODE", "FREE_PRODUCT", "POINTS"]
 UNREVOCABLE_CART_MODES: frozenset[str] = frozenset({"POS", "CODE"})
 
+# The loyalty pages' list of registration sources; requests may also send ALL.
+REGISTRATION_SOURCES: frozenset[str] = frozenset(
+    {
+        "FACEBOOK",
+        "WEB_ENGAGE",
+        "INSTORE",
+        "MARTJACK",
+        "TMALL",
+        "TAOBAO",
+        "JD",
+        "ECOMMERCE",
+        "WEBSITE",
+        "LINE",
+    }
+)
+REQUEST_SOURCES: frozenset[str] = REGISTRATION_SOURCES | {"ALL"}
+
+# The form the pages show ("919986000586"): country code and number, digits only, no '+',
+# no spaces, no leading zero (a country code never starts with 0), at most 15 digits (E.164).
+MOBILE = r"^[1-9][0-9]{6,14}$"
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class Customer(_Model):
-    """A customer; ``source`` is the registration source loyalty calls must name."""
+    """A customer; ``source`` is the registration source loyalty calls must name.
+
+    ``mobile`` is stored only in the pages' form (digits with country code), so a lookup by
+    any other form of the same number finds no one. ``source`` is one of the pages' sources
+    (any case; ALL is a request wildcard, not a registration source).
+    """
 
     id: int
-    mobile: str | None = None
+    mobile: str | None = Field(None, pattern=MOBILE)
     email: str | None = None
     external_id: str | None = None
     source: str = "INSTORE"
     open_cart: bool = False
+
+    @field_validator("source")
+    @classmethod
+    def _documented_source(cls, value: str) -> str:
+        if value.upper() not in REGISTRATION_SOURCES:
+            raise ValueError(f"source must be one of {sorted(REGISTRATION_SOURCES)}")
+        return value
 
 
 class LoyaltyProgram(_Model):
@@ -120,7 +153,12 @@ class CouponSeries(_Model):
 
 
 class Coupon(_Model):
-    """One coupon; codes are matched case-insensitively, stored as created."""
+    """One coupon issued to one customer; codes are matched case-insensitively, stored as created.
+
+    A code belongs to one series. In a series without a generic code a code is one coupon;
+    a generic code (of a ``generic`` series) may be issued to several customers, one coupon
+    (with its own ``id``) per customer, so "that customer's coupon of that code" is one coupon.
+    """
 
     id: int
     code: str
@@ -166,7 +204,24 @@ class SandboxSeed(_Model):
         unique("cart earn id", [e.id for e in self.cart_earns])
         series = unique("coupon series id", [s.id for s in self.coupon_series])
         unique("coupon id", [c.id for c in self.coupons])
-        unique("coupon code", [c.code.upper() for c in self.coupons])
+        generic_series = {s.id for s in self.coupon_series if s.generic}
+        holders: dict[str, list[Coupon]] = defaultdict(list)
+        for coupon in self.coupons:
+            holders[coupon.code.upper()].append(coupon)
+        for code, group in holders.items():
+            if len(group) == 1:
+                continue
+            if len({c.series_id for c in group}) > 1 or group[0].series_id not in generic_series:
+                raise ValueError(
+                    f"duplicate coupon code: {code!r} (only a generic series' code may be "
+                    "issued to several customers)"
+                )
+            issued_to = [c.customer_id for c in group]
+            if None in issued_to or len(set(issued_to)) != len(issued_to):
+                raise ValueError(
+                    f"duplicate coupon code: {code!r} (a generic code is issued at most once "
+                    "to each customer, and each copy to a customer)"
+                )
 
         def check(what: str, key: object, known: set[object]) -> None:
             if key not in known:
@@ -247,13 +302,16 @@ class SandboxState:
             self.cart_earns_by_owner[key].append(cart_earn)
         self.deactivated = {(d.promotion_id, d.customer_id) for d in data.deactivations}
         self.coupon_series = {s.id: s for s in data.coupon_series}
-        self.coupons_by_code = {c.code.upper(): c for c in data.coupons}
+        by_code: dict[str, list[Coupon]] = defaultdict(list)
         self.coupons_by_customer: dict[int, list[Coupon]] = defaultdict(list)
         self.coupons_by_series: dict[int, list[Coupon]] = defaultdict(list)
         for coupon in data.coupons:
+            by_code[coupon.code.upper()].append(coupon)
             if coupon.customer_id is not None:
                 self.coupons_by_customer[coupon.customer_id].append(coupon)
             self.coupons_by_series[coupon.series_id].append(coupon)
+        # Upper-cased code -> its coupons: one, or one per holder of a generic code.
+        self.coupons_by_code: dict[str, list[Coupon]] = dict(by_code)
         self._next_issual = max((e.issual_id for e in data.enrolments), default=800) + 1
         self._next_earn = max((e.earn_id for e in data.loyalty_earns), default=900) + 1
 

@@ -36,3 +36,8 @@ def loyalty_body(
 def tom(**extra: Any) -> dict[str, Any]:
     """Customer 555567088 by id, as the loyalty pages send it."""
     return {"identifierValue": "555567088", "source": "INSTORE", **extra}
+
+
+def huck(**extra: Any) -> dict[str, Any]:
+    """Customer 555567089 by id (enrolled in 202779, no earns)."""
+    return {"identifierValue": "555567089", "source": "INSTORE", **extra}

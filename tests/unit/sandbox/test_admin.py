@@ -46,7 +46,7 @@ async def test_posted_seed_replaces_state_and_reset_returns_to_it(
 
     assert (posted.status_code, reset.status_code) == (200, 200)
     assert "3636820421" not in sandbox.state.coupons_by_code
-    assert not sandbox.state.coupons_by_code["3138309782"].revoked
+    assert not sandbox.state.coupons_by_code["3138309782"][0].revoked
 
 
 async def test_invalid_seed_is_refused_and_state_kept(
@@ -127,6 +127,60 @@ def test_seed_with_duplicate_coupon_codes_is_refused() -> None:
     seed["coupons"][1]["code"] = seed["coupons"][0]["code"].lower()
 
     with pytest.raises(ValidationError, match="duplicate coupon code"):
+        SandboxSeed.model_validate(seed)
+
+
+def _generic_copy(**fields: object) -> dict[str, object]:
+    """A second coupon of the demo's generic code SALE20 (Tom holds the first)."""
+    return {"id": 1247326290, "code": "sale20", "series_id": 415500, **fields}
+
+
+def test_seed_takes_a_generic_code_issued_to_several_customers() -> None:
+    seed = demo_seed().model_dump(mode="json")
+    seed["coupons"].append(_generic_copy(customer_id=555567089))
+
+    loaded = SandboxSeed.model_validate(seed)
+
+    assert [c.customer_id for c in loaded.coupons if c.code.upper() == "SALE20"] == [
+        555567088,
+        555567089,
+    ]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        _generic_copy(customer_id=555567088),  # twice to Tom
+        _generic_copy(),  # issued to no one
+        _generic_copy(customer_id=555567089, series_id=415446),  # in another series
+        {"id": 1, "code": "3138309782", "series_id": 415446, "customer_id": 555567089},
+    ],
+)
+def test_seed_refuses_a_code_shared_other_than_by_generic_holders(
+    extra: dict[str, object],
+) -> None:
+    seed = demo_seed().model_dump(mode="json")
+    seed["coupons"].append(extra)
+
+    with pytest.raises(ValidationError, match="duplicate coupon code"):
+        SandboxSeed.model_validate(seed)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mobile", "+919986000586"),
+        ("mobile", "91 9986000586"),
+        ("mobile", "0919986000586"),
+        ("source", "POS"),
+        ("source", "ALL"),
+    ],
+)
+def test_seed_refuses_customer_fields_outside_the_pages_forms(field: str, value: str) -> None:
+    seed = demo_seed().model_dump(mode="json")
+    seed["customers"][1][field] = value
+
+    with pytest.raises(ValidationError, match=field):
         SandboxSeed.model_validate(seed)
 
 

@@ -26,7 +26,7 @@ async def test_request_without_credentials_answers_401_and_changes_nothing(
 
     assert response.status_code == 401
     assert response.json()["errors"][0]["code"] == 401
-    assert not sandbox.state.coupons_by_code["3138309782"].revoked
+    assert not sandbox.state.coupons_by_code["3138309782"][0].revoked
 
 
 async def test_wrong_basic_password_answers_401(anonymous: httpx.AsyncClient) -> None:
@@ -41,13 +41,29 @@ async def test_valid_basic_credentials_are_accepted(client: httpx.AsyncClient) -
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("header", ["X-CAP-API-OAUTH-TOKEN", "CAP-API-ACCESS-TOKEN"])
-async def test_oauth_token_in_either_header_is_accepted(
+@pytest.mark.parametrize("header", ["X-CAP-API-OAUTH-TOKEN", "x-cap-api-oauth-token"])
+async def test_oauth_token_in_the_default_header_is_accepted(
     anonymous: httpx.AsyncClient, header: str
 ) -> None:
     response = await anonymous.post(COUPON, json=BODY, headers={header: await token(anonymous)})
 
     assert response.status_code == 200
+
+
+async def test_oauth_token_under_the_other_name_answers_401_and_changes_nothing(
+    anonymous: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    access = await token(anonymous)
+
+    response = await anonymous.post(COUPON, json=BODY, headers={"CAP-API-ACCESS-TOKEN": access})
+
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["code"] == 401
+    assert not sandbox.state.coupons_by_code["3138309782"][0].revoked
+
+
+def test_default_oauth_header_name() -> None:
+    assert SandboxConfig().oauth_header_name == "X-CAP-API-OAUTH-TOKEN"
 
 
 async def test_token_answer_has_documented_shape(anonymous: httpx.AsyncClient) -> None:
@@ -88,16 +104,16 @@ async def test_token_request_without_key_answers_400(anonymous: httpx.AsyncClien
 
 
 async def test_configured_header_name_and_ttl_are_used(clock: FakeClock) -> None:
-    config = SandboxConfig(port=0, oauth_header_names=["X-TOKEN"], token_ttl_seconds=60)
+    config = SandboxConfig(port=0, oauth_header_name="CAP-API-ACCESS-TOKEN", token_ttl_seconds=60)
     async with (
         Sandbox(config, clock=clock) as sandbox,
         httpx.AsyncClient(base_url=sandbox.base_url) as http,
     ):
         access = await token(http)
         old_header = await http.post(COUPON, json=BODY, headers={"X-CAP-API-OAUTH-TOKEN": access})
-        new_header = await http.post(COUPON, json=BODY, headers={"X-TOKEN": access})
+        new_header = await http.post(COUPON, json=BODY, headers={"CAP-API-ACCESS-TOKEN": access})
         clock.now += 60
-        expired = await http.post(COUPON, json=BODY, headers={"X-TOKEN": access})
+        expired = await http.post(COUPON, json=BODY, headers={"CAP-API-ACCESS-TOKEN": access})
 
     assert (old_header.status_code, new_header.status_code, expired.status_code) == (401, 200, 401)
 

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from capillary_sandbox import Sandbox
+from capillary_sandbox import Sandbox, demo_seed
+from capillary_sandbox.state import CartEarn
 
 REVOKE = "/api_gateway/v1/promotions/revokeEarn"
 DISCOUNT = "69117663b1cfc114606fd7fb"
@@ -143,8 +144,39 @@ async def test_partial_success_answers_200_with_errors(client: httpx.AsyncClient
 
     assert response.status_code == 200
     body = response.json()
-    assert body["data"]["revokedDetails"][0]["status"] == "PARTIAL_SUCCESS"
-    assert body["errors"][0]["earnIds"] == ["6911eaf1f57b486147effac1"]
+    assert body["data"]["revokedDetails"] == [
+        {
+            "promotionId": DISCOUNT,
+            "revokedEarnIds": ["6911eaf1f57b486147effac0"],
+            "status": "PARTIAL_SUCCESS",
+        }
+    ]
+    assert body["errors"] == [{"code": 729, "message": "Promotion earn instance already redeemed."}]
+
+
+async def test_errors_carry_only_code_and_message_one_entry_per_code(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        REVOKE,
+        json=revoke_body(
+            (DISCOUNT, ["000000000000000000000000", "6911eaf1f57b486147effac0"]),
+            (VOUCHER, ["000000000000000000000001", "68f869d94a314550c4b46047"]),
+            ("aaaaaaaaaaaaaaaaaaaaaaaa", ["000000000000000000000002"]),
+        ),
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["errors"] == [
+        {"code": 731, "message": "Earn ID passed is not valid."},
+        {"code": 404, "message": "Promotion, Earn, or Customer not found."},
+    ]
+    assert [d["revokedEarnIds"] for d in body["data"]["revokedDetails"]] == [
+        ["6911eaf1f57b486147effac0"],
+        ["68f869d94a314550c4b46047"],
+        [],
+    ]
 
 
 @pytest.mark.parametrize(
@@ -237,9 +269,56 @@ async def test_deactivate_wrong_earn_id_and_mode_combination_answers_736(
     }
 
 
-@pytest.mark.parametrize("earn", ["null", "68f869d94a314550c4b46048", "6911eaf1f57b486147effac0"])
+@pytest.mark.parametrize(
+    "earn",
+    [
+        "null",  # unknown
+        "000000000000000000000000",  # unknown
+        "68f869d94a314550c4b46048",  # Tom's voucher earn, not Polly's
+        "6911eaf1f57b486147effac0",  # Polly's, but of the discount promotion
+        "6911eaf1f57b486147effac1",  # ... and that one is redeemed: still not this promotion's
+    ],
+)
 async def test_deactivate_invalid_earn_id_answers_731(client: httpx.AsyncClient, earn: str) -> None:
     response = await client.post(deactivate_url(VOUCHER, POLLY, earn))
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == 731
+
+
+REDEEMED_VOUCHER = "68f869d94a314550c4b4604a"
+
+
+@pytest.fixture
+def redeemed_voucher(sandbox: Sandbox) -> str:
+    """Polly holds a redeemed earn of the PAYMENT_VOUCHER promotion."""
+    seed = demo_seed()
+    seed.cart_earns.append(
+        CartEarn(id=REDEEMED_VOUCHER, promotion_id=VOUCHER, customer_id=POLLY, redeemed=True)
+    )
+    sandbox.load_seed(seed)
+    return REDEEMED_VOUCHER
+
+
+async def test_deactivate_redeemed_payment_voucher_earn_answers_729(
+    client: httpx.AsyncClient, sandbox: Sandbox, redeemed_voucher: str
+) -> None:
+    response = await client.post(deactivate_url(VOUCHER, POLLY, redeemed_voucher))
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "data": False,
+        "errors": [{"code": 729, "message": "Promotion earn instance already redeemed."}],
+    }
+    assert not sandbox.state.cart_earns[redeemed_voucher].revoked
+    again = await client.post(deactivate_url(VOUCHER, POLLY, redeemed_voucher))
+    assert again.json()["errors"][0]["code"] == 729
+
+
+async def test_deactivate_redeemed_voucher_of_another_customer_answers_731(
+    client: httpx.AsyncClient, redeemed_voucher: str
+) -> None:
+    response = await client.post(deactivate_url(VOUCHER, TOM, redeemed_voucher))
 
     assert response.json()["errors"][0]["code"] == 731
 

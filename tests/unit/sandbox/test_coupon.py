@@ -15,6 +15,30 @@ SERIES = 415446
 GENERIC_SERIES = 415500
 EXPIRED_SERIES = 415600
 TOM = 555567088
+HUCK = 555567089
+BECKY = 555567090
+HUCKS_SALE20 = 1247326290
+
+
+def coupon(sandbox: Sandbox, code: str, holder: int | None = None) -> Coupon:
+    """The coupon of ``code`` (held by ``holder`` when a generic code has several)."""
+    held = [
+        c
+        for c in sandbox.state.coupons_by_code[code.upper()]
+        if holder is None or c.customer_id == holder
+    ]
+    assert len(held) == 1
+    return held[0]
+
+
+@pytest.fixture
+def shared_generic(sandbox: Sandbox) -> None:
+    """The demo's generic code SALE20 issued to Huck as well as to Tom."""
+    seed = demo_seed()
+    seed.coupons.append(
+        Coupon(id=HUCKS_SALE20, code="SALE20", series_id=GENERIC_SERIES, customer_id=HUCK)
+    )
+    sandbox.load_seed(seed)
 
 
 def top_code(response: httpx.Response) -> int:
@@ -49,7 +73,7 @@ async def test_two_codes_with_series_are_revoked(
         "errors": [],
         "success": True,
     }
-    assert sandbox.state.coupons_by_code["3138309782"].revoked
+    assert coupon(sandbox, "3138309782").revoked
 
 
 async def test_single_code_needs_no_series(client: httpx.AsyncClient) -> None:
@@ -65,7 +89,7 @@ async def test_more_than_one_code_without_series_is_rejected(
 
     assert response.status_code == 400
     assert top_code(response) == 400
-    assert not sandbox.state.coupons_by_code["3138309782"].revoked
+    assert not coupon(sandbox, "3138309782").revoked
 
 
 async def test_more_than_50_codes_are_rejected_and_50_are_processed(
@@ -124,12 +148,91 @@ async def test_code_not_issued_to_given_customer_answers_404(client: httpx.Async
     assert failures(response) == {404: ["1017790881"]}
 
 
-async def test_single_generic_code_answers_108(client: httpx.AsyncClient, sandbox: Sandbox) -> None:
-    response = await client.post(REVOKE, json={"couponCodes": ["SALE20"]})
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"couponCodes": ["SALE20"]},
+        {"couponCodes": ["sale20"], "couponSeriesId": GENERIC_SERIES},
+        {"couponCodes": ["sale-hf-0001"]},
+    ],
+)
+async def test_single_generic_code_without_customer_answers_108(
+    client: httpx.AsyncClient, sandbox: Sandbox, body: dict[str, Any]
+) -> None:
+    response = await client.post(REVOKE, json=body)
 
     assert response.status_code == 400
     assert top_code(response) == 108
-    assert not sandbox.state.coupons_by_code["SALE20"].revoked
+    assert not any(c.revoked for c in sandbox.state.coupons_by_series[GENERIC_SERIES])
+
+
+@pytest.mark.parametrize("series", [{}, {"couponSeriesId": GENERIC_SERIES}])
+@pytest.mark.parametrize("customer", [{"id": str(HUCK)}, {"mobile": "919986000586"}])
+async def test_generic_code_with_customer_revokes_only_that_customers_coupon(
+    client: httpx.AsyncClient,
+    sandbox: Sandbox,
+    shared_generic: None,
+    series: dict[str, Any],
+    customer: dict[str, str],
+) -> None:
+    body = {"couponCodes": ["SALE20"], "customer": customer, **series}
+    response = await client.post(REVOKE, json=body)
+
+    assert response.status_code == 200
+    assert response.json()["entity"] == {
+        "totalCount": 1,
+        "failedCount": 0,
+        "revokedCoupons": [
+            {"couponId": HUCKS_SALE20, "couponCode": "SALE20", "issuedToUserId": HUCK}
+        ],
+        "failedToRevoke": [],
+    }
+    assert coupon(sandbox, "SALE20", HUCK).revoked
+    assert not coupon(sandbox, "SALE20", TOM).revoked
+    again = await client.post(REVOKE, json=body)
+    assert failures(again) == {682: ["SALE20"]}
+    assert not coupon(sandbox, "SALE20", TOM).revoked
+
+
+async def test_generic_code_with_customer_who_does_not_hold_it_answers_404(
+    client: httpx.AsyncClient, sandbox: Sandbox, shared_generic: None
+) -> None:
+    response = await client.post(
+        REVOKE, json={"couponCodes": ["SALE20"], "customer": {"id": str(BECKY)}}
+    )
+
+    assert response.status_code == 200
+    assert failures(response) == {404: ["SALE20"]}
+    assert response.json()["entity"]["revokedCoupons"] == []
+    assert not any(c.revoked for c in sandbox.state.coupons_by_series[GENERIC_SERIES])
+
+
+@pytest.mark.parametrize("customer", [{}, {"customer": {"id": str(TOM)}}])
+async def test_several_generic_codes_with_series_revoke_whole_series_customer_or_not(
+    client: httpx.AsyncClient,
+    sandbox: Sandbox,
+    shared_generic: None,
+    customer: dict[str, Any],
+) -> None:
+    # sale-hf-0001 is Huck's, not Tom's: it goes with the series all the same.
+    body = {
+        "couponSeriesId": GENERIC_SERIES,
+        "couponCodes": ["sale-hf-0001", "SALE20", "NOT-THERE"],
+        **customer,
+    }
+    response = await client.post(REVOKE, json=body)
+
+    entity = response.json()["entity"]
+    revoked = [(c["couponCode"], c["issuedToUserId"]) for c in entity["revokedCoupons"]]
+    assert revoked == [
+        ("SALE-HF-0001", HUCK),
+        ("SALE20", TOM),
+        ("SALE20", HUCK),
+        ("SALE-BT-0002", BECKY),
+    ]
+    assert failures(response) == {682: ["NOT-THERE"]}
+    assert (entity["totalCount"], entity["failedCount"]) == (5, 1)
+    assert all(c.revoked for c in sandbox.state.coupons_by_series[GENERIC_SERIES])
 
 
 async def test_codes_of_generic_series_with_series_id_revoke_whole_series(
@@ -187,8 +290,8 @@ async def test_revoke_by_customer_takes_unredeemed_coupons_of_series(
 
     revoked = [c["couponCode"] for c in response.json()["entity"]["revokedCoupons"]]
     assert revoked == ["3138309782", "3636820421"]
-    assert not sandbox.state.coupons_by_code["5500675094"].revoked  # redeemed stays
-    assert not sandbox.state.coupons_by_code["SALE20"].revoked  # other series stays
+    assert not coupon(sandbox, "5500675094").revoked  # redeemed stays
+    assert not coupon(sandbox, "SALE20").revoked  # other series stays
 
 
 async def test_revoke_by_customer_without_series_skips_expired_series(
@@ -220,7 +323,7 @@ async def test_more_than_100_unredeemed_coupons_by_customer_is_rejected(
 
     assert response.status_code == 400
     assert top_code(response) == 400
-    assert not sandbox.state.coupons_by_code["BULK0000"].revoked
+    assert not coupon(sandbox, "BULK0000").revoked
 
 
 async def test_exactly_100_unredeemed_coupons_by_customer_are_revoked(

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from capillary_sandbox import Sandbox
-from tests.unit.sandbox.helpers import loyalty_body, tom
+from tests.unit.sandbox.helpers import huck, loyalty_body, tom
 
 REVOKE = "/v2/promotion/bulk/revokeEnrolAndEarn"
 ENROL = "/v2/promotion/bulk/enrolAndEarn"
@@ -52,16 +52,55 @@ async def test_revoke_earn_twice_answers_8903(client: httpx.AsyncClient) -> None
     )
 
 
-async def test_revoke_earn_with_foreign_earn_id_fails_whole_item_and_revokes_nothing(
+async def test_revoke_earn_with_some_invalid_ids_revokes_and_lists_only_the_valid_ones(
     client: httpx.AsyncClient, sandbox: Sandbox
 ) -> None:
-    # 957 belongs to the direct promotion, not to 202779.
+    # 957 is Tom's earn of the direct promotion, not of 202779; 959 is Becky's; 12345 unknown.
+    request = loyalty_body("REVOKE_EARN", [tom(earnIds=[12345, 974, 957, 959, 974])])
+    body = (await client.post(REVOKE, json=request)).json()
+
+    assert codes(body) == [None]
+    assert body["response"][0]["result"]["revokedEarnIds"] == [974]
+    assert (body["totalCount"], body["failureCount"]) == (1, 0)
+    earns = sandbox.state.loyalty_earns
+    assert (earns[974].revoked, earns[975].revoked) == (True, False)
+    assert (earns[957].revoked, earns[959].revoked) == (False, False)
+
+
+async def test_revoke_earn_repeated_with_one_new_id_lists_only_the_new_one(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[974])]))
+
     body = (
-        await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[974, 957])]))
+        await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[974, 975])]))
+    ).json()
+
+    assert body["response"][0]["result"]["revokedEarnIds"] == [975]
+    assert sandbox.state.loyalty_earns[975].revoked
+
+
+async def test_revoke_earn_with_no_valid_id_answers_8903_and_revokes_nothing(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    body = (
+        await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[957, 12345])]))
     ).json()
 
     assert codes(body) == [8903]
-    assert not sandbox.state.loyalty_earns[974].revoked
+    assert "result" not in body["response"][0]
+    assert not any(e.revoked for e in sandbox.state.loyalty_earns.values())
+
+
+async def test_revoke_earn_with_empty_earn_ids_revokes_every_earn_like_no_list(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    body = (await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[])]))).json()
+
+    assert body["response"][0]["result"]["revokedEarnIds"] == [974, 975]
+    assert not sandbox.state.loyalty_earns[957].revoked  # another promotion's earn stays
+    again = (await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(earnIds=[])]))).json()
+    assert codes(again) == [8903]
 
 
 async def test_revoke_earn_without_earn_ids_revokes_all_active_earns(
@@ -90,7 +129,7 @@ async def test_bulk_results_match_customers_by_position(client: httpx.AsyncClien
         {"identifierValue": "999", "source": "INSTORE"},
         tom(earnIds=[975]),
         {"identifierValue": "555567089", "source": "INSTORE"},
-        {"identifierValue": "555567088", "source": ""},
+        {"identifierValue": "555567090", "source": ""},
     ]
     body = (await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", customers))).json()
 
@@ -141,7 +180,7 @@ async def test_source_other_than_registration_source_is_customer_not_found(
 async def test_call_level_error_is_repeated_for_every_customer(
     client: httpx.AsyncClient, promotion: dict[str, Any], code: int
 ) -> None:
-    request = loyalty_body("REVOKE_EARN", [tom(), tom()], promotion=promotion)
+    request = loyalty_body("REVOKE_EARN", [tom(), huck()], promotion=promotion)
     body = (await client.post(REVOKE, json=request)).json()
 
     assert codes(body) == [code, code]
@@ -284,3 +323,192 @@ async def test_earn_after_revoke_can_be_revoked_by_its_new_id(client: httpx.Asyn
     ).json()
 
     assert body["response"][0]["result"]["revokedEarnIds"] == [new_id]
+
+
+DIRECT_202090 = {"programId": 2714, "promotionId": "202090"}
+UNKNOWN = {"identifierValue": "123", "source": "INSTORE"}
+BECKY = {"identifierValue": "555567090", "source": "WEB_ENGAGE"}
+
+
+def entity_ids(body: dict[str, Any]) -> list[int | None]:
+    """Each item's entityId, None for an item without a result."""
+    return [item["result"]["entityId"] if "result" in item else None for item in body["response"]]
+
+
+async def test_mixed_revoke_answers_items_in_request_order(client: httpx.AsyncClient) -> None:
+    # Not sorted by id: Becky (959) first, Tom (957) third; Huck has no earn there.
+    customers = [BECKY, UNKNOWN, tom(), huck()]
+    request = loyalty_body("REVOKE_EARN", customers, promotion=DIRECT_202090)
+    body = (await client.post(REVOKE, json=request)).json()
+
+    assert codes(body) == [None, 8015, None, 8903]
+    assert entity_ids(body) == [555567090, None, 555567088, None]
+    assert [i["result"]["revokedEarnIds"] for i in body["response"] if "result" in i] == [
+        [959],
+        [957],
+    ]
+    assert (body["totalCount"], body["failureCount"]) == (4, 2)
+
+
+async def test_mixed_enrol_answers_items_in_request_order(client: httpx.AsyncClient) -> None:
+    body = (
+        await client.post(ENROL, json=loyalty_body("ENROL", [BECKY, UNKNOWN, huck(), tom()]))
+    ).json()
+
+    assert codes(body) == [None, 8015, None, None]
+    assert entity_ids(body) == [555567090, None, 555567089, 555567088]
+    issuals = [i["result"]["issualId"] if "result" in i else None for i in body["response"]]
+    assert issuals[1:] == [None, "848", "847"]
+    assert issuals[0] not in (None, "847", "848")
+    assert "entityId" not in body["response"][1]
+
+
+@pytest.mark.parametrize("path", [REVOKE, ENROL])
+@pytest.mark.parametrize(
+    "customer",
+    [
+        {"identifierValue": 555567088, "source": "INSTORE", "earnIds": [974]},
+        {"identifierValue": 555567088.0, "source": "INSTORE", "earnIds": [974]},
+        {"identifierValue": ["555567088"], "source": "INSTORE", "earnIds": [974]},
+        {"identifierValue": "   ", "source": "INSTORE", "earnIds": [974]},
+    ],
+)
+async def test_identifier_value_not_a_string_answers_11013(
+    client: httpx.AsyncClient, sandbox: Sandbox, path: str, customer: dict[str, Any]
+) -> None:
+    action = "REVOKE_EARN" if path == REVOKE else "EARN"
+    body = (
+        await client.post(path, json=loyalty_body(action, [customer], promotion=DIRECT_202090))
+    ).json()
+
+    assert codes(body) == [11013]
+    assert body["response"][0]["errors"][0]["message"] == (
+        "identifierName, identifierValue, source can not be empty"
+    )
+    assert len(sandbox.state.loyalty_earns) == 4  # nothing issued
+    assert not any(e.revoked for e in sandbox.state.loyalty_earns.values())
+
+
+@pytest.mark.parametrize("path", [REVOKE, ENROL])
+@pytest.mark.parametrize("source", ["POS", "STORE", "IN STORE", " INSTORE", "INSTORE ", "*", 1])
+async def test_source_outside_the_pages_list_answers_11013(
+    client: httpx.AsyncClient, path: str, source: object
+) -> None:
+    action = "REVOKE_EARN" if path == REVOKE else "ENROL"
+    body = (await client.post(path, json=loyalty_body(action, [tom(source=source)]))).json()
+
+    assert codes(body) == [11013]
+
+
+@pytest.mark.parametrize("source", ["INSTORE", "instore", "InStore", "ALL", "all"])
+async def test_listed_source_in_any_case_is_accepted(
+    client: httpx.AsyncClient, source: str
+) -> None:
+    body = (
+        await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom(source=source)]))
+    ).json()
+
+    assert entity_ids(body) == [555567088]
+
+
+@pytest.mark.parametrize("source", ["FACEBOOK", "web_engage", "ECOMMERCE", "LINE"])
+async def test_listed_source_other_than_registration_source_is_8015(
+    client: httpx.AsyncClient, source: str
+) -> None:
+    body = (await client.post(ENROL, json=loyalty_body("ENROL", [tom(source=source)]))).json()
+
+    assert codes(body) == [8015]
+
+
+async def test_mobile_in_the_pages_form_is_found(client: httpx.AsyncClient) -> None:
+    request = loyalty_body(
+        "ENROL",
+        [{"identifierValue": "919986000586", "source": "INSTORE"}],
+        identifier_name="mobile",
+    )
+    body = (await client.post(ENROL, json=request)).json()
+
+    assert entity_ids(body) == [555567089]
+    assert body["response"][0]["result"]["issualId"] == "848"
+
+
+@pytest.mark.parametrize(
+    ("identifier_name", "value"),
+    [
+        ("mobile", "+919986000586"),
+        ("mobile", "91 9986000586"),
+        ("mobile", "91-9986000586"),
+        ("mobile", "9986000586"),  # without the country code
+        ("mobile", "0919986000586"),
+        ("mobile", " 919986000586"),
+        ("mobile", "919986000586 "),
+        ("id", " 555567089"),
+        ("id", "0555567089"),
+        ("id", "+555567089"),
+        ("email", " huck.finn@example.com"),
+    ],
+)
+async def test_identifier_value_in_another_form_is_customer_not_found(
+    client: httpx.AsyncClient, sandbox: Sandbox, identifier_name: str, value: str
+) -> None:
+    request = loyalty_body(
+        "EARN",
+        [{"identifierValue": value, "source": "INSTORE"}],
+        identifier_name=identifier_name,
+    )
+    body = (await client.post(ENROL, json=request)).json()
+
+    assert codes(body) == [8015]
+    assert len(sandbox.state.loyalty_earns) == 4  # nothing issued
+
+
+@pytest.mark.parametrize(
+    ("identifier_name", "customers"),
+    [
+        ("id", [tom(earnIds=[974]), tom(earnIds=[975])]),
+        ("id", [tom(), huck(), {"identifierValue": "555567088", "source": "ALL"}]),
+        (
+            "email",
+            [
+                {"identifierValue": "tom.sawyer@example.com", "source": "INSTORE"},
+                {"identifierValue": "TOM.SAWYER@example.com", "source": "INSTORE"},
+            ],
+        ),
+        ("id", [UNKNOWN, UNKNOWN]),
+        ("id", [tom(), {"identifierValue": "555567088", "source": "nowhere"}]),
+    ],
+)
+async def test_one_customer_twice_refuses_the_whole_revoke(
+    client: httpx.AsyncClient,
+    sandbox: Sandbox,
+    identifier_name: str,
+    customers: list[dict[str, Any]],
+) -> None:
+    request = loyalty_body("REVOKE_EARN", customers, identifier_name=identifier_name)
+    response = await client.post(REVOKE, json=request)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["response"] == []
+    assert [e["code"] for e in body["errors"]] == [400]
+    assert (body["totalCount"], body["failureCount"]) == (0, 0)
+    assert not any(e.revoked for e in sandbox.state.loyalty_earns.values())
+
+
+async def test_one_customer_twice_refuses_the_whole_enrol(
+    client: httpx.AsyncClient, sandbox: Sandbox
+) -> None:
+    response = await client.post(ENROL, json=loyalty_body("ENROL", [BECKY, UNKNOWN, BECKY]))
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == 400
+    assert (202779, 555567090) not in sandbox.state.enrolments
+
+
+async def test_entries_without_readable_identifier_are_not_taken_for_repeats(
+    client: httpx.AsyncClient,
+) -> None:
+    customers = [{"identifierValue": 555567088, "source": "INSTORE"}, tom()]
+    body = (await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", customers))).json()
+
+    assert codes(body) == [11013, None]
