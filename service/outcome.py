@@ -29,9 +29,11 @@ class ActionStatus(StrEnum):
 
     revoked: taken back now. restored: given back now (a cancelled return).
     already_revoked: Capillary answered "invalid or already revoked" (8903, cart 731/404,
-    coupon 682); an earlier attempt may have done it; not a failure. refused_redeemed: the
-    customer already used it; never retried. not_found: Capillary does not know the
-    customer, promotion or item. refused: another final business refusal (unsupported
+    coupon 682, deactivate 731) to a repeat of this event; an earlier attempt did it; not a
+    failure. refused_redeemed: the customer already used it; never retried. kept: Capillary
+    kept it on purpose (an enrolment while other earns of the promotion remain). not_found:
+    Capillary does not know the customer, promotion or item (also "invalid or already
+    revoked" on a first attempt). refused: another final business refusal (unsupported
     type, inactive promotion, expired series). failed: failed after retries, or the request
     itself was wrong; needs an operator. skipped: no call was made; report_kind says why.
     """
@@ -41,11 +43,14 @@ class ActionStatus(StrEnum):
     RESTORED = "restored"
     """Given back now (a cancelled return)."""
     ALREADY_REVOKED = "already_revoked"
-    """Capillary answered "invalid or already revoked": an earlier attempt may have done it."""
+    """Capillary answered "invalid or already revoked" to a repeat: an earlier attempt did it."""
     REFUSED_REDEEMED = "refused_redeemed"
     """Already used by the customer: cannot be taken back. Never retried."""
+    KEPT = "kept"
+    """Capillary kept it on purpose: an enrolment while other earns of the promotion remain."""
     NOT_FOUND = "not_found"
-    """Capillary does not know the customer, promotion or item."""
+    """Capillary does not know the customer, promotion or item (or it was invalid or already
+    revoked before this event's first attempt)."""
     REFUSED = "refused"
     """Another final business refusal: unsupported type, inactive promotion, expired series."""
     FAILED = "failed"
@@ -104,6 +109,9 @@ class ItemResult(_Model):
     """Capillary's message, or ours when no call was made."""
     detail: dict[str, str] = Field(default_factory=dict)
     """Extra facts: earned_id of a re-issued earn, clawback=flagged for a redeemed benefit."""
+    asked: bool = True
+    """False for what Capillary changed although it was not asked to: coupons revoked beyond
+    the codes sent (a generic coupon in the series makes a multi-code revoke take it all)."""
 
 
 class ActionResult(_Model):

@@ -6,11 +6,22 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from service.capillary.client import CapillaryClient
+from service.capillary.models import (
+    Attribution,
+    CartEarnsRef,
+    CouponCustomer,
+    IdentifierName,
+    LoyaltyCustomer,
+    LoyaltyCustomerEarns,
+    LoyaltyPromotionRef,
+)
 from service.capillary.results import ItemResult, ResultClass
 from service.errors import ReturnHandlerError
 from service.outcome import OutcomeEvent
+from service.pipeline.execute import CapillaryApi
 from service.pipeline.records import DeadLetter, Record
 
 
@@ -84,24 +95,38 @@ def done(item: str, **extra: Any) -> ItemResult:
 
 @dataclass
 class FakeCapillary:
-    """Answers every call with DONE per item unless ``answers`` says otherwise for a method."""
+    """The executor's view of ``CapillaryClient``, answering DONE per item unless told otherwise.
+
+    Typed like the client (``CapillaryApi``, checked below), so it takes exactly the calls
+    the client takes. It answers only what the client can answer: per-item results.
+    ``crash_on`` stands for a bug inside the client (the one way the real client raises),
+    never for a Capillary refusal: those are results.
+    """
 
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     answers: dict[str, list[ItemResult]] = field(default_factory=dict)
-    raise_on: dict[str, Exception] = field(default_factory=dict)
+    crash_on: dict[str, Exception] = field(default_factory=dict)
 
     def _answer(self, method: str, items: list[str], **kwargs: Any) -> list[ItemResult]:
         self.calls.append((method, kwargs))
-        if method in self.raise_on:
-            raise self.raise_on[method]
+        if method in self.crash_on:
+            raise self.crash_on[method]
         if method in self.answers:
             return self.answers[method]
         return [done(item) for item in items]
 
     async def revoke_loyalty_earns(
-        self, promotion: Any, identifier_name: Any, customers: Any, attribution: Any = None
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomerEarns],
+        attribution: Attribution | None = None,
     ) -> list[ItemResult]:
-        items = [f"loyalty_earn:{e}" for c in customers for e in (c.earn_ids or ["all"])]
+        items = [
+            f"loyalty_earn:{e}"
+            for c in customers
+            for e in (map(str, c.earn_ids) if c.earn_ids is not None else ["all"])
+        ]
         return self._answer(
             "revoke_loyalty_earns",
             items,
@@ -112,7 +137,11 @@ class FakeCapillary:
         )
 
     async def revoke_loyalty_enrolments(
-        self, promotion: Any, identifier_name: Any, customers: Any, attribution: Any = None
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None = None,
     ) -> list[ItemResult]:
         items = [f"enrolment:{c.identifier_value}" for c in customers]
         return self._answer(
@@ -120,35 +149,57 @@ class FakeCapillary:
         )
 
     async def enrol(
-        self, promotion: Any, identifier_name: Any, customers: Any, attribution: Any = None
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None = None,
     ) -> list[ItemResult]:
         items = [f"enrolment:{c.identifier_value}" for c in customers]
         return self._answer("enrol", items, promotion=promotion, customers=list(customers))
 
     async def issue_earn(
-        self, promotion: Any, identifier_name: Any, customers: Any, attribution: Any = None
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None = None,
     ) -> list[ItemResult]:
         items = [f"earn:{c.identifier_value}" for c in customers]
         return self._answer("issue_earn", items, promotion=promotion, customers=list(customers))
 
     async def revoke_cart_earns(
-        self, customer_id: int, earns: Any, attribution: Any = None
+        self,
+        customer_id: int,
+        earns: Sequence[CartEarnsRef],
+        attribution: Attribution | None = None,
     ) -> list[ItemResult]:
         items = [f"cart_earn:{e}" for ref in earns for e in ref.earn_ids]
         return self._answer("revoke_cart_earns", items, customer_id=customer_id, earns=list(earns))
 
     async def revoke_coupons_by_codes(
-        self, codes: Any, series_id: int | None, attribution: Any = None
+        self,
+        codes: Sequence[str],
+        series_id: int | None,
+        attribution: Attribution | None = None,
+        *,
+        generic: bool = False,
+        customer: CouponCustomer | None = None,
     ) -> list[ItemResult]:
         return self._answer(
             "revoke_coupons_by_codes",
             [f"coupon:{c}" for c in codes],
             codes=list(codes),
             series_id=series_id,
+            generic=generic,
+            customer=customer,
         )
 
     async def revoke_coupons_by_customer(
-        self, customer: Any, series_id: int | None, attribution: Any = None
+        self,
+        customer: CouponCustomer,
+        series_id: int | None,
+        attribution: Attribution | None = None,
     ) -> list[ItemResult]:
         return self._answer(
             "revoke_coupons_by_customer",
@@ -158,7 +209,11 @@ class FakeCapillary:
         )
 
     async def deactivate_promotion(
-        self, promotion_id: str, customer_id: int, earn_id: str | None, attribution: Any = None
+        self,
+        promotion_id: str,
+        customer_id: int,
+        earn_id: str | None,
+        attribution: Attribution | None = None,
     ) -> list[ItemResult]:
         return self._answer(
             "deactivate_promotion",
@@ -167,3 +222,9 @@ class FakeCapillary:
             customer_id=customer_id,
             earn_id=earn_id,
         )
+
+
+if TYPE_CHECKING:
+    # mypy proves the fake takes exactly the calls the executor makes of the real client.
+    _fake_is_an_api: CapillaryApi = FakeCapillary()
+    _client_is_an_api: CapillaryApi = CapillaryClient.__new__(CapillaryClient)

@@ -7,24 +7,30 @@ both cart and deactivate).
 
 Deliberate decisions
 --------------------
-* "Already revoked" answers are **final non-failures** (``already_done``): 8903 on the
-  loyalty revoke ("invalid or already revoked"), 731 and 404 on the cart revoke (that page
-  has no already-revoked code, so a replay meets these), 682 on the coupon revoke (the
-  code of the "not found and already revoked" example), and 731 on deactivate (an earn
-  already deactivated is no longer valid). Delivery is at-least-once: an earlier attempt
-  of the same event may have succeeded, and reporting "failed" then would be false. The
-  result keeps the code, so an operator can still tell "done before" from "never existed".
-* Coupon 404 ("coupon code not found") stays ``refused``: the page gives 682 for the
-  already-revoked case and 404 only for unknown codes.
-* Deactivate 404 ("promotion does not exist or is not active") is ``refused``: it is about
-  the promotion, which one customer's deactivation does not end.
-* Redeemed (cart 729, coupon 405), unsupported types (8902, 730, 707, 108), inactive or
-  expired (8892, 712), unknown customer or promotion (8015, 8874, 8896, 8899) are final
-  business refusals (``refused``): trying again cannot change them.
+* "Invalid, not found or already revoked" answers are ``gone``: 8903 on the loyalty revoke
+  ("either invalid or already revoked"), 731 and 404 on the cart revoke (that page has no
+  already-revoked code, so a repeat meets these), 682 on the coupon revoke (the code of the
+  "not found and already revoked" example) and 731 on deactivate (an invalid earnId). The
+  client cannot tell "done before" from "never existed"; the caller can, because it knows
+  whether an earlier attempt of the same event exists (a retry, a replay, a restart). The
+  executor reads ``gone`` as ``already_revoked`` then and as ``not_found`` on a first attempt.
+* Redeemed (cart 729, coupon 405) is ``redeemed``, never a success. Deactivate 729 is not on
+  the deactivate page (it documents no code for a redeemed earn); it is the cart page's code
+  for the same earn object in the same api_gateway family, and the sandbox answers it for a
+  redeemed PAYMENT_VOUCHER earn. If production answers a redeemed voucher with 731, the
+  outcome says ``not_found`` (or ``already_revoked`` on a repeat): never ``revoked``.
+* 8904 on REVOKE_ENROL is ``kept``: the revoke page says the issual must be revoked before
+  the enrolment but documents no code for the refusal. 8904 is the code our sandbox
+  answers while the customer still holds earns of the promotion (from other orders); if
+  production answers another code, add it here with the same class.
+* Unknown customer, promotion or code (8015, 8874, 8896, coupon 404, deactivate 404) is
+  ``not_found``. Unsupported types (8902, 730, 707, 108), inactive or
+  expired (8892, 712), user groups (8899) are ``refused``: final, trying again cannot
+  change them.
 * Codes that mean we sent something malformed or configured something wrongly are
   ``request_error`` and name the setting to check.
-* 737 (open cart) and body code 500 are ``transient``: the client retries them; the class
-  shows in a result only when retries are exhausted.
+* 737 (open cart) and body code 500 are ``transient``: the client retries them (737 with
+  its own, longer budget); the class shows in a result only when retries are exhausted.
 * A code not in the table is ``request_error`` with "unknown code" and is logged.
 """
 
@@ -56,21 +62,23 @@ class CodeInfo:
     next_step: str = ""
 
 
-_A = ResultClass.ALREADY_DONE
+_G = ResultClass.GONE
+_N = ResultClass.NOT_FOUND
+_D = ResultClass.REDEEMED
 _R = ResultClass.REFUSED
 _E = ResultClass.REQUEST_ERROR
 _T = ResultClass.TRANSIENT
 
-_REPLAY_SAFE = "Nothing to do: an earlier attempt of this event may have revoked it."
+_REPLAY_SAFE = "Nothing to do if an earlier attempt of this event revoked it."
 _CHECK_POLICY = "Check the IDs the policy file and the event give for this promotion."
 
 # Codes shared by both loyalty bulk pages (the enrol page documents 11013; the revoke call
 # needs the same source field and answers it the same way).
 _LOYALTY_COMMON: dict[int, CodeInfo] = {
     8892: CodeInfo(_R, "promotion is inactive"),
-    8015: CodeInfo(_R, "customer not found for the given identifiers"),
+    8015: CodeInfo(_N, "customer not found for the given identifiers"),
     1101: CodeInfo(_E, "invalid programId", "Check the programId in the policy file."),
-    8874: CodeInfo(_R, "promotion ID is invalid", _CHECK_POLICY),
+    8874: CodeInfo(_N, "promotion ID is invalid", _CHECK_POLICY),
     8899: CodeInfo(_R, "cannot enrol/issue to a user group"),
     8902: CodeInfo(
         _R,
@@ -82,7 +90,7 @@ _LOYALTY_COMMON: dict[int, CodeInfo] = {
         "insufficient parameters: programId and promotionId or promoIdentifier are required",
         "Check the promotion IDs in the policy file; otherwise a client bug.",
     ),
-    8896: CodeInfo(_R, "error while issuing the promotion to the customer (invalid customer)"),
+    8896: CodeInfo(_N, "error while issuing the promotion to the customer (invalid customer)"),
     8901: CodeInfo(_E, "invalid entity type", "A client bug: file it with the request id."),
     11013: CodeInfo(
         _E,
@@ -94,7 +102,12 @@ _LOYALTY_COMMON: dict[int, CodeInfo] = {
 CODES: dict[tuple[Endpoint, int], CodeInfo] = {
     **{(Endpoint.LOYALTY_REVOKE, code): info for code, info in _LOYALTY_COMMON.items()},
     (Endpoint.LOYALTY_REVOKE, 8903): CodeInfo(
-        _A, "earn IDs invalid or already revoked: already revoked or unknown", _REPLAY_SAFE
+        _G, "earn IDs invalid or already revoked", _REPLAY_SAFE
+    ),
+    (Endpoint.LOYALTY_REVOKE, 8904): CodeInfo(
+        ResultClass.KEPT,
+        "enrolment kept: other earns of this promotion remain",
+        "Nothing to do: the enrolment stays while the customer holds other earns of it.",
     ),
     **{(Endpoint.LOYALTY_ENROL, code): info for code, info in _LOYALTY_COMMON.items()},
     # Cart revoke.
@@ -102,29 +115,28 @@ CODES: dict[tuple[Endpoint, int], CodeInfo] = {
         _E, "invalid request: required parameters missing or invalid", "A client bug or bad IDs."
     ),
     (Endpoint.CART_REVOKE, 404): CodeInfo(
-        _A, "promotion, earn or customer not found: already revoked or unknown", _REPLAY_SAFE
+        _G, "promotion, earn or customer not found", _REPLAY_SAFE
     ),
-    (Endpoint.CART_REVOKE, 729): CodeInfo(_R, "earn already redeemed: cannot be revoked"),
+    (Endpoint.CART_REVOKE, 729): CodeInfo(_D, "earn already redeemed: cannot be revoked"),
     (Endpoint.CART_REVOKE, 730): CodeInfo(
         _R, "earn revoke not possible for POS and CODE promotions"
     ),
-    (Endpoint.CART_REVOKE, 731): CodeInfo(
-        _A, "earn ID not valid: already revoked or unknown", _REPLAY_SAFE
-    ),
+    (Endpoint.CART_REVOKE, 731): CodeInfo(_G, "earn ID not valid", _REPLAY_SAFE),
     (Endpoint.CART_REVOKE, 500): CodeInfo(_T, "Capillary internal error"),
     # Deactivate.
     (Endpoint.DEACTIVATE, 400): CodeInfo(
         _E, "GLOBAL.INVALID_INPUT: required parameters missing or invalid", "A client bug."
     ),
     (Endpoint.DEACTIVATE, 404): CodeInfo(
-        _R, "GLOBAL.PROMOTION_NOT_FOUND: promotion does not exist or is not active", _CHECK_POLICY
+        _N, "GLOBAL.PROMOTION_NOT_FOUND: promotion does not exist or is not active", _CHECK_POLICY
     ),
     (Endpoint.DEACTIVATE, 707): CodeInfo(
         _R, "PROMO.UNSUPPORTED_PROMOTION_TYPE: cannot deactivate POS or CODE promotions"
     ),
-    (Endpoint.DEACTIVATE, 731): CodeInfo(
-        _A, "PROMO.EARN_ID_INVALID: already deactivated or unknown", _REPLAY_SAFE
+    (Endpoint.DEACTIVATE, 729): CodeInfo(
+        _D, "earn already redeemed: cannot be deactivated (sandbox's code; see above)"
     ),
+    (Endpoint.DEACTIVATE, 731): CodeInfo(_G, "PROMO.EARN_ID_INVALID: earnId invalid", _REPLAY_SAFE),
     (Endpoint.DEACTIVATE, 736): CodeInfo(
         _E,
         "PROMO.UNSUPPORTED_PREFERENCE_CHANGE: wrong combination of earnId and promotion mode",
@@ -137,11 +149,9 @@ CODES: dict[tuple[Endpoint, int], CodeInfo] = {
     ),
     (Endpoint.DEACTIVATE, 500): CodeInfo(_T, "GLOBAL.UNEXPECTED_ERROR: Capillary internal error"),
     # Coupon revoke (404 and 405 are body codes here, not HTTP statuses).
-    (Endpoint.COUPON_REVOKE, 404): CodeInfo(_R, "coupon code not found"),
-    (Endpoint.COUPON_REVOKE, 405): CodeInfo(_R, "coupon already redeemed: cannot be revoked"),
-    (Endpoint.COUPON_REVOKE, 682): CodeInfo(
-        _A, "coupon not found: already revoked or unknown", _REPLAY_SAFE
-    ),
+    (Endpoint.COUPON_REVOKE, 404): CodeInfo(_N, "coupon code not found"),
+    (Endpoint.COUPON_REVOKE, 405): CodeInfo(_D, "coupon already redeemed: cannot be revoked"),
+    (Endpoint.COUPON_REVOKE, 682): CodeInfo(_G, "coupon not found", _REPLAY_SAFE),
     (Endpoint.COUPON_REVOKE, 108): CodeInfo(
         _R, "generic coupon codes are not supported", "Name the series as generic in the policy."
     ),
@@ -152,6 +162,10 @@ CODES: dict[tuple[Endpoint, int], CodeInfo] = {
 }
 
 UNKNOWN_NEXT_STEP = "Unknown Capillary code: add it to service/capillary/codes.py."
+
+
+OPEN_CART_CODE = 737
+"""The customer has an open cart: retried with its own, longer budget."""
 
 
 def classify(endpoint: Endpoint, code: int) -> CodeInfo:
@@ -174,4 +188,12 @@ def transient_codes(endpoint: Endpoint) -> frozenset[int]:
     )
 
 
-__all__ = ["CODES", "CodeInfo", "Endpoint", "classify", "is_known", "transient_codes"]
+__all__ = [
+    "CODES",
+    "OPEN_CART_CODE",
+    "CodeInfo",
+    "Endpoint",
+    "classify",
+    "is_known",
+    "transient_codes",
+]

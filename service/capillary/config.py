@@ -62,6 +62,17 @@ class CapillaryRetrySettings(BaseModel):
     wait_initial: float = Field(default=0.2, ge=0, description="First backoff, seconds.")
     wait_max: float = Field(default=5.0, ge=0, description="Longest backoff, seconds.")
     wait_jitter: float = Field(default=0.5, ge=0, description="Random seconds added.")
+    # 737 "open cart" lasts as long as the customer's cart does, not a server hiccup; the
+    # consumer keeps polling while a batch runs, so this may exceed the budget above.
+    open_cart_attempts: int = Field(
+        default=10, ge=1, le=50, description="Most attempts per call while the cart is open (737)."
+    )
+    open_cart_total_timeout: float = Field(
+        default=180.0,
+        gt=0,
+        le=900,
+        description="Most seconds one call may wait for an open cart (737) to close.",
+    )
 
 
 class CapillaryRateLimits(BaseModel):

@@ -82,7 +82,9 @@ class LoyaltyBulkCustomer(WireModel):
 
     identifier_value: str = Field(min_length=1)
     source: str = Field(min_length=1)
-    earn_ids: list[int] | None = None
+    # The page reads a missing list as "every earn of the promotion", and an empty list
+    # says nothing narrower: never send one.
+    earn_ids: list[int] | None = Field(default=None, min_length=1)
 
 
 class LoyaltyBulkRequest(WireModel):
@@ -128,9 +130,13 @@ class LoyaltyBulkItem(WireModel):
 
 
 class LoyaltyBulkResponse(WireModel):
-    """Answer of both loyalty bulk endpoints; ``totalCount`` is not the number of successes."""
+    """Answer of both loyalty bulk endpoints; ``totalCount`` is not the number of successes.
+
+    A request refused as a whole carries top-level ``errors`` and no items.
+    """
 
     response: list[LoyaltyBulkItem] = Field(default_factory=list)
+    errors: list[ApiError] = Field(default_factory=list)
     total_count: int | None = None
     failure_count: int | None = None
 
@@ -218,7 +224,8 @@ class CouponCustomer(WireModel):
 
 
 class CouponRevokeRequest(WireModel):
-    """Body of ``/v2/coupon/revoke``: codes (max 50; series ID for more than one) or a customer."""
+    """Body of ``/v2/coupon/revoke``: codes (max 50; series ID for more than one), a customer,
+    or one code with its customer (how a generic series' code is revoked)."""
 
     coupon_series_id: int | None = None
     customer: CouponCustomer | None = None
@@ -226,10 +233,13 @@ class CouponRevokeRequest(WireModel):
 
     @model_validator(mode="after")
     def _codes_or_customer(self) -> Self:
-        if (self.customer is None) == (self.coupon_codes is None):
-            raise ValueError("exactly one of couponCodes and customer is required")
+        if self.customer is None and self.coupon_codes is None:
+            raise ValueError("couponCodes or customer is required")
         if self.coupon_codes and len(self.coupon_codes) > 1 and self.coupon_series_id is None:
             raise ValueError("couponSeriesId is required for more than one coupon code")
+        if self.customer is not None and self.coupon_codes and len(self.coupon_codes) > 1:
+            # Codes with a customer are the generic-series form: one code a request.
+            raise ValueError("a request naming the customer carries at most one code")
         return self
 
 

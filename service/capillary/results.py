@@ -1,6 +1,8 @@
 """Per-item results: what the client answers for every benefit it was asked to take back.
 
-The client never raises for a business refusal; each item gets one of five classes.
+The client never raises for a business refusal; each item gets one class, read from the
+answer item by item (``service/capillary/codes.py`` is the one table from a code to its
+class).
 """
 
 from __future__ import annotations
@@ -11,17 +13,25 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ResultClass(StrEnum):
-    """How one item ended.
+    """How one item ended, as far as Capillary's answer tells.
 
-    ``done``: revoked (or enrolled/issued) now. ``already_done``: Capillary says invalid or
-    already revoked; after at-least-once delivery that is a final non-failure. ``refused``:
-    a final business refusal (redeemed, not found, unsupported type, inactive, expired).
-    ``request_error``: a bug or a wrong setting, named in ``next_step``. ``transient``:
-    retries exhausted (5xx, 429, timeouts, connection errors, open cart).
+    ``done``: revoked (or enrolled/issued) now. ``already_done``: nothing left to do
+    (e.g. no unredeemed coupons left for a customer). ``gone``: "invalid, not found or
+    already revoked" (8903, cart 404/731, coupon 682, deactivate 731): whether that means
+    "done before" depends on whether an earlier attempt of the same event exists, which
+    the caller knows and the client does not. ``not_found``: customer, promotion or item
+    unknown. ``redeemed``: the customer used it; it cannot be taken back. ``kept``:
+    Capillary kept it on purpose (an enrolment while other earns of the promotion
+    remain). ``refused``: another final business refusal. ``request_error``: a bug or a
+    wrong setting, named in ``next_step``. ``transient``: retries exhausted.
     """
 
     DONE = "done"
     ALREADY_DONE = "already_done"
+    GONE = "gone"
+    NOT_FOUND = "not_found"
+    REDEEMED = "redeemed"
+    KEPT = "kept"
     REFUSED = "refused"
     REQUEST_ERROR = "request_error"
     TRANSIENT = "transient"
@@ -48,3 +58,13 @@ class ItemResult(BaseModel):
     attempts: int = 0
     elapsed_ms: float = 0.0
     next_step: str | None = None
+    asked: bool = Field(
+        default=True,
+        description="False for what Capillary changed although it was not asked to "
+        "(a generic coupon series revoked whole).",
+    )
+    after_uncertain_attempt: bool = Field(
+        default=False,
+        description="An earlier attempt of this call got no clear answer and may have been "
+        "processed: a gone answer then most likely means done by that attempt.",
+    )

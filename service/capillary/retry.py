@@ -48,6 +48,17 @@ class RetryPolicy:
             wait_jitter=settings.wait_jitter,
         )
 
+    @classmethod
+    def open_cart_from_config(cls, settings: CapillaryRetrySettings) -> RetryPolicy:
+        """The longer policy for 737 "open cart": waits of seconds, not fractions."""
+        return cls(
+            attempts=settings.open_cart_attempts,
+            total_timeout=settings.open_cart_total_timeout,
+            wait_initial=2.0,
+            wait_max=30.0,
+            wait_jitter=settings.wait_jitter,
+        )
+
     def backoff(self, retry_number: int) -> float:
         """Wait before retry ``retry_number`` (1-based): exponential, jittered, capped."""
         base = self.wait_initial * self.wait_exp_base ** (retry_number - 1)

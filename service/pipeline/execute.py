@@ -37,23 +37,18 @@ from service.capillary.models import (
 )
 from service.capillary.results import ItemResult as ApiItemResult
 from service.capillary.results import ResultClass
-from service.errors import CapillaryAuthError
 from service.events import ReturnEvent
 from service.logging import get_logger
 from service.outcome import ActionResult, ActionStatus, ItemResult
 
 log = get_logger(__name__)
 
-REDEEMED_CODES = frozenset({729, 405})
-"""Cart earn and coupon already used by the customer."""
-NOT_FOUND_CODES = frozenset({8015, 404, 8874, 8896})
-"""Customer, promotion or item unknown to Capillary."""
-
 _SEVERITY = [
     ActionStatus.FAILED,
     ActionStatus.REFUSED,
     ActionStatus.NOT_FOUND,
     ActionStatus.REFUSED_REDEEMED,
+    ActionStatus.KEPT,
     ActionStatus.ALREADY_REVOKED,
     ActionStatus.RESTORED,
     ActionStatus.REVOKED,
@@ -108,6 +103,9 @@ class CapillaryApi(Protocol):
         codes: Sequence[str],
         series_id: int | None,
         attribution: Attribution | None = None,
+        *,
+        generic: bool = False,
+        customer: CouponCustomer | None = None,
     ) -> list[ApiItemResult]: ...
 
     async def revoke_coupons_by_customer(
@@ -137,17 +135,26 @@ def attribution_for(event: ReturnEvent) -> Attribution | None:
     return None
 
 
-def item_status(result: ApiItemResult, *, gives_back: bool) -> ActionStatus:
-    """The outcome status of one item from the client's class and Capillary's code."""
+def item_status(result: ApiItemResult, *, gives_back: bool, tried_before: bool) -> ActionStatus:
+    """The outcome status of one item from the client's class.
+
+    ``gone`` ("invalid, not found or already revoked") means done before only when an
+    earlier attempt of the same event exists: this event was tried before (a replay, a
+    restart), or an earlier attempt of this very call got no clear answer.
+    """
     match result.result_class:
         case ResultClass.DONE:
             return ActionStatus.RESTORED if gives_back else ActionStatus.REVOKED
         case ResultClass.ALREADY_DONE:
             return ActionStatus.ALREADY_REVOKED
-        case ResultClass.REFUSED if result.code in REDEEMED_CODES:
-            return ActionStatus.REFUSED_REDEEMED
-        case ResultClass.REFUSED if result.code in NOT_FOUND_CODES:
+        case ResultClass.GONE if tried_before or result.after_uncertain_attempt:
+            return ActionStatus.ALREADY_REVOKED
+        case ResultClass.GONE | ResultClass.NOT_FOUND:
             return ActionStatus.NOT_FOUND
+        case ResultClass.REDEEMED:
+            return ActionStatus.REFUSED_REDEEMED
+        case ResultClass.KEPT:
+            return ActionStatus.KEPT
         case ResultClass.REFUSED:
             return ActionStatus.REFUSED
         case _:
@@ -168,15 +175,21 @@ class Executor:
         self._api = api
         self._clawback = flag_redeemed_for_clawback
 
-    async def execute(self, event: ReturnEvent, plan: Plan) -> list[ActionResult]:
-        """One result per action, in plan order."""
+    async def execute(
+        self, event: ReturnEvent, plan: Plan, *, tried_before: bool = False
+    ) -> list[ActionResult]:
+        """One result per action, in plan order.
+
+        ``tried_before``: an earlier attempt of this event exists (a replay, a restart), so
+        an "invalid or already revoked" answer means that attempt did it.
+        """
         attribution = attribution_for(event)
         results: list[ActionResult] = []
         # Loyalty targets whose earn revoke (or enrolment) did not succeed: the next step for
         # the same promotion and customer would be refused, so it is not attempted.
         blocked: set[tuple[int, str, str]] = set()
         for action in plan.actions:
-            result = await self._run(action, attribution, blocked)
+            result = await self._run(action, attribution, blocked, tried_before=tried_before)
             results.append(result)
         return results
 
@@ -185,6 +198,8 @@ class Executor:
         action: Action,
         attribution: Attribution | None,
         blocked: set[tuple[int, str, str]],
+        *,
+        tried_before: bool,
     ) -> ActionResult:
         if isinstance(action, Report):
             return _result(action, ActionStatus.SKIPPED, [], report_kind=str(action.report_kind))
@@ -194,8 +209,6 @@ class Executor:
                 return _not_attempted(action)
         try:
             api_results = await self._call(action, attribution)
-        except CapillaryAuthError:
-            raise  # every later call would fail the same way: the run loop stops
         except Exception as exc:  # a bug must fail this action, not block the partition
             log.exception("action_crashed", action_id=action.action_id)
             api_results = [
@@ -207,8 +220,11 @@ class Executor:
                 )
             ]
         gives_back = isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
-        items = [self._item(r, gives_back=gives_back) for r in api_results]
-        status = worst([item.status for item in items])
+        items = [
+            self._item(r, gives_back=gives_back, tried_before=tried_before) for r in api_results
+        ]
+        # What Capillary did unasked is reported, but does not decide the action's status.
+        status = worst([item.status for item in items if item.asked])
         if isinstance(action, RevokeLoyaltyEarn | EnrolLoyalty) and status is ActionStatus.FAILED:
             blocked.add(_target_key(action.target))
         return _result(action, status, items, api_results=api_results)
@@ -266,8 +282,8 @@ class Executor:
                 )
         raise AssertionError(f"no call for action kind {action.kind}")  # pragma: no cover
 
-    def _item(self, result: ApiItemResult, *, gives_back: bool) -> ItemResult:
-        status = item_status(result, gives_back=gives_back)
+    def _item(self, result: ApiItemResult, *, gives_back: bool, tried_before: bool) -> ItemResult:
+        status = item_status(result, gives_back=gives_back, tried_before=tried_before)
         detail = dict(result.detail)
         if status is ActionStatus.REFUSED_REDEEMED and self._clawback:
             detail["clawback"] = "flagged"
@@ -277,6 +293,7 @@ class Executor:
             code=result.code,
             message=result.message,
             detail=detail,
+            asked=result.asked,
         )
 
 

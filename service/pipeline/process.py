@@ -29,6 +29,7 @@ from service.outcome import (
     SourceRecord,
 )
 from service.pipeline.execute import Executor
+from service.pipeline.history import AttemptHistory, RecentAttempts
 from service.pipeline.records import DeadLetter, Record, ResultSink
 from service.pipeline.validate import validate
 
@@ -47,12 +48,19 @@ class Processor:
     """Handles one record from bytes to a published outcome (or dead letter)."""
 
     def __init__(
-        self, *, planner: Planner, executor: Executor, sink: ResultSink, clock: Clock
+        self,
+        *,
+        planner: Planner,
+        executor: Executor,
+        sink: ResultSink,
+        clock: Clock,
+        history: AttemptHistory | None = None,
     ) -> None:
         self._planner = planner
         self._executor = executor
         self._sink = sink
         self._clock = clock
+        self._history: AttemptHistory = history if history is not None else RecentAttempts()
 
     async def handle(self, record: Record) -> OutcomeEvent | DeadLetter:
         """Process one record; returns once its outcome or dead letter is acknowledged."""
@@ -83,7 +91,9 @@ class Processor:
                 ),
                 started,
             )
-        results = await self._executor.execute(event, plan)
+        tried_before = self._history.tried_before(event.event_id)
+        self._history.record(event.event_id)
+        results = await self._executor.execute(event, plan, tried_before=tried_before)
         outcome = build_outcome(
             event,
             plan,

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from service.errors import CapillaryAuthError, ConfigurationError
+from service.errors import ConfigurationError
 from service.logging import get_logger
 from service.outcome import OutcomeEvent, OutcomeStatus
 from service.pipeline.consume import next_offsets
@@ -110,7 +110,7 @@ class Runner:
                 result = await self._processor.handle(record)
                 self._count(result)
                 done.append(record)
-        except (CapillaryAuthError, ConfigurationError):
+        except ConfigurationError:
             # Every later event would fail the same way: stop without committing it.
             log.error("service_stopping_on_fatal_error", processed_in_batch=len(done))
             raise

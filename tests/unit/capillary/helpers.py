@@ -153,6 +153,21 @@ def no_jitter_policy(**overrides: Any) -> RetryPolicy:
     return RetryPolicy(**values)
 
 
+# The open-cart (737) budget of the harness: more attempts and longer waits than the
+# general one above, without jitter.
+OPEN_CART_ATTEMPTS = 6
+
+
+def open_cart_policy() -> RetryPolicy:
+    return RetryPolicy(
+        attempts=OPEN_CART_ATTEMPTS,
+        total_timeout=300.0,
+        wait_initial=2.0,
+        wait_max=30.0,
+        wait_jitter=0.0,
+    )
+
+
 def make_harness(
     fake: FakeCapillary | None = None,
     config: CapillaryConfig | None = None,
@@ -171,6 +186,7 @@ def make_harness(
         transport=fake.transport(),
         clock=clock,
         retry_policy=policy or no_jitter_policy(),
+        open_cart_policy=open_cart_policy(),
         sleep=sleep,
     )
     return Harness(fake=fake, clock=clock, sleeps=sleeps, client=client)

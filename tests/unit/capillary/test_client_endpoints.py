@@ -29,9 +29,10 @@ from tests.unit.capillary.helpers import (
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "capillary"
 PROMO = LoyaltyPromotionRef(program_id=753, promotion_id=74230)
-D, A, R, E = (
+D, A, N, R, E = (
     ResultClass.DONE,
     ResultClass.ALREADY_DONE,
+    ResultClass.NOT_FOUND,
     ResultClass.REFUSED,
     ResultClass.REQUEST_ERROR,
 )
@@ -63,15 +64,15 @@ async def test_revoke_loyalty_earns_partial_success_matches_items_by_position(
     results = await harness.client.revoke_loyalty_earns(PROMO, "id", customers)
     assert [(r.item, r.result_class, r.code) for r in results] == [
         ("loyalty_earn:111", D, None),
-        ("loyalty_earn:112", R, 8015),
-        ("loyalty_earn:113", R, 8015),
-        ("loyalty_earn:114", R, 8015),
+        ("loyalty_earn:112", N, 8015),
+        ("loyalty_earn:113", N, 8015),
+        ("loyalty_earn:114", N, 8015),
     ]
     assert results[0].detail == {"entity_id": "555567088", "revoked_earn_ids": "111"}
     assert results[0].request_ids == ["req-1"]
 
 
-async def test_revoke_loyalty_earns_already_revoked_is_already_done(harness: Harness) -> None:
+async def test_revoke_loyalty_earns_invalid_or_already_revoked_is_gone(harness: Harness) -> None:
     harness.fake.script(
         LOYALTY_REVOKE,
         reply(200, {"response": [loyalty_error(8903)], "totalCount": 1, "failureCount": 1}),
@@ -79,9 +80,9 @@ async def test_revoke_loyalty_earns_already_revoked_is_already_done(harness: Har
     [result] = await harness.client.revoke_loyalty_earns(
         PROMO, "id", _customers("9", earn_ids=[974])
     )
-    assert result.result_class is A
+    assert result.result_class is ResultClass.GONE
     assert result.code == 8903
-    assert result.result_class.is_success
+    assert not result.result_class.is_success
 
 
 async def test_revoke_loyalty_earns_broad_form_sends_no_earn_ids(harness: Harness) -> None:
@@ -110,7 +111,9 @@ async def test_revoke_loyalty_answer_count_mismatch_is_request_error(harness: Ha
 async def test_revoke_loyalty_customer_without_source_is_answered_without_a_call(
     harness: Harness,
 ) -> None:
-    harness.fake.script(LOYALTY_REVOKE, reply(200, loyalty_ok({"entityId": 1})))
+    harness.fake.script(
+        LOYALTY_REVOKE, reply(200, loyalty_ok({"entityId": 1, "revokedEarnIds": [5]}))
+    )
     customers = [
         LoyaltyCustomerEarns(identifier_value="1", source="INSTORE", earn_ids=[5]),
         LoyaltyCustomerEarns(identifier_value="2", source=" ", earn_ids=[6]),
@@ -144,13 +147,16 @@ async def test_issue_earn_puts_new_earned_id_in_detail(harness: Harness) -> None
         LOYALTY_ENROL,
         reply(200, fixture("loyalty_enrol.response.response_with_partial_success.json")),
     )
-    customers = [LoyaltyCustomer(identifier_value=str(v), source="INSTORE") for v in range(4)]
+    # The first item names customer 170940055: it must be the one sent first.
+    customers = [
+        LoyaltyCustomer(identifier_value=str(v), source="INSTORE") for v in (170940055, 1, 2, 3)
+    ]
     results = await harness.client.issue_earn(
         LoyaltyPromotionRef(program_id=699, promo_identifier="x"), "id", customers
     )
     assert results[0].result_class is D
     assert results[0].detail["earned_id"] == "102"
-    assert [r.result_class for r in results[1:]] == [R, R, R]
+    assert [r.result_class for r in results[1:]] == [N, N, N]
     body = harness.fake.bodies(LOYALTY_ENROL)[0]
     assert body["bulkAction"] == "EARN"
     assert body["promotionDetails"] == {"programId": 699, "promoIdentifier": "x"}
@@ -208,8 +214,8 @@ async def test_revoke_cart_earns_mixed_errors_are_asked_again_one_by_one(harness
     results = await harness.client.revoke_cart_earns(5, earns)
     assert sorted((r.item, r.result_class, r.code) for r in results) == [
         ("cart_earn:e1", D, None),
-        ("cart_earn:e2", R, 729),
-        ("cart_earn:e3", A, 731),
+        ("cart_earn:e2", ResultClass.REDEEMED, 729),
+        ("cart_earn:e3", ResultClass.GONE, 731),
     ]
     assert len(harness.fake.calls(CART)) == 3
 
@@ -230,10 +236,10 @@ async def test_revoke_coupons_partial_success_without_entity_and_misspellings(
     results = await harness.client.revoke_coupons_by_codes(codes, series_id=1)
     assert [(r.result_class, r.code) for r in results] == [
         (D, None),
-        (R, 404),
-        (R, 404),
-        (R, 405),
-        (R, 405),
+        (N, 404),
+        (N, 404),
+        (ResultClass.REDEEMED, 405),
+        (ResultClass.REDEEMED, 405),
         (E, None),
     ]
     assert "neither revoked nor refused" in results[-1].message

@@ -23,7 +23,6 @@ from service.actions import (
 )
 from service.capillary.models import AttributionEntityType
 from service.capillary.results import ItemResult, ResultClass
-from service.errors import CapillaryAuthError
 from service.events import LoyaltyPromotionType
 from service.outcome import ActionStatus
 from service.pipeline.execute import Executor, attribution_for, item_status, worst
@@ -144,7 +143,7 @@ async def test_execute_give_back_reports_restored_and_keeps_new_earned_id() -> N
 
 
 async def test_execute_redeemed_coupon_is_flagged_for_clawback_when_policy_says_so() -> None:
-    redeemed = ItemResult(item="coupon:X", result_class=ResultClass.REFUSED, code=405)
+    redeemed = ItemResult(item="coupon:X", result_class=ResultClass.REDEEMED, code=405)
     api = FakeCapillary(answers={"revoke_coupons_by_codes": [redeemed]})
     plan = _plan(RevokeCouponCodes(series_id=None, codes=["X"], **_why("c1")))
 
@@ -157,24 +156,26 @@ async def test_execute_redeemed_coupon_is_flagged_for_clawback_when_policy_says_
 
 
 @pytest.mark.parametrize(
-    ("result_class", "code", "gives_back", "expected"),
+    ("result_class", "gives_back", "tried_before", "expected"),
     [
-        (ResultClass.DONE, None, False, ActionStatus.REVOKED),
-        (ResultClass.DONE, None, True, ActionStatus.RESTORED),
-        (ResultClass.ALREADY_DONE, 8903, False, ActionStatus.ALREADY_REVOKED),
-        (ResultClass.REFUSED, 729, False, ActionStatus.REFUSED_REDEEMED),
-        (ResultClass.REFUSED, 405, False, ActionStatus.REFUSED_REDEEMED),
-        (ResultClass.REFUSED, 8015, False, ActionStatus.NOT_FOUND),
-        (ResultClass.REFUSED, 730, False, ActionStatus.REFUSED),
-        (ResultClass.REQUEST_ERROR, 400, False, ActionStatus.FAILED),
-        (ResultClass.TRANSIENT, 503, False, ActionStatus.FAILED),
+        (ResultClass.DONE, False, False, ActionStatus.REVOKED),
+        (ResultClass.DONE, True, False, ActionStatus.RESTORED),
+        (ResultClass.ALREADY_DONE, False, False, ActionStatus.ALREADY_REVOKED),
+        (ResultClass.GONE, False, False, ActionStatus.NOT_FOUND),
+        (ResultClass.GONE, False, True, ActionStatus.ALREADY_REVOKED),
+        (ResultClass.NOT_FOUND, False, True, ActionStatus.NOT_FOUND),
+        (ResultClass.REDEEMED, False, False, ActionStatus.REFUSED_REDEEMED),
+        (ResultClass.KEPT, False, False, ActionStatus.KEPT),
+        (ResultClass.REFUSED, False, False, ActionStatus.REFUSED),
+        (ResultClass.REQUEST_ERROR, False, False, ActionStatus.FAILED),
+        (ResultClass.TRANSIENT, False, False, ActionStatus.FAILED),
     ],
 )
-def test_item_status_maps_client_class_and_code(
-    result_class: ResultClass, code: int | None, gives_back: bool, expected: ActionStatus
+def test_item_status_maps_client_class(
+    result_class: ResultClass, gives_back: bool, tried_before: bool, expected: ActionStatus
 ) -> None:
-    result = ItemResult(item="x", result_class=result_class, code=code)
-    assert item_status(result, gives_back=gives_back) is expected
+    result = ItemResult(item="x", result_class=result_class)
+    assert item_status(result, gives_back=gives_back, tried_before=tried_before) is expected
 
 
 def test_worst_prefers_failure_over_success_and_empty_is_failure() -> None:
@@ -196,7 +197,7 @@ def test_attribution_prefers_till_then_store_then_none() -> None:
 
 
 async def test_execute_client_crash_fails_that_action_and_runs_the_rest() -> None:
-    api = FakeCapillary(raise_on={"revoke_cart_earns": KeyError("boom")})
+    api = FakeCapillary(crash_on={"revoke_cart_earns": KeyError("boom")})
     plan = _plan(
         RevokeCartEarn(
             customer_id=555567088, promotion_id="69117663b1cfc114606fd7fb", earn_ids=["x"],
@@ -209,10 +210,3 @@ async def test_execute_client_crash_fails_that_action_and_runs_the_rest() -> Non
     assert "internal error: KeyError" in crashed.items[0].message
     assert crashed.next_step is not None
     assert coupons.status is ActionStatus.REVOKED
-
-
-async def test_execute_auth_error_propagates_to_stop_the_service() -> None:
-    api = FakeCapillary(raise_on={"revoke_coupons_by_codes": CapillaryAuthError("refused")})
-    plan = _plan(RevokeCouponCodes(series_id=415446, codes=["A"], **_why("a1")))
-    with pytest.raises(CapillaryAuthError):
-        await Executor(api).execute(event(), plan)

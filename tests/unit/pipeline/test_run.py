@@ -6,13 +6,11 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 from service.actions import Decision, Plan, RevokeCouponCodes
 from service.capillary.results import ItemResult
 from service.clock import FakeClock
-from service.errors import CapillaryAuthError
 from service.events import ReturnEvent
 from service.outcome import OutcomeEvent
 from service.pipeline.execute import Executor
@@ -95,33 +93,6 @@ async def test_run_stop_mid_batch_commits_only_the_processed_prefix() -> None:
     assert source.stopped
 
 
-async def test_run_fatal_auth_error_stops_without_committing_the_failed_record() -> None:
-    class RefusesSecondCall(FakeCapillary):
-        async def revoke_coupons_by_codes(
-            self, codes: Any, series_id: int | None, attribution: Any = None
-        ) -> list[ItemResult]:
-            if len(self.calls) == 1:
-                raise CapillaryAuthError("credentials refused")
-            return await super().revoke_coupons_by_codes(codes, series_id, attribution)
-
-    source = FakeSource(batches=[_records(0, range(0, 3))])
-    sink = FakeSink()
-    processor = Processor(
-        planner=_coupon_plan,
-        executor=Executor(RefusesSecondCall()),
-        sink=sink,
-        clock=FakeClock(),
-    )
-    runner = Runner(source=source, sink=sink, processor=processor, grace_seconds=5)
-
-    with pytest.raises(CapillaryAuthError):
-        await runner.run(asyncio.Event())
-
-    assert [[r.offset for r in c] for c in source.commits] == [[0]]
-    assert [o.event.event_id for o in sink.outcomes] == ["e-0-0"]
-    assert source.stopped
-
-
 async def test_run_outcome_per_record_in_partition_order() -> None:
     source = FakeSource(batches=[_records(2, range(5, 9))])
     sink = FakeSink()
@@ -136,7 +107,7 @@ async def test_run_drain_past_the_grace_period_stops_cleanly_and_commits_nothing
 
     class HangingCapillary(FakeCapillary):
         async def revoke_coupons_by_codes(
-            self, codes: Any, series_id: int | None, attribution: Any = None
+            self, codes: Any, series_id: int | None, attribution: Any = None, **_: Any
         ) -> list[ItemResult]:
             call_started.set()
             await asyncio.Event().wait()  # Capillary never answers

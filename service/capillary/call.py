@@ -1,0 +1,412 @@
+"""The one HTTP call loop: rate limit, authenticate, send, judge the answer, retry.
+
+Every endpoint family hands this loop a request and gets back a :class:`Call`: the
+answer's body, or the :class:`Failure` that left none to read. Nothing here knows an
+endpoint's body shape; reading answers item by item is each family's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import httpx
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from service.capillary.auth import Authenticator
+from service.capillary.codes import OPEN_CART_CODE, Endpoint, classify, transient_codes
+from service.capillary.config import AuthMode, CapillaryConfig
+from service.capillary.limits import RateLimiters
+from service.capillary.models import Attribution
+from service.capillary.results import ResultClass
+from service.capillary.retry import (
+    NOT_PROCESSED_STATUSES,
+    RETRIABLE_STATUSES,
+    RETRY_AFTER_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+)
+from service.clock import Clock
+from service.errors import CapillaryAuthError, CapillaryTransientError
+
+REQUEST_ID_HEADER = "X-CAP-REQUEST-ID"
+ATTRIBUTION_TYPE_HEADER = "X-CAP-API-ATTRIBUTION-ENTITY-TYPE"
+ATTRIBUTION_ID_HEADER = "X-CAP-API-ATTRIBUTION-ENTITY-ID"
+
+PATHS: dict[Endpoint, str] = {
+    Endpoint.LOYALTY_REVOKE: "/v2/promotion/bulk/revokeEnrolAndEarn",
+    Endpoint.LOYALTY_ENROL: "/v2/promotion/bulk/enrolAndEarn",
+    Endpoint.CART_REVOKE: "/api_gateway/v1/promotions/revokeEarn",
+    Endpoint.COUPON_REVOKE: "/v2/coupon/revoke",
+    Endpoint.DEACTIVATE: "/api_gateway/v1/promotions/{promotion_id}/deactivate",
+}
+_V2_FAMILY = frozenset({Endpoint.LOYALTY_REVOKE, Endpoint.LOYALTY_ENROL, Endpoint.COUPON_REVOKE})
+
+Sleep = Callable[[float], Awaitable[None]]
+M = TypeVar("M", bound=BaseModel)
+
+_log = structlog.get_logger("service.capillary.client")
+
+_REPEAT_MAY_ISSUE_TWICE = (
+    "no answer after the request may have been processed; EARN has no idempotency key, "
+    "so a repeat could issue twice"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a call (or an answer) produced nothing to read item by item."""
+
+    result_class: ResultClass
+    message: str
+    code: int | None = None
+    next_step: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """The end of one logical call, after retries."""
+
+    status: int | None
+    body: Any
+    failure: Failure | None
+    request_ids: list[str]
+    attempts: int
+    elapsed_ms: float
+    # An earlier attempt got no clear answer and may have been processed by Capillary.
+    after_uncertain_attempt: bool = False
+
+
+class _Kind(StrEnum):
+    ANSWER = "answer"
+    TRANSIENT = "transient"
+    UNAUTHORIZED = "unauthorized"
+    FATAL = "fatal"
+
+
+@dataclass(slots=True)
+class _Attempt:
+    kind: _Kind
+    status: int | None = None
+    body: Any = None
+    codes: list[int] = field(default_factory=list)
+    request_id: str | None = None
+    retry_after: float | None = None
+    # True when the request may have been processed although no usable answer came back.
+    ambiguous: bool = False
+    failure: Failure | None = None
+    sent_headers: dict[str, str] = field(default_factory=dict)
+
+
+class CallLoop:
+    """Sends one logical call at a time through limits, auth and the retry policies."""
+
+    def __init__(
+        self,
+        config: CapillaryConfig,
+        *,
+        http: httpx.AsyncClient,
+        auth: Authenticator,
+        limiters: RateLimiters,
+        clock: Clock,
+        retry_policy: RetryPolicy,
+        open_cart_policy: RetryPolicy,
+        sleep: Sleep,
+    ) -> None:
+        self._config = config
+        self._http = http
+        self._auth = auth
+        self._limiters = limiters
+        self._clock = clock
+        self._policy = retry_policy
+        self._open_cart_policy = open_cart_policy
+        self._sleep = sleep
+
+    def url(self, endpoint: Endpoint, **path: str) -> str:
+        """The endpoint's URL on its family's host (the two families live on two hosts)."""
+        base = (
+            self._config.loyalty_base_url
+            if endpoint in _V2_FAMILY
+            else self._config.gateway_base_url
+        )
+        return base + PATHS[endpoint].format(**path)
+
+    async def send(
+        self,
+        endpoint: Endpoint,
+        *,
+        url: str | None = None,
+        json: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
+        attribution: Attribution | None = None,
+        idempotent: bool = True,
+    ) -> Call:
+        """Send one logical call (always POST): attempts, retries, one log line per attempt."""
+        target = url or self.url(endpoint)
+        started = self._clock.monotonic()
+        request_ids: list[str] = []
+        attempt = 0
+        refreshed = False
+        uncertain = False
+
+        def finish(outcome: _Attempt, body: Any, failure: Failure | None) -> Call:
+            elapsed_ms = (self._clock.monotonic() - started) * 1000
+            return Call(outcome.status, body, failure, request_ids, attempt, elapsed_ms, uncertain)
+
+        while True:
+            attempt += 1
+            attempt_started = self._clock.monotonic()
+            outcome = await self._attempt(
+                endpoint, target, json=json, content=content, params=params, attribution=attribution
+            )
+            if outcome.request_id:
+                request_ids.append(outcome.request_id)
+            _log.info(
+                "capillary_call_finished",
+                endpoint=endpoint.value,
+                status=outcome.status,
+                codes=outcome.codes,
+                request_id=outcome.request_id,
+                attempt=attempt,
+                outcome=outcome.kind.value,
+                elapsed_ms=round((self._clock.monotonic() - attempt_started) * 1000, 1),
+            )
+
+            if outcome.kind is _Kind.ANSWER:
+                return finish(outcome, outcome.body, None)
+            if outcome.kind is _Kind.FATAL:
+                return finish(outcome, None, outcome.failure)
+            if outcome.kind is _Kind.UNAUTHORIZED:
+                if self._auth.refreshable and not refreshed:
+                    # A token can expire early or be revoked: one fresh token, one more try.
+                    refreshed = True
+                    self._auth.invalidate(outcome.sent_headers)
+                    continue
+                return finish(outcome, None, _credentials_refused(self._config))
+            if not idempotent and outcome.ambiguous:
+                return finish(
+                    outcome,
+                    None,
+                    Failure(
+                        ResultClass.TRANSIENT,
+                        _REPEAT_MAY_ISSUE_TWICE,
+                        outcome.status,
+                        "Check in Capillary whether the earn was issued before repeating it.",
+                    ),
+                )
+            uncertain = uncertain or outcome.ambiguous
+            failure = outcome.failure or Failure(ResultClass.TRANSIENT, "transient failure")
+            # An open cart closes on the customer's time, not Capillary's: a longer budget.
+            policy = self._open_cart_policy if failure.code == OPEN_CART_CODE else self._policy
+            wait = policy.next_wait(
+                attempts_made=attempt,
+                elapsed=self._clock.monotonic() - started,
+                retry_after=outcome.retry_after,
+            )
+            if wait is None:
+                if outcome.body is not None and outcome.status not in RETRIABLE_STATUSES:
+                    # A transient body code (737 open cart): the family explains it per item.
+                    return finish(outcome, outcome.body, None)
+                return finish(
+                    outcome,
+                    None,
+                    Failure(
+                        ResultClass.TRANSIENT,
+                        f"{failure.message}; gave up after {attempt} attempts",
+                        failure.code,
+                        failure.next_step or CapillaryTransientError.next_step,
+                    ),
+                )
+            await self._sleep(wait)
+
+    async def _attempt(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        *,
+        json: dict[str, Any] | None,
+        content: bytes | None,
+        params: dict[str, str] | None,
+        attribution: Attribution | None,
+    ) -> _Attempt:
+        await self._limiters.for_endpoint(endpoint).acquire()
+        try:
+            headers = await self._auth.headers()
+        except CapillaryAuthError as exc:
+            return _Attempt(
+                _Kind.FATAL,
+                failure=Failure(
+                    ResultClass.REQUEST_ERROR, exc.message, exc.context.get("status"), exc.next_step
+                ),
+            )
+        except CapillaryTransientError as exc:
+            return _Attempt(
+                _Kind.TRANSIENT,
+                failure=Failure(ResultClass.TRANSIENT, exc.message, exc.context.get("status")),
+            )
+        except httpx.TransportError as exc:
+            return _Attempt(
+                _Kind.TRANSIENT,
+                failure=Failure(
+                    ResultClass.TRANSIENT, f"token request failed: {type(exc).__name__}"
+                ),
+            )
+        sent_headers = dict(headers)
+        if attribution is not None and self._config.auth_mode is AuthMode.OAUTH:
+            headers[ATTRIBUTION_TYPE_HEADER] = attribution.entity_type.value
+            headers[ATTRIBUTION_ID_HEADER] = attribution.entity_id
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            async with asyncio.timeout(self._config.timeouts.call_deadline):
+                response = await self._http.request(
+                    "POST", url, json=json, content=content, params=params, headers=headers
+                )
+        except TimeoutError:
+            return _Attempt(
+                _Kind.TRANSIENT,
+                ambiguous=True,
+                failure=Failure(
+                    ResultClass.TRANSIENT,
+                    f"no answer within the call deadline ({self._config.timeouts.call_deadline} s)",
+                ),
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never left: safe to repeat even when not idempotent.
+            return _Attempt(
+                _Kind.TRANSIENT,
+                failure=Failure(ResultClass.TRANSIENT, f"could not connect: {type(exc).__name__}"),
+            )
+        except httpx.TransportError as exc:
+            return _Attempt(
+                _Kind.TRANSIENT,
+                ambiguous=True,
+                failure=Failure(
+                    ResultClass.TRANSIENT, f"connection failed mid-call: {type(exc).__name__}"
+                ),
+            )
+        return self._judge(endpoint, response, sent_headers)
+
+    def _judge(
+        self, endpoint: Endpoint, response: httpx.Response, sent_headers: dict[str, str]
+    ) -> _Attempt:
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        outcome = _Attempt(
+            _Kind.ANSWER,
+            status=status,
+            body=body,
+            codes=_codes_in(body),
+            request_id=response.headers.get(REQUEST_ID_HEADER),
+            sent_headers=sent_headers,
+        )
+        if status == 401:
+            outcome.kind = _Kind.UNAUTHORIZED
+        elif status in RETRIABLE_STATUSES:
+            outcome.kind = _Kind.TRANSIENT
+            if status in RETRY_AFTER_STATUSES:
+                outcome.retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), self._clock.now()
+                )
+            outcome.ambiguous = status not in NOT_PROCESSED_STATUSES
+            message = "rate limited (HTTP 429)" if status == 429 else f"HTTP {status}"
+            outcome.failure = Failure(ResultClass.TRANSIENT, message, status)
+        elif not isinstance(body, dict):
+            outcome.kind = _Kind.FATAL
+            outcome.failure = _http_failure(endpoint, status)
+        elif retry_codes := transient_codes(endpoint).intersection(outcome.codes):
+            code = min(retry_codes)
+            outcome.kind = _Kind.TRANSIENT
+            outcome.ambiguous = 500 in retry_codes
+            outcome.failure = Failure(ResultClass.TRANSIENT, classify(endpoint, code).meaning, code)
+        return outcome
+
+
+def read_answer(endpoint: Endpoint, model: type[M], call: Call) -> M | Failure:
+    """The call's answer in its documented shape, or why there is none to read."""
+    if call.failure is not None:
+        return call.failure
+    try:
+        return model.model_validate(call.body)
+    except ValidationError as exc:
+        _log.warning(
+            "capillary_answer_unreadable",
+            endpoint=endpoint.value,
+            status=call.status,
+            errors=exc.error_count(),
+        )
+        return Failure(
+            ResultClass.REQUEST_ERROR,
+            f"answer (HTTP {call.status}) does not have the documented shape",
+            call.status,
+            "File it with the request id.",
+        )
+
+
+def _codes_in(body: Any) -> list[int]:
+    """Every error code an answer carries, whichever of the three shapes it has (for logs)."""
+    if not isinstance(body, dict):
+        return []
+    found: list[Any] = []
+    for err in body.get("errors") or []:
+        if isinstance(err, dict):
+            found.append(err.get("code"))
+    for item in body.get("response") or []:
+        if isinstance(item, dict):
+            found.extend(e.get("code") for e in item.get("errors") or [] if isinstance(e, dict))
+    entity_value = body.get("entity")
+    entity: dict[str, Any] = entity_value if isinstance(entity_value, dict) else body
+    for group in entity.get("failedToRevoke") or []:
+        if isinstance(group, dict):
+            found.append(
+                next(
+                    (group[k] for k in ("errorCode", "errroCode", "errrorCode") if k in group), None
+                )
+            )
+    return [c for c in found if isinstance(c, int) and not isinstance(c, bool)]
+
+
+def _http_failure(endpoint: Endpoint, status: int) -> Failure:
+    if status == 403:
+        return Failure(
+            ResultClass.REQUEST_ERROR,
+            "HTTP 403: access refused",
+            status,
+            "Give the API user the access group the page names.",
+        )
+    setting = (
+        "RETURN_HANDLER_CAPILLARY__LOYALTY_BASE_URL"
+        if endpoint in _V2_FAMILY
+        else "RETURN_HANDLER_CAPILLARY__GATEWAY_BASE_URL"
+    )
+    return Failure(
+        ResultClass.REQUEST_ERROR,
+        f"HTTP {status} without a JSON answer",
+        status,
+        f"Check {setting}.",
+    )
+
+
+def _credentials_refused(config: CapillaryConfig) -> Failure:
+    names = (
+        "USERNAME and PASSWORD"
+        if config.auth_mode is AuthMode.BASIC
+        else "OAUTH_KEY and OAUTH_SECRET"
+    )
+    return Failure(
+        ResultClass.REQUEST_ERROR,
+        "Capillary refused our credentials (HTTP 401)",
+        401,
+        f"Check RETURN_HANDLER_CAPILLARY__{names} (or their *_FILE secrets).",
+    )
+
+
+__all__ = ["REQUEST_ID_HEADER", "Call", "CallLoop", "Failure", "Sleep", "read_answer"]

@@ -1,0 +1,189 @@
+"""Coupons: revoke by codes (50 a call with a series id) or by customer (up to 100 coupons).
+
+Codes of a series that contains a generic coupon never travel together with the series
+id (the page: a multi-code call then revokes every coupon of the series) and never alone
+without the customer (the page: "Generic coupon codes are not supported for single
+revokes ... A user ID must be provided when dealing with generic coupon series"): each
+goes in its own request that names the customer. Whatever Capillary revoked beyond the
+codes sent comes back as results of their own, marked as not asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from service.capillary.answers import (
+    NOT_IN_ANSWER,
+    failed_items,
+    from_errors,
+    item_result,
+    local_refusal,
+)
+from service.capillary.call import Call, CallLoop, Failure, read_answer
+from service.capillary.codes import Endpoint
+from service.capillary.config import CouponCodeCase
+from service.capillary.limits import coupon_code_batches
+from service.capillary.models import (
+    ApiError,
+    Attribution,
+    CouponCustomer,
+    CouponRevokeRequest,
+    CouponRevokeResponse,
+)
+from service.capillary.results import ItemResult, ResultClass
+
+_ENDPOINT = Endpoint.COUPON_REVOKE
+_log = structlog.get_logger("service.capillary.client")
+
+
+class CouponCalls:
+    """The coupon revoke endpoint, one result per code."""
+
+    def __init__(self, loop: CallLoop, code_case: CouponCodeCase) -> None:
+        self._loop = loop
+        self._params = {"couponCodeCase": code_case.value}
+
+    async def revoke_by_codes(
+        self,
+        codes: Sequence[str],
+        series_id: int | None,
+        attribution: Attribution | None = None,
+        *,
+        generic: bool = False,
+        customer: CouponCustomer | None = None,
+    ) -> list[ItemResult]:
+        """Revoke unredeemed coupons by code; one result per distinct code.
+
+        At most 50 codes a call with a series ID; without one, one code a call. For a
+        ``generic`` series each code goes alone, with ``customer`` and without the series
+        id; without a customer no call is made.
+        """
+        sendable = list(dict.fromkeys(c for c in codes if c.strip()))
+        results: list[ItemResult] = []
+        if generic and customer is None:
+            results += [
+                local_refusal(
+                    _item(code),
+                    "a code of a generic coupon series can be revoked only with its customer "
+                    "named; no call was made",
+                    "The event must name the customer by id, mobile, email or external id.",
+                )
+                for code in sendable
+            ]
+        elif generic:
+            for code in sendable:
+                request = CouponRevokeRequest(coupon_codes=[code], customer=customer)
+                results += _read(await self._send(request, attribution), [code])
+        else:
+            for batch in coupon_code_batches(sendable, series_id):
+                request = CouponRevokeRequest(coupon_series_id=series_id, coupon_codes=batch)
+                results += _read(await self._send(request, attribution), batch)
+        results += [
+            local_refusal(
+                "coupon:", "empty coupon code; no call was made", "The event gave an empty code."
+            )
+            for c in codes
+            if not c.strip()
+        ]
+        return results
+
+    async def revoke_by_customer(
+        self,
+        customer: CouponCustomer,
+        series_id: int | None,
+        attribution: Attribution | None = None,
+    ) -> list[ItemResult]:
+        """Revoke *all* unredeemed coupons of a customer (optionally of one series).
+
+        Capillary revokes at most 100 and fails beyond that; it also takes coupons other
+        orders earned. Use only when the caller asks for it explicitly.
+        """
+        request = CouponRevokeRequest(coupon_series_id=series_id, customer=customer)
+        call = await self._send(request, attribution)
+        return _read(call, None, summary_item=f"coupons_of_customer:{customer.kind()}")
+
+    async def _send(self, request: CouponRevokeRequest, attribution: Attribution | None) -> Call:
+        return await self._loop.send(
+            _ENDPOINT, json=request.wire(), params=self._params, attribution=attribution
+        )
+
+
+def _read(call: Call, asked: list[str] | None, *, summary_item: str = "") -> list[ItemResult]:
+    """Results for the codes asked (``None``: by customer, everything revoked was asked)."""
+    whole = [_item(c) for c in asked] if asked is not None else [summary_item]
+    parsed = read_answer(_ENDPOINT, CouponRevokeResponse, call)
+    if isinstance(parsed, Failure):
+        return failed_items(call, whole, parsed)
+    entity = parsed.entity
+    if parsed.errors and (entity is None or parsed.success is False):
+        return [from_errors(_ENDPOINT, call, item, parsed.errors) for item in whole]
+    revoked = {c.coupon_code.casefold(): c for c in entity.revoked_coupons} if entity else {}
+    failed: dict[str, ApiError] = {}
+    for group in entity.failed_to_revoke if entity else []:
+        for code in group.coupon_codes:
+            failed[code.casefold()] = ApiError(code=group.error_code, message=group.error_message)
+
+    def revoked_result(code: str, *, was_asked: bool) -> ItemResult:
+        coupon = revoked[code.casefold()]
+        detail = {"coupon_id": str(coupon.coupon_id)} if coupon.coupon_id else {}
+        if was_asked:
+            return item_result(
+                call, _item(code), ResultClass.DONE, message="revoked", detail=detail
+            )
+        return item_result(
+            call,
+            _item(coupon.coupon_code),
+            ResultClass.DONE,
+            message="revoked by Capillary although not asked for (a generic coupon in the "
+            "series makes a multi-code revoke take the whole series)",
+            detail=detail,
+            next_step="Mark the series as containing a generic code in the policy; "
+            "re-issue what the customers should keep.",
+            asked=False,
+        )
+
+    if asked is None:
+        results = [revoked_result(c.coupon_code, was_asked=True) for c in revoked.values()]
+        results += [
+            from_errors(_ENDPOINT, call, _item(code), [err]) for code, err in failed.items()
+        ]
+        if not results:
+            results.append(
+                item_result(
+                    call,
+                    summary_item,
+                    ResultClass.ALREADY_DONE,
+                    message="no unredeemed coupons to revoke: already revoked or none issued",
+                )
+            )
+        return results
+
+    asked_keys = {c.casefold() for c in asked}
+    results = []
+    for code in asked:
+        key = code.casefold()
+        if key in revoked:
+            results.append(revoked_result(code, was_asked=True))
+        elif key in failed:
+            results.append(from_errors(_ENDPOINT, call, _item(code), [failed[key]]))
+        else:
+            results.extend(failed_items(call, [_item(code)], NOT_IN_ANSWER))
+    unexpected = [c.coupon_code for key, c in revoked.items() if key not in asked_keys]
+    if unexpected:
+        _log.warning(
+            "capillary_unexpected_revocations",
+            endpoint=_ENDPOINT.value,
+            count=len(unexpected),
+            request_ids=call.request_ids,
+        )
+        results += [revoked_result(code, was_asked=False) for code in unexpected]
+    return results
+
+
+def _item(code: str) -> str:
+    return f"coupon:{code}"
+
+
+__all__ = ["CouponCalls"]

@@ -1,0 +1,303 @@
+"""Loyalty promotions: REVOKE_EARN and REVOKE_ENROL, ENROL and EARN, up to 100 customers a call.
+
+Both bulk endpoints answer one item per customer, in the order sent; a failed item names
+no customer, so items are matched by position, and a successful item's ``entityId`` is
+checked against the customer we sent where we named customers by ``id``. What was revoked
+is what the item lists in ``revokedEarnIds``: an id we sent that is not listed was not
+revoked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from service.capillary.answers import (
+    failed_items,
+    from_errors,
+    item_result,
+    local_refusal,
+)
+from service.capillary.call import Call, CallLoop, Failure, read_answer
+from service.capillary.codes import Endpoint
+from service.capillary.limits import MAX_LOYALTY_CUSTOMERS, chunks_without_repeats
+from service.capillary.models import (
+    Attribution,
+    IdentifierName,
+    LoyaltyBulkAction,
+    LoyaltyBulkCustomer,
+    LoyaltyBulkItem,
+    LoyaltyBulkRequest,
+    LoyaltyBulkResponse,
+    LoyaltyCustomer,
+    LoyaltyCustomerEarns,
+    LoyaltyPromotionRef,
+)
+from service.capillary.results import ItemResult, ResultClass
+
+_log = structlog.get_logger("service.capillary.client")
+
+_POSITION_NEXT_STEP = "Replay the event: revokes are safe to repeat."
+
+
+class LoyaltyCalls:
+    """The two loyalty bulk endpoints, one result per earn id (or per customer)."""
+
+    def __init__(self, loop: CallLoop) -> None:
+        self._loop = loop
+
+    async def revoke_earns(
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomerEarns],
+        attribution: Attribution | None = None,
+    ) -> list[ItemResult]:
+        """REVOKE_EARN: one result per earn ID, or one per customer for the broad form.
+
+        ``earn_ids=None`` revokes *all* the customer's earns of the promotion; the client
+        allows it, the rules decide when. An empty list is refused without a call.
+        """
+        return await self._bulk(
+            Endpoint.LOYALTY_REVOKE, "REVOKE_EARN", promotion, identifier_name, customers,
+            attribution, idempotent=True,
+        )  # fmt: skip
+
+    async def revoke_enrolments(
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None = None,
+    ) -> list[ItemResult]:
+        """REVOKE_ENROL (enrol-and-issue promotions only, after that customer's REVOKE_EARN)."""
+        return await self._bulk(
+            Endpoint.LOYALTY_REVOKE, "REVOKE_ENROL", promotion, identifier_name, customers,
+            attribution, idempotent=True,
+        )  # fmt: skip
+
+    async def enrol(
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None = None,
+    ) -> list[ItemResult]:
+        """ENROL customers in an enrol-and-issue promotion; ``detail`` has the ``issual_id``."""
+        return await self._bulk(
+            Endpoint.LOYALTY_ENROL, "ENROL", promotion, identifier_name, customers,
+            attribution, idempotent=True,
+        )  # fmt: skip
+
+    async def issue_earn(
+        self,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None = None,
+    ) -> list[ItemResult]:
+        """EARN: issue the promotion; ``detail["earned_id"]`` is the new earn ID.
+
+        Not idempotent: after an ambiguous failure (the request may have been processed)
+        it is not retried and the result says a repeat could issue twice.
+        """
+        return await self._bulk(
+            Endpoint.LOYALTY_ENROL, "EARN", promotion, identifier_name, customers,
+            attribution, idempotent=False,
+        )  # fmt: skip
+
+    async def _bulk(
+        self,
+        endpoint: Endpoint,
+        action: LoyaltyBulkAction,
+        promotion: LoyaltyPromotionRef,
+        identifier_name: IdentifierName,
+        customers: Sequence[LoyaltyCustomer],
+        attribution: Attribution | None,
+        *,
+        idempotent: bool,
+    ) -> list[ItemResult]:
+        by_index: dict[int, list[ItemResult]] = {}
+        sendable: list[tuple[int, LoyaltyCustomer]] = []
+        for index, customer in enumerate(customers):
+            refusal = _unsendable(customer)
+            if refusal is not None:
+                message, next_step = refusal
+                by_index[index] = [
+                    local_refusal(item, message, next_step)
+                    for item in _items(action, promotion, customer)
+                ]
+            else:
+                sendable.append((index, customer))
+
+        batches = chunks_without_repeats(
+            sendable,
+            MAX_LOYALTY_CUSTOMERS,
+            key=lambda pair: pair[1].identifier_value.strip().lower(),
+        )
+        for batch in batches:
+            pairs = [pair for _, pair in batch]
+            request = LoyaltyBulkRequest(
+                bulk_action=action,
+                promotion_details=promotion.wire(),
+                identifier_name=identifier_name,
+                customers=[
+                    LoyaltyBulkCustomer(
+                        identifier_value=c.identifier_value,
+                        source=c.source,
+                        earn_ids=c.earn_ids if isinstance(c, LoyaltyCustomerEarns) else None,
+                    )
+                    for _, c in pairs
+                ],
+            )
+            call = await self._loop.send(
+                endpoint, json=request.wire(), attribution=attribution, idempotent=idempotent
+            )
+            answers = _read(
+                endpoint, action, promotion, identifier_name, [c for _, c in pairs], call
+            )
+            for (index, _), results in zip(pairs, answers, strict=True):
+                by_index[index] = results
+        return [result for index in sorted(by_index) for result in by_index[index]]
+
+
+def _read(
+    endpoint: Endpoint,
+    action: LoyaltyBulkAction,
+    promotion: LoyaltyPromotionRef,
+    identifier_name: IdentifierName,
+    customers: list[LoyaltyCustomer],
+    call: Call,
+) -> list[list[ItemResult]]:
+    """Each customer's item results, in the order the customers were sent."""
+    items_of = [_items(action, promotion, c) for c in customers]
+    parsed = read_answer(endpoint, LoyaltyBulkResponse, call)
+    if isinstance(parsed, Failure):
+        return [failed_items(call, items, parsed) for items in items_of]
+    if not parsed.response and parsed.errors:
+        # Refused as a whole: every item keeps Capillary's code.
+        return [
+            [from_errors(endpoint, call, i, parsed.errors) for i in items] for items in items_of
+        ]
+    if len(parsed.response) != len(customers):
+        mismatch = Failure(
+            ResultClass.REQUEST_ERROR,
+            f"answer has {len(parsed.response)} items for {len(customers)} customers: "
+            "cannot match them by position",
+            next_step=_POSITION_NEXT_STEP,
+        )
+        return [failed_items(call, items, mismatch) for items in items_of]
+    # Items carry no identifier we sent (failures carry none at all): position is the key.
+    return [
+        _customer_results(endpoint, action, identifier_name, customer, items, answer, call)
+        for customer, items, answer in zip(customers, items_of, parsed.response, strict=True)
+    ]
+
+
+def _customer_results(
+    endpoint: Endpoint,
+    action: LoyaltyBulkAction,
+    identifier_name: IdentifierName,
+    customer: LoyaltyCustomer,
+    items: list[str],
+    answer: LoyaltyBulkItem,
+    call: Call,
+) -> list[ItemResult]:
+    if answer.errors:
+        return [from_errors(endpoint, call, item, answer.errors) for item in items]
+    result = answer.result
+    if result is None:
+        empty = Failure(ResultClass.REQUEST_ERROR, "answer item has neither result nor errors")
+        return failed_items(call, items, empty)
+    sent = customer.identifier_value.strip()
+    if identifier_name == "id" and result.entity_id is not None and str(result.entity_id) != sent:
+        _log.warning(
+            "capillary_position_mismatch",
+            endpoint=endpoint.value,
+            entity_id=result.entity_id,
+            sent=sent,
+            request_ids=call.request_ids,
+        )
+        mismatch = Failure(
+            ResultClass.REQUEST_ERROR,
+            f"answer item names customer {result.entity_id} where customer {sent} was sent: "
+            "items do not match customers by position",
+            next_step=_POSITION_NEXT_STEP,
+        )
+        return failed_items(call, items, mismatch)
+    detail: dict[str, str] = {}
+    if result.entity_id is not None:
+        detail["entity_id"] = str(result.entity_id)
+    issual = result.revoked_issual_id or result.issual_id
+    if issual is not None:
+        detail["issual_id"] = issual
+    if result.earned_id is not None:
+        detail["earned_id"] = result.earned_id
+    if result.revoked_earn_ids:
+        detail["revoked_earn_ids"] = ",".join(str(e) for e in result.revoked_earn_ids)
+    earn_ids = customer.earn_ids if isinstance(customer, LoyaltyCustomerEarns) else None
+    if action != "REVOKE_EARN" or earn_ids is None:
+        return [
+            item_result(call, item, ResultClass.DONE, message="done", detail=detail)
+            for item in items
+        ]
+    revoked = set(result.revoked_earn_ids)
+    return [
+        item_result(call, _earn_item(earn), ResultClass.DONE, message="revoked", detail=detail)
+        if earn in revoked
+        else item_result(
+            call,
+            _earn_item(earn),
+            ResultClass.GONE,
+            message="not revoked: Capillary did not list it in revokedEarnIds "
+            "(invalid or already revoked)",
+            detail=detail,
+            next_step="Nothing to do if an earlier attempt of this event revoked it.",
+        )
+        for earn in earn_ids
+    ]
+
+
+def _earn_item(earn_id: int) -> str:
+    return f"loyalty_earn:{earn_id}"
+
+
+def _items(
+    action: LoyaltyBulkAction, promotion: LoyaltyPromotionRef, customer: LoyaltyCustomer
+) -> list[str]:
+    who = customer.identifier_value
+    if action == "REVOKE_EARN":
+        earn_ids = customer.earn_ids if isinstance(customer, LoyaltyCustomerEarns) else None
+        if earn_ids is None:
+            return [f"loyalty_earns_all:{promotion.label()}/{who}"]
+        if not earn_ids:
+            return [f"loyalty_earns_none:{promotion.label()}/{who}"]
+        return [_earn_item(earn) for earn in earn_ids]
+    if action == "EARN":
+        return [f"loyalty_issue:{promotion.label()}/{who}"]
+    return [f"enrolment:{promotion.label()}/{who}"]
+
+
+def _unsendable(customer: LoyaltyCustomer) -> tuple[str, str] | None:
+    """Why this customer cannot go in a call (message, next step), or None."""
+    missing = []
+    if not customer.identifier_value.strip():
+        missing.append("identifier value")
+    if not customer.source.strip():
+        missing.append("registration source")
+    if missing:
+        return (
+            f"customer has no {' and no '.join(missing)}; no call was made",
+            f"The event or the policy must give the customer's {' and '.join(missing)}.",
+        )
+    if isinstance(customer, LoyaltyCustomerEarns) and customer.earn_ids == []:
+        return (
+            "empty earn id list; no call was made (Capillary reads no earnIds as every earn "
+            "of the promotion)",
+            "Name the earn ids to revoke, or let the policy ask for the broad form explicitly.",
+        )
+    return None
+
+
+__all__ = ["LoyaltyCalls"]
