@@ -105,11 +105,18 @@ class CouponCustomer(BaseModel):
 
 
 class RevokeCouponCodes(_Action):
-    """Coupon revoke by codes. ``series_id`` None sends each code on its own."""
+    """Coupon revoke by codes. ``series_id`` None sends each code on its own.
+
+    A code of a series with a generic coupon (``generic``) goes on its own, with its
+    series id and the customer named: the revoke page asks for the user with generic
+    series, and several codes with the series id would revoke the whole series.
+    """
 
     kind: Literal["revoke_coupon_codes"] = "revoke_coupon_codes"
     series_id: int | None
     codes: list[str]
+    generic: bool = False
+    customer: CouponCustomer | None = None
 
 
 class RevokeCustomerCoupons(_Action):

@@ -104,7 +104,8 @@ def plan_command(
 ) -> None:
     """Dry run: show what the service would do for one event, and why. Calls nothing."""
     from service.clock import SystemClock
-    from service.rules import load_policy, render_plan
+    from service.plan_display import render_plan
+    from service.policy_file import load_policy
     from service.wiring import make_planner
 
     try:

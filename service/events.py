@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION: Literal["1"] = "1"
 
@@ -68,23 +68,50 @@ class EventSource(_Model):
     )
 
 
+class RegistrationSource(StrEnum):
+    """Capillary's registration sources, as the loyalty revoke and enrol pages list them.
+
+    Any case is accepted (the pages' own examples send ``instore``) and read as upper case.
+    """
+
+    FACEBOOK = "FACEBOOK"
+    WEB_ENGAGE = "WEB_ENGAGE"
+    INSTORE = "INSTORE"
+    MARTJACK = "MARTJACK"
+    TMALL = "TMALL"
+    TAOBAO = "TAOBAO"
+    JD = "JD"
+    ECOMMERCE = "ECOMMERCE"
+    WEBSITE = "WEBSITE"
+    LINE = "LINE"
+    ALL = "ALL"
+
+
+def _upper_case(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+RegistrationSourceName = Annotated[RegistrationSource, BeforeValidator(_upper_case)]
+"""A registration source in any case, read as upper case; other values are refused."""
+
+
 class CustomerRef(_Model):
     """The customer, by any identifiers the sender knows. At least one is required."""
 
     id: int | None = Field(default=None, gt=0, description="Capillary's numeric customer id.")
     mobile: str | None = Field(default=None, pattern=r"^\+?[0-9]{6,16}$")
-    """Mobile number with country code, digits only."""
+    """Mobile number with country code, digits only; a leading + is dropped in calls."""
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)
     """E-mail address."""
     external_id: str | None = Field(default=None, min_length=1, max_length=64)
     """The shop's own customer id, as registered in Capillary."""
-    registration_source: str | None = Field(
+    registration_source: RegistrationSourceName | None = Field(
         default=None,
-        min_length=1,
-        max_length=32,
         description=(
-            "Capillary's registration source (INSTORE, WEB_ENGAGE, ECOMMERCE, ...), needed by "
-            "loyalty calls; the policy supplies a default per channel when absent."
+            "Capillary's registration source, needed by loyalty calls: one of FACEBOOK, "
+            "WEB_ENGAGE, INSTORE, MARTJACK, TMALL, TAOBAO, JD, ECOMMERCE, WEBSITE, LINE, ALL "
+            "(any case; read as upper case). The policy supplies a default per channel when "
+            "absent."
         ),
     )
 

@@ -12,10 +12,12 @@ from service.errors import ConfigurationError
 from service.events import ReturnEvent
 from service.pipeline.consume import KafkaSource
 from service.pipeline.execute import Executor
+from service.pipeline.history import RecentAttempts
 from service.pipeline.process import Planner, Processor
 from service.pipeline.publish import KafkaSink
 from service.pipeline.run import Runner
-from service.rules import Policy, load_policy, plan
+from service.policy_file import load_policy
+from service.rules import Policy, plan
 from service.settings import Settings
 
 
@@ -61,7 +63,13 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         dead_letter_topic=settings.kafka.dead_letter_topic,
         clock=clock,
     )
-    processor = Processor(planner=make_planner(policy), executor=executor, sink=sink, clock=clock)
+    processor = Processor(
+        planner=make_planner(policy),
+        executor=executor,
+        sink=sink,
+        clock=clock,
+        history=RecentAttempts(),
+    )
     runner = Runner(
         source=KafkaSource(settings.kafka),
         sink=sink,

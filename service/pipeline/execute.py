@@ -25,6 +25,7 @@ from service.actions import (
     RevokeLoyaltyEarn,
     RevokeLoyaltyEnrolment,
 )
+from service.actions import CouponCustomer as PlannedCouponCustomer
 from service.capillary.models import (
     Attribution,
     AttributionEntityType,
@@ -267,18 +268,17 @@ class Executor:
                 return await api.deactivate_promotion(
                     promotion_id, customer_id, earn_id, attribution
                 )
-            case RevokeCouponCodes(series_id=series_id, codes=codes):
-                return await api.revoke_coupons_by_codes(codes, series_id, attribution)
-            case RevokeCustomerCoupons(customer=c, series_id=series_id):
-                return await api.revoke_coupons_by_customer(
-                    CouponCustomer(
-                        id=str(c.id) if c.id is not None else None,
-                        mobile=c.mobile,
-                        email=c.email,
-                        external_id=c.external_id,
-                    ),
+            case RevokeCouponCodes(series_id=series_id, codes=codes, generic=generic, customer=c):
+                return await api.revoke_coupons_by_codes(
+                    codes,
                     series_id,
                     attribution,
+                    generic=generic,
+                    customer=_coupon_customer(c) if c is not None else None,
+                )
+            case RevokeCustomerCoupons(customer=c, series_id=series_id):
+                return await api.revoke_coupons_by_customer(
+                    _coupon_customer(c), series_id, attribution
                 )
         raise AssertionError(f"no call for action kind {action.kind}")  # pragma: no cover
 
@@ -295,6 +295,15 @@ class Executor:
             detail=detail,
             asked=result.asked,
         )
+
+
+def _coupon_customer(customer: PlannedCouponCustomer) -> CouponCustomer:
+    return CouponCustomer(
+        id=str(customer.id) if customer.id is not None else None,
+        mobile=customer.mobile,
+        email=customer.email,
+        external_id=customer.external_id,
+    )
 
 
 def _promotion(target: LoyaltyTarget) -> LoyaltyPromotionRef:

@@ -1,20 +1,17 @@
-"""The plan for people: a table of actions with their reasons (used by the CLI)."""
+"""The plan for people, in plain text: what each action touches (no display library here).
+
+The table that ``return-handler plan`` prints is drawn in ``service/plan_display.py``.
+"""
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
-
 from service.actions import (
     Action,
+    CouponCustomer,
     DeactivateCartPromotion,
     EnrolLoyalty,
     IssueLoyaltyEarn,
     LoyaltyTarget,
-    Plan,
     Report,
     RevokeCartEarn,
     RevokeCouponCodes,
@@ -26,6 +23,10 @@ from service.actions import (
 
 def _customer(target: LoyaltyTarget) -> str:
     return f"{target.identifier_name}={target.identifier_value} ({target.source})"
+
+
+def _coupon_customer(customer: CouponCustomer) -> str:
+    return ", ".join(f"{k}={v}" for k, v in customer.model_dump(exclude_none=True).items())
 
 
 def _promotion(target: LoyaltyTarget) -> str:
@@ -48,42 +49,16 @@ def describe(action: Action) -> str:
         case DeactivateCartPromotion(promotion_id=promotion, earn_id=earn_id, customer_id=cust):
             what = f"earn {earn_id}" if earn_id is not None else "WHOLE participation"
             return f"promotion {promotion}: {what}; customer {cust}"
-        case RevokeCouponCodes(series_id=series, codes=codes):
+        case RevokeCouponCodes(series_id=series, codes=codes, generic=generic, customer=who):
             where = f"series {series}" if series is not None else "no series id"
-            return f"codes {', '.join(codes)} ({where})"
+            if generic:
+                where = f"generic {where}"
+            text = f"codes {', '.join(codes)} ({where})"
+            return text if who is None else f"{text}; customer {_coupon_customer(who)}"
         case RevokeCustomerCoupons(customer=customer, series_id=series):
-            who = ", ".join(f"{k}={v}" for k, v in customer.model_dump(exclude_none=True).items())
-            return f"all unredeemed coupons of series {series}; customer {who}"
+            return (
+                f"all unredeemed coupons of series {series}; customer {_coupon_customer(customer)}"
+            )
         case Report(report_kind=kind, item=item):
             return f"{item} ({kind})"
     raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
-
-
-def render_plan(plan: Plan) -> Table:
-    """The plan as a rich table: one row per action, in execution order, with its reason."""
-    table = Table(
-        title=f"Plan for event {plan.event_id}: {plan.decision}",
-        caption=f"{plan.summary}\nPolicy {plan.policy_version}, decided at "
-        f"{plan.decided_at.isoformat()}",
-        show_lines=True,
-        expand=False,
-    )
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("action", no_wrap=True)
-    table.add_column("what", overflow="fold")
-    table.add_column("why", overflow="fold")
-    for number, action in enumerate(plan.actions, start=1):
-        kind: str = action.kind if not isinstance(action, Report) else "report (no call)"
-        if getattr(action, "broad", False):
-            kind = f"{kind}\nBROAD"
-        why = Group(Text(action.reason), Text(action.reason_code, style="dim"))
-        table.add_row(str(number), Text(kind), Text(describe(action)), why)
-    return table
-
-
-def plan_to_text(plan: Plan, width: int = 140) -> str:
-    """The table rendered to plain text, for terminals without colour and for tests."""
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
-    console.print(render_plan(plan))
-    return buffer.getvalue()

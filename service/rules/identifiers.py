@@ -1,8 +1,10 @@
 """Naming the customer the way each endpoint accepts, or saying what is missing.
 
 Loyalty calls take ``id``, ``mobile`` or ``email`` plus a registration ``source``; cart
-calls take only the numeric customer id; coupon-by-customer takes one of id, mobile, email
-or external id. An identifier an endpoint cannot use never turns into a malformed call.
+calls take only the numeric customer id; coupon calls (by customer, or a code of a generic
+series) take one of id, mobile, email or external id. An identifier an endpoint cannot use
+never turns into a malformed call. Mobile numbers go out as the pages show them: digits with
+the country code, no ``+``.
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ def _known(customer: CustomerRef) -> str:
 
 def _value(customer: CustomerRef, name: str) -> str | None:
     value: object = getattr(customer, name)
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    # The event allows "+9199..."; the pages send "919986000586": digits only.
+    return str(value).removeprefix("+") if name == "mobile" else str(value)
 
 
 def loyalty_identity(event: ReturnEvent, policy: Policy) -> LoyaltyIdentity | Missing:
@@ -86,7 +91,7 @@ def loyalty_identity(event: ReturnEvent, policy: Policy) -> LoyaltyIdentity | Mi
             f"the policy has no default for channel {event.source.channel}",
         )
     name, value = chosen
-    return LoyaltyIdentity(identifier_name=name, identifier_value=value, source=source)
+    return LoyaltyIdentity(identifier_name=name, identifier_value=value, source=str(source))
 
 
 def cart_customer_id(event: ReturnEvent) -> int | Missing:
@@ -100,16 +105,21 @@ def cart_customer_id(event: ReturnEvent) -> int | Missing:
     )
 
 
-def coupon_customer(event: ReturnEvent, policy: Policy) -> CouponCustomer | Missing:
-    """The customer for coupon-by-customer calls: exactly one identifier."""
+def coupon_customer(
+    event: ReturnEvent, policy: Policy, purpose: str = "coupon revoke by customer"
+) -> CouponCustomer | Missing:
+    """The customer for coupon calls, by the policy's preference: exactly one identifier.
+
+    ``purpose`` says in the reason what needed the customer, when none can be named.
+    """
     customer = event.customer
     preference = policy.customer.coupon_identifier_preference
     for name in preference:
-        value: object = getattr(customer, name)
+        value = _value(customer, name)
         if value is not None:
             return CouponCustomer.model_validate({name: value})
     return Missing(
         "coupon_identifier_missing",
-        f"coupon revoke by customer needs the customer's {' or '.join(preference)}; "
+        f"{purpose} needs the customer's {' or '.join(preference)}; "
         f"the event gives only {_known(customer)}",
     )

@@ -1,20 +1,20 @@
-"""The merchant's policy: one YAML file that says how returns are treated.
+"""The merchant's policy: how returns are treated, parsed from a mapping of keys.
 
-Every key has a default, so an empty file (apart from ``version``) is a valid policy; the
-packaged ``default-policy.yaml`` spells the defaults out with comments for a merchant. A
-wrong or unknown key raises :class:`~service.errors.ConfigurationError` naming the key and
-the file, because a silently ignored typo in a policy would take back the wrong things.
+Every key has a default, so a mapping with only ``version`` is a valid policy; the packaged
+``default-policy.yaml`` spells the defaults out with comments for a merchant. A wrong or
+unknown key raises :class:`~service.errors.ConfigurationError` naming the key and the file,
+because a silently ignored typo in a policy would take back the wrong things. Reading the
+file and parsing its YAML is the caller's job (``service/policy_file.py``): the rules do no
+I/O.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from enum import StrEnum
-from importlib import resources
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.actions import IdentifierName
@@ -25,10 +25,10 @@ from service.events import (
     Channel,
     LoyaltyEarn,
     LoyaltyPromotionType,
+    RegistrationSource,
+    RegistrationSourceName,
     Threshold,
 )
-
-DEFAULT_POLICY_RESOURCE = "default-policy.yaml"
 
 CouponIdentifierName = Literal["id", "mobile", "email", "external_id"]
 
@@ -87,8 +87,11 @@ class CustomerPolicy(_PolicyModel):
     coupon_identifier_preference: list[CouponIdentifierName] = Field(
         default_factory=_coupon_preference, min_length=1
     )
-    registration_source_by_channel: dict[Channel, Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=lambda: {Channel.POS: "INSTORE", Channel.ECOMMERCE: "ECOMMERCE"}
+    registration_source_by_channel: dict[Channel, RegistrationSourceName] = Field(
+        default_factory=lambda: {
+            Channel.POS: RegistrationSource.INSTORE,
+            Channel.ECOMMERCE: RegistrationSource.ECOMMERCE,
+        }
     )
 
     @field_validator("loyalty_identifier_preference", "coupon_identifier_preference")
@@ -252,43 +255,25 @@ class Policy(_PolicyModel):
         return next((rule for rule in self.coupon_series if rule.series_id == series_id), None)
 
 
-def parse_policy(text: str, source: str) -> Policy:
-    """Parse policy YAML; ``source`` names the file in errors."""
+def parse_policy(mapping: Mapping[str, object], source: str) -> Policy:
+    """The policy in ``mapping`` (a parsed policy file); ``source`` names the file in errors.
+
+    Every bad key is named: the message gives the first, ``problems`` lists them all.
+    """
+    if not isinstance(mapping, Mapping):
+        raise ConfigurationError("the policy must be a mapping of keys", file=source)
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(
-            "the policy file is not valid YAML", file=source, detail=str(exc)
-        ) from exc
-    if not isinstance(raw, dict):
-        raise ConfigurationError("the policy file must be a mapping of keys", file=source)
-    try:
-        return Policy.model_validate(raw)
+        return Policy.model_validate(dict(mapping))
     except ValidationError as exc:
         problems = [
             (".".join(str(part) for part in error["loc"]) or "(top level)", error["msg"])
-            for error in exc.errors()
+            for error in exc.errors(include_url=False)
         ]
         key, message = problems[0]
+        more = f" (and {len(problems) - 1} more key(s), see problems)" if len(problems) > 1 else ""
         raise ConfigurationError(
-            f"policy key {key!r} is invalid: {message}",
+            f"policy key {key!r} is invalid: {message}{more}",
             file=source,
             key=key,
             problems="; ".join(f"{k}: {m}" for k, m in problems),
         ) from exc
-
-
-def load_policy(path: Path | None) -> Policy:
-    """Load the policy at ``path``, or the packaged default when ``path`` is None."""
-    if path is None:
-        resource = resources.files("service.rules").joinpath(DEFAULT_POLICY_RESOURCE)
-        return parse_policy(
-            resource.read_text(encoding="utf-8"), f"service/rules/{DEFAULT_POLICY_RESOURCE}"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(
-            "the policy file cannot be read", file=str(path), detail=str(exc)
-        ) from exc
-    return parse_policy(text, str(path))

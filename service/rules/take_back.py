@@ -373,7 +373,7 @@ def take_back_coupons(
     issued: list[CouponsIssued],
     builder: PlanBuilder,
 ) -> None:
-    """Revoke by explicit codes: with the series id in 50s, or one by one for generic series."""
+    """Revoke by explicit codes: in 50s with the series id; generic series' alone, by customer."""
     groups: dict[int, _Group] = {}
     for entry in issued:
         rule = policy.series_rule(entry.series_id)
@@ -405,20 +405,7 @@ def take_back_coupons(
             )
             continue
         if rule is not None and rule.contains_generic_code:
-            for code in codes:
-                builder.call(
-                    RevokeCouponCodes(
-                        action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
-                        reason_code=group.reason_code,
-                        reason=(
-                            f"{group.reason}; series {series_id} contains a generic code, so "
-                            "each code is revoked on its own without the series id (with it, a "
-                            "multi-code call would revoke every coupon of the series)"
-                        ),
-                        series_id=None,
-                        codes=[code],
-                    )
-                )
+            _generic_codes(event, policy, builder, series_id, group, codes)
             continue
         for part in chunks(codes, MAX_COUPON_CODES):
             builder.call(
@@ -430,6 +417,47 @@ def take_back_coupons(
                     codes=part,
                 )
             )
+
+
+def _generic_codes(
+    event: ReturnEvent,
+    policy: Policy,
+    builder: PlanBuilder,
+    series_id: int,
+    group: _Group,
+    codes: list[str],
+) -> None:
+    """One call per code, with the series id and the customer, or a report of who is missing."""
+    # The revoke page: with the series id, several codes of a series that holds a generic
+    # code revoke every coupon of the series; and "a user ID must be provided when dealing
+    # with generic coupon series". So each code goes alone, with the series and the customer.
+    customer = coupon_customer(
+        event, policy, f"revoking codes of generic coupon series {series_id}"
+    )
+    if isinstance(customer, Missing):
+        builder.report(
+            ReportKind.MISSING_IDENTIFIER,
+            f"coupon_series:{series_id}",
+            customer.reason_code,
+            f"{group.reason}; but {customer.reason}, so codes {', '.join(codes)} are not revoked",
+        )
+        return
+    for code in codes:
+        builder.call(
+            RevokeCouponCodes(
+                action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
+                reason_code=group.reason_code,
+                reason=(
+                    f"{group.reason}; series {series_id} contains a generic code, so each code "
+                    "is revoked on its own, with the series id and the customer named (several "
+                    "codes with the series id would revoke every coupon of the series)"
+                ),
+                series_id=series_id,
+                codes=[code],
+                generic=True,
+                customer=customer,
+            )
+        )
 
 
 def take_back_coupons_by_customer(

@@ -18,6 +18,8 @@ from service.capillary import (
     RetryPolicy,
 )
 from service.capillary.results import ItemResult
+from service.outcome import ActionStatus
+from service.pipeline.execute import item_status
 
 STORM = {"revoke_enrol_and_earn": 2, "cart_revoke_earn": 3, "coupon_revoke": 2, "deactivate": 1}
 LOYALTY_PROMO = LoyaltyPromotionRef(program_id=2714, promotion_id=202779)
@@ -96,7 +98,7 @@ async def test_client_through_503_storm_revokes_each_benefit_exactly_once(
     ]
 
 
-async def test_client_replay_after_storm_is_already_done_and_changes_nothing(
+async def test_client_replay_after_storm_answers_gone_and_changes_nothing(
     sandbox: Sandbox, client: CapillaryClient
 ) -> None:
     await _revoke_everything(client)
@@ -104,6 +106,11 @@ async def test_client_replay_after_storm_is_already_done_and_changes_nothing(
 
     replay = await _revoke_everything(client)
 
-    assert all(r.result_class.is_success for r in replay)
-    assert [r.result_class for r in replay[:4]] == [ResultClass.ALREADY_DONE] * 4
+    # "Invalid or already revoked": the executor reads it as already revoked on a repeat.
+    assert [r.result_class for r in replay[:4]] == [ResultClass.GONE] * 4
+    assert {item_status(r, gives_back=False, tried_before=True) for r in replay[:4]} == {
+        ActionStatus.ALREADY_REVOKED
+    }
+    # Ending a whole participation again answers success again.
+    assert replay[4].result_class is ResultClass.DONE
     assert sandbox.state.snapshot() == before

@@ -63,6 +63,30 @@ def test_plan_with_a_broken_policy_exits_2(cli: CliRunner, tmp_path: Path) -> No
     assert "return_window_dayz" in result.output
 
 
+def test_plan_without_policy_uses_the_packaged_default(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["plan", str(EXAMPLE), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["policy_version"] == "default-1"
+
+
+def test_plan_table_without_policy_shows_the_default_policy(cli: CliRunner) -> None:
+    result = cli.invoke(app, ["plan", str(EXAMPLE), "--now", "2026-11-24T12:00:00+00:00"])
+    assert result.exit_code == 0, result.output
+    assert "Policy default-1" in result.stdout
+    assert "revoke_loyalty_earn" in result.stdout
+
+
+def test_plan_with_an_unknown_registration_source_in_the_policy_exits_2(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: x\ncustomer:\n  registration_source_by_channel: {POS: SHOP}\n")
+    result = cli.invoke(app, ["plan", str(EXAMPLE), "--policy", str(policy)])
+    assert result.exit_code == 2
+    assert "customer.registration_source_by_channel.POS" in result.output
+    assert "INSTORE" in result.output
+
+
 def test_schemas_check_fails_on_an_empty_directory(cli: CliRunner, tmp_path: Path) -> None:
     result = cli.invoke(app, ["schemas", "--check", "--out", str(tmp_path)])
     assert result.exit_code == 1

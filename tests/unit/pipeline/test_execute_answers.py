@@ -26,6 +26,7 @@ from service.actions import (
     RevokeLoyaltyEarn,
     RevokeLoyaltyEnrolment,
 )
+from service.actions import CouponCustomer as PlannedCouponCustomer
 from service.capillary.models import (
     CouponCustomer,
     LoyaltyBulkCustomer,
@@ -304,6 +305,40 @@ async def test_generic_series_code_without_customer_is_not_sent(harness: Harness
     results = await harness.client.revoke_coupons_by_codes(["SALE20"], 415446, generic=True)
     assert harness.fake.calls(COUPON) == []
     assert [r.result_class.value for r in results] == ["request_error"]
+
+
+async def test_generic_series_action_revokes_only_this_customers_coupons(
+    harness: Harness,
+) -> None:
+    """Point 7, through the executor: the plan's customer goes with each code."""
+    harness.fake.script(
+        COUPON,
+        lambda request: reply(
+            200,
+            {
+                "entity": {
+                    "revokedCoupons": [
+                        {"couponId": 1, "couponCode": _json(request)["couponCodes"][0]}
+                    ],
+                    "failedToRevoke": [],
+                },
+                "errors": [],
+                "success": True,
+            },
+        ),
+    )
+    action = RevokeCouponCodes(
+        series_id=415446,
+        codes=["SALE20"],
+        generic=True,
+        customer=PlannedCouponCustomer(id=555567088),
+        **_why("g"),
+    )
+    [result] = await _run(harness, action)
+    assert result.status is ActionStatus.REVOKED
+    assert harness.fake.bodies(COUPON) == [
+        {"couponCodes": ["SALE20"], "customer": {"id": "555567088"}}
+    ]
 
 
 # --- 8. REVOKE_ENROL kept while other earns remain ---

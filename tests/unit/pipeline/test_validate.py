@@ -74,3 +74,22 @@ def test_validate_many_errors_are_capped_with_a_count() -> None:
     assert isinstance(parsed, DeadLetter)
     assert parsed.details[-1].startswith("... and ")
     assert len(parsed.details) == 21
+
+
+def test_validate_unknown_registration_source_is_refused_naming_the_allowed_values() -> None:
+    customer = {"id": 555567088, "registration_source": "IN_STORE"}
+    parsed = validate(_record(event_bytes(customer=customer)))
+    assert isinstance(parsed, DeadLetter)
+    assert parsed.error_type == "invalid_event"
+    assert "customer.registration_source" in parsed.reason
+    allowed = ["FACEBOOK", "WEB_ENGAGE", "INSTORE", "MARTJACK", "TMALL", "TAOBAO", "JD"]
+    allowed += ["ECOMMERCE", "WEBSITE", "LINE", "ALL"]
+    assert all(f"'{name}'" in parsed.reason for name in allowed)
+
+
+@pytest.mark.parametrize("given", ["instore", "InStore", "INSTORE"])
+def test_validate_registration_source_in_any_case_is_read_as_upper_case(given: str) -> None:
+    customer = {"id": 555567088, "registration_source": given}
+    parsed = validate(_record(event_bytes(customer=customer)))
+    assert isinstance(parsed, ReturnEvent)
+    assert parsed.customer.registration_source == "INSTORE"

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from service.actions import (
+    CouponCustomer,
     DeactivateCartPromotion,
     Decision,
     Plan,
@@ -74,12 +75,38 @@ def _chunk_sizes(kind: type[Any], attr: str, sizes: list[int]) -> Callable[[Plan
     return check
 
 
-def _generic_single_codes(result: Plan) -> None:
+def _generic_single_codes(customer: CouponCustomer) -> Callable[[Plan], None]:
+    def check(result: Plan) -> None:
+        codes = [a for a in result.actions if isinstance(a, RevokeCouponCodes)]
+        assert [(a.series_id, a.codes, a.generic, a.customer) for a in codes] == [
+            (415500, ["sale-hf-0001"], True, customer),
+            (415500, ["sale-bt-0002"], True, customer),
+        ]
+
+    return check
+
+
+def _not_generic(result: Plan) -> None:
     codes = [a for a in result.actions if isinstance(a, RevokeCouponCodes)]
-    assert [(a.series_id, a.codes) for a in codes] == [
-        (None, ["sale-hf-0001"]),
-        (None, ["sale-bt-0002"]),
-    ]
+    assert codes
+    assert all(not a.generic and a.customer is None and a.series_id for a in codes)
+
+
+def _coupon_customer_of(index: int, customer: CouponCustomer) -> Callable[[Plan], None]:
+    def check(result: Plan) -> None:
+        action = result.actions[index]
+        assert isinstance(action, RevokeCouponCodes | RevokeCustomerCoupons)
+        assert action.customer == customer
+
+    return check
+
+
+def _reason_says(index: int, *texts: str) -> Callable[[Plan], None]:
+    def check(result: Plan) -> None:
+        for text in texts:
+            assert text in result.actions[index].reason
+
+    return check
 
 
 def _broad_revoke_all(result: Plan) -> None:
@@ -533,6 +560,26 @@ CASES: dict[str, Case] = {
             ),
         ],
     ),
+    "loyalty_mobile_sent_without_plus": Case(
+        event(
+            "FULL",
+            customer={"mobile": "+919986000586", "registration_source": "INSTORE"},
+            earned={"loyalty_promotions": [DIRECT]},
+        ),
+        Decision.TAKE_BACK,
+        [("revoke_loyalty_earn", "revoke_loyalty_earn:2714/202090:957", "full_return")],
+        check=_target_of(0, "mobile", "919986000586", "INSTORE"),
+    ),
+    "registration_source_in_lower_case_is_sent_upper_case": Case(
+        event(
+            "FULL",
+            customer={"id": 555567088, "registration_source": "instore"},
+            earned={"loyalty_promotions": [DIRECT]},
+        ),
+        Decision.TAKE_BACK,
+        [("revoke_loyalty_earn", "revoke_loyalty_earn:2714/202090:957", "full_return")],
+        check=_target_of(0, "id", "555567088", "INSTORE"),
+    ),
     "registration_source_defaults_per_channel": Case(
         event(
             "FULL",
@@ -564,7 +611,7 @@ CASES: dict[str, Case] = {
         check=_target_of(0, "email", "tom.sawyer@example.com", "INSTORE"),
     ),
     # --- coupons and limits ---------------------------------------------------------------
-    "generic_series_codes_sent_one_by_one_without_series": Case(
+    "generic_series_codes_sent_one_by_one_with_series_and_numeric_customer_id": Case(
         event("FULL", earned={"coupons": [GENERIC]}),
         Decision.TAKE_BACK,
         [
@@ -572,7 +619,76 @@ CASES: dict[str, Case] = {
             ("revoke_coupon_codes", "revoke_coupon_codes:415500:sale-bt-0002", "full_return"),
         ],
         policy=policy(coupon_series=[{"series_id": 415500, "contains_generic_code": True}]),
-        check=_generic_single_codes,
+        check=_generic_single_codes(CouponCustomer(id=555567088)),
+    ),
+    "generic_series_customer_by_mobile_without_plus_when_no_id": Case(
+        event(
+            "FULL",
+            customer={"mobile": "+919986000586", "email": "tom.sawyer@example.com"},
+            earned={"coupons": [GENERIC]},
+        ),
+        Decision.TAKE_BACK,
+        [
+            ("revoke_coupon_codes", "revoke_coupon_codes:415500:sale-hf-0001", "full_return"),
+            ("revoke_coupon_codes", "revoke_coupon_codes:415500:sale-bt-0002", "full_return"),
+        ],
+        policy=policy(coupon_series=[{"series_id": 415500, "contains_generic_code": True}]),
+        check=_generic_single_codes(CouponCustomer(mobile="919986000586")),
+    ),
+    "generic_series_customer_follows_policy_preference": Case(
+        event("FULL", earned={"coupons": [GENERIC]}),
+        Decision.TAKE_BACK,
+        [
+            ("revoke_coupon_codes", "revoke_coupon_codes:415500:sale-hf-0001", "full_return"),
+            ("revoke_coupon_codes", "revoke_coupon_codes:415500:sale-bt-0002", "full_return"),
+        ],
+        policy=policy(
+            customer={"coupon_identifier_preference": ["external_id", "id"]},
+            coupon_series=[{"series_id": 415500, "contains_generic_code": True}],
+        ),
+        check=_generic_single_codes(CouponCustomer(external_id="000003873472")),
+    ),
+    "generic_series_without_usable_customer_is_reported_not_called": Case(
+        event(
+            "FULL",
+            customer={"email": "tom.sawyer@example.com"},
+            earned={"coupons": [GENERIC, COUPONS]},
+        ),
+        Decision.TAKE_BACK,
+        [
+            ("revoke_coupon_codes", "revoke_coupon_codes:415446:3138309782", "full_return"),
+            ("report/missing_identifier", "coupon_series:415500", "coupon_identifier_missing"),
+        ],
+        policy=policy(
+            customer={"coupon_identifier_preference": ["id", "mobile"]},
+            coupon_series=[{"series_id": 415500, "contains_generic_code": True}],
+        ),
+        check=_reason_says(
+            1,
+            "generic coupon series 415500 needs the customer's id or mobile",
+            "the event gives only email",
+            "sale-hf-0001, sale-bt-0002",
+        ),
+    ),
+    "non_generic_series_codes_go_with_series_and_no_customer": Case(
+        event("FULL", earned={"coupons": [COUPONS]}),
+        Decision.TAKE_BACK,
+        [("revoke_coupon_codes", "revoke_coupon_codes:415446:3138309782", "full_return")],
+        policy=policy(coupon_series=[{"series_id": 415446, "contains_generic_code": False}]),
+        check=_not_generic,
+    ),
+    "revoke_by_customer_sends_mobile_without_plus": Case(
+        event(
+            "FULL",
+            customer={"mobile": "+11223569865"},
+            earned={"coupons": [GENERIC]},
+        ),
+        Decision.TAKE_BACK,
+        [("revoke_customer_coupons", "revoke_customer_coupons:415500", "full_return")],
+        policy=policy(
+            coupon_series=[{"series_id": 415500, "revoke_by_customer_instead_of_codes": True}]
+        ),
+        check=_coupon_customer_of(0, CouponCustomer(mobile="11223569865")),
     ),
     "generic_series_by_customer_when_policy_says": Case(
         event("FULL", earned={"coupons": [GENERIC]}),

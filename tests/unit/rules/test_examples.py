@@ -14,7 +14,9 @@ import pytest
 
 from service.actions import Decision
 from service.events import ReturnEvent
-from service.rules import load_policy, plan, plan_to_text
+from service.plan_display import plan_to_text
+from service.policy_file import load_policy
+from service.rules import plan
 
 from .builders import NOW, shape
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from service.rules import load_policy, plan, plan_to_text, render_plan
+from service.plan_display import plan_to_text, render_plan
+from service.policy_file import load_policy
+from service.rules import describe, plan
 
-from .builders import CART, DIRECT, NOW, event, policy, with_
+from .builders import CART, DIRECT, GENERIC, NOW, event, policy, with_
 
 
 def test_render_plan_has_one_row_per_action() -> None:
@@ -54,3 +56,12 @@ def test_plan_to_text_shows_reports_as_no_call() -> None:
 
     assert "report (no call)" in text
     assert "order:ORD-1 (nothing_earned)" in text
+
+
+def test_describe_generic_code_names_series_and_customer() -> None:
+    rules = policy(coupon_series=[{"series_id": 415500, "contains_generic_code": True}])
+    result = plan(event("FULL", earned={"coupons": [GENERIC]}), rules, NOW)
+
+    assert describe(result.actions[0]) == (
+        "codes sale-hf-0001 (generic series 415500); customer id=555567088"
+    )

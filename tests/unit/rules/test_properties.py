@@ -1,8 +1,10 @@
 """Properties of the rules over generated events and policies.
 
 Never take back what the order did not earn (nor give back what the return did not take);
-the same inputs give the same plan; every action fits one API call; an enrolment is revoked
-only for enrol-and-issue promotions and only after that customer's earn revoke.
+the same inputs give the same plan; every action fits one API call; codes of a generic coupon
+series are never sent together, and each names the customer; customers are named as the
+pages show them; an enrolment is revoked only for enrol-and-issue promotions and only after
+that customer's earn revoke.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.actions import (
+    Action,
+    CouponCustomer,
     DeactivateCartPromotion,
     Decision,
     EnrolLoyalty,
@@ -26,7 +30,7 @@ from service.actions import (
     RevokeLoyaltyEarn,
     RevokeLoyaltyEnrolment,
 )
-from service.events import Earned, LoyaltyPromotionType, ReturnEvent
+from service.events import Earned, LoyaltyPromotionType, RegistrationSource, ReturnEvent
 from service.rules import Policy, plan
 from service.rules.policy import CartWithoutEarnIds, LoyaltyWithoutEarnIds
 
@@ -114,10 +118,10 @@ def earned(draw: st.DrawFn) -> dict[str, Any]:
 def customers(draw: st.DrawFn) -> dict[str, Any]:
     fields = {
         "id": 555567088,
-        "mobile": "11223569865",
+        "mobile": draw(st.sampled_from(["11223569865", "+11223569865", "+919986000586"])),
         "email": "tom.sawyer@example.com",
         "external_id": "000003873472",
-        "registration_source": "INSTORE",
+        "registration_source": draw(st.sampled_from(["INSTORE", "instore", "Web_Engage"])),
     }
     chosen = draw(st.lists(st.sampled_from(list(fields)), min_size=1, unique=True))
     if chosen == ["registration_source"]:
@@ -228,9 +232,23 @@ def policies(draw: st.DrawFn) -> Policy:
         for series in SERIES_POOL
         if draw(st.booleans())
     ]
+    coupon_preference = draw(
+        st.lists(
+            st.sampled_from(["id", "mobile", "email", "external_id"]),
+            min_size=1,
+            unique=True,
+        )
+    )
+    loyalty_preference = draw(
+        st.lists(st.sampled_from(["id", "mobile", "email"]), min_size=1, unique=True)
+    )
     return Policy.model_validate(
         {
             "version": "prop",
+            "customer": {
+                "loyalty_identifier_preference": loyalty_preference,
+                "coupon_identifier_preference": coupon_preference,
+            },
             "return_window_days": draw(st.sampled_from([None, 30])),
             "order_date_unknown": draw(st.sampled_from(["proceed", "skip"])),
             "full_return": {"revoke_enrolment": draw(st.booleans())},
@@ -312,9 +330,10 @@ def test_plan_never_takes_back_what_the_order_did_not_earn(
             case DeactivateCartPromotion(promotion_id=promotion, earn_id=str() as earn_id):
                 assert earn_id.lower() in cart[promotion.lower()]
                 assert not action.broad
-            case RevokeCouponCodes(series_id=None, codes=[code]):
-                assert any(code.casefold() in codes[s] for s in generic if s in codes)
-            case RevokeCouponCodes(series_id=int() as series, codes=sent):
+            case RevokeCouponCodes(generic=True, series_id=int() as series, codes=[code]):
+                assert series in generic
+                assert code.casefold() in codes[series]
+            case RevokeCouponCodes(generic=False, series_id=int() as series, codes=sent):
                 assert series not in generic
                 assert {c.casefold() for c in sent} <= codes[series]
             case RevokeCustomerCoupons(series_id=series):
@@ -390,8 +409,14 @@ def test_every_action_fits_one_api_call_and_ids_are_unique(
             assert 1 <= len(action.earn_ids) <= 1000
         if isinstance(action, RevokeCouponCodes):
             assert 1 <= len(action.codes) <= 50
-            if action.series_id is None:
+            if action.series_id is None or action.generic:
                 assert len(action.codes) == 1
+            if action.generic:
+                assert action.series_id is not None
+                assert action.customer is not None
+                assert len(action.customer.model_dump(exclude_none=True)) == 1
+            else:
+                assert action.customer is None
         if isinstance(action, DeactivateCartPromotion) and action.earn_id is None:
             assert action.broad
     calls = [a for a in result.actions if not isinstance(a, Report)]
@@ -399,6 +424,60 @@ def test_every_action_fits_one_api_call_and_ids_are_unique(
     assert all(isinstance(a, Report) for a in result.actions[reports_start:])
     if not calls:
         assert result.decision is Decision.NOTHING_TO_DO
+
+
+@SETTINGS
+@given(events(TAKE_BACK_KINDS), policies())
+def test_codes_of_a_generic_series_are_never_sent_together(
+    event: ReturnEvent, policy: Policy
+) -> None:
+    result = plan(event, policy, NOW)
+    generic = {s.series_id for s in policy.coupon_series if s.contains_generic_code}
+
+    sent: list[str] = []
+    for action in result.actions:
+        if isinstance(action, RevokeCouponCodes) and (
+            action.series_id is None or action.series_id in generic
+        ):
+            assert action.codes == [action.codes[0]], f"generic codes sent together: {action}"
+            assert action.generic
+            assert action.series_id is not None
+            assert action.customer is not None
+            sent.append(action.codes[0].casefold())
+    assert len(sent) == len(set(sent)), "a generic code is sent twice"
+
+
+def _customers_named(action: Action) -> tuple[list[LoyaltyTarget], list[CouponCustomer]]:
+    match action:
+        case (
+            RevokeLoyaltyEarn(target=target)
+            | RevokeLoyaltyEnrolment(target=target)
+            | EnrolLoyalty(target=target)
+            | IssueLoyaltyEarn(target=target)
+        ):
+            return [target], []
+        case RevokeCouponCodes(customer=CouponCustomer() as customer):
+            return [], [customer]
+        case RevokeCustomerCoupons(customer=customer):
+            return [], [customer]
+    return [], []
+
+
+@SETTINGS
+@given(events(), policies())
+def test_customers_are_named_as_the_pages_show_them(event: ReturnEvent, policy: Policy) -> None:
+    result = plan(event, policy, NOW)
+
+    for action in result.actions:
+        targets, coupon_customers = _customers_named(action)
+        for target in targets:
+            assert target.source in {source.value for source in RegistrationSource}
+            if target.identifier_name == "mobile":
+                assert target.identifier_value.isdigit()
+        for customer in coupon_customers:
+            assert len(customer.model_dump(exclude_none=True)) == 1
+            if customer.mobile is not None:
+                assert customer.mobile.isdigit()
 
 
 @SETTINGS
