@@ -166,6 +166,7 @@ _MARK = {
     ActionStatus.RESTORED: "restored",
     ActionStatus.ALREADY_REVOKED: "already revoked",
     ActionStatus.REFUSED_REDEEMED: "redeemed: not revoked",
+    ActionStatus.KEPT: "kept",
     ActionStatus.NOT_FOUND: "not found",
     ActionStatus.REFUSED: "refused",
     ActionStatus.FAILED: "FAILED",
@@ -189,7 +190,11 @@ def format_outcome(data: bytes) -> str:
     for action in outcome.actions:
         codes = sorted({str(i.code) for i in action.items if i.code is not None})
         code_text = f" code {','.join(codes)}" if codes else ""
-        facts = [f"{k}={v}" for item in action.items for k, v in sorted(item.detail.items())]
+        facts = list(
+            dict.fromkeys(
+                f"{k}={v}" for item in action.items for k, v in sorted(item.detail.items())
+            )
+        )
         fact_text = f" [{', '.join(facts)}]" if facts else ""
         lines.append(
             f"    - {action.action_id}: {_MARK[action.status]}{code_text}{fact_text} "

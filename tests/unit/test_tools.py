@@ -78,3 +78,23 @@ def test_format_dead_letter_names_origin_and_reason() -> None:
         b"{broken",
     )
     assert line == "DEAD returns/2/41: not JSON | '{broken'"
+
+
+def test_format_outcome_has_a_word_for_every_status_and_shows_each_fact_once() -> None:
+    actions = [
+        ActionResult(
+            action_id=f"a-{status.value}",
+            kind="revoke_loyalty_earn",
+            reason_code="full_return",
+            reason="full return",
+            status=status,
+            items=[
+                ItemResult(item="loyalty_earn:1", status=status, detail={"entity_id": "9"}),
+                ItemResult(item="loyalty_earn:2", status=status, detail={"entity_id": "9"}),
+            ],
+        )
+        for status in ActionStatus
+    ]
+    text = format_outcome(_outcome(*actions))
+    assert "a-kept: kept" in text
+    assert text.count("entity_id=9") == len(ActionStatus)
