@@ -156,7 +156,13 @@ def topics(
 
     settings = _settings()
     try:
-        created = asyncio.run(ensure_topics(settings.kafka, partitions))
+        created = asyncio.run(
+            ensure_topics(
+                settings.kafka,
+                partitions,
+                dedupe_window_days=settings.reliability.dedupe_window_days,
+            )
+        )
     except ReturnHandlerError as exc:
         raise _fail(str(exc)) from exc
     _out.print(f"created: {', '.join(created)}" if created else "all topics exist")

@@ -11,7 +11,9 @@ fields, never secrets::
     ├── CapillaryError            talking to Capillary failed as a whole (not one item)
     │   ├── CapillaryAuthError    credentials refused or token not issued
     │   ├── CapillaryRequestError we sent something Capillary cannot accept (a bug or config)
-    │   └── CapillaryTransientError  5xx, 429, timeout, connection: retried, then reported
+    │   ├── CapillaryTransientError  5xx, 429, timeout, connection: retried, then reported
+    │   └── CapillaryUnavailableError  Capillary down or refusing us: the service pauses
+    ├── DeadLetterFloodError      too many dead letters: a producer or schema changed
     └── BrokerError               Kafka refused or lost something we cannot recover here
 
 Final business refusals (a coupon already redeemed, a customer not found) are
@@ -83,6 +85,26 @@ class CapillaryTransientError(CapillaryError):
     retriable = True
     next_step = (
         "Nothing to do if it passes; if it persists, check Capillary's status and the rate limits."
+    )
+
+
+class CapillaryUnavailableError(CapillaryError):
+    """Capillary (or our access to it) failed for every event, not for one: pause, probe."""
+
+    retriable = True
+    next_step = (
+        "Nothing to do if it passes: the service pauses its partitions and probes Capillary. "
+        "If it persists, check Capillary's status, the base URLs and the credentials."
+    )
+
+
+class DeadLetterFloodError(ReturnHandlerError):
+    """More input went to the dead-letter topic than the cap allows: not bad luck."""
+
+    next_step = (
+        "Look at the dead-letter topic (return-handler dead-letters): a producer or the event "
+        "schema changed. Fix it, then restart; raise "
+        "RETURN_HANDLER_RELIABILITY__DEAD_LETTER_MAX_SHARE only if the share is expected."
     )
 
 

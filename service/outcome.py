@@ -53,6 +53,9 @@ class ActionStatus(StrEnum):
     revoked before this event's first attempt)."""
     REFUSED = "refused"
     """Another final business refusal: unsupported type, inactive promotion, expired series."""
+    UNCONFIRMED = "unconfirmed"
+    """A give-back an earlier attempt of this event may have made (it crashed between the call
+    and the outcome): not called again; an operator checks the customer in Capillary."""
     FAILED = "failed"
     """Failed after retries, or the request itself was wrong: needs an operator."""
     SKIPPED = "skipped"
@@ -152,12 +155,35 @@ class OutcomeStatus(StrEnum):
 
     completed: every action reached a final result (revoked, already revoked, refused,
     skipped...). failed: at least one action failed; replay the event once the cause is fixed.
+    duplicate: the same event id was handled before; nothing was called; ``duplicate_of``
+    names the first outcome. needs_check: an earlier attempt of this event crashed between a
+    give-back call and its outcome; the give-back was not repeated; check the customer.
     """
 
     COMPLETED = "completed"
     """Every action reached a final result (revoked, already revoked, refused, skipped...)."""
     FAILED = "failed"
     """At least one action failed: replay the event once the cause is fixed."""
+    DUPLICATE = "duplicate"
+    """The event id was handled before (within the dedupe window): nothing was called."""
+    NEEDS_CHECK = "needs_check"
+    """A give-back may have happened in an earlier, crashed attempt: an operator checks the
+    customer and promotion named in the unconfirmed actions."""
+
+
+class FirstOutcome(_Model):
+    """The outcome a duplicate delivery refers to."""
+
+    status: OutcomeStatus | None = None
+    """Its status; absent while the first delivery is still being retried."""
+    outcome_partition: int | None = None
+    """Partition of the outcomes topic it was written to."""
+    outcome_offset: int | None = None
+    """Its offset there."""
+    input_partition: int
+    """Partition of the first delivery of the event."""
+    input_offset: int
+    """Offset of the first delivery of the event."""
 
 
 class ServiceInfo(_Model):
@@ -177,7 +203,7 @@ class OutcomeEvent(_Model):
     event: EventIdentity
     """The input event this outcome answers."""
     status: OutcomeStatus
-    """completed or failed."""
+    """completed, failed, duplicate or needs_check."""
     decision: Decision
     """take_back, give_back or nothing_to_do."""
     summary: str
@@ -195,3 +221,7 @@ class OutcomeEvent(_Model):
     replay_warning: str | None = None
     """Set when replaying this event could repeat a non-idempotent call (re-issuing a loyalty
     earn after a cancelled return)."""
+    duplicate_of: FirstOutcome | None = None
+    """For status duplicate: the first outcome of this event id."""
+    attempt: int = 1
+    """Which attempt of the event this is: above 1 after the retry path (e.g. an open cart)."""

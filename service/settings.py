@@ -20,7 +20,11 @@ from service.capillary.config import CapillaryConfig
 
 
 class KafkaSettings(BaseModel):
-    """The broker, the consumer group and the three topics."""
+    """The broker, the consumer group and the five topics.
+
+    The returns, retry and state topics must have the same number of partitions: partition
+    p of each belongs to the same consumer, transaction and state.
+    """
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated host:port list."
@@ -32,6 +36,27 @@ class KafkaSettings(BaseModel):
     dead_letter_topic: str = Field(
         default="returns-dead-letter", description="Input messages that are not valid events."
     )
+    retry_topic: str = Field(
+        default="returns-retry",
+        description="Events waiting to be tried again (an open cart); partitioned like returns.",
+    )
+    state_topic: str = Field(
+        default="return-handler-state",
+        description="Compacted: what each event id reached; partitioned like returns.",
+    )
+    group_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership (the chart sets the pod name): a restarted "
+        "instance gets its partitions back at once. Unique per running instance.",
+    )
+    transactional_id_prefix: str = Field(
+        default="return-handler",
+        description="Transactional ids are <prefix>-<group>-<partition>: one per input "
+        "partition, so a new owner fences the old one.",
+    )
+    commit_interval_ms: int = Field(
+        default=200, ge=1, le=60_000, description="Most time finished work waits for its commit."
+    )
     max_poll_records: int = Field(
         default=200, ge=1, le=10_000, description="Most records taken in one batch."
     )
@@ -39,11 +64,47 @@ class KafkaSettings(BaseModel):
         default=300_000, ge=10_000, description="Longer than the Capillary retry budget."
     )
     session_timeout_ms: int = Field(
-        default=45_000, ge=6_000, description="Heartbeat silence before the group drops us."
+        default=30_000,
+        ge=6_000,
+        description="Heartbeat silence before the group drops us; with static membership, "
+        "how long a crashed instance's partitions wait for it before moving.",
     )
     fetch_timeout_ms: int = Field(default=500, ge=10, description="How long one poll waits.")
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest", description="Where a new consumer group starts."
+    )
+
+
+class ReliabilitySettings(BaseModel):
+    """Deduplication, the retry path, pausing on outages and the dead-letter cap."""
+
+    dedupe_window_days: float = Field(
+        default=35.0, gt=0, description="How long an event id is remembered."
+    )
+    retry_max_attempts: int = Field(
+        default=5, ge=1, le=100, description="Attempts of an event on the retry path."
+    )
+    retry_initial_delay_seconds: float = Field(
+        default=30.0, ge=0, description="Wait before the first retry; doubles per attempt."
+    )
+    retry_max_delay_seconds: float = Field(
+        default=900.0, ge=0, description="Longest wait between two retries."
+    )
+    probe_initial_seconds: float = Field(
+        default=1.0, gt=0, description="First wait between probes while paused."
+    )
+    probe_max_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait between probes while paused."
+    )
+    dead_letter_max_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of a minute's records that may be dead-lettered; beyond it the "
+        "service stops.",
+    )
+    dead_letter_min_count: int = Field(
+        default=20, ge=1, description="Dead letters a minute that never trip the cap."
     )
 
 
@@ -57,6 +118,7 @@ class Settings(BaseSettings):
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     capillary: CapillaryConfig | None = Field(
         default=None,
         description=(

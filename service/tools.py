@@ -62,13 +62,31 @@ async def publish_files(
     return lines
 
 
-async def ensure_topics(kafka: KafkaSettings, partitions: int) -> list[str]:
-    """Create the returns, outcomes and dead-letter topics that do not exist yet.
+def state_topic_configs(dedupe_window_days: float) -> dict[str, str]:
+    """Compacted (latest state per event id) and forgetting after the dedupe window."""
+    return {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(int(dedupe_window_days * 86_400_000)),
+    }
+
+
+async def ensure_topics(
+    kafka: KafkaSettings, partitions: int, *, dedupe_window_days: float = 35.0
+) -> list[str]:
+    """Create the service's five topics that do not exist yet.
 
     Returns the names created. For development and the demo; production topics are
-    created by whoever owns the cluster, with their own partition counts and retention.
+    created by whoever owns the cluster, with their own partition counts and retention,
+    keeping returns, retry and state at one partition count. The state topic is compacted
+    and forgets after the dedupe window (``dedupe_window_days``).
     """
-    wanted = [kafka.returns_topic, kafka.outcomes_topic, kafka.dead_letter_topic]
+    wanted = [
+        kafka.returns_topic,
+        kafka.retry_topic,
+        kafka.state_topic,
+        kafka.outcomes_topic,
+        kafka.dead_letter_topic,
+    ]
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
     try:
         await admin.start()
@@ -81,7 +99,14 @@ async def ensure_topics(kafka: KafkaSettings, partitions: int) -> list[str]:
         if missing:
             await admin.create_topics(
                 [
-                    NewTopic(name, num_partitions=partitions, replication_factor=1)
+                    NewTopic(
+                        name,
+                        num_partitions=partitions,
+                        replication_factor=1,
+                        topic_configs=state_topic_configs(dedupe_window_days)
+                        if name == kafka.state_topic
+                        else {},
+                    )
                     for name in missing
                 ]
             )
@@ -167,6 +192,7 @@ _MARK = {
     ActionStatus.ALREADY_REVOKED: "already revoked",
     ActionStatus.REFUSED_REDEEMED: "redeemed: not revoked",
     ActionStatus.KEPT: "kept",
+    ActionStatus.UNCONFIRMED: "UNCONFIRMED: check by hand",
     ActionStatus.NOT_FOUND: "not found",
     ActionStatus.REFUSED: "refused",
     ActionStatus.FAILED: "FAILED",

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from service.actions import Plan
 from service.capillary.client import CapillaryClient
 from service.clock import Clock, SystemClock
 from service.errors import ConfigurationError
 from service.events import ReturnEvent
+from service.pipeline.commit import KafkaCommitter, KafkaStateReader
 from service.pipeline.consume import KafkaSource
 from service.pipeline.execute import Executor
-from service.pipeline.history import RecentAttempts
+from service.pipeline.flood import DeadLetterCap
 from service.pipeline.process import Planner, Processor
-from service.pipeline.publish import KafkaSink
+from service.pipeline.retries import RetryPolicy
 from service.pipeline.run import Runner
+from service.pipeline.state import StateStore
 from service.policy_file import load_policy
 from service.rules import Policy, plan
 from service.settings import Settings
@@ -56,25 +58,38 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
     policy = load_policy(settings.policy_path)
     client = CapillaryClient(settings.capillary, clock=clock)
     executor = Executor(client, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)
-    sink = KafkaSink(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        client_id=settings.kafka.client_id,
-        outcomes_topic=settings.kafka.outcomes_topic,
-        dead_letter_topic=settings.kafka.dead_letter_topic,
-        clock=clock,
+    kafka, reliability = settings.kafka, settings.reliability
+    committer = KafkaCommitter(kafka, clock=clock)
+    state = StateStore(
+        KafkaStateReader(kafka), window=timedelta(days=reliability.dedupe_window_days)
     )
     processor = Processor(
         planner=make_planner(policy),
         executor=executor,
-        sink=sink,
         clock=clock,
-        history=RecentAttempts(),
+        state=state,
+        starts=committer,
+        retry_policy=RetryPolicy(
+            max_attempts=reliability.retry_max_attempts,
+            initial_delay_seconds=reliability.retry_initial_delay_seconds,
+            max_delay_seconds=reliability.retry_max_delay_seconds,
+        ),
     )
     runner = Runner(
-        source=KafkaSource(settings.kafka),
-        sink=sink,
+        source=KafkaSource(kafka),
+        committer=committer,
         processor=processor,
+        state=state,
+        probe=client.probe,
+        dead_letter_cap=DeadLetterCap(
+            max_share=reliability.dead_letter_max_share,
+            min_count=reliability.dead_letter_min_count,
+        ),
+        clock=clock,
         grace_seconds=settings.shutdown_grace_seconds,
+        commit_interval_seconds=kafka.commit_interval_ms / 1000,
+        probe_initial_seconds=reliability.probe_initial_seconds,
+        probe_max_seconds=reliability.probe_max_seconds,
     )
     return Service(runner=runner, client=client, policy=policy)
 

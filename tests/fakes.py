@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,33 +19,53 @@ from service.capillary.models import (
     LoyaltyPromotionRef,
 )
 from service.capillary.results import ItemResult, ResultClass
-from service.errors import ReturnHandlerError
+from service.clock import FakeClock
+from service.errors import BrokerError
 from service.outcome import OutcomeEvent
 from service.pipeline.execute import CapillaryApi
-from service.pipeline.records import DeadLetter, Record
+from service.pipeline.records import DeadLetter, Finished, PartitionHook, Record, RetryLater
+from service.pipeline.state import EventState, OutcomeRef
 
 
 @dataclass
 class FakeSource:
-    """Hands out prepared batches, records commits; sets ``drained`` when out of batches."""
+    """Hands out prepared batches; records pauses, holds and rewinds; ``drained`` when empty.
+
+    Partitions are assigned at start (``partitions``), through the same hooks Kafka's
+    rebalance listener calls.
+    """
 
     batches: list[list[Record]]
-    commits: list[list[Record]] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=lambda: [0, 1, 2])
     in_flight: asyncio.Lock = field(default_factory=asyncio.Lock)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
+    revoking: bool = False
+    paused_all: bool = False
+    on_assigned: PartitionHook | None = None
+    on_revoked: PartitionHook | None = None
+    held: list[tuple[str, int, int]] = field(default_factory=list)
+    rewinds: int = 0
+    pauses: int = 0
     started: bool = False
     stopped: bool = False
+    clock: FakeClock | None = None
+    """Moved on by every empty poll, as a real poll's fetch timeout would."""
 
     async def start(self) -> None:
         self.started = True
+        if self.on_assigned is not None:
+            await self.on_assigned(self.partitions)
 
     async def stop(self) -> None:
         self.stopped = True
 
     async def poll(self) -> Sequence[Record]:
-        if self.batches:
+        if self.batches and not self.paused_all:
             return self.batches.pop(0)
-        self.drained.set()
+        if not self.batches:
+            self.drained.set()
+        if self.clock is not None:
+            self.clock.advance(0.5)
         await asyncio.sleep(0)  # yield, as a real poll would, so stop can be observed
         return []
 
@@ -54,38 +74,108 @@ class FakeSource:
         async with self.in_flight:
             yield
 
-    async def commit(self, records: Sequence[Record]) -> None:
-        self.commits.append(list(records))
+    def pause_all(self) -> None:
+        self.paused_all = True
+        self.pauses += 1
+
+    def resume_all(self) -> None:
+        self.paused_all = False
+
+    def hold(self, topic: str, partition: int, offset: int) -> None:
+        self.held.append((topic, partition, offset))
+
+    def release(self, topic: str, partition: int) -> None:
+        self.held = [h for h in self.held if (h[0], h[1]) != (topic, partition)]
+
+    async def rewind(self, partitions: Sequence[int] | None = None) -> None:
+        self.rewinds += 1
 
 
 @dataclass
-class FakeSink:
-    """Collects what would be published; can be told to fail."""
+class FakeCommitter:
+    """Keeps what a transaction would write; ``fail_next`` makes the next commit fail."""
 
-    outcomes: list[OutcomeEvent] = field(default_factory=list)
-    outcome_keys: list[bytes | None] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    fail_with: ReturnHandlerError | None = None
-    on_outcome: Callable[[OutcomeEvent], None] | None = None
+    commits: list[tuple[int, list[Finished], dict[str, int]]] = field(default_factory=list)
+    starts: list[tuple[int, EventState]] = field(default_factory=list)
+    opened: list[int] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)
+    resets: list[int] = field(default_factory=list)
+    fail_next: int = 0
+    stopped: bool = False
 
-    async def start(self) -> None:
-        return None
+    async def open_partition(self, partition: int) -> None:
+        self.opened.append(partition)
+
+    async def close_partition(self, partition: int) -> None:
+        self.closed.append(partition)
+
+    async def reset_partition(self, partition: int) -> None:
+        self.resets.append(partition)
+
+    async def record_start(self, partition: int, state: EventState) -> None:
+        self.starts.append((partition, state))
+
+    async def commit(
+        self, partition: int, finished: Sequence[Finished], offsets: dict[str, int]
+    ) -> list[EventState]:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise BrokerError("transaction failed (fake)")
+        self.commits.append((partition, list(finished), dict(offsets)))
+        states = []
+        for index, item in enumerate(finished):
+            if item.state is None:
+                continue
+            state = item.state
+            if state.phase == "done" and isinstance(item.result, OutcomeEvent):
+                ref = OutcomeRef(partition=0, offset=index, status=item.result.status)
+                state = state.model_copy(update={"outcome": ref})
+            states.append(state)
+        return states
 
     async def stop(self) -> None:
-        return None
+        self.stopped = True
 
-    async def publish_outcome(self, outcome: OutcomeEvent, key: bytes | None) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.outcomes.append(outcome)
-        self.outcome_keys.append(key)
-        if self.on_outcome is not None:
-            self.on_outcome(outcome)
+    @property
+    def outcomes(self) -> list[OutcomeEvent]:
+        return [
+            f.result for _, fs, _ in self.commits for f in fs if isinstance(f.result, OutcomeEvent)
+        ]
 
-    async def publish_dead_letter(self, dead: DeadLetter) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.dead_letters.append(dead)
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        return [
+            f.result for _, fs, _ in self.commits for f in fs if isinstance(f.result, DeadLetter)
+        ]
+
+    @property
+    def retries(self) -> list[RetryLater]:
+        return [
+            f.result for _, fs, _ in self.commits for f in fs if isinstance(f.result, RetryLater)
+        ]
+
+    def offsets(self) -> dict[tuple[str, int], int]:
+        """The last committed offset per (topic, partition)."""
+        last: dict[tuple[str, int], int] = {}
+        for partition, _, offsets in self.commits:
+            for topic, offset in offsets.items():
+                last[(topic, partition)] = offset
+        return last
+
+
+@dataclass
+class FakeStateReader:
+    """A state topic in memory: what each partition holds, as (key, value) records."""
+
+    partitions: dict[int, list[tuple[bytes, bytes | None]]] = field(default_factory=dict)
+
+    async def read(self, partition: int) -> list[tuple[bytes, bytes | None]]:
+        return list(self.partitions.get(partition, []))
+
+    def put(self, partition: int, state: EventState) -> None:
+        self.partitions.setdefault(partition, []).append(
+            (state.event_id.encode(), state.to_bytes())
+        )
 
 
 def done(item: str, **extra: Any) -> ItemResult:

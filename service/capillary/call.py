@@ -145,8 +145,12 @@ class CallLoop:
         params: dict[str, str] | None = None,
         attribution: Attribution | None = None,
         idempotent: bool = True,
+        retry: bool = True,
     ) -> Call:
-        """Send one logical call (always POST): attempts, retries, one log line per attempt."""
+        """Send one logical call (always POST): attempts, retries, one log line per attempt.
+
+        ``retry=False`` makes one attempt (a probe).
+        """
         target = url or self.url(endpoint)
         started = self._clock.monotonic()
         request_ids: list[str] = []
@@ -182,7 +186,7 @@ class CallLoop:
             if outcome.kind is _Kind.FATAL:
                 return finish(outcome, None, outcome.failure)
             if outcome.kind is _Kind.UNAUTHORIZED:
-                if self._auth.refreshable and not refreshed:
+                if self._auth.refreshable and not refreshed and retry:
                     # A token can expire early or be revoked: one fresh token, one more try.
                     refreshed = True
                     self._auth.invalidate(outcome.sent_headers)
@@ -193,7 +197,7 @@ class CallLoop:
                     outcome,
                     None,
                     Failure(
-                        ResultClass.TRANSIENT,
+                        ResultClass.UNAVAILABLE,
                         _REPEAT_MAY_ISSUE_TWICE,
                         outcome.status,
                         "Check in Capillary whether the earn was issued before repeating it.",
@@ -203,20 +207,26 @@ class CallLoop:
             failure = outcome.failure or Failure(ResultClass.TRANSIENT, "transient failure")
             # An open cart closes on the customer's time, not Capillary's: a longer budget.
             policy = self._open_cart_policy if failure.code == OPEN_CART_CODE else self._policy
-            wait = policy.next_wait(
-                attempts_made=attempt,
-                elapsed=self._clock.monotonic() - started,
-                retry_after=outcome.retry_after,
+            wait = (
+                policy.next_wait(
+                    attempts_made=attempt,
+                    elapsed=self._clock.monotonic() - started,
+                    retry_after=outcome.retry_after,
+                )
+                if retry
+                else None
             )
             if wait is None:
                 if outcome.body is not None and outcome.status not in RETRIABLE_STATUSES:
                     # A transient body code (737 open cart): the family explains it per item.
                     return finish(outcome, outcome.body, None)
+                # An open cart is this item's own state; anything else is Capillary's.
+                own = failure.code == OPEN_CART_CODE
                 return finish(
                     outcome,
                     None,
                     Failure(
-                        ResultClass.TRANSIENT,
+                        ResultClass.TRANSIENT if own else ResultClass.UNAVAILABLE,
                         f"{failure.message}; gave up after {attempt} attempts",
                         failure.code,
                         failure.next_step or CapillaryTransientError.next_step,
@@ -241,7 +251,7 @@ class CallLoop:
             return _Attempt(
                 _Kind.FATAL,
                 failure=Failure(
-                    ResultClass.REQUEST_ERROR, exc.message, exc.context.get("status"), exc.next_step
+                    ResultClass.UNAVAILABLE, exc.message, exc.context.get("status"), exc.next_step
                 ),
             )
         except CapillaryTransientError as exc:
@@ -375,9 +385,10 @@ def _codes_in(body: Any) -> list[int]:
 
 
 def _http_failure(endpoint: Endpoint, status: int) -> Failure:
+    # Without a JSON answer nothing is about the item: access or the address is wrong.
     if status == 403:
         return Failure(
-            ResultClass.REQUEST_ERROR,
+            ResultClass.UNAVAILABLE,
             "HTTP 403: access refused",
             status,
             "Give the API user the access group the page names.",
@@ -388,7 +399,7 @@ def _http_failure(endpoint: Endpoint, status: int) -> Failure:
         else "RETURN_HANDLER_CAPILLARY__GATEWAY_BASE_URL"
     )
     return Failure(
-        ResultClass.REQUEST_ERROR,
+        ResultClass.UNAVAILABLE,
         f"HTTP {status} without a JSON answer",
         status,
         f"Check {setting}.",
@@ -402,7 +413,7 @@ def _credentials_refused(config: CapillaryConfig) -> Failure:
         else "OAUTH_KEY and OAUTH_SECRET"
     )
     return Failure(
-        ResultClass.REQUEST_ERROR,
+        ResultClass.UNAVAILABLE,
         "Capillary refused our credentials (HTTP 401)",
         401,
         f"Check RETURN_HANDLER_CAPILLARY__{names} (or their *_FILE secrets).",

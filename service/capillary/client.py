@@ -81,6 +81,7 @@ class CapillaryClient:
             open_cart_policy=open_cart_policy or RetryPolicy.open_cart_from_config(config.retry),
             sleep=sleep,
         )
+        self._loop = loop
         self.loyalty = LoyaltyCalls(loop)
         self.cart = CartCalls(loop)
         self.coupons = CouponCalls(loop, config.coupon_code_case)
@@ -108,6 +109,19 @@ class CapillaryClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
+
+    async def probe(self) -> str | None:
+        """Whether Capillary answers us on both hosts: ``None`` if so, else why not.
+
+        Sends requests that change nothing (a coupon revoke and a cart revoke naming
+        nothing, which the pages answer 756 and 400), one attempt each: any readable
+        answer proves the host is up and takes our credentials.
+        """
+        for endpoint in (Endpoint.COUPON_REVOKE, Endpoint.CART_REVOKE):
+            call = await self._loop.send(endpoint, json={}, retry=False)
+            if call.failure is not None:
+                return f"{endpoint.value}: {call.failure.message}"
+        return None
 
     # --- the flat surface the executor calls (each family also stands on its own) --------
 

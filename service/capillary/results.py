@@ -23,7 +23,10 @@ class ResultClass(StrEnum):
     unknown. ``redeemed``: the customer used it; it cannot be taken back. ``kept``:
     Capillary kept it on purpose (an enrolment while other earns of the promotion
     remain). ``refused``: another final business refusal. ``request_error``: a bug or a
-    wrong setting, named in ``next_step``. ``transient``: retries exhausted.
+    wrong setting, named in ``next_step``. ``transient``: this item's own transient
+    refusal outlasted its retries (737 open cart). ``unavailable``: no answer to read:
+    Capillary down, throttling past the budget, or refusing our credentials; not about the
+    item, so the caller pauses instead of reporting it.
     """
 
     DONE = "done"
@@ -35,6 +38,7 @@ class ResultClass(StrEnum):
     REFUSED = "refused"
     REQUEST_ERROR = "request_error"
     TRANSIENT = "transient"
+    UNAVAILABLE = "unavailable"
 
     @property
     def is_success(self) -> bool:

@@ -1,12 +1,13 @@
-"""Kafka in: one consumer group on the returns topic, manual commits, calm rebalances.
+"""Kafka in: one consumer group on the returns and retry topics, calm rebalances.
 
-aiokafka's defaults are wrong for us: auto-commit would commit before the
-outcome is published and ``read_uncommitted`` would read aborted writes, so
-both are set explicitly. While a batch is processed (``processing``) the
-partitions are paused and the consumer keeps polling, so a slow Capillary
-never makes the group think this member died (``max.poll.interval.ms``); a
-rebalance waits until the batch in hand is committed, so a partition never
-changes owner with work half done.
+aiokafka's defaults are wrong for us: auto-commit would commit outside the
+transaction that publishes the outcome, and ``read_uncommitted`` would read
+aborted writes, so both are set explicitly; offsets are committed by the commit
+step, inside its transaction. While a batch is processed (``processing``) the
+partitions are paused and the consumer keeps polling, so a slow Capillary never
+makes the group think this member died (``max.poll.interval.ms``); a rebalance
+asks the batch to stop after the record in hand and waits until its finished
+work is committed, so a partition never changes owner with work half done.
 """
 
 from __future__ import annotations
@@ -16,41 +17,72 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
-from service.errors import BrokerError
+from service.errors import BrokerError, ConfigurationError
 from service.logging import get_logger
-from service.pipeline.records import Record
+from service.pipeline.records import PartitionHook, Record
 from service.settings import KafkaSettings
 
 log = get_logger(__name__)
 
 
 class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Holds a rebalance until the batch in hand is committed."""
+    """Ends the batch in hand, then lets the pipeline settle revoked and set up new partitions."""
 
-    def __init__(self, in_flight: asyncio.Lock) -> None:
-        self._in_flight = in_flight
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._in_flight:
-            log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+        source = self._source
+        source.revoking = True  # the batch loop stops after the record in hand
+        try:
+            async with source.in_flight:
+                log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+                if source.on_revoked is not None and revoked:
+                    await source.on_revoked(sorted({tp.partition for tp in revoked}))
+        finally:
+            source.revoking = False
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        source = self._source
         log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
+        # Nothing is fetched for a partition until its state and producer are set up.
+        source.pause(assigned)
+        if source.on_assigned is not None and assigned:
+            await source.on_assigned(sorted({tp.partition for tp in assigned}))
+        if source.paused_all:
+            source.pause_all()
+        else:
+            source.resume(assigned)
 
 
 class KafkaSource:
-    """Records from the returns topic, committed only when the caller says so."""
+    """Records from the returns and retry topics; offsets are committed by the commit step.
+
+    Static membership (``group_instance_id``) lets a restarted instance take its partitions
+    back at once. The range assignor keeps partition p of the returns and the retry topic
+    (partitioned alike) with one consumer, beside state partition p and its transaction.
+    """
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
         self.in_flight = asyncio.Lock()
         """Held while a batch is processed; a rebalance waits for it."""
+        self.revoking = False
+        """Set while a rebalance waits: the batch in hand stops early."""
+        self.paused_all = False
+        """Set while the pipeline is paused for a Capillary outage."""
+        self.on_assigned: PartitionHook | None = None
+        self.on_revoked: PartitionHook | None = None
+        self._held: set[TopicPartition] = set()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             client_id=f"{settings.client_id}-consumer",
             group_id=settings.group_id,
+            group_instance_id=settings.group_instance_id,
+            partition_assignment_strategy=(RangePartitionAssignor,),
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset=settings.auto_offset_reset,
@@ -61,8 +93,13 @@ class KafkaSource:
             metadata_max_age_ms=30_000,
         )
 
+    @property
+    def topics(self) -> tuple[str, str]:
+        """The input topics: returns, then retry."""
+        return (self._settings.returns_topic, self._settings.retry_topic)
+
     async def start(self) -> None:
-        """Join the consumer group on the returns topic."""
+        """Join the consumer group on the returns and retry topics."""
         try:
             await self._consumer.start()
         except KafkaError as exc:
@@ -70,15 +107,36 @@ class KafkaSource:
             raise BrokerError(
                 "cannot reach Kafka", bootstrap_servers=self._settings.bootstrap_servers
             ) from exc
-        self._consumer.subscribe(
-            [self._settings.returns_topic], listener=_SettleOnRevoke(self.in_flight)
-        )
-        if self._settings.returns_topic not in await self._consumer.topics():
-            log.warning(
-                "returns_topic_missing",
-                topic=self._settings.returns_topic,
-                next_step="create it (or check RETURN_HANDLER_KAFKA__RETURNS_TOPIC); "
-                "the service starts consuming within 30 s of its creation",
+        self._consumer.subscribe(list(self.topics), listener=_SettleOnRevoke(self))
+        existing = await self._consumer.topics()
+        try:
+            self._check_co_partitioned(existing)
+        except ConfigurationError:
+            await self._consumer.stop()
+            raise
+        for topic in self.topics:
+            if topic not in existing:
+                log.warning(
+                    "input_topic_missing",
+                    topic=topic,
+                    next_step="create it (return-handler topics) or check "
+                    "RETURN_HANDLER_KAFKA__RETURNS_TOPIC / __RETRY_TOPIC; the service starts "
+                    "consuming within 30 s of its creation",
+                )
+
+    def _check_co_partitioned(self, existing: set[str]) -> None:
+        names = (*self.topics, self._settings.state_topic)
+        counts = {
+            name: len(self._consumer.partitions_for_topic(name) or ())
+            for name in names
+            if name in existing
+        }
+        if len(set(counts.values())) > 1:
+            raise ConfigurationError(
+                "the returns, retry and state topics must have the same number of partitions "
+                "(partition p of each belongs together)",
+                partitions=counts,
+                setting="RETURN_HANDLER_KAFKA__RETRY_TOPIC / __STATE_TOPIC",
             )
 
     async def stop(self) -> None:
@@ -89,7 +147,8 @@ class KafkaSource:
     async def processing(self) -> AsyncIterator[None]:
         """Hold rebalances, pause fetching and keep the membership alive while a batch runs."""
         async with self.in_flight:
-            paused = list(self._consumer.assignment())
+            already = self._consumer.paused()
+            paused = [tp for tp in self._consumer.assignment() if tp not in already]
             self._consumer.pause(*paused)
             keepalive = asyncio.create_task(self._keep_polling())
             try:
@@ -98,8 +157,11 @@ class KafkaSource:
                 keepalive.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keepalive
-                still_ours = self._consumer.assignment()
-                self._consumer.resume(*[tp for tp in paused if tp in still_ours])
+                if not self.paused_all:
+                    still_ours = self._consumer.assignment()
+                    self._consumer.resume(
+                        *[tp for tp in paused if tp in still_ours and tp not in self._held]
+                    )
 
     async def _keep_polling(self) -> None:
         # Polling paused partitions returns nothing but tells the group we are alive.
@@ -127,17 +189,55 @@ class KafkaSource:
             for message in messages
         ]
 
-    async def commit(self, records: Sequence[Record]) -> None:
-        """Commit the offset after the last of these records in each partition."""
-        offsets = next_offsets(records)
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(
-                {TopicPartition(topic, part): offset for (topic, part), offset in offsets.items()}
-            )
-        except KafkaError as exc:
-            raise BrokerError("offset commit failed", offsets=str(offsets)) from exc
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        """Fetch nothing of these partitions."""
+        self._consumer.pause(*partitions)
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        """Fetch these partitions again, unless held."""
+        self._consumer.resume(*[tp for tp in partitions if tp not in self._held])
+
+    def owned(self) -> set[int]:
+        """The input partition numbers assigned to us."""
+        return {tp.partition for tp in self._consumer.assignment()}
+
+    def pause_all(self) -> None:
+        """Fetch nothing until :meth:`resume_all` (the group membership stays)."""
+        self.paused_all = True
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume_all(self) -> None:
+        """Fetch again from every assigned partition that is not held."""
+        self.paused_all = False
+        self._consumer.resume(*[tp for tp in self._consumer.assignment() if tp not in self._held])
+
+    def hold(self, topic: str, partition: int, offset: int) -> None:
+        """Read ``offset`` again later and fetch nothing more of this partition until released."""
+        tp = TopicPartition(topic, partition)
+        if tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)
+            self._consumer.pause(tp)
+            self._held.add(tp)
+
+    def release(self, topic: str, partition: int) -> None:
+        """Fetch again from a held partition."""
+        tp = TopicPartition(topic, partition)
+        self._held.discard(tp)
+        if tp in self._consumer.assignment() and not self.paused_all:
+            self._consumer.resume(tp)
+
+    async def rewind(self, partitions: Sequence[int] | None = None) -> None:
+        """Forget what was fetched past the committed offsets (all partitions, or these)."""
+        for tp in self._consumer.assignment():
+            if partitions is None or tp.partition in partitions:
+                committed = await self._consumer.committed(tp)
+                if committed is None:
+                    if self._settings.auto_offset_reset == "earliest":
+                        await self._consumer.seek_to_beginning(tp)
+                    else:
+                        await self._consumer.seek_to_end(tp)
+                else:
+                    self._consumer.seek(tp, committed)
 
 
 def next_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:

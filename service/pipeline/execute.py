@@ -38,6 +38,7 @@ from service.capillary.models import (
 )
 from service.capillary.results import ItemResult as ApiItemResult
 from service.capillary.results import ResultClass
+from service.errors import CapillaryUnavailableError
 from service.events import ReturnEvent
 from service.logging import get_logger
 from service.outcome import ActionResult, ActionStatus, ItemResult
@@ -46,6 +47,7 @@ log = get_logger(__name__)
 
 _SEVERITY = [
     ActionStatus.FAILED,
+    ActionStatus.UNCONFIRMED,
     ActionStatus.REFUSED,
     ActionStatus.NOT_FOUND,
     ActionStatus.REFUSED_REDEEMED,
@@ -177,12 +179,23 @@ class Executor:
         self._clawback = flag_redeemed_for_clawback
 
     async def execute(
-        self, event: ReturnEvent, plan: Plan, *, tried_before: bool = False
+        self,
+        event: ReturnEvent,
+        plan: Plan,
+        *,
+        tried_before: bool = False,
+        give_backs_unconfirmed: bool = False,
     ) -> list[ActionResult]:
         """One result per action, in plan order.
 
         ``tried_before``: an earlier attempt of this event exists (a replay, a restart), so
         an "invalid or already revoked" answer means that attempt did it.
+        ``give_backs_unconfirmed``: that attempt may have made the give-back calls (ENROL,
+        EARN); they are not made again but reported ``unconfirmed``.
+
+        Raises :class:`CapillaryUnavailableError` when a call got no answer about its items
+        (Capillary down, throttling past the budget, credentials refused): that is not the
+        event's outcome, and the caller pauses instead of publishing one.
         """
         attribution = attribution_for(event)
         results: list[ActionResult] = []
@@ -190,6 +203,9 @@ class Executor:
         # the same promotion and customer would be refused, so it is not attempted.
         blocked: set[tuple[int, str, str]] = set()
         for action in plan.actions:
+            if give_backs_unconfirmed and isinstance(action, EnrolLoyalty | IssueLoyaltyEarn):
+                results.append(_unconfirmed(action))
+                continue
             result = await self._run(action, attribution, blocked, tried_before=tried_before)
             results.append(result)
         return results
@@ -220,6 +236,13 @@ class Executor:
                     next_step="File a bug with this outcome; replay the event once fixed.",
                 )
             ]
+        unavailable = next(
+            (r for r in api_results if r.result_class is ResultClass.UNAVAILABLE), None
+        )
+        if unavailable is not None:
+            raise CapillaryUnavailableError(
+                unavailable.message, action_id=action.action_id, code=unavailable.code
+            )
         gives_back = isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
         items = [
             self._item(r, gives_back=gives_back, tried_before=tried_before) for r in api_results
@@ -321,6 +344,35 @@ def _customer(target: LoyaltyTarget) -> LoyaltyCustomer:
 def _target_key(target: LoyaltyTarget) -> tuple[int, str, str]:
     promotion = str(target.promotion_id or target.promo_identifier)
     return (target.program_id, promotion, f"{target.identifier_name}:{target.identifier_value}")
+
+
+def _unconfirmed(action: EnrolLoyalty | IssueLoyaltyEarn) -> ActionResult:
+    target = action.target
+    # The outcome names customers by numeric id only; never a mobile or an e-mail.
+    who = (
+        f"id {target.identifier_value}"
+        if target.identifier_name == "id"
+        else f"of this event (by {target.identifier_name})"
+    )
+    promotion = f"{target.program_id}/{target.promotion_id or target.promo_identifier}"
+    return ActionResult(
+        action_id=action.action_id,
+        kind=action.kind,
+        reason_code=action.reason_code,
+        reason=action.reason,
+        status=ActionStatus.UNCONFIRMED,
+        items=[
+            ItemResult(
+                item=action.action_id,
+                status=ActionStatus.UNCONFIRMED,
+                message="not called again: an earlier attempt of this event may have made "
+                "this call before it crashed",
+                detail={"customer": who, "promotion": promotion},
+            )
+        ],
+        next_step=f"Check in Capillary whether customer {who} holds promotion {promotion}; "
+        "enrol or issue it by hand only if not.",
+    )
 
 
 def _not_attempted(action: RevokeLoyaltyEnrolment | IssueLoyaltyEarn) -> ActionResult:

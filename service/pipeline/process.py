@@ -1,4 +1,10 @@
-"""The one place that puts the steps in order: validate, plan, execute, publish.
+"""One record from bytes to a finished result: validate, deduplicate, plan, execute.
+
+Processing publishes nothing: it returns a :class:`Finished` (an outcome, a dead letter
+or a retry, and the state to remember), and the commit step writes those with the
+offsets in one transaction. Before an event's calls, its ``started`` state (with the
+intents of its give-backs) is committed on its own, so a redelivery after a crash knows
+that an attempt was made and what it may have issued.
 
 It writes one canonical log line per record (``event_processed`` or
 ``event_dead_lettered``) with everything an operator needs to find it again.
@@ -8,10 +14,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from service import __version__
-from service.actions import IssueLoyaltyEarn, Plan
+from service.actions import EnrolLoyalty, IssueLoyaltyEarn, Plan, Report
+from service.capillary.codes import OPEN_CART_CODE
 from service.clock import Clock
 from service.events import ReturnEvent
 from service.logging import (
@@ -22,15 +31,18 @@ from service.logging import (
 )
 from service.outcome import (
     ActionResult,
+    ActionStatus,
     EventIdentity,
+    FirstOutcome,
     OutcomeEvent,
     OutcomeStatus,
     ServiceInfo,
     SourceRecord,
 )
 from service.pipeline.execute import Executor
-from service.pipeline.history import AttemptHistory, RecentAttempts
-from service.pipeline.records import DeadLetter, Record, ResultSink
+from service.pipeline.records import DeadLetter, Finished, Record, RetryLater
+from service.pipeline.retries import RetryPolicy, retry_info
+from service.pipeline.state import EventState, Intent, Known, StateStore
 from service.pipeline.validate import validate
 
 log = get_logger(__name__)
@@ -44,45 +56,80 @@ REISSUE_WARNING = (
 )
 
 
+class StartRecorder(Protocol):
+    """Commits an event's ``started`` state before its calls (the commit step)."""
+
+    async def record_start(self, partition: int, state: EventState) -> None:
+        """Commit ``state`` to state partition ``partition``."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotDue:
+    """A retry record that came up before its time: read it again at ``due_ms``."""
+
+    record: Record
+    due_ms: int
+
+
 class Processor:
-    """Handles one record from bytes to a published outcome (or dead letter)."""
+    """Handles one record at a time; returns what the commit step is to write."""
 
     def __init__(
         self,
         *,
         planner: Planner,
         executor: Executor,
-        sink: ResultSink,
         clock: Clock,
-        history: AttemptHistory | None = None,
+        state: StateStore,
+        starts: StartRecorder,
+        retry_policy: RetryPolicy,
     ) -> None:
         self._planner = planner
         self._executor = executor
-        self._sink = sink
         self._clock = clock
-        self._history: AttemptHistory = history if history is not None else RecentAttempts()
+        self._state = state
+        self._starts = starts
+        self._retry = retry_policy
 
-    async def handle(self, record: Record) -> OutcomeEvent | DeadLetter:
-        """Process one record; returns once its outcome or dead letter is acknowledged."""
+    async def handle(self, record: Record) -> Finished | NotDue:
+        """Process one record. Raises only what stops the whole pipeline (an outage)."""
         started = self._clock.monotonic()
         bind_event_context(topic=record.topic, partition=record.partition, offset=record.offset)
         try:
+            retry = retry_info(record)
+            now_ms = int(self._clock.now().timestamp() * 1000)
+            if retry is not None and retry.not_before_ms > now_ms:
+                return NotDue(record, retry.not_before_ms)
             parsed = validate(record)
             if isinstance(parsed, DeadLetter):
-                return await self._dead_letter(parsed, started)
-            return await self._process(record, parsed, started)
+                return self._dead_letter(parsed, started)
+            attempt = retry.attempt if retry is not None else 1
+            origin = (
+                (retry.origin_partition, retry.origin_offset)
+                if retry is not None
+                else (record.partition, record.offset)
+            )
+            return await self._process(record, parsed, started, attempt, origin)
         finally:
             clear_event_context()
 
     async def _process(
-        self, record: Record, event: ReturnEvent, started: float
-    ) -> OutcomeEvent | DeadLetter:
-        add_event_context(event_id=event.event_id, return_type=str(event.return_type))
+        self,
+        record: Record,
+        event: ReturnEvent,
+        started: float,
+        attempt: int,
+        origin: tuple[int, int],
+    ) -> Finished:
+        add_event_context(
+            event_id=event.event_id, return_type=str(event.return_type), attempt=attempt
+        )
+        now = self._clock.now()
         try:
-            plan = self._planner(event, self._clock.now())
+            plan = self._planner(event, now)
         except Exception as exc:  # a bug in the rules must not block the partition
             log.exception("rules_failed")
-            return await self._dead_letter(
+            return self._dead_letter(
                 DeadLetter(
                     record,
                     reason=f"the rules failed on this event ({type(exc).__name__}: {exc}); "
@@ -91,9 +138,33 @@ class Processor:
                 ),
                 started,
             )
-        tried_before = self._history.tried_before(event.event_id)
-        self._history.record(event.event_id)
-        results = await self._executor.execute(event, plan, tried_before=tried_before)
+        known = self._state.lookup(record.partition, event.event_id, now)
+        if attempt == 1 and known is not None and known.phase in ("done", "retrying"):
+            return self._duplicate(record, event, plan, known, started)
+        # A started state without an outcome: an earlier attempt crashed mid-way.
+        tried_before = known is not None or attempt > 1
+        # Intents left by an earlier attempt: its give-backs may have been made.
+        unconfirmed = known is not None and bool(known.intents)
+        state = EventState(
+            event_id=event.event_id,
+            phase="started",
+            at=now,
+            input_partition=origin[0],
+            input_offset=origin[1],
+            intents=[] if unconfirmed else _intents(plan),
+            attempt=attempt,
+        )
+        if any(not isinstance(a, Report) for a in plan.actions):
+            await self._starts.record_start(record.partition, state)
+            self._state.remember(record.partition, state)
+        results = await self._executor.execute(
+            event, plan, tried_before=tried_before, give_backs_unconfirmed=unconfirmed
+        )
+        if _waits_on_open_cart(results) and not _gave_back(results):
+            delay = self._retry.delay_ms(attempt + 1)
+            if delay is not None:
+                return self._retry_later(record, event, state, attempt, delay)
+            results = [_exhausted(result, attempt) for result in results]
         outcome = build_outcome(
             event,
             plan,
@@ -101,8 +172,123 @@ class Processor:
             record=record,
             processed_at=self._clock.now(),
             duration_ms=(self._clock.monotonic() - started) * 1000,
+            attempt=attempt,
         )
-        await self._sink.publish_outcome(outcome, record.key)
+        self._log_processed(outcome, results)
+        done = state.model_copy(update={"phase": "done", "at": self._clock.now(), "intents": []})
+        return Finished(record, outcome, done)
+
+    async def retry_alone(self, record: Record, reason: str) -> Finished:
+        """This event's calls failed while Capillary answered others: the retry path.
+
+        Its ``started`` state was committed before the calls, and its intents travel on,
+        so no attempt repeats a give-back that may have been made.
+        """
+        started = self._clock.monotonic()
+        bind_event_context(topic=record.topic, partition=record.partition, offset=record.offset)
+        try:
+            event = validate(record)
+            if isinstance(event, DeadLetter):  # pragma: no cover - it was valid a moment ago
+                return self._dead_letter(event, started)
+            add_event_context(event_id=event.event_id)
+            retry = retry_info(record)
+            attempt = retry.attempt if retry is not None else 1
+            now = self._clock.now()
+            known = self._state.lookup(record.partition, event.event_id, now)
+            state = EventState(
+                event_id=event.event_id,
+                phase="started",
+                at=now,
+                input_partition=retry.origin_partition if retry else record.partition,
+                input_offset=retry.origin_offset if retry else record.offset,
+                intents=list(known.intents) if known is not None else [],
+                attempt=attempt,
+            )
+            delay = self._retry.delay_ms(attempt + 1)
+            if delay is not None:
+                return self._retry_later(record, event, state, attempt, delay, reason)
+            plan = self._planner(event, now)
+            outcome = OutcomeEvent(
+                event=_identity(event, record),
+                status=OutcomeStatus.FAILED,
+                decision=plan.decision,
+                summary=f"Capillary kept failing for this event alone through {attempt} "
+                f"attempts ({reason}); nothing is known to be done. Replay it once the "
+                "cause is found.",
+                policy_version=plan.policy_version,
+                processed_at=now,
+                duration_ms=(self._clock.monotonic() - started) * 1000,
+                service=ServiceInfo(version=__version__),
+                attempt=attempt,
+            )
+            self._log_processed(outcome, [])
+            done = state.model_copy(update={"phase": "done"})
+            return Finished(record, outcome, done)
+        finally:
+            clear_event_context()
+
+    def _duplicate(
+        self, record: Record, event: ReturnEvent, plan: Plan, known: Known, started: float
+    ) -> Finished:
+        first = FirstOutcome(
+            status=known.outcome.status if known.outcome else None,
+            outcome_partition=known.outcome.partition if known.outcome else None,
+            outcome_offset=known.outcome.offset if known.outcome else None,
+            input_partition=known.input_partition,
+            input_offset=known.input_offset,
+        )
+        where = f"partition {known.input_partition} offset {known.input_offset}"
+        summary = (
+            f"Duplicate of the delivery at {where} "
+            + (f"(outcome {first.status})" if first.status else "(still on the retry path)")
+            + "; nothing was called."
+        )
+        outcome = OutcomeEvent(
+            event=_identity(event, record),
+            status=OutcomeStatus.DUPLICATE,
+            decision=plan.decision,
+            summary=summary,
+            policy_version=plan.policy_version,
+            processed_at=self._clock.now(),
+            duration_ms=(self._clock.monotonic() - started) * 1000,
+            service=ServiceInfo(version=__version__),
+            duplicate_of=first,
+        )
+        self._log_processed(outcome, [])
+        return Finished(record, outcome, None)
+
+    def _retry_later(
+        self,
+        record: Record,
+        event: ReturnEvent,
+        state: EventState,
+        attempt: int,
+        delay_ms: int,
+        reason: str = "the customer's cart is open (737)",
+    ) -> Finished:
+        not_before = int(self._clock.now().timestamp() * 1000) + delay_ms
+        log.info(
+            "event_retry_scheduled",
+            next_attempt=attempt + 1,
+            delay_ms=delay_ms,
+            reason=reason,
+        )
+        retrying = state.model_copy(
+            update={"phase": "retrying", "attempt": attempt + 1, "at": self._clock.now()}
+        )
+        later = RetryLater(record, event.event_id, attempt + 1, not_before, reason)
+        return Finished(record, later, retrying)
+
+    def _dead_letter(self, dead: DeadLetter, started: float) -> Finished:
+        log.warning(
+            "event_dead_lettered",
+            reason=dead.reason,
+            error_type=dead.error_type,
+            duration_ms=round((self._clock.monotonic() - started) * 1000, 1),
+        )
+        return Finished(dead.record, dead, None)
+
+    def _log_processed(self, outcome: OutcomeEvent, results: list[ActionResult]) -> None:
         log.info(
             "event_processed",
             status=str(outcome.status),
@@ -112,17 +298,66 @@ class Processor:
             statuses=dict(Counter(str(result.status) for result in results)),
             duration_ms=round(outcome.duration_ms, 1),
         )
-        return outcome
 
-    async def _dead_letter(self, dead: DeadLetter, started: float) -> DeadLetter:
-        await self._sink.publish_dead_letter(dead)
-        log.warning(
-            "event_dead_lettered",
-            reason=dead.reason,
-            error_type=dead.error_type,
-            duration_ms=round((self._clock.monotonic() - started) * 1000, 1),
-        )
-        return dead
+
+def _intents(plan: Plan) -> list[Intent]:
+    intents = []
+    for action in plan.actions:
+        if isinstance(action, EnrolLoyalty | IssueLoyaltyEarn):
+            target = action.target
+            # Kept in Kafka: a numeric id, never a mobile or an e-mail.
+            who = target.identifier_value if target.identifier_name == "id" else "(masked)"
+            promotion = target.promotion_id or target.promo_identifier
+            intents.append(
+                Intent(
+                    action_id=action.action_id,
+                    kind=action.kind,
+                    customer=f"{target.identifier_name}:{who}",
+                    promotion=f"{target.program_id}/{promotion}",
+                )
+            )
+    return intents
+
+
+def _waits_on_open_cart(results: list[ActionResult]) -> bool:
+    return any(
+        item.status is ActionStatus.FAILED and item.code == OPEN_CART_CODE
+        for result in results
+        for item in result.items
+    )
+
+
+def _gave_back(results: list[ActionResult]) -> bool:
+    # A retry re-runs the whole event: never once a give-back was made.
+    return any(result.status is ActionStatus.RESTORED for result in results)
+
+
+def _exhausted(result: ActionResult, attempts: int) -> ActionResult:
+    if not any(item.code == OPEN_CART_CODE for item in result.items):
+        return result
+    return result.model_copy(
+        update={
+            "next_step": f"The customer's cart stayed open through {attempts} attempts: "
+            "replay the event once the cart is closed."
+        }
+    )
+
+
+def _identity(event: ReturnEvent, record: Record | None) -> EventIdentity:
+    return EventIdentity(
+        event_id=event.event_id,
+        return_type=event.return_type,
+        occurred_at=event.occurred_at,
+        order_id=event.order.order_id,
+        transaction_id=event.order.transaction_id,
+        customer_id=event.customer.id,
+        customer_external_id=event.customer.external_id,
+        record=(
+            SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
+            if record is not None
+            else None
+        ),
+    )
 
 
 def build_outcome(
@@ -133,26 +368,19 @@ def build_outcome(
     record: Record | None,
     processed_at: datetime,
     duration_ms: float,
+    attempt: int = 1,
 ) -> OutcomeEvent:
     """Assemble the outcome event from the plan and its results."""
-    failed = any(result.status.is_failure for result in results)
+    if any(result.status.is_failure for result in results):
+        status = OutcomeStatus.FAILED
+    elif any(result.status is ActionStatus.UNCONFIRMED for result in results):
+        status = OutcomeStatus.NEEDS_CHECK
+    else:
+        status = OutcomeStatus.COMPLETED
     reissued = any(isinstance(action, IssueLoyaltyEarn) for action in plan.actions)
     return OutcomeEvent(
-        event=EventIdentity(
-            event_id=event.event_id,
-            return_type=event.return_type,
-            occurred_at=event.occurred_at,
-            order_id=event.order.order_id,
-            transaction_id=event.order.transaction_id,
-            customer_id=event.customer.id,
-            customer_external_id=event.customer.external_id,
-            record=(
-                SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
-                if record is not None
-                else None
-            ),
-        ),
-        status=OutcomeStatus.FAILED if failed else OutcomeStatus.COMPLETED,
+        event=_identity(event, record),
+        status=status,
         decision=plan.decision,
         summary=plan.summary,
         policy_version=plan.policy_version,
@@ -161,4 +389,5 @@ def build_outcome(
         duration_ms=duration_ms,
         service=ServiceInfo(version=__version__),
         replay_warning=REISSUE_WARNING if reissued else None,
+        attempt=attempt,
     )

@@ -1,17 +1,22 @@
 """What moves between the steps, and the ports the steps talk through.
 
 The ports are protocols so that the pipeline runs unchanged over real Kafka
-(``consume``/``publish``) or over in-memory fakes in unit tests.
+(``consume``/``commit``) or over in-memory fakes in unit tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from service.outcome import OutcomeEvent
+from service.pipeline.state import EventState
+
+PartitionHook = Callable[[list[int]], Awaitable[None]]
+"""Called with the input partition numbers assigned or revoked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +42,38 @@ class DeadLetter:
     details: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    """An event whose own transient refusal (an open cart) sends it down the retry path."""
+
+    record: Record
+    event_id: str
+    attempt: int
+    """The attempt that will run next (2 for the first retry)."""
+    not_before_ms: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One record done with: what to publish for it, and the state to remember.
+
+    Publishing, the state record and the record's offset go in one transaction.
+    """
+
+    record: Record
+    result: OutcomeEvent | DeadLetter | RetryLater
+    state: EventState | None = None
+    """The event's new state; ``done`` states get the outcome's position filled in."""
+
+
 class RecordSource(Protocol):
-    """Where records come from: a consumer group on the returns topic."""
+    """Where records come from: a consumer group on the returns and retry topics."""
+
+    in_flight: asyncio.Lock
+    revoking: bool
+    on_assigned: PartitionHook | None
+    on_revoked: PartitionHook | None
 
     async def start(self) -> None:
         """Join the group."""
@@ -54,21 +89,17 @@ class RecordSource(Protocol):
         """Held while a batch is processed: no rebalance, no new fetches, still alive."""
         ...
 
-    async def commit(self, records: Sequence[Record]) -> None:
-        """Commit past these records (offset + 1 per partition)."""
+    def pause_all(self) -> None:
+        """Fetch nothing (the membership stays)."""
 
+    def resume_all(self) -> None:
+        """Fetch again."""
 
-class ResultSink(Protocol):
-    """Where outcomes and dead letters go. Each call returns once the broker acknowledged."""
+    def hold(self, topic: str, partition: int, offset: int) -> None:
+        """Read ``offset`` again later; fetch nothing more of it until released."""
 
-    async def start(self) -> None:
-        """Connect."""
+    def release(self, topic: str, partition: int) -> None:
+        """Fetch again from a held partition."""
 
-    async def stop(self) -> None:
-        """Flush and disconnect."""
-
-    async def publish_outcome(self, outcome: OutcomeEvent, key: bytes | None) -> None:
-        """Publish one outcome under the input's key (its event id when the input had none)."""
-
-    async def publish_dead_letter(self, dead: DeadLetter) -> None:
-        """Publish the original bytes with the reason and origin in headers."""
+    async def rewind(self, partitions: Sequence[int] | None = None) -> None:
+        """Forget what was fetched past the committed offsets."""

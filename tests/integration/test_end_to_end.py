@@ -44,8 +44,11 @@ async def kafka(
         returns_topic=await topic_factory("returns"),
         outcomes_topic=await topic_factory("outcomes"),
         dead_letter_topic=await topic_factory("dead"),
+        retry_topic=await topic_factory("retry"),
+        state_topic=await topic_factory("state"),
         group_id=unique_id("group"),
         fetch_timeout_ms=100,
+        commit_interval_ms=50,
     )
 
 
@@ -97,7 +100,7 @@ def _by_kind(outcome: OutcomeEvent) -> dict[str, ActionStatus]:
     return {action.kind: action.status for action in outcome.actions}
 
 
-async def test_full_return_is_taken_back_once_and_replay_reports_already_revoked(
+async def test_full_return_is_taken_back_once_and_a_redelivery_is_a_duplicate(
     kafka: KafkaSettings, sandbox: Sandbox
 ) -> None:
     settings = _settings(kafka, sandbox)
@@ -112,10 +115,9 @@ async def test_full_return_is_taken_back_once_and_replay_reports_already_revoked
 
     await _run_service_until(settings, two_results_then_replay)
 
-    first, replay = [
-        OutcomeEvent.model_validate_json(r.value)
-        for r in await _read(kafka.bootstrap_servers, kafka.outcomes_topic, 2)
-    ]
+    records = await _read(kafka.bootstrap_servers, kafka.outcomes_topic, 2)
+    first_record = records[0]
+    first, replay = [OutcomeEvent.model_validate_json(r.value) for r in records]
     assert first.event.event_id == "evt-e2e-full"
     assert first.status is OutcomeStatus.COMPLETED
     assert _by_kind(first) == {
@@ -124,13 +126,17 @@ async def test_full_return_is_taken_back_once_and_replay_reports_already_revoked
         "revoke_coupon_codes": ActionStatus.REVOKED,
     }
     assert all(a.request_ids for a in first.actions)
-    # Replaying the same event takes nothing twice and reports no false failure.
-    assert replay.status is OutcomeStatus.COMPLETED
-    assert set(_by_kind(replay).values()) == {ActionStatus.ALREADY_REVOKED}
+    # The same event id again: no call, an outcome of its own naming the first one.
+    assert replay.status is OutcomeStatus.DUPLICATE
+    assert replay.actions == []
+    assert replay.duplicate_of is not None
+    assert replay.duplicate_of.status is OutcomeStatus.COMPLETED
+    assert replay.duplicate_of.input_offset == 0
+    assert replay.duplicate_of.outcome_offset == first_record.offset
 
-    # One call per action and event: nothing was retried, nothing was sent twice.
+    # One call per action, for the first delivery only.
     assert sorted(c.endpoint for c in sandbox.calls) == sorted(
-        ["revoke_enrol_and_earn", "cart_revoke_earn", "coupon_revoke"] * 2
+        ["revoke_enrol_and_earn", "cart_revoke_earn", "coupon_revoke"]
     )
     state = sandbox.state.snapshot()
     assert [e.revoked for e in state.loyalty_earns if e.earn_id == 957] == [True]

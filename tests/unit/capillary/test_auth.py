@@ -149,7 +149,7 @@ async def test_oauth_second_401_is_request_error_naming_the_settings() -> None:
     h = make_harness(fake, config=oauth_config())
     async with h.client:
         [result] = await h.client.revoke_cart_earns(5, EARN)
-    assert result.result_class is ResultClass.REQUEST_ERROR
+    assert result.result_class is ResultClass.UNAVAILABLE
     assert result.code == 401
     assert "OAUTH_SECRET" in (result.next_step or "")
     assert len(fake.calls(CART)) == 2
@@ -162,7 +162,7 @@ async def test_basic_401_is_not_retried() -> None:
     h = make_harness(fake)
     async with h.client:
         [result] = await h.client.revoke_cart_earns(5, EARN)
-    assert result.result_class is ResultClass.REQUEST_ERROR
+    assert result.result_class is ResultClass.UNAVAILABLE
     assert "PASSWORD" in (result.next_step or "")
     assert len(fake.calls(CART)) == 1
 
@@ -176,7 +176,7 @@ async def test_token_refused_is_request_error_without_secret() -> None:
     h = make_harness(fake, config=oauth_config())
     async with h.client:
         [result] = await h.client.revoke_cart_earns(5, EARN)
-    assert result.result_class is ResultClass.REQUEST_ERROR
+    assert result.result_class is ResultClass.UNAVAILABLE
     assert fake.calls(CART) == []
     assert OAUTH_SECRET not in result.model_dump_json()
 

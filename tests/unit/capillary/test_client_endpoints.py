@@ -331,5 +331,5 @@ async def test_http_404_without_json_names_the_base_url_setting(harness: Harness
     [result] = await harness.client.revoke_cart_earns(
         5, [CartEarnsRef(promotion_id="p", earn_ids=["e"])]
     )
-    assert result.result_class is E
+    assert result.result_class is ResultClass.UNAVAILABLE
     assert "GATEWAY_BASE_URL" in (result.next_step or "")

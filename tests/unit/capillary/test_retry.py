@@ -74,7 +74,7 @@ async def test_client_persistent_503_stops_at_attempt_cap_as_transient() -> None
     h = make_harness(fake, policy=no_jitter_policy(attempts=4))
     async with h.client:
         [result] = await h.client.revoke_cart_earns(5, EARN)
-    assert result.result_class is ResultClass.TRANSIENT
+    assert result.result_class is ResultClass.UNAVAILABLE
     assert result.code == 503
     assert result.attempts == 4
     assert len(fake.calls(CART)) == 4
@@ -91,7 +91,7 @@ async def test_client_stops_on_total_time_before_attempt_cap() -> None:
     # one wait of 1 s; the next (2 s) would end at the 3 s budget, so it stops there
     assert h.sleeps == [1.0]
     assert result.attempts == 2
-    assert result.result_class is ResultClass.TRANSIENT
+    assert result.result_class is ResultClass.UNAVAILABLE
 
 
 async def test_client_retry_after_beyond_budget_gives_up_at_once() -> None:
@@ -101,7 +101,7 @@ async def test_client_retry_after_beyond_budget_gives_up_at_once() -> None:
     async with h.client:
         [result] = await h.client.revoke_cart_earns(5, EARN)
     assert h.sleeps == []
-    assert result.result_class is ResultClass.TRANSIENT
+    assert result.result_class is ResultClass.UNAVAILABLE
     assert result.code == 429
 
 
@@ -159,7 +159,7 @@ async def test_issue_earn_ambiguous_failure_is_not_repeated(failure: object) -> 
             PROMO, "id", [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
         )
     assert len(fake.calls(LOYALTY_ENROL)) == 1
-    assert result.result_class is ResultClass.TRANSIENT
+    assert result.result_class is ResultClass.UNAVAILABLE
     assert "issue twice" in result.message
 
 
@@ -229,6 +229,6 @@ async def test_issue_earn_hanging_answer_hits_call_deadline_and_is_not_repeated(
         [result] = await h.client.issue_earn(
             PROMO, "id", [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
         )
-    assert result.result_class is ResultClass.TRANSIENT
+    assert result.result_class is ResultClass.UNAVAILABLE
     assert "issue twice" in result.message
     assert len(fake.calls(LOYALTY_ENROL)) == 1

@@ -1,131 +1,301 @@
-"""process: the steps in order, one outcome or dead letter per record, one log line each."""
+"""process: validate, deduplicate, plan, execute; one finished result per record, no publishing."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from service.actions import (
+    Action,
+    DeactivateCartPromotion,
     Decision,
+    EnrolLoyalty,
     IssueLoyaltyEarn,
     LoyaltyTarget,
     Plan,
+    RevokeCartEarn,
     RevokeCouponCodes,
 )
 from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
-from service.errors import BrokerError
+from service.errors import CapillaryUnavailableError
 from service.events import LoyaltyPromotionType, ReturnEvent
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.execute import Executor
-from service.pipeline.process import Processor
-from service.pipeline.records import DeadLetter, Record
+from service.pipeline.process import NotDue, Planner, Processor
+from service.pipeline.records import DeadLetter, Finished, Record, RetryLater
+from service.pipeline.retries import RetryPolicy, retry_headers
+from service.pipeline.state import EventState, Intent, OutcomeRef, StateStore
 from tests.factories import event_bytes
-from tests.fakes import FakeCapillary, FakeSink
+from tests.fakes import FakeCapillary, FakeCommitter, FakeStateReader
 
 WHY = {"reason_code": "full_return", "reason": "the whole order came back"}
+TARGET = LoyaltyTarget(
+    program_id=2714,
+    promotion_id=202779,
+    promotion_type=LoyaltyPromotionType.ISSUE_AND_EARN,
+    identifier_name="id",
+    identifier_value="555567088",
+    source="INSTORE",
+)
+EVENT_ID = "evt-test-0001"
 
 
-def _coupon_planner(event: ReturnEvent, now: datetime) -> Plan:
-    return Plan(
-        event_id=event.event_id,
-        decision=Decision.TAKE_BACK,
-        summary="take back 1 coupon action",
-        decided_at=now,
-        policy_version="p1",
-        actions=[RevokeCouponCodes(action_id="c1", series_id=415446, codes=["A", "B"], **WHY)],
+def _planner(*actions: Action, decision: Decision = Decision.TAKE_BACK) -> Planner:
+    def plan(event: ReturnEvent, now: datetime) -> Plan:
+        return Plan(
+            event_id=event.event_id,
+            decision=decision,
+            summary="test plan",
+            decided_at=now,
+            policy_version="p1",
+            actions=list(actions),
+        )
+
+    return plan
+
+
+COUPONS = _planner(RevokeCouponCodes(action_id="c1", series_id=415446, codes=["A", "B"], **WHY))
+GIVE_BACK = _planner(
+    RevokeCartEarn(
+        action_id="cart", customer_id=555567088, promotion_id="p" * 24, earn_ids=["e1"], **WHY
+    ),
+    EnrolLoyalty(action_id="enrol", target=TARGET, **WHY),
+    IssueLoyaltyEarn(action_id="issue", target=TARGET, **WHY),
+    decision=Decision.GIVE_BACK,
+)
+DEACTIVATE = _planner(
+    DeactivateCartPromotion(
+        action_id="d1", customer_id=555567088, promotion_id="p" * 24, earn_id="e9", **WHY
+    )
+)
+
+
+class _Setup:
+    def __init__(self, planner: Planner, api: FakeCapillary | None = None) -> None:
+        self.api = api or FakeCapillary()
+        self.reader = FakeStateReader()
+        self.state = StateStore(self.reader, window=timedelta(days=35))
+        self.committer = FakeCommitter()
+        self.clock = FakeClock()
+        self.processor = Processor(
+            planner=planner,
+            executor=Executor(self.api),
+            clock=self.clock,
+            state=self.state,
+            starts=self.committer,
+            retry_policy=RetryPolicy(
+                max_attempts=3, initial_delay_seconds=30, max_delay_seconds=600
+            ),
+        )
+
+    async def ready(self) -> _Setup:
+        await self.state.restore(1, self.clock.now())
+        return self
+
+    def remember(self, **fields: object) -> None:
+        values: dict[str, object] = {
+            "event_id": EVENT_ID,
+            "at": self.clock.now() - timedelta(hours=2),
+            "input_partition": 1,
+            "input_offset": 3,
+        }
+        values.update(fields)
+        self.reader.put(1, EventState.model_validate(values))
+
+
+def _record(
+    value: bytes, offset: int = 7, headers: list[tuple[str, bytes]] | None = None
+) -> Record:
+    return Record(
+        topic="returns",
+        partition=1,
+        offset=offset,
+        key=b"555567088",
+        value=value,
+        headers=tuple(headers or ()),
     )
 
 
-def _processor(api: FakeCapillary, sink: FakeSink, planner=_coupon_planner) -> Processor:  # type: ignore[no-untyped-def]
-    return Processor(planner=planner, executor=Executor(api), sink=sink, clock=FakeClock())
+def _outcome(result: Finished | NotDue) -> OutcomeEvent:
+    assert isinstance(result, Finished)
+    assert isinstance(result.result, OutcomeEvent)
+    return result.result
 
 
-def _record(value: bytes, offset: int = 7) -> Record:
-    return Record(topic="returns", partition=1, offset=offset, key=b"555567088", value=value)
-
-
-async def test_handle_valid_record_publishes_one_outcome_with_source_identity() -> None:
-    sink = FakeSink()
+async def test_handle_valid_record_finishes_with_an_outcome_and_a_done_state() -> None:
+    s = await _Setup(COUPONS).ready()
     with capture_logs() as logs:
-        result = await _processor(FakeCapillary(), sink).handle(_record(event_bytes()))
+        result = await s.processor.handle(_record(event_bytes()))
 
-    assert isinstance(result, OutcomeEvent)
-    assert sink.outcomes == [result]
-    assert sink.outcome_keys == [b"555567088"]  # keyed like the input: per-customer order
-    assert sink.dead_letters == []
-    assert result.event.event_id == "evt-test-0001"
-    assert result.event.record is not None
-    assert (result.event.record.partition, result.event.record.offset) == (1, 7)
-    assert result.status is OutcomeStatus.COMPLETED
-    assert result.actions[0].status is ActionStatus.REVOKED
-    assert result.policy_version == "p1"
+    outcome = _outcome(result)
+    assert isinstance(result, Finished)
+    assert outcome.event.event_id == EVENT_ID
+    assert outcome.event.record is not None
+    assert (outcome.event.record.partition, outcome.event.record.offset) == (1, 7)
+    assert outcome.status is OutcomeStatus.COMPLETED
+    assert outcome.actions[0].status is ActionStatus.REVOKED
+    assert result.state is not None
+    assert (result.state.phase, result.state.input_offset) == ("done", 7)
+    # The start was committed before the call.
+    [(partition, started)] = s.committer.starts
+    assert (partition, started.phase, started.event_id) == (1, "started", EVENT_ID)
     [line] = [entry for entry in logs if entry["event"] == "event_processed"]
     assert line["status"] == "completed"
-    assert line["statuses"] == {"revoked": 1}
 
 
-async def test_handle_invalid_record_publishes_dead_letter_and_no_outcome() -> None:
-    sink = FakeSink()
-    api = FakeCapillary()
+async def test_handle_invalid_record_is_a_dead_letter_without_calls_or_state() -> None:
+    s = await _Setup(COUPONS).ready()
     with capture_logs() as logs:
-        result = await _processor(api, sink).handle(_record(b'{"event_id": 1}'))
-
-    assert isinstance(result, DeadLetter)
-    assert sink.dead_letters == [result]
-    assert sink.outcomes == []
-    assert api.calls == []
+        result = await s.processor.handle(_record(b'{"event_id": 1}'))
+    assert isinstance(result, Finished)
+    assert isinstance(result.result, DeadLetter)
+    assert result.state is None
+    assert s.api.calls == []
+    assert s.committer.starts == []
     assert [entry["event"] for entry in logs] == ["event_dead_lettered"]
 
 
-async def test_handle_failed_action_makes_outcome_failed() -> None:
-    failing = ItemResult(item="coupon:A", result_class=ResultClass.TRANSIENT, code=503)
-    api = FakeCapillary(answers={"revoke_coupons_by_codes": [failing]})
-    sink = FakeSink()
-    result = await _processor(api, sink).handle(_record(event_bytes()))
-    assert isinstance(result, OutcomeEvent)
-    assert result.status is OutcomeStatus.FAILED
-    assert result.actions[0].status is ActionStatus.FAILED
+async def test_handle_refused_request_makes_outcome_failed() -> None:
+    failing = ItemResult(item="coupon:A", result_class=ResultClass.REQUEST_ERROR, code=756)
+    s = await _Setup(COUPONS, FakeCapillary(answers={"revoke_coupons_by_codes": [failing]})).ready()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+    assert outcome.status is OutcomeStatus.FAILED
 
 
-async def test_handle_reissue_plan_carries_replay_warning() -> None:
-    target = LoyaltyTarget(
-        program_id=2714,
-        promotion_id=202090,
-        promotion_type=LoyaltyPromotionType.DIRECT_EARN,
-        identifier_name="id",
-        identifier_value="555567088",
-        source="INSTORE",
+async def test_handle_give_back_records_its_intents_before_calling() -> None:
+    s = await _Setup(GIVE_BACK).ready()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+    [(_, started)] = s.committer.starts
+    assert [(i.action_id, i.customer, i.promotion) for i in started.intents] == [
+        ("enrol", "id:555567088", "2714/202779"),
+        ("issue", "id:555567088", "2714/202779"),
+    ]
+    assert outcome.replay_warning is not None
+
+
+async def test_same_event_id_again_is_a_duplicate_naming_the_first_outcome() -> None:
+    s = _Setup(COUPONS)
+    s.remember(
+        phase="done", outcome=OutcomeRef(partition=2, offset=40, status=OutcomeStatus.COMPLETED)
     )
-
-    def reissue(event: ReturnEvent, now: datetime) -> Plan:
-        return Plan(
-            event_id=event.event_id,
-            decision=Decision.GIVE_BACK,
-            summary="give back",
-            decided_at=now,
-            policy_version="p1",
-            actions=[IssueLoyaltyEarn(action_id="g1", target=target, **WHY)],
-        )
-
-    result = await _processor(FakeCapillary(), FakeSink(), reissue).handle(_record(event_bytes()))
-    assert isinstance(result, OutcomeEvent)
-    assert result.replay_warning is not None
-    assert "issues them again" in result.replay_warning
+    await s.ready()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+    assert outcome.status is OutcomeStatus.DUPLICATE
+    assert s.api.calls == []
+    assert s.committer.starts == []
+    assert outcome.duplicate_of is not None
+    assert outcome.duplicate_of.model_dump(exclude_none=True) == {
+        "status": "completed",
+        "outcome_partition": 2,
+        "outcome_offset": 40,
+        "input_partition": 1,
+        "input_offset": 3,
+    }
 
 
-async def test_handle_publish_failure_propagates_so_the_offset_is_not_committed() -> None:
-    sink = FakeSink(fail_with=BrokerError("no ack"))
-    with pytest.raises(BrokerError):
-        await _processor(FakeCapillary(), sink).handle(_record(event_bytes()))
+async def test_same_event_id_beyond_the_dedupe_window_is_processed_again() -> None:
+    s = _Setup(COUPONS)
+    s.remember(
+        phase="done",
+        at=s.clock.now() - timedelta(days=40),
+        outcome=OutcomeRef(partition=2, offset=40, status=OutcomeStatus.COMPLETED),
+    )
+    await s.ready()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+    assert outcome.status is OutcomeStatus.COMPLETED
+    assert [name for name, _ in s.api.calls] == ["revoke_coupons_by_codes"]
+
+
+async def test_redelivery_after_a_crash_with_give_back_intents_makes_no_second_give_back() -> None:
+    gone = ItemResult(item="cart_earn:e1", result_class=ResultClass.GONE, code=731)
+    s = _Setup(GIVE_BACK, FakeCapillary(answers={"revoke_cart_earns": [gone]}))
+    s.remember(
+        phase="started",
+        intents=[
+            Intent(action_id="enrol", kind="enrol_loyalty", customer="id:1", promotion="2714/1"),
+            Intent(action_id="issue", kind="issue_loyalty_earn", customer="id:1", promotion="2/1"),
+        ],
+    )
+    await s.ready()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+
+    assert [name for name, _ in s.api.calls] == ["revoke_cart_earns"]
+    assert outcome.status is OutcomeStatus.NEEDS_CHECK
+    assert {a.action_id: a.status for a in outcome.actions} == {
+        "cart": ActionStatus.ALREADY_REVOKED,  # tried before: 731 means the crash did it
+        "enrol": ActionStatus.UNCONFIRMED,
+        "issue": ActionStatus.UNCONFIRMED,
+    }
+    issue = outcome.actions[2]
+    assert issue.next_step is not None
+    assert "555567088" in issue.next_step
+    assert "2714/202779" in issue.next_step
+
+
+async def test_redelivery_after_a_crash_of_revokes_reads_invalid_as_already_revoked() -> None:
+    gone = ItemResult(item="coupon:A", result_class=ResultClass.GONE, code=682)
+    s = _Setup(COUPONS, FakeCapillary(answers={"revoke_coupons_by_codes": [gone]}))
+    s.remember(phase="started")
+    await s.ready()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+    assert outcome.status is OutcomeStatus.COMPLETED
+    assert outcome.actions[0].status is ActionStatus.ALREADY_REVOKED
+
+
+async def test_open_cart_sends_the_event_down_the_retry_path() -> None:
+    open_cart = ItemResult(item="deactivation:x", result_class=ResultClass.TRANSIENT, code=737)
+    s = await _Setup(
+        DEACTIVATE, FakeCapillary(answers={"deactivate_promotion": [open_cart]})
+    ).ready()
+    result = await s.processor.handle(_record(event_bytes()))
+
+    assert isinstance(result, Finished)
+    assert isinstance(result.result, RetryLater)
+    assert result.result.attempt == 2
+    now_ms = int(s.clock.now().timestamp() * 1000)
+    assert result.result.not_before_ms == now_ms + 30_000
+    assert result.state is not None
+    assert (result.state.phase, result.state.attempt) == ("retrying", 2)
+
+
+async def test_retry_record_before_its_time_is_not_due() -> None:
+    s = await _Setup(DEACTIVATE).ready()
+    now_ms = int(s.clock.now().timestamp() * 1000)
+    headers = retry_headers(
+        _record(event_bytes()), attempt=2, not_before_ms=now_ms + 5_000, reason="737"
+    )
+    result = await s.processor.handle(_record(event_bytes(), headers=headers))
+    assert result == NotDue(_record(event_bytes(), headers=headers), now_ms + 5_000)
+    assert s.api.calls == []
+
+
+async def test_open_cart_past_the_last_attempt_fails_with_what_to_do() -> None:
+    open_cart = ItemResult(item="deactivation:x", result_class=ResultClass.TRANSIENT, code=737)
+    s = await _Setup(
+        DEACTIVATE, FakeCapillary(answers={"deactivate_promotion": [open_cart]})
+    ).ready()
+    now_ms = int(s.clock.now().timestamp() * 1000)
+    headers = retry_headers(_record(event_bytes()), attempt=3, not_before_ms=now_ms, reason="737")
+    outcome = _outcome(await s.processor.handle(_record(event_bytes(), headers=headers)))
+    assert outcome.status is OutcomeStatus.FAILED
+    assert outcome.attempt == 3
+    assert "cart stayed open through 3 attempts" in (outcome.actions[0].next_step or "")
+
+
+async def test_capillary_unavailable_raises_and_publishes_nothing() -> None:
+    down = ItemResult(item="coupon:A", result_class=ResultClass.UNAVAILABLE, message="HTTP 503")
+    s = await _Setup(COUPONS, FakeCapillary(answers={"revoke_coupons_by_codes": [down]})).ready()
+    with pytest.raises(CapillaryUnavailableError):
+        await s.processor.handle(_record(event_bytes()))
 
 
 async def test_handle_clears_log_context_after_each_record() -> None:
-    import structlog
-
-    await _processor(FakeCapillary(), FakeSink()).handle(_record(event_bytes()))
+    s = await _Setup(COUPONS).ready()
+    await s.processor.handle(_record(event_bytes()))
     assert structlog.contextvars.get_contextvars() == {}
 
 
@@ -133,10 +303,9 @@ async def test_handle_rules_crash_dead_letters_the_event_instead_of_blocking() -
     def broken(event: ReturnEvent, now: datetime) -> Plan:
         raise ZeroDivisionError("division by zero")
 
-    sink = FakeSink()
-    result = await _processor(FakeCapillary(), sink, broken).handle(_record(event_bytes()))
-    assert isinstance(result, DeadLetter)
-    assert result.error_type == "rules_error"
-    assert "ZeroDivisionError" in result.reason
-    assert sink.dead_letters == [result]
-    assert sink.outcomes == []
+    s = await _Setup(broken).ready()
+    result = await s.processor.handle(_record(event_bytes()))
+    assert isinstance(result, Finished)
+    assert isinstance(result.result, DeadLetter)
+    assert result.result.error_type == "rules_error"
+    assert "ZeroDivisionError" in result.result.reason

@@ -1,24 +1,29 @@
-"""run: commit only what was published, drain on stop, stop on fatal errors."""
+"""run: transactions per partition over the finished prefix, pause on outages, drain on stop."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from service.actions import Decision, Plan, RevokeCouponCodes
-from service.capillary.results import ItemResult
+from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
+from service.errors import DeadLetterFloodError
 from service.events import ReturnEvent
 from service.outcome import OutcomeEvent
 from service.pipeline.execute import Executor
-from service.pipeline.process import Processor
+from service.pipeline.flood import DeadLetterCap
+from service.pipeline.process import Planner, Processor
 from service.pipeline.records import Record
+from service.pipeline.retries import RetryPolicy
 from service.pipeline.run import Runner
+from service.pipeline.state import EventState, StateStore
 from tests.factories import event_bytes
-from tests.fakes import FakeCapillary, FakeSink, FakeSource
+from tests.fakes import FakeCapillary, FakeCommitter, FakeSource, FakeStateReader
 
 
 def _empty_plan(event: ReturnEvent, now: datetime) -> Plan:
@@ -45,61 +50,251 @@ def _records(partition: int, offsets: range) -> list[Record]:
     ]
 
 
-def _runner(source: FakeSource, sink: FakeSink, planner=_empty_plan) -> Runner:  # type: ignore[no-untyped-def]
-    processor = Processor(
-        planner=planner, executor=Executor(FakeCapillary()), sink=sink, clock=FakeClock()
+class _Probe:
+    """Answers scripted probe results in order (the last one repeats)."""
+
+    def __init__(self, *answers: str | None) -> None:
+        self.answers = list(answers) or [None]
+        self.calls = 0
+        self.answered = asyncio.Event()
+        """Set when a probe found Capillary answering."""
+
+    async def __call__(self) -> str | None:
+        self.calls += 1
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if answer is None:
+            self.answered.set()
+        return answer
+
+
+class _Setup:
+    def __init__(
+        self,
+        source: FakeSource,
+        *,
+        planner: Planner = _empty_plan,
+        api: FakeCapillary | None = None,
+        probe: _Probe | None = None,
+        grace: float = 5,
+        cap: DeadLetterCap | None = None,
+    ) -> None:
+        self.clock = FakeClock()
+        source.clock = self.clock
+        self.source = source
+        self.api = api or FakeCapillary()
+        self.reader = FakeStateReader()
+        self.state = StateStore(self.reader, window=timedelta(days=35))
+        self.committer = FakeCommitter()
+        self.probe = probe or _Probe()
+        processor = Processor(
+            planner=planner,
+            executor=Executor(self.api),
+            clock=self.clock,
+            state=self.state,
+            starts=self.committer,
+            retry_policy=RetryPolicy(max_attempts=3, initial_delay_seconds=1, max_delay_seconds=8),
+        )
+        self.runner = Runner(
+            source=source,
+            committer=self.committer,
+            processor=processor,
+            state=self.state,
+            probe=self.probe,
+            dead_letter_cap=cap or DeadLetterCap(max_share=0.5, min_count=20),
+            clock=self.clock,
+            grace_seconds=grace,
+            commit_interval_seconds=3600,
+            probe_initial_seconds=1,
+            probe_max_seconds=4,
+        )
+
+    async def run_until_drained(self) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.runner.run(stop))
+        await self.source.drained.wait()
+        stop.set()
+        await task
+
+
+async def test_run_commits_each_partition_in_one_transaction_past_its_finished_records() -> None:
+    batch1 = _records(0, range(0, 3)) + _records(1, range(10, 12))
+    batch2 = [*_records(0, range(3, 4)), Record("returns", 1, 12, None, b"junk")]
+    s = _Setup(FakeSource(batches=[batch1, batch2]))
+
+    await s.run_until_drained()
+
+    assert [(p, len(f), o) for p, f, o in s.committer.commits] == [
+        (0, 3, {"returns": 3}),
+        (1, 2, {"returns": 12}),
+        (0, 1, {"returns": 4}),
+        (1, 1, {"returns": 13}),
+    ]
+    assert len(s.committer.outcomes) == 6
+    assert len(s.committer.dead_letters) == 1
+    stats = s.runner.stats
+    assert (stats.records, stats.outcomes, stats.dead_letters) == (7, 6, 1)
+    assert s.source.started
+    assert s.source.stopped
+    assert s.committer.stopped
+
+
+async def test_run_remembers_what_it_committed_so_a_redelivery_is_a_duplicate() -> None:
+    first = _records(0, range(0, 1))
+    again = [Record("returns", 0, 5, None, first[0].value)]
+    s = _Setup(FakeSource(batches=[first, again]))
+    await s.run_until_drained()
+    statuses = [o.status.value for o in s.committer.outcomes]
+    assert statuses == ["completed", "duplicate"]
+
+
+async def test_run_sets_up_assigned_partitions_and_settles_revoked_ones() -> None:
+    s = _Setup(FakeSource(batches=[]))
+    s.reader.put(
+        1,
+        EventState(
+            event_id="x",
+            phase="started",
+            at=s.clock.now(),
+            input_partition=1,
+            input_offset=0,
+        ),
     )
-    return Runner(source=source, sink=sink, processor=processor, grace_seconds=5)
-
-
-async def _run_until_drained(runner: Runner, source: FakeSource) -> None:
     stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-    await source.drained.wait()
+    task = asyncio.create_task(s.runner.run(stop))
+    await s.source.drained.wait()
+    assert sorted(s.committer.opened) == [0, 1, 2]
+    assert s.state.size() == 1
+    assert s.source.on_revoked is not None
+    await s.source.on_revoked([1])
+    assert s.committer.closed == [1]
+    assert s.state.size() == 0
     stop.set()
     await task
 
 
-async def test_run_commits_each_batch_after_its_outcomes_are_published() -> None:
-    batch1 = _records(0, range(0, 3)) + _records(1, range(10, 12))
-    batch2 = [*_records(0, range(3, 4)), Record("returns", 1, 12, None, b"junk")]
-    source = FakeSource(batches=[batch1, batch2])
-    sink = FakeSink()
-    runner = _runner(source, sink)
-
-    await _run_until_drained(runner, source)
-
-    assert source.commits == [batch1, batch2]
-    assert len(sink.outcomes) == 6
-    assert len(sink.dead_letters) == 1
-    assert (runner.stats.records, runner.stats.outcomes, runner.stats.dead_letters) == (7, 6, 1)
-    assert source.started
-    assert source.stopped
-
-
-async def test_run_stop_mid_batch_commits_only_the_processed_prefix() -> None:
-    batch = _records(0, range(0, 5))
-    source = FakeSource(batches=[batch])
+async def test_run_stop_mid_batch_commits_only_the_processed_prefix_and_rewinds() -> None:
     stop = asyncio.Event()
-    sink = FakeSink()
-    # The stop arrives while the second record is being published.
-    sink.on_outcome = lambda outcome: stop.set() if len(sink.outcomes) == 2 else None
-    runner = _runner(source, sink)
 
-    await runner.run(stop)
+    class StopsOnSecondCall(FakeCapillary):
+        async def revoke_coupons_by_codes(
+            self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
+        ) -> list[ItemResult]:
+            if len(self.calls) == 1:
+                stop.set()
+            return await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
 
-    assert [r.offset for r in source.commits[0]] == [0, 1]
-    assert len(sink.outcomes) == 2
-    assert source.stopped
+    s = _Setup(
+        FakeSource(batches=[_records(0, range(0, 5))]),
+        planner=_coupon_plan,
+        api=StopsOnSecondCall(),
+    )
+    await s.runner.run(stop)
+
+    assert [(p, o) for p, _, o in s.committer.commits] == [(0, {"returns": 2})]
+    assert s.source.rewinds == 1
+    assert s.source.stopped
 
 
 async def test_run_outcome_per_record_in_partition_order() -> None:
-    source = FakeSource(batches=[_records(2, range(5, 9))])
-    sink = FakeSink()
-    await _run_until_drained(_runner(source, sink), source)
-    offsets = [o.event.record.offset for o in sink.outcomes if o.event.record]
+    s = _Setup(FakeSource(batches=[_records(2, range(5, 9))]))
+    await s.run_until_drained()
+    offsets = [o.event.record.offset for o in s.committer.outcomes if o.event.record]
     assert offsets == [5, 6, 7, 8]
-    assert all(isinstance(o, OutcomeEvent) for o in sink.outcomes)
+    assert all(isinstance(o, OutcomeEvent) for o in s.committer.outcomes)
+
+
+async def test_run_capillary_outage_commits_the_prefix_pauses_and_probes_until_it_answers() -> None:
+    class DownForSecond(FakeCapillary):
+        async def revoke_coupons_by_codes(
+            self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
+        ) -> list[ItemResult]:
+            results = await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
+            if len(self.calls) == 2:
+                return [
+                    ItemResult(
+                        item="coupon:A", result_class=ResultClass.UNAVAILABLE, message="HTTP 503"
+                    )
+                ]
+            return results
+
+    probe = _Probe(
+        "coupon_revoke: HTTP 503", "coupon_revoke: HTTP 503", "coupon_revoke: HTTP 503", None
+    )
+    s = _Setup(
+        FakeSource(batches=[_records(0, range(0, 3))]),
+        planner=_coupon_plan,
+        api=DownForSecond(),
+        probe=probe,
+    )
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(s.runner.run(stop))
+        await probe.answered.wait()
+        stop.set()
+        await task
+
+    # The first event is committed; nothing is published for the second or third.
+    assert [(p, o) for p, _, o in s.committer.commits] == [(0, {"returns": 1})]
+    assert s.runner.stats.failed_outcomes == 0
+    assert s.source.pauses == 1
+    assert s.source.rewinds == 1
+    assert not s.source.paused_all  # resumed once a probe succeeded
+    events = [e["event"] for e in logs]
+    assert events.count("capillary_probe_failed") == 2
+    assert "capillary_outage_paused" in events
+    assert "capillary_probe_succeeded" in events
+    failed = [e for e in logs if e["event"] == "capillary_probe_failed"]
+    assert failed[0]["reason"] == "coupon_revoke: HTTP 503"
+
+
+async def test_run_one_event_failing_while_capillary_answers_takes_the_retry_path() -> None:
+    class PoisonSecond(FakeCapillary):
+        async def revoke_coupons_by_codes(
+            self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
+        ) -> list[ItemResult]:
+            results = await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
+            if len(self.calls) == 2:
+                return [
+                    ItemResult(
+                        item="coupon:A", result_class=ResultClass.UNAVAILABLE, message="HTTP 500"
+                    )
+                ]
+            return results
+
+    s = _Setup(
+        FakeSource(batches=[_records(0, range(0, 3))]),
+        planner=_coupon_plan,
+        api=PoisonSecond(),
+        probe=_Probe(None),
+    )
+    await s.run_until_drained()
+
+    assert s.source.pauses == 0
+    [retry] = s.committer.retries
+    assert (retry.record.offset, retry.attempt) == (1, 2)
+    assert [o.event.event_id for o in s.committer.outcomes] == ["e-0-0", "e-0-2"]
+    assert s.committer.offsets() == {("returns", 0): 3}
+
+
+async def test_run_failed_transaction_starts_the_partition_over_from_kafka() -> None:
+    s = _Setup(FakeSource(batches=[_records(0, range(0, 2))]))
+    s.committer.fail_next = 1
+    with capture_logs() as logs:
+        await s.run_until_drained()
+    assert s.committer.commits == []
+    assert s.committer.resets == [0]
+    assert s.source.rewinds == 1
+    assert "transaction_failed" in [e["event"] for e in logs]
+
+
+async def test_run_stops_when_dead_letters_flood() -> None:
+    junk = [Record("returns", 0, o, None, b"junk") for o in range(0, 30)]
+    s = _Setup(FakeSource(batches=[junk]), cap=DeadLetterCap(max_share=0.5, min_count=5))
+    with pytest.raises(DeadLetterFloodError):
+        await s.runner.run(asyncio.Event())
+    # What was finished before the cap tripped is committed, nothing after it.
+    assert s.committer.offsets() == {("returns", 0): 6}
+    assert s.source.stopped
 
 
 async def test_run_drain_past_the_grace_period_stops_cleanly_and_commits_nothing() -> None:
@@ -113,22 +308,20 @@ async def test_run_drain_past_the_grace_period_stops_cleanly_and_commits_nothing
             await asyncio.Event().wait()  # Capillary never answers
             raise AssertionError("unreachable")
 
-    source = FakeSource(batches=[_records(0, range(0, 2))])
-    sink = FakeSink()
-    processor = Processor(
-        planner=_coupon_plan, executor=Executor(HangingCapillary()), sink=sink, clock=FakeClock()
+    s = _Setup(
+        FakeSource(batches=[_records(0, range(0, 2))]),
+        planner=_coupon_plan,
+        api=HangingCapillary(),
+        grace=0.05,
     )
-    runner = Runner(source=source, sink=sink, processor=processor, grace_seconds=0.05)
     stop = asyncio.Event()
-
     with capture_logs() as logs:
-        task = asyncio.create_task(runner.run(stop))
+        task = asyncio.create_task(s.runner.run(stop))
         await call_started.wait()
         stop.set()
         stats = await task
 
-    assert source.commits == []
+    assert s.committer.commits == []
     assert stats.committed == {}
-    assert sink.outcomes == []
-    assert source.stopped
+    assert s.source.stopped
     assert "drain_timed_out" in [entry["event"] for entry in logs]

@@ -1,0 +1,255 @@
+"""The last step: outcomes, dead letters, retries, state and offsets in one Kafka transaction.
+
+One transactional producer per input partition, with the transactional id
+``<prefix>-<group>-<partition>``. aiokafka 0.14 commits offsets in a transaction with the
+group id only (TxnOffsetCommit v0: no generation, so KIP-447 fencing by group metadata is
+not available), so zombies are fenced the older way: whoever is assigned partition p
+initialises p's transactional id, which aborts the previous owner's open transaction
+and makes its next one fail. Nothing is committed for a partition no longer owned.
+
+A transaction carries, for one partition: every finished record's outcome (or dead
+letter, or retry record), its state record (``done`` states name the outcome's position,
+so the outcomes are acknowledged first), and the offsets of the returns and retry
+partitions past the contiguous finished prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from service.clock import Clock
+from service.errors import BrokerError
+from service.logging import get_logger
+from service.outcome import OutcomeEvent
+from service.pipeline.publish import dead_letter_headers, outcome_bytes
+from service.pipeline.records import DeadLetter, Finished, RetryLater
+from service.pipeline.retries import retry_headers
+from service.pipeline.state import EventState, OutcomeRef
+from service.settings import KafkaSettings
+
+log = get_logger(__name__)
+
+OUTCOME_HEADERS = [("content-type", b"application/json"), ("schema-version", b"1")]
+
+
+class KafkaCommitter:
+    """Transactional producers, one per owned input partition."""
+
+    def __init__(self, settings: KafkaSettings, *, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._producers: dict[int, AIOKafkaProducer] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def transactional_id(self, partition: int) -> str:
+        """The transactional id of an input partition."""
+        s = self._settings
+        return f"{s.transactional_id_prefix}-{s.group_id}-{partition}"
+
+    async def open_partition(self, partition: int) -> None:
+        """Start p's producer: initialising its transactional id fences any previous owner."""
+        if partition in self._producers:
+            return
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=f"{self._settings.client_id}-txn-{partition}",
+            transactional_id=self.transactional_id(partition),
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+        )
+        try:
+            await producer.start()
+        except KafkaError as exc:
+            await producer.stop()
+            raise BrokerError(
+                "cannot start the transactional producer",
+                partition=partition,
+                error=repr(exc),
+            ) from exc
+        self._producers[partition] = producer
+        self._locks.setdefault(partition, asyncio.Lock())
+
+    async def close_partition(self, partition: int) -> None:
+        """Stop p's producer; an open transaction is aborted by the broker or the next owner."""
+        producer = self._producers.pop(partition, None)
+        if producer is not None:
+            try:
+                await producer.stop()
+            except KafkaError as exc:  # closing after a broker loss must not stop the service
+                log.warning("producer_close_failed", partition=partition, error=repr(exc))
+
+    async def reset_partition(self, partition: int) -> None:
+        """Close and reopen p's producer after a failed transaction."""
+        await self.close_partition(partition)
+        await self.open_partition(partition)
+
+    async def stop(self) -> None:
+        """Close every producer."""
+        for partition in list(self._producers):
+            await self.close_partition(partition)
+
+    def owns(self, partition: int) -> bool:
+        """Whether p's producer is open."""
+        return partition in self._producers
+
+    async def record_start(self, partition: int, state: EventState) -> None:
+        """Commit a ``started`` state on its own, before the event's calls."""
+        await self._transaction(partition, [], {}, [state])
+
+    async def commit(
+        self, partition: int, finished: Sequence[Finished], offsets: Mapping[str, int]
+    ) -> list[EventState]:
+        """One transaction for partition p; returns the states as committed."""
+        return await self._transaction(partition, finished, offsets, [])
+
+    async def _transaction(
+        self,
+        partition: int,
+        finished: Sequence[Finished],
+        offsets: Mapping[str, int],
+        states: Sequence[EventState],
+    ) -> list[EventState]:
+        producer = self._producers.get(partition)
+        if producer is None:
+            raise BrokerError(
+                "partition is not ours any more; nothing committed", partition=partition
+            )
+        async with self._locks[partition]:
+            try:
+                await producer.begin_transaction()
+                try:
+                    committed = await self._send_all(producer, partition, finished)
+                    committed += list(states)
+                    for state in committed:
+                        await producer.send(
+                            self._settings.state_topic,
+                            key=state.event_id.encode(),
+                            value=state.to_bytes(),
+                            partition=partition,
+                        )
+                    if offsets:
+                        await producer.send_offsets_to_transaction(
+                            {TopicPartition(t, partition): o for t, o in offsets.items()},
+                            self._settings.group_id,
+                        )
+                    await producer.commit_transaction()
+                except BaseException:
+                    await _abort(producer, partition)
+                    raise
+            except KafkaError as exc:
+                raise BrokerError(
+                    "a transaction failed; nothing of it is visible",
+                    partition=partition,
+                    error=repr(exc),
+                ) from exc
+        return committed
+
+    async def _send_all(
+        self, producer: AIOKafkaProducer, partition: int, finished: Sequence[Finished]
+    ) -> list[EventState]:
+        settings = self._settings
+        pending = []
+        for item in finished:
+            result = item.result
+            if isinstance(result, OutcomeEvent):
+                key = (
+                    item.record.key
+                    if item.record.key is not None
+                    else result.event.event_id.encode()
+                )
+                fut = await producer.send(
+                    settings.outcomes_topic,
+                    value=outcome_bytes(result),
+                    key=key,
+                    headers=OUTCOME_HEADERS,
+                )
+            elif isinstance(result, DeadLetter):
+                fut = await producer.send(
+                    settings.dead_letter_topic,
+                    value=result.record.value,
+                    key=result.record.key,
+                    headers=dead_letter_headers(result, self._clock.now()),
+                )
+            else:
+                fut = await producer.send(
+                    settings.retry_topic,
+                    value=result.record.value,
+                    key=result.record.key,
+                    headers=_retry_headers(result),
+                    partition=partition,
+                )
+            pending.append((item, fut))
+        states: list[EventState] = []
+        for item, fut in pending:
+            metadata = await fut
+            state = item.state
+            if state is None:
+                continue
+            if state.phase == "done" and isinstance(item.result, OutcomeEvent):
+                state = state.model_copy(
+                    update={
+                        "outcome": OutcomeRef(
+                            partition=metadata.partition,
+                            offset=metadata.offset,
+                            status=item.result.status,
+                        )
+                    }
+                )
+            states.append(state)
+        return states
+
+
+def _retry_headers(retry: RetryLater) -> list[tuple[str, bytes]]:
+    return retry_headers(
+        retry.record, attempt=retry.attempt, not_before_ms=retry.not_before_ms, reason=retry.reason
+    )
+
+
+async def _abort(producer: AIOKafkaProducer, partition: int) -> None:
+    try:
+        await producer.abort_transaction()
+    except Exception as exc:  # the transaction may already be dead (fenced, broker gone)
+        log.warning("transaction_abort_failed", partition=partition, error=repr(exc))
+
+
+class KafkaStateReader:
+    """Reads one state partition from its start to its last committed record."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+
+    async def read(self, partition: int) -> Iterable[tuple[bytes, bytes | None]]:
+        """Every (key, value) of state partition ``partition``, in order."""
+        tp = TopicPartition(self._settings.state_topic, partition)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=f"{self._settings.client_id}-state-{partition}",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        records: list[tuple[bytes, bytes | None]] = []
+        try:
+            await consumer.start()
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+                for message in batch.get(tp, []):
+                    if message.key is not None:
+                        records.append((message.key, message.value))
+        except KafkaError as exc:
+            raise BrokerError(
+                "cannot read the state topic", topic=tp.topic, partition=partition, error=repr(exc)
+            ) from exc
+        finally:
+            await consumer.stop()
+        return records
+
+
+__all__ = ["KafkaCommitter", "KafkaStateReader"]

@@ -1,0 +1,42 @@
+"""Which offset to commit: the end of the contiguous finished prefix of each partition.
+
+Records are taken in offset order and may finish out of order (per-customer
+concurrency does that); the committed offset never passes a record that is not finished,
+so a crash re-reads it instead of losing it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class PartitionProgress:
+    """Taken and finished offsets of one topic partition."""
+
+    def __init__(self) -> None:
+        self._taken: deque[int] = deque()
+        self._finished: set[int] = set()
+        self._committable: int | None = None
+
+    def take(self, offset: int) -> None:
+        """A record was handed to processing (offsets come in increasing order)."""
+        self._taken.append(offset)
+
+    def finish(self, offset: int) -> None:
+        """A record is finished; the prefix advances past every finished head."""
+        self._finished.add(offset)
+        while self._taken and self._taken[0] in self._finished:
+            head = self._taken.popleft()
+            self._finished.discard(head)
+            self._committable = head + 1
+
+    def committable(self) -> int | None:
+        """The offset to commit (one past the finished prefix), or ``None`` if nothing moved."""
+        return self._committable
+
+    def committed(self) -> None:
+        """The committable offset was committed."""
+        self._committable = None
+
+
+__all__ = ["PartitionProgress"]

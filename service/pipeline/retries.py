@@ -1,0 +1,91 @@
+"""The retry path: an event whose own transient refusal (an open cart) is tried again later.
+
+The event goes to the retry topic (partitioned like returns, so partition p stays with
+the same owner, transaction and state) with the attempt and a not-before time in
+headers; its returns offset is committed in the same transaction, so the partition goes
+on. When the retry record comes up before its time, only that retry partition waits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.pipeline.records import Record
+
+ATTEMPT_HEADER = "rh-attempt"
+NOT_BEFORE_HEADER = "rh-not-before-ms"
+REASON_HEADER = "rh-retry-reason"
+ORIGIN_PARTITION_HEADER = "rh-origin-partition"
+ORIGIN_OFFSET_HEADER = "rh-origin-offset"
+RETRY_HEADERS = (
+    ATTEMPT_HEADER,
+    NOT_BEFORE_HEADER,
+    REASON_HEADER,
+    ORIGIN_PARTITION_HEADER,
+    ORIGIN_OFFSET_HEADER,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryInfo:
+    """What a retry record's headers say."""
+
+    attempt: int
+    not_before_ms: int
+    origin_partition: int
+    origin_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded attempts, doubling delays."""
+
+    max_attempts: int
+    initial_delay_seconds: float
+    max_delay_seconds: float
+
+    def delay_ms(self, next_attempt: int) -> int | None:
+        """Milliseconds before ``next_attempt`` (2 is the first retry), or ``None``: give up."""
+        if next_attempt > self.max_attempts:
+            return None
+        seconds = self.initial_delay_seconds * 2 ** (next_attempt - 2)
+        return int(min(seconds, self.max_delay_seconds) * 1000)
+
+
+def retry_info(record: Record) -> RetryInfo | None:
+    """The retry headers of a record from the retry topic; ``None`` for a first delivery."""
+    headers = {k: v for k, v in record.headers}
+    if ATTEMPT_HEADER not in headers:
+        return None
+    try:
+        return RetryInfo(
+            attempt=int(headers[ATTEMPT_HEADER]),
+            not_before_ms=int(headers.get(NOT_BEFORE_HEADER, b"0")),
+            origin_partition=int(
+                headers.get(ORIGIN_PARTITION_HEADER, str(record.partition).encode())
+            ),
+            origin_offset=int(headers.get(ORIGIN_OFFSET_HEADER, str(record.offset).encode())),
+        )
+    except ValueError:
+        return None
+
+
+def retry_headers(
+    record: Record, *, attempt: int, not_before_ms: int, reason: str
+) -> list[tuple[str, bytes]]:
+    """Headers of the retry record: the original ones, then ours (origin kept across retries)."""
+    info = retry_info(record)
+    origin_partition = info.origin_partition if info else record.partition
+    origin_offset = info.origin_offset if info else record.offset
+    kept = [(k, v) for k, v in record.headers if k not in RETRY_HEADERS]
+    return [
+        *kept,
+        (ATTEMPT_HEADER, str(attempt).encode()),
+        (NOT_BEFORE_HEADER, str(not_before_ms).encode()),
+        (REASON_HEADER, reason.encode()),
+        (ORIGIN_PARTITION_HEADER, str(origin_partition).encode()),
+        (ORIGIN_OFFSET_HEADER, str(origin_offset).encode()),
+    ]
+
+
+__all__ = ["RetryInfo", "RetryPolicy", "retry_headers", "retry_info"]
