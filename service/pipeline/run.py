@@ -73,6 +73,7 @@ class RunStats:
     duplicates: int = 0
     retries: int = 0
     pauses: int = 0
+    probes: int = 0
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
     """Last committed offset per (topic, partition): bounded by the partitions owned."""
 
@@ -117,6 +118,8 @@ class Runner:
         self._ready: set[int] = set()
         """Partitions whose producer is open and whose state is restored."""
         self.stats = RunStats()
+        self.changed = asyncio.Condition()
+        """Notified whenever ``stats`` change (for health checks and tests)."""
 
     async def run(self, stop: asyncio.Event) -> RunStats:
         """Run until ``stop`` is set; then drain within the grace period and close."""
@@ -315,6 +318,7 @@ class Runner:
     async def _pause(self, reason: str, stop: asyncio.Event) -> None:
         """Stop taking work, keep the membership, probe with backoff until Capillary answers."""
         self.stats.pauses += 1
+        await self._notify()
         self._source.pause_all()
         paused_at = self._clock.monotonic()
         wait = self._probe_initial
@@ -328,6 +332,8 @@ class Runner:
                 if stop.is_set():
                     return
                 reason_now = await self._probe()
+                self.stats.probes += 1
+                await self._notify()
                 paused_for = round(self._clock.monotonic() - paused_at, 1)
                 if reason_now is None:
                     log.info("capillary_probe_succeeded", paused_seconds=paused_for)
@@ -342,10 +348,20 @@ class Runner:
         finally:
             self._source.resume_all()
 
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
     def _count(self, finished: Finished) -> None:
         self.stats.records += 1
         result = finished.result
+        try:
+            self._count_result(result)
+        finally:
+            asyncio.get_running_loop().create_task(self._notify())
         self._cap.count(self._clock.monotonic(), dead_letter=isinstance(result, DeadLetter))
+
+    def _count_result(self, result: OutcomeEvent | DeadLetter | RetryLater) -> None:
         if isinstance(result, DeadLetter):
             self.stats.dead_letters += 1
         elif isinstance(result, RetryLater):
