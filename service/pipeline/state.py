@@ -25,6 +25,7 @@ drops them in Kafka.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -107,11 +108,20 @@ def _hours(at: datetime) -> int:
 
 def _pack(state: EventState) -> int:
     assert state.outcome is not None
-    value = _hours(state.at)
-    value = (value << 3) | _Status[state.outcome.status.name].value
-    value = (value << _PARTITION_BITS) | state.outcome.partition
-    value = (value << _OFFSET_BITS) | state.outcome.offset
-    value = (value << _OFFSET_BITS) | state.input_offset
+    outcome = state.outcome
+    return _pack_fields(
+        state.at, outcome.status.value, outcome.partition, outcome.offset, state.input_offset
+    )
+
+
+def _pack_fields(
+    at: datetime, status: str, outcome_partition: int, outcome_offset: int, input_offset: int
+) -> int:
+    value = _hours(at)
+    value = (value << 3) | _Status[OutcomeStatus(status).name].value
+    value = (value << _PARTITION_BITS) | outcome_partition
+    value = (value << _OFFSET_BITS) | outcome_offset
+    value = (value << _OFFSET_BITS) | input_offset
     return value
 
 
@@ -152,6 +162,23 @@ class _Partition:
         self.done: dict[int, int] = {}
         self.open: dict[str, EventState] = {}
 
+    def apply_raw(self, event_id: str, value: bytes | None, oldest: datetime) -> None:
+        """Apply one record of the state topic; ``done`` records skip the model (restore speed)."""
+        if value is None:
+            self.apply(event_id, None)
+            return
+        data = json.loads(value)
+        at = datetime.fromisoformat(data["at"])
+        if at < oldest:
+            self.apply(event_id, None)
+        elif data.get("phase") == "done" and isinstance(outcome := data.get("outcome"), dict):
+            self.done[_key(event_id)] = _pack_fields(
+                at, outcome["status"], outcome["partition"], outcome["offset"], data["input_offset"]
+            )
+            self.open.pop(event_id, None)
+        else:
+            self.apply(event_id, EventState.model_validate(data))
+
     def apply(self, event_id: str, state: EventState | None) -> None:
         key = _key(event_id)
         if state is None:
@@ -191,11 +218,7 @@ class StateStore:
         cache = _Partition()
         oldest = now - self._window
         for key, value in await self._reader.read(partition):
-            event_id = key.decode()
-            state = EventState.from_bytes(value) if value is not None else None
-            if state is not None and state.at < oldest:
-                state = None
-            cache.apply(event_id, state)
+            cache.apply_raw(key.decode(), value, oldest)
         self._partitions[partition] = cache
         return len(cache.done) + len(cache.open)
 
