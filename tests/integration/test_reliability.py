@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from capillary_sandbox import FaultConfig, FaultRule, Sandbox, SandboxConfig
 from service.capillary.client import CapillaryClient
@@ -80,6 +81,17 @@ async def _outcomes(kafka: KafkaSettings, count: int) -> list[OutcomeEvent]:
         OutcomeEvent.model_validate_json(r.value)
         for r in await _read(kafka.bootstrap_servers, kafka.outcomes_topic, count)
     ]
+
+
+async def _produce_spread(kafka: KafkaSettings, values: list[bytes]) -> None:
+    """Publish over every partition (one key each), not one customer's."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for n, value in enumerate(values):
+            await producer.send_and_wait(kafka.returns_topic, value=value, partition=n % 3)
+    finally:
+        await producer.stop()
 
 
 async def _until(runner: Runner, condition: Callable[[], bool], seconds: float = 30.0) -> None:
@@ -282,3 +294,36 @@ async def test_probe_tells_an_answering_capillary_from_a_down_one(sandbox: Sandb
         reason = await client.probe()
     assert reason is not None
     assert "401" in reason
+
+
+async def test_rebalance_to_a_second_instance_loses_and_doubles_nothing(
+    kafka: KafkaSettings, sandbox: Sandbox
+) -> None:
+    # Calls slow enough that the second instance joins while work is in hand.
+    sandbox.faults.configure(FaultConfig(default=FaultRule(latency_ms=100)))
+    settings = _fast(kafka, sandbox)
+    events = [event_bytes(event_id=f"evt-rebalance-{n}") for n in range(30)]
+    await _produce_spread(kafka, events[:15])
+    first, second = build_service(settings), build_service(settings)
+    stops = asyncio.Event(), asyncio.Event()
+    if True:
+        tasks = [asyncio.create_task(first.runner.run(stops[0]))]
+        try:
+            await _read(kafka.bootstrap_servers, kafka.outcomes_topic, 3)
+            # A second instance joins mid-stream: partitions move while work is in hand.
+            tasks.append(asyncio.create_task(second.runner.run(stops[1])))
+            await _produce_spread(kafka, events[15:])
+            outcomes = await _outcomes(kafka, len(events))
+        finally:
+            for stop in stops:
+                stop.set()
+            await asyncio.gather(*tasks)
+            await first.aclose()
+            await second.aclose()
+    per_event = Counter(o.event.event_id for o in outcomes)
+    assert set(per_event) == {f"evt-rebalance-{n}" for n in range(30)}
+    assert max(per_event.values()) == 1
+    # Both took part: the second instance was given partitions the first had owned.
+    assert first.runner.stats.records > 0
+    assert second.runner.stats.records > 0
+    assert first.runner.stats.records + second.runner.stats.records == len(events)
