@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from service.errors import BrokerError, InvalidEventError
 from service.events import ReturnEvent
-from service.outcome import ActionStatus, OutcomeEvent
+from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.settings import KafkaSettings
 
 
@@ -200,6 +200,14 @@ _MARK = {
 }
 
 
+_HEAD = {
+    OutcomeStatus.COMPLETED: "OK ",
+    OutcomeStatus.FAILED: "FAIL",
+    OutcomeStatus.DUPLICATE: "DUP ",
+    OutcomeStatus.NEEDS_CHECK: "CHECK",
+}
+
+
 def format_outcome(data: bytes) -> str:
     """One readable line per outcome, then one indented line per action."""
     try:
@@ -208,7 +216,7 @@ def format_outcome(data: bytes) -> str:
         parsed: Any = json.loads(data)
         return f"? unreadable outcome: {str(parsed)[:200]}"
     head = (
-        f"{'OK ' if outcome.status == 'completed' else 'FAIL'} {outcome.event.event_id} "
+        f"{_HEAD[outcome.status]} {outcome.event.event_id} "
         f"[{outcome.event.return_type}] {outcome.decision}: {outcome.summary} "
         f"({outcome.duration_ms:.0f} ms)"
     )

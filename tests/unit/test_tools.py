@@ -98,3 +98,15 @@ def test_format_outcome_has_a_word_for_every_status_and_shows_each_fact_once() -
     text = format_outcome(_outcome(*actions))
     assert "a-kept: kept" in text
     assert text.count("entity_id=9") == len(ActionStatus)
+
+
+def test_format_outcome_heads_each_outcome_status() -> None:
+    heads = {
+        status: format_outcome(_outcome(status=status)).split(" ")[0] for status in OutcomeStatus
+    }
+    assert heads == {
+        OutcomeStatus.COMPLETED: "OK",
+        OutcomeStatus.FAILED: "FAIL",
+        OutcomeStatus.DUPLICATE: "DUP",
+        OutcomeStatus.NEEDS_CHECK: "CHECK",
+    }
