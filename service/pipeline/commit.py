@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, ProducerFenced
 
 from service.clock import Clock
 from service.errors import BrokerError
@@ -32,6 +32,8 @@ from service.pipeline.state import EventState, OutcomeRef
 from service.settings import KafkaSettings
 
 log = get_logger(__name__)
+
+_RESTORE_DEADLINE_SECONDS = 300.0
 
 OUTCOME_HEADERS = [("content-type", b"application/json"), ("schema-version", b"1")]
 
@@ -141,6 +143,13 @@ class KafkaCommitter:
                 except BaseException:
                     await _abort(producer, partition)
                     raise
+            except ProducerFenced as exc:
+                # Another instance took p's transactional id: p is not ours any more.
+                raise BrokerError(
+                    "fenced by a newer owner of the partition; nothing of it is visible",
+                    partition=partition,
+                    fenced=True,
+                ) from exc
             except KafkaError as exc:
                 raise BrokerError(
                     "a transaction failed; nothing of it is visible",
@@ -238,12 +247,13 @@ class KafkaStateReader:
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             end = (await consumer.end_offsets([tp]))[tp]
-            while await consumer.position(tp) < end:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
-                for message in batch.get(tp, []):
-                    if message.key is not None:
-                        records.append((message.key, message.value))
-        except KafkaError as exc:
+            async with asyncio.timeout(_RESTORE_DEADLINE_SECONDS):
+                while await consumer.position(tp) < end:
+                    batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+                    for message in batch.get(tp, []):
+                        if message.key is not None:
+                            records.append((message.key, message.value))
+        except (KafkaError, TimeoutError) as exc:
             raise BrokerError(
                 "cannot read the state topic", topic=tp.topic, partition=partition, error=repr(exc)
             ) from exc

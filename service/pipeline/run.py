@@ -168,7 +168,11 @@ class Runner:
 
     async def _assigned(self, partitions: list[int]) -> None:
         new = [p for p in partitions if p not in self._ready]
-        await asyncio.gather(*(self._set_up(p) for p in new))
+        results = await asyncio.gather(*(self._set_up(p) for p in new), return_exceptions=True)
+        for partition, result in zip(new, results, strict=True):
+            if isinstance(result, BaseException):
+                # Set up again when its first record arrives (see _batch).
+                log.warning("partition_setup_failed", partition=partition, error=str(result))
 
     async def _set_up(self, partition: int) -> None:
         started = self._clock.monotonic()
@@ -220,9 +224,16 @@ class Runner:
                 if tp in held_now:
                     continue
                 if record.partition not in self._ready:
-                    # Fetched before its partition was set up: read it again afterwards.
-                    rewind = True
-                    continue
+                    # Its set-up failed when it was assigned: try again before touching it.
+                    try:
+                        await self._set_up(record.partition)
+                    except BrokerError as exc:
+                        log.warning(
+                            "partition_setup_failed", partition=record.partition, error=str(exc)
+                        )
+                        rewind = True
+                        held_now.add(tp)
+                        continue
                 try:
                     result = await self._handle(record)
                 except CapillaryUnavailableError as exc:
@@ -295,6 +306,12 @@ class Runner:
         """A transaction of p failed: nothing of it is visible. Start p over from Kafka."""
         log.warning("transaction_failed", partition=partition, error=str(exc))
         self._pending.pop(partition, None)
+        if exc.context.get("fenced"):
+            # A newer owner holds p: taking its transactional id back would fence it.
+            self._ready.discard(partition)
+            self._state.forget(partition)
+            await self._committer.close_partition(partition)
+            return
         for attempt in range(1, _RESET_ATTEMPTS + 1):
             try:
                 await self._committer.reset_partition(partition)
