@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from service.capillary.config import CapillaryConfig
 from service.settings import KafkaSettings, Settings
-from service.tools import read_topic
+from service.tools import ensure_topics, read_topic
 from service.wiring import build_service
 from tests.factories import event_dict
 
@@ -62,9 +62,12 @@ async def main(events: int, bootstrap: str, rate_limit: int, port: int) -> None:
         returns_topic=f"bench-{run}-returns",
         outcomes_topic=f"bench-{run}-outcomes",
         dead_letter_topic=f"bench-{run}-dead",
+        retry_topic=f"bench-{run}-retry",
+        state_topic=f"bench-{run}-state",
         group_id=f"bench-{run}",
         fetch_timeout_ms=100,
     )
+    await ensure_topics(kafka, partitions=3)
     capillary = CapillaryConfig(
         loyalty_base_url=url,
         gateway_base_url=url,
