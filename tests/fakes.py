@@ -29,7 +29,7 @@ from service.pipeline.state import EventState, OutcomeRef
 
 @dataclass
 class FakeSource:
-    """Hands out prepared batches; records pauses, holds and rewinds; ``drained`` when empty.
+    """Hands out prepared batches; records pauses, holds and seeks; ``drained`` when empty.
 
     Partitions are assigned at start (``partitions``), through the same hooks Kafka's
     rebalance listener calls.
@@ -44,7 +44,7 @@ class FakeSource:
     on_assigned: PartitionHook | None = None
     on_revoked: PartitionHook | None = None
     held: list[tuple[str, int, int]] = field(default_factory=list)
-    rewinds: int = 0
+    seeks: list[tuple[str, int, int]] = field(default_factory=list)
     pauses: int = 0
     started: bool = False
     stopped: bool = False
@@ -87,8 +87,8 @@ class FakeSource:
     def release(self, topic: str, partition: int) -> None:
         self.held = [h for h in self.held if (h[0], h[1]) != (topic, partition)]
 
-    async def rewind(self, partitions: Sequence[int] | None = None) -> None:
-        self.rewinds += 1
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        self.seeks.append((topic, partition, offset))
 
 
 @dataclass

@@ -226,24 +226,8 @@ class KafkaSource:
         if tp in self._consumer.assignment() and not self.paused_all:
             self._consumer.resume(tp)
 
-    async def rewind(self, partitions: Sequence[int] | None = None) -> None:
-        """Forget what was fetched past the committed offsets (all partitions, or these)."""
-        for tp in self._consumer.assignment():
-            if partitions is None or tp.partition in partitions:
-                committed = await self._consumer.committed(tp)
-                if committed is None:
-                    if self._settings.auto_offset_reset == "earliest":
-                        await self._consumer.seek_to_beginning(tp)
-                    else:
-                        await self._consumer.seek_to_end(tp)
-                else:
-                    self._consumer.seek(tp, committed)
-
-
-def next_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:
-    """Per (topic, partition): the offset to commit, one past the highest record."""
-    offsets: dict[tuple[str, int], int] = {}
-    for record in records:
-        key = (record.topic, record.partition)
-        offsets[key] = max(offsets.get(key, 0), record.offset + 1)
-    return offsets
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Read this partition again from ``offset`` (if it is still ours)."""
+        tp = TopicPartition(topic, partition)
+        if tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)

@@ -101,5 +101,5 @@ class RecordSource(Protocol):
     def release(self, topic: str, partition: int) -> None:
         """Fetch again from a held partition."""
 
-    async def rewind(self, partitions: Sequence[int] | None = None) -> None:
-        """Forget what was fetched past the committed offsets."""
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Read this partition again from ``offset``."""

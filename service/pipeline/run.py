@@ -82,6 +82,8 @@ class RunStats:
 class _Pending:
     finished: list[Finished] = field(default_factory=list)
     progress: dict[str, PartitionProgress] = field(default_factory=dict)
+    first: dict[str, int] = field(default_factory=dict)
+    """The first finished offset per topic: where to read again if the commit fails."""
 
 
 class Runner:
@@ -117,6 +119,8 @@ class Runner:
         self._held: dict[tuple[str, int], int] = {}
         self._ready: set[int] = set()
         """Partitions whose producer is open and whose state is restored."""
+        self._rewind_to: dict[tuple[str, int], int] = {}
+        """Fetched but unfinished: the offset to read each partition from again."""
         self.stats = RunStats()
         self.changed = asyncio.Condition()
         """Notified whenever ``stats`` change (for health checks and tests)."""
@@ -210,18 +214,23 @@ class Runner:
                 await self._pause(outage, stop)
 
     async def _batch(self, records: Sequence[Record], stop: asyncio.Event) -> str | None:
-        """Process a batch; returns why Capillary is unavailable, if it is."""
-        held_now: set[tuple[str, int]] = set()
+        """Process a batch; returns why Capillary is unavailable, if it is.
+
+        Whatever was fetched and not finished is read again: its partition is sought back
+        to the first such record (never to a committed offset read back from Kafka, which
+        can lag a transaction that just committed).
+        """
+        skipped: set[tuple[str, int]] = set()
         outage: str | None = None
-        complete = False
-        rewind = False
         last_commit = self._clock.monotonic()
+        stopped_at = len(records)
         try:
-            for record in records:
+            for index, record in enumerate(records):
                 if stop.is_set() or self._source.revoking:
+                    stopped_at = index
                     break
                 tp = (record.topic, record.partition)
-                if tp in held_now:
+                if tp in skipped:
                     continue
                 if record.partition not in self._ready:
                     # Its set-up failed when it was assigned: try again before touching it.
@@ -231,35 +240,46 @@ class Runner:
                         log.warning(
                             "partition_setup_failed", partition=record.partition, error=str(exc)
                         )
-                        rewind = True
-                        held_now.add(tp)
+                        self._read_again(record.topic, record.partition, record.offset)
+                        skipped.add(tp)
                         continue
                 try:
                     result = await self._handle(record)
                 except CapillaryUnavailableError as exc:
                     outage = exc.message
+                    stopped_at = index
                     break
                 except BrokerError as exc:
+                    self._read_again(record.topic, record.partition, record.offset)
                     await self._broker_failed(record.partition, exc)
-                    held_now.add(tp)
+                    skipped.add(tp)
                     continue
                 if isinstance(result, NotDue):
                     self._source.hold(record.topic, record.partition, record.offset)
                     self._held[tp] = result.due_ms
-                    held_now.add(tp)
+                    skipped.add(tp)
                     continue
                 self._add(result)
                 if self._clock.monotonic() - last_commit >= self._commit_interval:
                     await self._commit_all()
                     last_commit = self._clock.monotonic()
-            else:
-                complete = True
         finally:
+            for record in records[stopped_at:]:
+                if (record.topic, record.partition) not in skipped:
+                    self._read_again(record.topic, record.partition, record.offset)
             await self._commit_all()
-        if rewind or not complete:
-            # Records fetched after the stop point are read again, from the committed offsets.
-            await self._source.rewind()
+            self._seek_back()
         return outage
+
+    def _read_again(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        self._rewind_to[key] = min(offset, self._rewind_to.get(key, offset))
+
+    def _seek_back(self) -> None:
+        for (topic, partition), offset in self._rewind_to.items():
+            if partition in self._ready:
+                self._source.seek(topic, partition, offset)
+        self._rewind_to.clear()
 
     async def _handle(self, record: Record) -> Finished | NotDue:
         try:
@@ -275,6 +295,7 @@ class Runner:
     def _add(self, finished: Finished) -> None:
         record = finished.record
         pending = self._pending.setdefault(record.partition, _Pending())
+        pending.first.setdefault(record.topic, record.offset)
         progress = pending.progress.setdefault(record.topic, PartitionProgress())
         progress.take(record.offset)
         progress.finish(record.offset)
@@ -305,7 +326,9 @@ class Runner:
     async def _broker_failed(self, partition: int, exc: BrokerError) -> None:
         """A transaction of p failed: nothing of it is visible. Start p over from Kafka."""
         log.warning("transaction_failed", partition=partition, error=str(exc))
-        self._pending.pop(partition, None)
+        dropped = self._pending.pop(partition, None)
+        for topic, offset in (dropped.first if dropped else {}).items():
+            self._read_again(topic, partition, offset)
         if exc.context.get("fenced"):
             # A newer owner holds p: taking its transactional id back would fence it.
             self._ready.discard(partition)
@@ -323,7 +346,6 @@ class Runner:
                     "producer_reset_failed", partition=partition, attempt=attempt, error=str(again)
                 )
                 await asyncio.sleep(min(attempt, 5))
-        await self._source.rewind([partition])
 
     def _release_due(self) -> None:
         now_ms = int(self._clock.now().timestamp() * 1000)

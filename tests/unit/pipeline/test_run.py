@@ -172,7 +172,7 @@ async def test_run_sets_up_assigned_partitions_and_settles_revoked_ones() -> Non
     await task
 
 
-async def test_run_stop_mid_batch_commits_only_the_processed_prefix_and_rewinds() -> None:
+async def test_run_stop_mid_batch_commits_the_processed_prefix_and_reads_the_rest_again() -> None:
     stop = asyncio.Event()
 
     class StopsOnSecondCall(FakeCapillary):
@@ -191,7 +191,8 @@ async def test_run_stop_mid_batch_commits_only_the_processed_prefix_and_rewinds(
     await s.runner.run(stop)
 
     assert [(p, o) for p, _, o in s.committer.commits] == [(0, {"returns": 2})]
-    assert s.source.rewinds == 1
+    # The unfinished records are read again from the first of them, not from Kafka's memory.
+    assert s.source.seeks == [("returns", 0, 2)]
     assert s.source.stopped
 
 
@@ -237,7 +238,7 @@ async def test_run_capillary_outage_commits_the_prefix_pauses_and_probes_until_i
     assert [(p, o) for p, _, o in s.committer.commits] == [(0, {"returns": 1})]
     assert s.runner.stats.failed_outcomes == 0
     assert s.source.pauses == 1
-    assert s.source.rewinds == 1
+    assert s.source.seeks == [("returns", 0, 1)]
     assert not s.source.paused_all  # resumed once a probe succeeded
     events = [e["event"] for e in logs]
     assert events.count("capillary_probe_failed") == 2
@@ -283,7 +284,7 @@ async def test_run_failed_transaction_starts_the_partition_over_from_kafka() -> 
         await s.run_until_drained()
     assert s.committer.commits == []
     assert s.committer.resets == [0]
-    assert s.source.rewinds == 1
+    assert s.source.seeks == [("returns", 0, 0)]
     assert "transaction_failed" in [e["event"] for e in logs]
 
 
