@@ -66,3 +66,11 @@ run: $(INSTALLED) ## Run the service against the local broker and sandbox (demo 
 clean: ## Remove the virtualenv, caches and local broker data
 	-bash scripts/kafka.sh down
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: chaos chaos-short
+chaos: $(INSTALLED) ## Chaos run: 5,000 events, 5 kills, a broker restart, 30 s of 503s, 20 s of 401s
+	PYTHONPATH=. $(BIN)/python bench/chaos.py --out bench/results/chaos.json
+
+chaos-short: $(INSTALLED) ## Short chaos run: 300 events, one kill, 10 s of 503s
+	PYTHONPATH=. $(BIN)/python bench/chaos.py --events 300 --kills 1 --no-broker-restart \
+		--error-window 10 --auth-window 0 --timeout 300 --out bench/results/chaos-short.json

@@ -4,6 +4,7 @@ Run it with ``capillary-sandbox`` or in-process with ``async with Sandbox(config
 """
 
 from capillary_sandbox.faults import FailNext, FaultConfig, FaultRule, Faults
+from capillary_sandbox.ledger import LedgerReport
 from capillary_sandbox.server import (
     REQUEST_ID_HEADER,
     CallRecord,
@@ -20,6 +21,7 @@ __all__ = [
     "FaultConfig",
     "FaultRule",
     "Faults",
+    "LedgerReport",
     "Sandbox",
     "SandboxConfig",
     "SandboxSeed",

@@ -398,7 +398,7 @@ def _revoke_earn(
     if not targets:
         raise _ItemError(8903, _EARN_IDS_INVALID)
     for earn in targets:
-        earn.revoked = True
+        state.revoke_loyalty_earn(earn)
     return {"revokedEarnIds": [e.earn_id for e in targets]}
 
 
@@ -485,7 +485,7 @@ def cart_revoke_earn(state: SandboxState, body: object) -> Reply:
                 elif earn.redeemed:
                     failures.setdefault(729, []).append(earn_id)
                 else:
-                    earn.revoked = True
+                    state.revoke_cart_earn(earn)
                     revoked.append(earn_id)
         revoked_any = revoked_any or bool(revoked)
         status = "FAILED" if not revoked else ("PARTIAL_SUCCESS" if failures else "SUCCESS")
@@ -644,7 +644,7 @@ def _revoke_by_codes(
         else:
             targets.append(coupon)
             chosen.add(coupon.id)
-    return _coupon_success(targets, failures, case)
+    return _coupon_success(state, targets, failures, case)
 
 
 def _revoke_whole_series(
@@ -673,7 +673,7 @@ def _revoke_whole_series(
             )
             failures.setdefault(405 if redeemed else 682, []).append(code)
         answered.add(key)
-    return _coupon_success(targets, failures, case)
+    return _coupon_success(state, targets, failures, case)
 
 
 def _revoke_by_customer(
@@ -696,7 +696,7 @@ def _revoke_by_customer(
             f"customer has more than {MAX_COUPONS_BY_CUSTOMER} unredeemed coupons; "
             "revoke by coupon codes",
         )
-    return _coupon_success(targets, {}, case)
+    return _coupon_success(state, targets, {}, case)
 
 
 _COUPON_MESSAGES = {
@@ -706,9 +706,11 @@ _COUPON_MESSAGES = {
 }
 
 
-def _coupon_success(targets: list[Coupon], failures: dict[int, list[str]], case: str) -> Reply:
+def _coupon_success(
+    state: SandboxState, targets: list[Coupon], failures: dict[int, list[str]], case: str
+) -> Reply:
     for coupon in targets:
-        coupon.revoked = True
+        state.revoke_coupon(coupon)
     failed = sum(len(v) for v in failures.values())
     entity = {
         "totalCount": len(targets) + failed,
@@ -794,10 +796,10 @@ def deactivate(
             "customer has an open cart.",
         )
     if earn is not None:
-        earn.revoked = True
+        state.revoke_cart_earn(earn)
     else:
         for other in state.cart_earns_by_owner.get((promotion_id, customer_id), []):
             if not other.redeemed:
-                other.revoked = True
+                state.revoke_cart_earn(other)
         state.add_deactivation(promotion_id, customer_id)
     return Reply(200, {"data": True, "errors": []})

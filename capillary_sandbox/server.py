@@ -13,7 +13,9 @@ other name, ``CAP-API-ACCESS-TOKEN`` included, is ignored, so the request answer
     POST /v3/oauth/token/generate          (no auth)                 oauth_token
 
     GET  /__admin/health | /__admin/state | /__admin/calls[?endpoint=] | /__admin/faults
+         | /__admin/ledger | /__admin/credentials
     POST /__admin/seed | /__admin/reset | /__admin/faults | /__admin/faults/fail_next
+         | /__admin/credentials
     DELETE /__admin/calls
 
 Both API families are served on one host; the client's per-family base URLs may both point
@@ -22,7 +24,19 @@ here. Every response, admin and 404s included, carries a unique ``X-CAP-REQUEST-
 Order per API request: fault injection (see ``faults.py``; a faulted request touches no
 state), then the per-endpoint rate limit (429 + ``Retry-After``), then authentication, then
 the endpoint. ``/__admin/reset`` restores the seed the sandbox started with, or the one last
-posted to ``/__admin/seed``; it keeps the call log, faults and tokens.
+posted to ``/__admin/seed``, with an empty ledger; it keeps the call log, faults, tokens
+and the credentials switch.
+
+``POST /__admin/credentials {"refuse": true}`` refuses every credential, as a rotated secret
+would: until ``{"refuse": false}``, every business call answers 401 (Basic credentials and
+OAuth tokens alike, the request recorded with fault ``credentials_refused``) and every token
+request answers 401 "Invalid key or secret". Tokens issued before stay valid afterwards, until
+their TTL passes. Faults and the rate limit still come first. ``GET /__admin/credentials``
+answers ``{"refuse": ...}``.
+
+``GET /__admin/ledger`` answers what the state went through since the seed was loaded or
+reset (``ledger.py``): per benefit, how many times it was successfully taken back, and per
+(loyalty promotion, customer) how many enrolments and earns were issued.
 """
 
 from __future__ import annotations
@@ -51,6 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from capillary_sandbox import endpoints
 from capillary_sandbox.endpoints import Reply
 from capillary_sandbox.faults import FailNext, FaultConfig, Faults, RateLimiter
+from capillary_sandbox.ledger import LedgerReport
 from capillary_sandbox.state import SandboxSeed, SandboxState, demo_seed, load_seed_file
 
 REQUEST_ID_HEADER = "X-CAP-REQUEST-ID"
@@ -86,6 +101,14 @@ class SandboxConfig(BaseModel):
     access_log: bool = False
     call_log_limit: int = Field(10_000, ge=0, description="oldest calls are forgotten first")
     shutdown_timeout_seconds: float = Field(2.0, ge=0)
+
+
+class CredentialsSwitch(BaseModel):
+    """Body of ``POST /__admin/credentials`` and answer of both its routes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refuse: bool = Field(description="true: every credential answers 401 until set false")
 
 
 class CallRecord(BaseModel):
@@ -130,6 +153,7 @@ class Sandbox:
         self._limiter = RateLimiter(self.config.rate_limit_per_minute, clock)
         self._calls: deque[CallRecord] = deque(maxlen=self.config.call_log_limit)
         self._tokens: dict[str, float] = {}
+        self._refuse_credentials = False
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
@@ -208,6 +232,19 @@ class Sandbox:
         """Make every issued OAuth token invalid (as if its TTL passed)."""
         self._tokens.clear()
 
+    @property
+    def refusing_credentials(self) -> bool:
+        """True while every credential is refused (see :meth:`refuse_credentials`)."""
+        return self._refuse_credentials
+
+    def refuse_credentials(self, refuse: bool) -> None:
+        """Refuse every credential (401 on business and token requests) until called with False."""
+        self._refuse_credentials = refuse
+
+    def ledger(self) -> LedgerReport:
+        """What the state went through since the seed was loaded."""
+        return self.state.ledger.report()
+
     # ------------------------------------------------------------------ app
 
     def _build_app(self) -> web.Application:
@@ -259,6 +296,9 @@ class Sandbox:
         app.router.add_get(f"{admin}/faults", self._admin_faults)
         app.router.add_post(f"{admin}/faults", self._admin_set_faults)
         app.router.add_post(f"{admin}/faults/fail_next", self._admin_fail_next)
+        app.router.add_get(f"{admin}/credentials", self._admin_credentials)
+        app.router.add_post(f"{admin}/credentials", self._admin_set_credentials)
+        app.router.add_get(f"{admin}/ledger", self._admin_ledger)
         return app
 
     def _api_route(
@@ -311,6 +351,8 @@ class Sandbox:
                 record.fault = "rate_limit"
                 return self._throttled(record, retry_after, 429)
             if name != "oauth_token" and not self._authorised(request):
+                if self._refuse_credentials:
+                    record.fault = "credentials_refused"
                 reply = Reply(
                     401,
                     {
@@ -360,6 +402,8 @@ class Sandbox:
         return self._respond(record, reply, {"Retry-After": str(retry_after)})
 
     def _authorised(self, request: web.Request) -> bool:
+        if self._refuse_credentials:
+            return False
         header = request.headers.get("Authorization", "")
         if header[:6].lower() == "basic ":
             try:
@@ -390,8 +434,10 @@ class Sandbox:
                 {"data": None, "errors": [{"code": 400, "message": "key and secret are required"}]},
             )
         expected = self.config.oauth_clients.get(key)
-        if expected is None or not hmac.compare_digest(
-            secret.encode(), expected.get_secret_value().encode()
+        if (
+            self._refuse_credentials
+            or expected is None
+            or not hmac.compare_digest(secret.encode(), expected.get_secret_value().encode())
         ):
             return Reply(
                 401, {"data": None, "errors": [{"code": 401, "message": "Invalid key or secret"}]}
@@ -442,6 +488,20 @@ class Sandbox:
             return _admin_invalid(error)
         self.faults.configure(config)
         return web.json_response(self.faults.current().model_dump(mode="json"))
+
+    async def _admin_credentials(self, _request: web.Request) -> web.Response:
+        return web.json_response({"refuse": self._refuse_credentials})
+
+    async def _admin_set_credentials(self, request: web.Request) -> web.Response:
+        try:
+            switch = CredentialsSwitch.model_validate_json(await request.read())
+        except ValidationError as error:
+            return _admin_invalid(error)
+        self.refuse_credentials(switch.refuse)
+        return web.json_response({"refuse": self._refuse_credentials})
+
+    async def _admin_ledger(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.ledger().model_dump(mode="json"))
 
     async def _admin_fail_next(self, request: web.Request) -> web.Response:
         try:

@@ -18,6 +18,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from capillary_sandbox.ledger import Ledger
+
 HEX24 = r"^[0-9a-f]{24}$"
 
 PromotionType = Literal["LOYALTY_EARNING", "ISSUE_AND_EARN", "LOYALTY", "DIRECT_EARN", "DIRECT"]
@@ -262,15 +264,17 @@ class SandboxState:
     """The live state: the seed's entities plus the indexes the endpoints look things up by.
 
     ``data`` is the live model; mutate it only through the endpoint logic (or replace it with
-    :meth:`load`), because the indexes point at the same objects.
+    :meth:`load`), because the indexes point at the same objects. Revoking, enrolling and
+    issuing go through the methods below, which also count the change in ``ledger``.
     """
 
     def __init__(self, seed: SandboxSeed) -> None:
         self.load(seed)
 
     def load(self, seed: SandboxSeed) -> None:
-        """Replace the whole state with a copy of ``seed``."""
+        """Replace the whole state with a copy of ``seed``; the ledger starts empty."""
         self.data = _copy(seed)
+        self.ledger = Ledger()
         self._index()
 
     def snapshot(self) -> SandboxSeed:
@@ -328,12 +332,33 @@ class SandboxState:
         )
         self.data.enrolments.append(enrolment)
         self.enrolments[(promotion_id, customer_id)] = enrolment
+        self.ledger.enrolments[(promotion_id, customer_id)] += 1
         return enrolment
 
     def end_enrolment(self, enrolment: Enrolment) -> None:
         """Mark an enrolment revoked; it stays in the data as history."""
+        if enrolment.active:
+            self.ledger.revoked[f"loyalty_enrolment:{enrolment.issual_id}"] += 1
         enrolment.active = False
         self.enrolments.pop((enrolment.promotion_id, enrolment.customer_id), None)
+
+    def revoke_loyalty_earn(self, earn: LoyaltyEarn) -> None:
+        """Mark a loyalty earn revoked."""
+        if not earn.revoked:
+            earn.revoked = True
+            self.ledger.revoked[f"loyalty_earn:{earn.earn_id}"] += 1
+
+    def revoke_cart_earn(self, earn: CartEarn) -> None:
+        """Mark a cart earn revoked."""
+        if not earn.revoked:
+            earn.revoked = True
+            self.ledger.revoked[f"cart_earn:{earn.id}"] += 1
+
+    def revoke_coupon(self, coupon: Coupon) -> None:
+        """Mark a coupon revoked."""
+        if not coupon.revoked:
+            coupon.revoked = True
+            self.ledger.revoked[f"coupon:{coupon.id}"] += 1
 
     def add_loyalty_earn(self, promotion_id: int, customer_id: int, issual_id: int) -> LoyaltyEarn:
         """Issue one loyalty promotion earn."""
@@ -347,11 +372,13 @@ class SandboxState:
         self.data.loyalty_earns.append(earn)
         self.loyalty_earns[earn.earn_id] = earn
         self.loyalty_earns_by_owner[(promotion_id, customer_id)].append(earn)
+        self.ledger.earns_issued[(promotion_id, customer_id)] += 1
         return earn
 
     def add_deactivation(self, promotion_id: str, customer_id: int) -> None:
         """Record that a customer's participation in a cart promotion ended."""
         if (promotion_id, customer_id) not in self.deactivated:
+            self.ledger.revoked[f"cart_participation:{promotion_id}/{customer_id}"] += 1
             self.deactivated.add((promotion_id, customer_id))
             self.data.deactivations.append(
                 Deactivation(promotion_id=promotion_id, customer_id=customer_id)
