@@ -16,6 +16,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from capillary_sandbox import Sandbox, SandboxConfig
+from service.settings import KafkaSettings
+
 BOOTSTRAP_ENV = "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 TOPIC_PARTITIONS = 3
@@ -112,3 +115,26 @@ def unique_id() -> Callable[[str], str]:
         return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
     return make
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(SandboxConfig(port=0)) as running:
+        yield running
+
+
+@pytest.fixture
+async def kafka(
+    bootstrap_servers: str, topic_factory: TopicFactory, unique_id: Callable[[str], str]
+) -> KafkaSettings:
+    return KafkaSettings(
+        bootstrap_servers=bootstrap_servers,
+        returns_topic=await topic_factory("returns"),
+        outcomes_topic=await topic_factory("outcomes"),
+        dead_letter_topic=await topic_factory("dead"),
+        retry_topic=await topic_factory("retry"),
+        state_topic=await topic_factory("state"),
+        group_id=unique_id("group"),
+        fetch_timeout_ms=100,
+        commit_interval_ms=50,
+    )

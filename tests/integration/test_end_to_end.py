@@ -7,15 +7,14 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from structlog.testing import capture_logs
 
-from capillary_sandbox import FaultConfig, FaultRule, Sandbox, SandboxConfig
+from capillary_sandbox import FaultConfig, FaultRule, Sandbox
 from service.capillary.config import CapillaryConfig, CapillaryTimeouts
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.run import RunStats
@@ -23,33 +22,9 @@ from service.settings import KafkaSettings, Settings
 from service.tools import read_topic
 from service.wiring import build_service
 from tests.factories import event_bytes
-from tests.integration.conftest import TopicFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 READ_TIMEOUT_S = 60.0
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(port=0)) as running:
-        yield running
-
-
-@pytest.fixture
-async def kafka(
-    bootstrap_servers: str, topic_factory: TopicFactory, unique_id: Callable[[str], str]
-) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=bootstrap_servers,
-        returns_topic=await topic_factory("returns"),
-        outcomes_topic=await topic_factory("outcomes"),
-        dead_letter_topic=await topic_factory("dead"),
-        retry_topic=await topic_factory("retry"),
-        state_topic=await topic_factory("state"),
-        group_id=unique_id("group"),
-        fetch_timeout_ms=100,
-        commit_interval_ms=50,
-    )
 
 
 def _settings(kafka: KafkaSettings, sandbox: Sandbox) -> Settings:

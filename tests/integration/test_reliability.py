@@ -9,14 +9,14 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from capillary_sandbox import FaultConfig, FaultRule, Sandbox, SandboxConfig
+from capillary_sandbox import FaultConfig, FaultRule, Sandbox
 from service.capillary.client import CapillaryClient
 from service.capillary.config import CapillaryRetrySettings
 from service.errors import DeadLetterFloodError
@@ -25,7 +25,6 @@ from service.pipeline.run import Runner
 from service.settings import KafkaSettings, ReliabilitySettings, Settings
 from service.wiring import build_service
 from tests.factories import event_bytes
-from tests.integration.conftest import TopicFactory
 from tests.integration.test_end_to_end import _produce, _read, _run_service_until, _settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,29 +35,6 @@ FAST = ReliabilitySettings(
     retry_initial_delay_seconds=0.2,
     retry_max_delay_seconds=0.5,
 )
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(port=0)) as running:
-        yield running
-
-
-@pytest.fixture
-async def kafka(
-    bootstrap_servers: str, topic_factory: TopicFactory, unique_id: Callable[[str], str]
-) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=bootstrap_servers,
-        returns_topic=await topic_factory("returns"),
-        outcomes_topic=await topic_factory("outcomes"),
-        dead_letter_topic=await topic_factory("dead"),
-        retry_topic=await topic_factory("retry"),
-        state_topic=await topic_factory("state"),
-        group_id=unique_id("group"),
-        fetch_timeout_ms=100,
-        commit_interval_ms=50,
-    )
 
 
 def _fast(kafka: KafkaSettings, sandbox: Sandbox) -> Settings:

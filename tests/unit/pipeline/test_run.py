@@ -67,6 +67,23 @@ class _Probe:
         return answer
 
 
+class _UnavailableOnSecondCall(FakeCapillary):
+    """The second coupon call gets no answer about its items, as in an outage."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    async def revoke_coupons_by_codes(
+        self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
+    ) -> list[ItemResult]:
+        results = await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
+        if len(self.calls) == 2:
+            unavailable = ResultClass.UNAVAILABLE
+            return [ItemResult(item="coupon:A", result_class=unavailable, message=self.message)]
+        return results
+
+
 class _Setup:
     def __init__(
         self,
@@ -205,26 +222,13 @@ async def test_run_outcome_per_record_in_partition_order() -> None:
 
 
 async def test_run_capillary_outage_commits_the_prefix_pauses_and_probes_until_it_answers() -> None:
-    class DownForSecond(FakeCapillary):
-        async def revoke_coupons_by_codes(
-            self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
-        ) -> list[ItemResult]:
-            results = await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
-            if len(self.calls) == 2:
-                return [
-                    ItemResult(
-                        item="coupon:A", result_class=ResultClass.UNAVAILABLE, message="HTTP 503"
-                    )
-                ]
-            return results
-
     probe = _Probe(
         "coupon_revoke: HTTP 503", "coupon_revoke: HTTP 503", "coupon_revoke: HTTP 503", None
     )
     s = _Setup(
         FakeSource(batches=[_records(0, range(0, 3))]),
         planner=_coupon_plan,
-        api=DownForSecond(),
+        api=_UnavailableOnSecondCall("HTTP 503"),
         probe=probe,
     )
     stop = asyncio.Event()
@@ -249,23 +253,10 @@ async def test_run_capillary_outage_commits_the_prefix_pauses_and_probes_until_i
 
 
 async def test_run_one_event_failing_while_capillary_answers_takes_the_retry_path() -> None:
-    class PoisonSecond(FakeCapillary):
-        async def revoke_coupons_by_codes(
-            self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
-        ) -> list[ItemResult]:
-            results = await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
-            if len(self.calls) == 2:
-                return [
-                    ItemResult(
-                        item="coupon:A", result_class=ResultClass.UNAVAILABLE, message="HTTP 500"
-                    )
-                ]
-            return results
-
     s = _Setup(
         FakeSource(batches=[_records(0, range(0, 3))]),
         planner=_coupon_plan,
-        api=PoisonSecond(),
+        api=_UnavailableOnSecondCall("HTTP 500"),
         probe=_Probe(None),
     )
     await s.run_until_drained()
