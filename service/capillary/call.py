@@ -193,6 +193,7 @@ class CallLoop:
                     continue
                 return finish(outcome, None, _credentials_refused(self._config))
             if not idempotent and outcome.ambiguous:
+                uncertain = True  # this very attempt may have been processed
                 return finish(
                     outcome,
                     None,

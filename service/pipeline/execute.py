@@ -9,6 +9,7 @@ client's classes into the statuses of the outcome event.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from service.actions import (
@@ -171,6 +172,17 @@ def worst(statuses: Sequence[ActionStatus]) -> ActionStatus:
     return min(statuses, key=_SEVERITY.index)
 
 
+@dataclass
+class _EventProgress:
+    """What the actions of one event have done so far."""
+
+    blocked: set[tuple[int, str, str]] = field(default_factory=set)
+    """Loyalty targets whose earn revoke (or enrolment) did not succeed: the next step for
+    the same promotion and customer would be refused, so it is not attempted."""
+    gave_back: bool = False
+    """A give-back call may have reached Capillary (it matters when an outage interrupts)."""
+
+
 class Executor:
     """Runs a plan's actions against Capillary, in the plan's order."""
 
@@ -195,18 +207,17 @@ class Executor:
 
         Raises :class:`CapillaryUnavailableError` when a call got no answer about its items
         (Capillary down, throttling past the budget, credentials refused): that is not the
-        event's outcome, and the caller pauses instead of publishing one.
+        event's outcome, and the caller pauses instead of publishing one. Its context says
+        whether a give-back call of the event may have reached Capillary.
         """
         attribution = attribution_for(event)
         results: list[ActionResult] = []
-        # Loyalty targets whose earn revoke (or enrolment) did not succeed: the next step for
-        # the same promotion and customer would be refused, so it is not attempted.
-        blocked: set[tuple[int, str, str]] = set()
+        progress = _EventProgress()
         for action in plan.actions:
             if give_backs_unconfirmed and isinstance(action, EnrolLoyalty | IssueLoyaltyEarn):
                 results.append(_unconfirmed(action))
                 continue
-            result = await self._run(action, attribution, blocked, tried_before=tried_before)
+            result = await self._run(action, attribution, progress, tried_before=tried_before)
             results.append(result)
         return results
 
@@ -214,10 +225,11 @@ class Executor:
         self,
         action: Action,
         attribution: Attribution | None,
-        blocked: set[tuple[int, str, str]],
+        progress: _EventProgress,
         *,
         tried_before: bool,
     ) -> ActionResult:
+        blocked = progress.blocked
         if isinstance(action, Report):
             return _result(action, ActionStatus.SKIPPED, [], report_kind=str(action.report_kind))
         if isinstance(action, RevokeLoyaltyEnrolment | IssueLoyaltyEarn):
@@ -236,14 +248,21 @@ class Executor:
                     next_step="File a bug with this outcome; replay the event once fixed.",
                 )
             ]
+        gives_back = isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
+        if gives_back and any(
+            r.result_class is ResultClass.DONE or r.after_uncertain_attempt for r in api_results
+        ):
+            progress.gave_back = True
         unavailable = next(
             (r for r in api_results if r.result_class is ResultClass.UNAVAILABLE), None
         )
         if unavailable is not None:
             raise CapillaryUnavailableError(
-                unavailable.message, action_id=action.action_id, code=unavailable.code
+                unavailable.message,
+                action_id=action.action_id,
+                code=unavailable.code,
+                give_back_may_have_happened=progress.gave_back,
             )
-        gives_back = isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
         items = [
             self._item(r, gives_back=gives_back, tried_before=tried_before) for r in api_results
         ]

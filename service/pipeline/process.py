@@ -22,6 +22,7 @@ from service import __version__
 from service.actions import EnrolLoyalty, IssueLoyaltyEarn, Plan, Report
 from service.capillary.codes import OPEN_CART_CODE
 from service.clock import Clock
+from service.errors import CapillaryUnavailableError
 from service.events import ReturnEvent
 from service.logging import (
     add_event_context,
@@ -157,9 +158,17 @@ class Processor:
         if any(not isinstance(a, Report) for a in plan.actions):
             await self._starts.record_start(record.partition, state)
             self._state.remember(record.partition, state)
-        results = await self._executor.execute(
-            event, plan, tried_before=tried_before, give_backs_unconfirmed=unconfirmed
-        )
+        try:
+            results = await self._executor.execute(
+                event, plan, tried_before=tried_before, give_backs_unconfirmed=unconfirmed
+            )
+        except CapillaryUnavailableError as exc:
+            if state.intents and not exc.context.get("give_back_may_have_happened"):
+                # No give-back reached Capillary: the next attempt may make them after all.
+                cleared = state.model_copy(update={"intents": []})
+                await self._starts.record_start(record.partition, cleared)
+                self._state.remember(record.partition, cleared)
+            raise
         if _waits_on_open_cart(results) and not _gave_back(results):
             delay = self._retry.delay_ms(attempt + 1)
             if delay is not None:

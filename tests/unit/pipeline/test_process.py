@@ -309,3 +309,36 @@ async def test_handle_rules_crash_dead_letters_the_event_instead_of_blocking() -
     assert isinstance(result.result, DeadLetter)
     assert result.result.error_type == "rules_error"
     assert "ZeroDivisionError" in result.result.reason
+
+
+async def test_outage_before_any_give_back_clears_the_intents_so_the_next_attempt_gives_back() -> (
+    None
+):
+    down = ItemResult(item="enrolment:x", result_class=ResultClass.UNAVAILABLE, message="HTTP 503")
+    s = await _Setup(GIVE_BACK, FakeCapillary(answers={"enrol": [down]})).ready()
+    with pytest.raises(CapillaryUnavailableError):
+        await s.processor.handle(_record(event_bytes()))
+    # Capillary answered no give-back: the intents are withdrawn before the pause.
+    assert [len(state.intents) for _, state in s.committer.starts] == [2, 0]
+
+    s.api.answers.clear()  # Capillary is back
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+    assert outcome.status is OutcomeStatus.COMPLETED
+    assert {a.action_id: a.status for a in outcome.actions}["issue"] is ActionStatus.RESTORED
+
+
+async def test_outage_after_an_unanswered_give_back_keeps_the_intents() -> None:
+    maybe = ItemResult(
+        item="earn:x",
+        result_class=ResultClass.UNAVAILABLE,
+        message="no answer after the request may have been processed",
+        after_uncertain_attempt=True,
+    )
+    s = await _Setup(GIVE_BACK, FakeCapillary(answers={"issue_earn": [maybe]})).ready()
+    with pytest.raises(CapillaryUnavailableError):
+        await s.processor.handle(_record(event_bytes()))
+    assert [len(state.intents) for _, state in s.committer.starts] == [2]
+
+    s.api.answers.clear()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+    assert outcome.status is OutcomeStatus.NEEDS_CHECK
