@@ -365,6 +365,27 @@ def _target_key(target: LoyaltyTarget) -> tuple[int, str, str]:
     return (target.program_id, promotion, f"{target.identifier_name}:{target.identifier_value}")
 
 
+def _uncalled(
+    action: Action,
+    status: ActionStatus,
+    message: str,
+    next_step: str,
+    detail: dict[str, str] | None = None,
+) -> ActionResult:
+    """The result of an action that was not called, as one item saying why."""
+    return ActionResult(
+        action_id=action.action_id,
+        kind=action.kind,
+        reason_code=action.reason_code,
+        reason=action.reason,
+        status=status,
+        items=[
+            ItemResult(item=action.action_id, status=status, message=message, detail=detail or {})
+        ],
+        next_step=next_step,
+    )
+
+
 def _unconfirmed(action: EnrolLoyalty | IssueLoyaltyEarn) -> ActionResult:
     target = action.target
     # The outcome names customers by numeric id only; never a mobile or an e-mail.
@@ -374,41 +395,23 @@ def _unconfirmed(action: EnrolLoyalty | IssueLoyaltyEarn) -> ActionResult:
         else f"of this event (by {target.identifier_name})"
     )
     promotion = f"{target.program_id}/{target.promotion_id or target.promo_identifier}"
-    return ActionResult(
-        action_id=action.action_id,
-        kind=action.kind,
-        reason_code=action.reason_code,
-        reason=action.reason,
-        status=ActionStatus.UNCONFIRMED,
-        items=[
-            ItemResult(
-                item=action.action_id,
-                status=ActionStatus.UNCONFIRMED,
-                message="not called again: an earlier attempt of this event may have made "
-                "this call before it crashed",
-                detail={"customer": who, "promotion": promotion},
-            )
-        ],
-        next_step=f"Check in Capillary whether customer {who} holds promotion {promotion}; "
+    return _uncalled(
+        action,
+        ActionStatus.UNCONFIRMED,
+        "not called again: an earlier attempt of this event may have made this call before "
+        "it crashed",
+        f"Check in Capillary whether customer {who} holds promotion {promotion}; "
         "enrol or issue it by hand only if not.",
+        {"customer": who, "promotion": promotion},
     )
 
 
 def _not_attempted(action: RevokeLoyaltyEnrolment | IssueLoyaltyEarn) -> ActionResult:
-    return ActionResult(
-        action_id=action.action_id,
-        kind=action.kind,
-        reason_code=action.reason_code,
-        reason=action.reason,
-        status=ActionStatus.FAILED,
-        items=[
-            ItemResult(
-                item=action.action_id,
-                status=ActionStatus.FAILED,
-                message="not attempted: the step before it for this promotion did not succeed",
-            )
-        ],
-        next_step="Replay the event once the earlier step's failure is resolved.",
+    return _uncalled(
+        action,
+        ActionStatus.FAILED,
+        "not attempted: the step before it for this promotion did not succeed",
+        "Replay the event once the earlier step's failure is resolved.",
     )
 
 

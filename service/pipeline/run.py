@@ -259,7 +259,7 @@ class Runner:
                     self._held[tp] = result.due_ms
                     skipped.add(tp)
                     continue
-                self._add(result)
+                await self._add(result)
                 if self._clock.monotonic() - last_commit >= self._commit_interval:
                     await self._commit_all()
                     last_commit = self._clock.monotonic()
@@ -292,7 +292,7 @@ class Runner:
             log.warning("event_failing_alone", reason=exc.message)
             return await self._processor.retry_alone(record, exc.message)
 
-    def _add(self, finished: Finished) -> None:
+    async def _add(self, finished: Finished) -> None:
         record = finished.record
         pending = self._pending.setdefault(record.partition, _Pending())
         pending.first.setdefault(record.topic, record.offset)
@@ -301,6 +301,7 @@ class Runner:
         progress.finish(record.offset)
         pending.finished.append(finished)
         self._count(finished)
+        await self._notify()
 
     async def _commit_all(self) -> None:
         for partition in list(self._pending):
@@ -394,10 +395,7 @@ class Runner:
     def _count(self, finished: Finished) -> None:
         self.stats.records += 1
         result = finished.result
-        try:
-            self._count_result(result)
-        finally:
-            asyncio.get_running_loop().create_task(self._notify())
+        self._count_result(result)
         self._cap.count(self._clock.monotonic(), dead_letter=isinstance(result, DeadLetter))
 
     def _count_result(self, result: OutcomeEvent | DeadLetter | RetryLater) -> None:
