@@ -12,6 +12,7 @@ from service.capillary import (
     CapillaryClient,
     CapillaryConfig,
     CartEarnsRef,
+    CouponCustomer,
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
     ResultClass,
@@ -114,3 +115,15 @@ async def test_client_replay_after_storm_answers_gone_and_changes_nothing(
     # Ending a whole participation again answers success again.
     assert replay[4].result_class is ResultClass.DONE
     assert sandbox.state.snapshot() == before
+
+
+async def test_generic_series_code_revokes_only_its_customers_coupon(
+    sandbox: Sandbox, client: CapillaryClient
+) -> None:
+    [result] = await client.revoke_coupons_by_codes(
+        ["sale-hf-0001"], 415500, generic=True, customer=CouponCustomer(id="555567089")
+    )
+    assert result.result_class is ResultClass.DONE
+    revoked = {c.code for c in sandbox.state.snapshot().coupons if c.revoked}
+    # The series' other coupons (the generic SALE20 among them) stay with their customers.
+    assert revoked == {"sale-hf-0001"}
