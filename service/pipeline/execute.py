@@ -8,7 +8,7 @@ client's classes into the statuses of the outcome event.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -172,6 +172,10 @@ def worst(statuses: Sequence[ActionStatus]) -> ActionStatus:
     return min(statuses, key=_SEVERITY.index)
 
 
+GiveBackHook = Callable[[EnrolLoyalty | IssueLoyaltyEarn], Awaitable[None]]
+"""Called before a give-back call is made."""
+
+
 @dataclass
 class _EventProgress:
     """What the actions of one event have done so far."""
@@ -196,14 +200,17 @@ class Executor:
         plan: Plan,
         *,
         tried_before: bool = False,
-        give_backs_unconfirmed: bool = False,
+        unconfirmed: Collection[str] = (),
+        before_give_back: GiveBackHook | None = None,
     ) -> list[ActionResult]:
         """One result per action, in plan order.
 
         ``tried_before``: an earlier attempt of this event exists (a replay, a restart), so
         an "invalid or already revoked" answer means that attempt did it.
-        ``give_backs_unconfirmed``: that attempt may have made the give-back calls (ENROL,
-        EARN); they are not made again but reported ``unconfirmed``.
+        ``unconfirmed``: ids of give-back actions (ENROL, EARN) that attempt may have made;
+        they are not made again but reported ``unconfirmed``.
+        ``before_give_back``: awaited before each give-back call (the caller records the
+        intent there); if it raises, the call is not made.
 
         Raises :class:`CapillaryUnavailableError` when a call got no answer about its items
         (Capillary down, throttling past the budget, credentials refused): that is not the
@@ -214,9 +221,17 @@ class Executor:
         results: list[ActionResult] = []
         progress = _EventProgress()
         for action in plan.actions:
-            if give_backs_unconfirmed and isinstance(action, EnrolLoyalty | IssueLoyaltyEarn):
+            if action.action_id in unconfirmed and isinstance(
+                action, EnrolLoyalty | IssueLoyaltyEarn
+            ):
                 results.append(_unconfirmed(action))
                 continue
+            if (
+                before_give_back is not None
+                and isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
+                and not _blocked(action, progress)
+            ):
+                await before_give_back(action)
             result = await self._run(action, attribution, progress, tried_before=tried_before)
             results.append(result)
         return results
@@ -232,10 +247,9 @@ class Executor:
         blocked = progress.blocked
         if isinstance(action, Report):
             return _result(action, ActionStatus.SKIPPED, [], report_kind=str(action.report_kind))
-        if isinstance(action, RevokeLoyaltyEnrolment | IssueLoyaltyEarn):
-            key = _target_key(action.target)
-            if key in blocked:
-                return _not_attempted(action)
+        if _blocked(action, progress):
+            assert isinstance(action, RevokeLoyaltyEnrolment | IssueLoyaltyEarn)
+            return _not_attempted(action)
         try:
             api_results = await self._call(action, attribution)
         except Exception as exc:  # a bug must fail this action, not block the partition
@@ -363,6 +377,14 @@ def _customer(target: LoyaltyTarget) -> LoyaltyCustomer:
 def _target_key(target: LoyaltyTarget) -> tuple[int, str, str]:
     promotion = str(target.promotion_id or target.promo_identifier)
     return (target.program_id, promotion, f"{target.identifier_name}:{target.identifier_value}")
+
+
+def _blocked(action: Action, progress: _EventProgress) -> bool:
+    """The step before this one for the same promotion and customer did not succeed."""
+    return (
+        isinstance(action, RevokeLoyaltyEnrolment | IssueLoyaltyEarn)
+        and _target_key(action.target) in progress.blocked
+    )
 
 
 def _uncalled(

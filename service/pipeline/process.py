@@ -145,27 +145,42 @@ class Processor:
         # A started state without an outcome: an earlier attempt crashed mid-way.
         tried_before = known is not None or attempt > 1
         # Intents left by an earlier attempt: its give-backs may have been made.
-        unconfirmed = known is not None and bool(known.intents)
+        earlier = list(known.intents) if known is not None else []
         state = EventState(
             event_id=event.event_id,
             phase="started",
             at=now,
             input_partition=origin[0],
             input_offset=origin[1],
-            intents=[] if unconfirmed else _intents(plan),
+            intents=earlier,
             attempt=attempt,
         )
         if any(not isinstance(a, Report) for a in plan.actions):
             await self._starts.record_start(record.partition, state)
             self._state.remember(record.partition, state)
+
+        async def record_intent(action: EnrolLoyalty | IssueLoyaltyEarn) -> None:
+            # Committed right before the call: a crash after it finds the intent, a crash
+            # before it finds none and the next attempt makes the call.
+            nonlocal state
+            state = state.model_copy(update={"intents": [*state.intents, _intent(action)]})
+            await self._starts.record_start(record.partition, state)
+            self._state.remember(record.partition, state)
+
         try:
             results = await self._executor.execute(
-                event, plan, tried_before=tried_before, give_backs_unconfirmed=unconfirmed
+                event,
+                plan,
+                tried_before=tried_before,
+                unconfirmed={intent.action_id for intent in earlier},
+                before_give_back=record_intent,
             )
         except CapillaryUnavailableError as exc:
-            if state.intents and not exc.context.get("give_back_may_have_happened"):
-                # No give-back reached Capillary: the next attempt may make them after all.
-                cleared = state.model_copy(update={"intents": []})
+            if len(state.intents) > len(earlier) and not exc.context.get(
+                "give_back_may_have_happened"
+            ):
+                # No give-back of this attempt reached Capillary: the next one may make them.
+                cleared = state.model_copy(update={"intents": earlier})
                 await self._starts.record_start(record.partition, cleared)
                 self._state.remember(record.partition, cleared)
             raise
@@ -309,23 +324,17 @@ class Processor:
         )
 
 
-def _intents(plan: Plan) -> list[Intent]:
-    intents = []
-    for action in plan.actions:
-        if isinstance(action, EnrolLoyalty | IssueLoyaltyEarn):
-            target = action.target
-            # Kept in Kafka: a numeric id, never a mobile or an e-mail.
-            who = target.identifier_value if target.identifier_name == "id" else "(masked)"
-            promotion = target.promotion_id or target.promo_identifier
-            intents.append(
-                Intent(
-                    action_id=action.action_id,
-                    kind=action.kind,
-                    customer=f"{target.identifier_name}:{who}",
-                    promotion=f"{target.program_id}/{promotion}",
-                )
-            )
-    return intents
+def _intent(action: EnrolLoyalty | IssueLoyaltyEarn) -> Intent:
+    target = action.target
+    # Kept in Kafka: a numeric id, never a mobile or an e-mail.
+    who = target.identifier_value if target.identifier_name == "id" else "(masked)"
+    promotion = target.promotion_id or target.promo_identifier
+    return Intent(
+        action_id=action.action_id,
+        kind=action.kind,
+        customer=f"{target.identifier_name}:{who}",
+        promotion=f"{target.program_id}/{promotion}",
+    )
 
 
 def _waits_on_open_cart(results: list[ActionResult]) -> bool:

@@ -131,10 +131,10 @@ class Runner:
         self._source.on_revoked = self._revoked
         try:
             await self._source.start()
+            log.info("service_started")
+            loop_task = asyncio.create_task(self._loop(stop))
+            stop_task = asyncio.create_task(stop.wait())
             try:
-                log.info("service_started")
-                loop_task = asyncio.create_task(self._loop(stop))
-                stop_task = asyncio.create_task(stop.wait())
                 done, _ = await asyncio.wait(
                     {loop_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -154,6 +154,10 @@ class Runner:
                 if not loop_task.cancelled():
                     loop_task.result()  # re-raise what stopped the loop
             finally:
+                # Cancelled from outside (or failing): nothing of ours is left running.
+                for task in (loop_task, stop_task):
+                    task.cancel()
+                await asyncio.gather(loop_task, stop_task, return_exceptions=True)
                 await self._source.stop()
         finally:
             await self._committer.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import structlog
@@ -81,8 +82,12 @@ class _Setup:
         self.state = StateStore(self.reader, window=timedelta(days=35))
         self.committer = FakeCommitter()
         self.clock = FakeClock()
-        self.processor = Processor(
-            planner=planner,
+        self.planner = planner
+        self.processor = self.make_processor()
+
+    def make_processor(self) -> Processor:
+        return Processor(
+            planner=self.planner,
             executor=Executor(self.api),
             clock=self.clock,
             state=self.state,
@@ -166,13 +171,35 @@ async def test_handle_refused_request_makes_outcome_failed() -> None:
     assert outcome.status is OutcomeStatus.FAILED
 
 
-async def test_handle_give_back_records_its_intents_before_calling() -> None:
-    s = await _Setup(GIVE_BACK).ready()
+async def test_handle_give_back_commits_each_intent_right_before_its_call() -> None:
+    committer = FakeCommitter()
+    seen_at_call: dict[str, int] = {}
+
+    class Recording(FakeCapillary):
+        async def enrol(self, *args: Any, **kwargs: Any) -> list[ItemResult]:
+            seen_at_call["enrol"] = len(committer.starts)
+            return await super().enrol(*args, **kwargs)
+
+        async def issue_earn(self, *args: Any, **kwargs: Any) -> list[ItemResult]:
+            seen_at_call["issue"] = len(committer.starts)
+            return await super().issue_earn(*args, **kwargs)
+
+    s = _Setup(GIVE_BACK, Recording())
+    s.committer = committer
+    s.processor = s.make_processor()
+    await s.ready()
     outcome = _outcome(await s.processor.handle(_record(event_bytes())))
-    [(_, started)] = s.committer.starts
-    assert [(i.action_id, i.customer, i.promotion) for i in started.intents] == [
-        ("enrol", "id:555567088", "2714/202779"),
-        ("issue", "id:555567088", "2714/202779"),
+
+    assert [[i.action_id for i in state.intents] for _, state in committer.starts] == [
+        [],
+        ["enrol"],
+        ["enrol", "issue"],
+    ]
+    assert seen_at_call == {"enrol": 2, "issue": 3}  # each intent committed before its call
+    [_, _, (_, last)] = committer.starts
+    assert [(i.customer, i.promotion) for i in last.intents] == [
+        ("id:555567088", "2714/202779"),
+        ("id:555567088", "2714/202779"),
     ]
     assert outcome.replay_warning is not None
 
@@ -318,8 +345,8 @@ async def test_outage_before_any_give_back_clears_the_intents_so_the_next_attemp
     s = await _Setup(GIVE_BACK, FakeCapillary(answers={"enrol": [down]})).ready()
     with pytest.raises(CapillaryUnavailableError):
         await s.processor.handle(_record(event_bytes()))
-    # Capillary answered no give-back: the intents are withdrawn before the pause.
-    assert [len(state.intents) for _, state in s.committer.starts] == [2, 0]
+    # Capillary answered no give-back: the intent is withdrawn before the pause.
+    assert [len(state.intents) for _, state in s.committer.starts] == [0, 1, 0]
 
     s.api.answers.clear()  # Capillary is back
     outcome = _outcome(await s.processor.handle(_record(event_bytes())))
@@ -337,8 +364,28 @@ async def test_outage_after_an_unanswered_give_back_keeps_the_intents() -> None:
     s = await _Setup(GIVE_BACK, FakeCapillary(answers={"issue_earn": [maybe]})).ready()
     with pytest.raises(CapillaryUnavailableError):
         await s.processor.handle(_record(event_bytes()))
-    assert [len(state.intents) for _, state in s.committer.starts] == [2]
+    assert [len(state.intents) for _, state in s.committer.starts] == [0, 1, 2]
 
     s.api.answers.clear()
     outcome = _outcome(await s.processor.handle(_record(event_bytes())))
     assert outcome.status is OutcomeStatus.NEEDS_CHECK
+
+
+async def test_redelivery_after_a_crash_between_two_give_backs_makes_only_the_missing_one() -> None:
+    s = _Setup(GIVE_BACK)
+    s.remember(
+        phase="started",
+        intents=[Intent(action_id="enrol", kind="enrol_loyalty", customer="id:1", promotion="2/1")],
+    )
+    await s.ready()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+
+    assert [name for name, _ in s.api.calls] == ["revoke_cart_earns", "issue_earn"]
+    assert {a.action_id: a.status for a in outcome.actions} == {
+        "cart": ActionStatus.REVOKED,
+        "enrol": ActionStatus.UNCONFIRMED,
+        "issue": ActionStatus.RESTORED,
+    }
+    assert outcome.status is OutcomeStatus.NEEDS_CHECK
+    # The earlier intent stays with the new one, for a crash of this attempt too.
+    assert [i.action_id for i in s.committer.starts[-1][1].intents] == ["enrol", "issue"]
