@@ -2,9 +2,9 @@
 
 Processing publishes nothing: it returns a :class:`Finished` (an outcome, a dead letter
 or a retry, and the state to remember), and the commit step writes those with the
-offsets in one transaction. Before an event's calls, its ``started`` state (with the
-intents of its give-backs) is committed on its own, so a redelivery after a crash knows
-that an attempt was made and what it may have issued.
+offsets in one transaction. Before an event's calls, its ``started`` state is committed
+on its own, and right before each give-back call the intent of that call, so a
+redelivery after a crash knows that an attempt was made and what it may have issued.
 
 It writes one canonical log line per record (``event_processed`` or
 ``event_dead_lettered``) with everything an operator needs to find it again.

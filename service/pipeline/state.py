@@ -8,9 +8,9 @@ can take over any partition.
 
 Phases of one event id:
 
-* ``started``: written (and committed) before the event's calls. Carries the intents of
-  the give-backs (ENROL, EARN) it is about to make: Capillary's EARN has no idempotency
-  key, so a redelivery after a crash must not call it again.
+* ``started``: written (and committed) before the event's calls, and again right before
+  each give-back call (ENROL, EARN) with that call's intent added: Capillary's EARN has
+  no idempotency key, so a redelivery after a crash must not call it again.
 * ``retrying``: the event waits on the retry path (written with the retry record).
 * ``done``: written with the outcome; names it (partition, offset, status).
 
