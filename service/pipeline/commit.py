@@ -95,10 +95,6 @@ class KafkaCommitter:
         for partition in list(self._producers):
             await self.close_partition(partition)
 
-    def owns(self, partition: int) -> bool:
-        """Whether p's producer is open."""
-        return partition in self._producers
-
     async def record_start(self, partition: int, state: EventState) -> None:
         """Commit a ``started`` state on its own, before the event's calls."""
         await self._transaction(partition, [], {}, [state])

@@ -197,10 +197,6 @@ class KafkaSource:
         """Fetch these partitions again, unless held."""
         self._consumer.resume(*[tp for tp in partitions if tp not in self._held])
 
-    def owned(self) -> set[int]:
-        """The input partition numbers assigned to us."""
-        return {tp.partition for tp in self._consumer.assignment()}
-
     def pause_all(self) -> None:
         """Fetch nothing until :meth:`resume_all` (the group membership stays)."""
         self.paused_all = True

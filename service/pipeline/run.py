@@ -32,6 +32,7 @@ from service.pipeline.state import EventState, StateStore
 log = get_logger(__name__)
 
 _RESET_ATTEMPTS = 30
+_EXPIRE_EVERY_SECONDS = 3600.0
 
 
 class Committer(Protocol):
@@ -119,6 +120,7 @@ class Runner:
         self._held: dict[tuple[str, int], int] = {}
         self._ready: set[int] = set()
         """Partitions whose producer is open and whose state is restored."""
+        self._next_expiry = 0.0
         self._rewind_to: dict[tuple[str, int], int] = {}
         """Fetched but unfinished: the offset to read each partition from again."""
         self.stats = RunStats()
@@ -209,6 +211,7 @@ class Runner:
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._release_due()
+            self._expire_due()
             records = await self._source.poll()
             if not records:
                 continue
@@ -351,6 +354,15 @@ class Runner:
                     "producer_reset_failed", partition=partition, attempt=attempt, error=str(again)
                 )
                 await asyncio.sleep(min(attempt, 5))
+
+    def _expire_due(self) -> None:
+        # Event ids older than the window go, so memory stays bounded while running too.
+        if self._clock.monotonic() < self._next_expiry:
+            return
+        self._next_expiry = self._clock.monotonic() + _EXPIRE_EVERY_SECONDS
+        dropped = self._state.expire(self._clock.now())
+        if dropped:
+            log.info("state_expired", dropped=dropped, remembered=self._state.size())
 
     def _release_due(self) -> None:
         now_ms = int(self._clock.now().timestamp() * 1000)

@@ -78,11 +78,6 @@ class EventState(BaseModel):
         """The record value."""
         return self.model_dump_json(exclude_defaults=True).encode()
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> EventState:
-        """Read a record value."""
-        return cls.model_validate_json(data)
-
 
 class _Status(IntEnum):
     # Stable small numbers for packing; never reorder.
@@ -208,11 +203,6 @@ class StateStore:
         self._window = window
         self._partitions: dict[int, _Partition] = {}
 
-    @property
-    def window(self) -> timedelta:
-        """How long an event id is remembered."""
-        return self._window
-
     async def restore(self, partition: int, now: datetime) -> int:
         """Read state partition ``partition``; returns how many event ids it remembers."""
         cache = _Partition()
@@ -225,10 +215,6 @@ class StateStore:
     def forget(self, partition: int) -> None:
         """Drop a partition that is no longer ours."""
         self._partitions.pop(partition, None)
-
-    def owns(self, partition: int) -> bool:
-        """Whether this partition's state is loaded."""
-        return partition in self._partitions
 
     def lookup(self, partition: int, event_id: str, now: datetime) -> Known | None:
         """What the state says of ``event_id`` (within the window), or ``None``."""
