@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+from service.actions import Action, Decision, Plan
 from service.events import ReturnEvent
 
 CUSTOMER_ID = 555567088
@@ -60,3 +62,20 @@ def event_bytes(**overrides: Any) -> bytes:
 def event(**overrides: Any) -> ReturnEvent:
     """A validated :class:`ReturnEvent`."""
     return ReturnEvent.model_validate(event_dict(**overrides))
+
+
+def plan_of(*actions: Action) -> Plan:
+    """A take-back plan of these actions for the default event."""
+    return Plan(
+        event_id="evt-test-0001",
+        decision=Decision.TAKE_BACK,
+        summary="test",
+        decided_at=datetime(2026, 11, 24, tzinfo=UTC),
+        policy_version="test",
+        actions=list(actions),
+    )
+
+
+def why(action_id: str) -> dict[str, str]:
+    """The id and reason fields every action needs."""
+    return {"action_id": action_id, "reason_code": "full_return", "reason": "full return"}

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from service.actions import (
-    Action,
     DeactivateCartPromotion,
-    Decision,
     EnrolLoyalty,
     IssueLoyaltyEarn,
     LoyaltyTarget,
-    Plan,
     Report,
     ReportKind,
     RevokeCartEarn,
@@ -26,7 +21,7 @@ from service.capillary.results import ItemResult, ResultClass
 from service.events import LoyaltyPromotionType
 from service.outcome import ActionStatus
 from service.pipeline.execute import Executor, attribution_for, item_status, worst
-from tests.factories import event
+from tests.factories import event, plan_of, why
 from tests.fakes import FakeCapillary
 
 TARGET = LoyaltyTarget(
@@ -39,39 +34,24 @@ TARGET = LoyaltyTarget(
 )
 
 
-def _plan(*actions: Action) -> Plan:
-    return Plan(
-        event_id="evt-test-0001",
-        decision=Decision.TAKE_BACK,
-        summary="test",
-        decided_at=datetime(2026, 11, 24, tzinfo=UTC),
-        policy_version="test",
-        actions=list(actions),
-    )
-
-
-def _why(action_id: str) -> dict[str, str]:
-    return {"action_id": action_id, "reason_code": "full_return", "reason": "full return"}
-
-
 async def test_execute_runs_actions_in_plan_order_with_their_arguments() -> None:
     api = FakeCapillary()
-    plan = _plan(
-        RevokeLoyaltyEarn(target=TARGET, earn_ids=[974, 975], **_why("a1")),
-        RevokeLoyaltyEnrolment(target=TARGET, **_why("a2")),
+    plan = plan_of(
+        RevokeLoyaltyEarn(target=TARGET, earn_ids=[974, 975], **why("a1")),
+        RevokeLoyaltyEnrolment(target=TARGET, **why("a2")),
         RevokeCartEarn(
             customer_id=555567088,
             promotion_id="69117663b1cfc114606fd7fb",
             earn_ids=["6911eaf1f57b486147effac0"],
-            **_why("a3"),
+            **why("a3"),
         ),
         DeactivateCartPromotion(
             customer_id=555567088,
             promotion_id="69058646b1cfc114606f7bbe",
             earn_id="68f869d94a314550c4b46047",
-            **_why("a4"),
+            **why("a4"),
         ),
-        RevokeCouponCodes(series_id=415446, codes=["3138309782", "3636820421"], **_why("a5")),
+        RevokeCouponCodes(series_id=415446, codes=["3138309782", "3636820421"], **why("a5")),
     )
     results = await Executor(api).execute(event(), plan)
 
@@ -92,8 +72,8 @@ async def test_execute_runs_actions_in_plan_order_with_their_arguments() -> None
 
 async def test_execute_report_makes_no_call_and_is_skipped() -> None:
     api = FakeCapillary()
-    plan = _plan(
-        Report(report_kind=ReportKind.NOT_REVOCABLE, item="cart_earn:x", **_why("r1")),
+    plan = plan_of(
+        Report(report_kind=ReportKind.NOT_REVOCABLE, item="cart_earn:x", **why("r1")),
     )
     [result] = await Executor(api).execute(event(), plan)
     assert api.calls == []
@@ -109,9 +89,9 @@ async def test_execute_enrolment_not_attempted_when_its_earn_revoke_failed() -> 
             ]
         }
     )
-    plan = _plan(
-        RevokeLoyaltyEarn(target=TARGET, earn_ids=[974], **_why("a1")),
-        RevokeLoyaltyEnrolment(target=TARGET, **_why("a2")),
+    plan = plan_of(
+        RevokeLoyaltyEarn(target=TARGET, earn_ids=[974], **why("a1")),
+        RevokeLoyaltyEnrolment(target=TARGET, **why("a2")),
     )
     earn, enrolment = await Executor(api).execute(event(), plan)
     assert earn.status is ActionStatus.FAILED
@@ -132,9 +112,9 @@ async def test_execute_give_back_reports_restored_and_keeps_new_earned_id() -> N
             ]
         }
     )
-    plan = _plan(
-        EnrolLoyalty(target=TARGET, **_why("g1")),
-        IssueLoyaltyEarn(target=TARGET, replaces_earn_id=974, **_why("g2")),
+    plan = plan_of(
+        EnrolLoyalty(target=TARGET, **why("g1")),
+        IssueLoyaltyEarn(target=TARGET, replaces_earn_id=974, **why("g2")),
     )
     enrol, issue = await Executor(api).execute(event(), plan)
     assert enrol.status is ActionStatus.RESTORED
@@ -145,7 +125,7 @@ async def test_execute_give_back_reports_restored_and_keeps_new_earned_id() -> N
 async def test_execute_redeemed_coupon_is_flagged_for_clawback_when_policy_says_so() -> None:
     redeemed = ItemResult(item="coupon:X", result_class=ResultClass.REDEEMED, code=405)
     api = FakeCapillary(answers={"revoke_coupons_by_codes": [redeemed]})
-    plan = _plan(RevokeCouponCodes(series_id=None, codes=["X"], **_why("c1")))
+    plan = plan_of(RevokeCouponCodes(series_id=None, codes=["X"], **why("c1")))
 
     [flagged] = await Executor(api, flag_redeemed_for_clawback=True).execute(event(), plan)
     [plain] = await Executor(api, flag_redeemed_for_clawback=False).execute(event(), plan)
@@ -198,12 +178,12 @@ def test_attribution_prefers_till_then_store_then_none() -> None:
 
 async def test_execute_client_crash_fails_that_action_and_runs_the_rest() -> None:
     api = FakeCapillary(crash_on={"revoke_cart_earns": KeyError("boom")})
-    plan = _plan(
+    plan = plan_of(
         RevokeCartEarn(
             customer_id=555567088, promotion_id="69117663b1cfc114606fd7fb", earn_ids=["x"],
-            **_why("a1"),
+            **why("a1"),
         ),
-        RevokeCouponCodes(series_id=415446, codes=["A"], **_why("a2")),
+        RevokeCouponCodes(series_id=415446, codes=["A"], **why("a2")),
     )  # fmt: skip
     crashed, coupons = await Executor(api).execute(event(), plan)
     assert crashed.status is ActionStatus.FAILED

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,10 +16,8 @@ import pytest
 from service.actions import (
     Action,
     DeactivateCartPromotion,
-    Decision,
     IssueLoyaltyEarn,
     LoyaltyTarget,
-    Plan,
     RevokeCartEarn,
     RevokeCouponCodes,
     RevokeLoyaltyEarn,
@@ -36,7 +33,7 @@ from service.capillary.models import (
 from service.events import LoyaltyPromotionType
 from service.outcome import ActionResult, ActionStatus
 from service.pipeline.execute import Executor
-from tests.factories import event
+from tests.factories import event, plan_of, why
 from tests.unit.capillary.helpers import (
     CART,
     COUPON,
@@ -75,33 +72,18 @@ async def harness() -> AsyncIterator[Harness]:
     await h.client.aclose()
 
 
-def _why(action_id: str) -> dict[str, str]:
-    return {"action_id": action_id, "reason_code": "full_return", "reason": "full return"}
-
-
-def _plan(*actions: Action) -> Plan:
-    return Plan(
-        event_id="evt-test-0001",
-        decision=Decision.TAKE_BACK,
-        summary="test",
-        decided_at=datetime(2026, 11, 24, tzinfo=UTC),
-        policy_version="test",
-        actions=list(actions),
-    )
-
-
 async def _run(
     harness: Harness, *actions: Action, tried_before: bool = False, clawback: bool = True
 ) -> list[ActionResult]:
     executor = Executor(harness.client, flag_redeemed_for_clawback=clawback)
     if tried_before:
-        return await executor.execute(event(), _plan(*actions), tried_before=True)
-    return await executor.execute(event(), _plan(*actions))
+        return await executor.execute(event(), plan_of(*actions), tried_before=True)
+    return await executor.execute(event(), plan_of(*actions))
 
 
 def _cart_action(*earn_ids: str, promotion: str = PROMO_A) -> RevokeCartEarn:
     return RevokeCartEarn(
-        customer_id=CUSTOMER, promotion_id=promotion, earn_ids=list(earn_ids), **_why("cart")
+        customer_id=CUSTOMER, promotion_id=promotion, earn_ids=list(earn_ids), **why("cart")
     )
 
 
@@ -197,7 +179,7 @@ async def test_loyalty_earn_id_sent_but_not_listed_is_not_revoked(harness: Harne
         ),
     )
     [result] = await _run(
-        harness, RevokeLoyaltyEarn(target=TARGET, earn_ids=[974, 975], **_why("l"))
+        harness, RevokeLoyaltyEarn(target=TARGET, earn_ids=[974, 975], **why("l"))
     )
     assert _statuses(result) == [
         ("loyalty_earn:974", ActionStatus.REVOKED, None),
@@ -218,7 +200,7 @@ async def test_loyalty_item_naming_another_customer_is_a_request_error(harness: 
             loyalty_ok({"entityType": "CUSTOMER", "entityId": 423927868, "revokedEarnIds": [974]}),
         ),
     )
-    [result] = await _run(harness, RevokeLoyaltyEarn(target=TARGET, earn_ids=[974], **_why("l")))
+    [result] = await _run(harness, RevokeLoyaltyEarn(target=TARGET, earn_ids=[974], **why("l")))
     assert result.status is ActionStatus.FAILED
     assert "423927868" in result.items[0].message
 
@@ -236,7 +218,7 @@ async def test_loyalty_top_level_errors_without_response_keep_the_code(harness: 
         ),
     )
     [result] = await _run(
-        harness, RevokeLoyaltyEarn(target=TARGET, earn_ids=[974, 975], **_why("l"))
+        harness, RevokeLoyaltyEarn(target=TARGET, earn_ids=[974, 975], **why("l"))
     )
     assert [item.code for item in result.items] == [8881, 8881]
 
@@ -332,7 +314,7 @@ async def test_generic_series_action_revokes_only_this_customers_coupons(
         codes=["SALE20"],
         generic=True,
         customer=PlannedCouponCustomer(id=555567088),
-        **_why("g"),
+        **why("g"),
     )
     [result] = await _run(harness, action)
     assert result.status is ActionStatus.REVOKED
@@ -362,7 +344,7 @@ async def test_enrolment_kept_while_other_earns_remain_is_not_a_failure(harness:
             },
         ),
     )
-    [result] = await _run(harness, RevokeLoyaltyEnrolment(target=TARGET, **_why("e")))
+    [result] = await _run(harness, RevokeLoyaltyEnrolment(target=TARGET, **why("e")))
     assert result.status is ActionStatus.KEPT
     assert result.items[0].code == 8904
     assert "other earns of this promotion remain" in result.items[0].message
@@ -385,7 +367,7 @@ async def test_redeemed_payment_voucher_is_refused_redeemed_and_flagged(harness:
         ),
     )
     action = DeactivateCartPromotion(
-        customer_id=CUSTOMER, promotion_id=PROMO_B, earn_id=EARN_B, **_why("d")
+        customer_id=CUSTOMER, promotion_id=PROMO_B, earn_id=EARN_B, **why("d")
     )
     [result] = await _run(harness, action)
     assert result.status is ActionStatus.REFUSED_REDEEMED
@@ -470,7 +452,7 @@ async def test_coupons_revoked_beyond_the_codes_sent_are_items_not_asked_for(
             },
         ),
     )
-    action = RevokeCouponCodes(series_id=415446, codes=["3138309782", "3636820421"], **_why("c"))
+    action = RevokeCouponCodes(series_id=415446, codes=["3138309782", "3636820421"], **why("c"))
     [result] = await _run(harness, action)
     assert [(i.item, i.status, i.asked) for i in result.items] == [
         ("coupon:3138309782", ActionStatus.REVOKED, True),
@@ -503,7 +485,7 @@ async def test_open_cart_gets_its_own_longer_budget(harness: Harness) -> None:
         reply(200, {"data": True, "errors": []}),
     )
     action = DeactivateCartPromotion(
-        customer_id=CUSTOMER, promotion_id=PROMO_B, earn_id=EARN_B, **_why("d")
+        customer_id=CUSTOMER, promotion_id=PROMO_B, earn_id=EARN_B, **why("d")
     )
     [result] = await _run(harness, action)
     assert result.status is ActionStatus.REVOKED
@@ -529,7 +511,7 @@ async def test_issue_earn_records_the_new_earned_id(harness: Harness) -> None:
             ),
         ),
     )
-    [result] = await _run(harness, IssueLoyaltyEarn(target=TARGET, **_why("i")))
+    [result] = await _run(harness, IssueLoyaltyEarn(target=TARGET, **why("i")))
     assert result.status is ActionStatus.RESTORED
     assert result.items[0].detail["earned_id"] == "840"
 
