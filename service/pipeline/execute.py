@@ -183,8 +183,9 @@ class _EventProgress:
     blocked: set[tuple[int, str, str]] = field(default_factory=set)
     """Loyalty targets whose earn revoke (or enrolment) did not succeed: the next step for
     the same promotion and customer would be refused, so it is not attempted."""
-    gave_back: bool = False
-    """A give-back call may have reached Capillary (it matters when an outage interrupts)."""
+    gave_back: set[str] = field(default_factory=set)
+    """Give-back actions whose call may have reached Capillary (it matters when an outage
+    interrupts the event)."""
 
 
 class Executor:
@@ -214,8 +215,8 @@ class Executor:
 
         Raises :class:`CapillaryUnavailableError` when a call got no answer about its items
         (Capillary down, throttling past the budget, credentials refused): that is not the
-        event's outcome, and the caller pauses instead of publishing one. Its context says
-        whether a give-back call of the event may have reached Capillary.
+        event's outcome, and the caller pauses instead of publishing one. Its context names
+        the give-back actions whose call may have reached Capillary.
         """
         attribution = attribution_for(event)
         results: list[ActionResult] = []
@@ -266,7 +267,7 @@ class Executor:
         if gives_back and any(
             r.result_class is ResultClass.DONE or r.after_uncertain_attempt for r in api_results
         ):
-            progress.gave_back = True
+            progress.gave_back.add(action.action_id)
         unavailable = next(
             (r for r in api_results if r.result_class is ResultClass.UNAVAILABLE), None
         )
@@ -275,7 +276,7 @@ class Executor:
                 unavailable.message,
                 action_id=action.action_id,
                 code=unavailable.code,
-                give_back_may_have_happened=progress.gave_back,
+                give_backs_reached=frozenset(progress.gave_back),
             )
         items = [
             self._item(r, gives_back=gives_back, tried_before=tried_before) for r in api_results

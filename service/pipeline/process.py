@@ -176,11 +176,11 @@ class Processor:
                 before_give_back=record_intent,
             )
         except CapillaryUnavailableError as exc:
-            if len(state.intents) > len(earlier) and not exc.context.get(
-                "give_back_may_have_happened"
-            ):
-                # No give-back of this attempt reached Capillary: the next one may make them.
-                cleared = state.model_copy(update={"intents": earlier})
+            reached = exc.context.get("give_backs_reached", frozenset())
+            kept = [i for i in state.intents if i in earlier or i.action_id in reached]
+            if kept != state.intents:
+                # Give-backs of this attempt that did not reach Capillary: the next one makes them.
+                cleared = state.model_copy(update={"intents": kept})
                 await self._starts.record_start(record.partition, cleared)
                 self._state.remember(record.partition, cleared)
             raise

@@ -389,3 +389,22 @@ async def test_redelivery_after_a_crash_between_two_give_backs_makes_only_the_mi
     assert outcome.status is OutcomeStatus.NEEDS_CHECK
     # The earlier intent stays with the new one, for a crash of this attempt too.
     assert [i.action_id for i in s.committer.starts[-1][1].intents] == ["enrol", "issue"]
+
+
+async def test_outage_after_one_give_back_keeps_only_the_intent_of_the_one_made() -> None:
+    down = ItemResult(item="earn:x", result_class=ResultClass.UNAVAILABLE, message="HTTP 503")
+    s = await _Setup(GIVE_BACK, FakeCapillary(answers={"issue_earn": [down]})).ready()
+    with pytest.raises(CapillaryUnavailableError):
+        await s.processor.handle(_record(event_bytes()))
+    # The enrolment was made; the earn was refused unprocessed (503): only its intent goes.
+    assert [[i.action_id for i in st.intents] for _, st in s.committer.starts] == [
+        [],
+        ["enrol"],
+        ["enrol", "issue"],
+        ["enrol"],
+    ]
+
+    s.api.answers.clear()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+    assert {a.action_id: a.status for a in outcome.actions}["enrol"] is ActionStatus.UNCONFIRMED
+    assert {a.action_id: a.status for a in outcome.actions}["issue"] is ActionStatus.RESTORED
