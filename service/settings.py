@@ -108,6 +108,24 @@ class ReliabilitySettings(BaseModel):
     )
 
 
+class ConcurrencySettings(BaseModel):
+    """Events in flight across customers, and how long bulk calls wait for company."""
+
+    events_in_flight: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Events taken and not finished; at the bound the consumer pauses. 1 "
+        "handles one event at a time.",
+    )
+    linger_ms: float = Field(
+        default=5.0,
+        ge=0,
+        le=10_000,
+        description="How long a bulk call waits for other events' items to join it.",
+    )
+
+
 class Settings(BaseSettings):
     """Settings of return-handler. Defaults suit the local broker and sandbox."""
 
@@ -119,6 +137,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
+    concurrency: ConcurrencySettings = Field(default_factory=ConcurrencySettings)
     capillary: CapillaryConfig | None = Field(
         default=None,
         description=(
