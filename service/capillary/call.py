@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import structlog
+from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ValidationError
 
 from service.capillary.auth import Authenticator
@@ -135,6 +136,15 @@ class CallLoop:
         )
         return base + PATHS[endpoint].format(**path)
 
+    def limiter(self, endpoint: Endpoint) -> AsyncLimiter:
+        """The rate limiter every attempt to ``endpoint`` acquires a permit from."""
+        return self._limiters.for_endpoint(endpoint)
+
+    @property
+    def sends_attribution(self) -> bool:
+        """Whether attribution reaches Capillary (its headers go with OAuth only)."""
+        return self._config.auth_mode is AuthMode.OAUTH
+
     async def send(
         self,
         endpoint: Endpoint,
@@ -146,10 +156,13 @@ class CallLoop:
         attribution: Attribution | None = None,
         idempotent: bool = True,
         retry: bool = True,
+        admitted: bool = False,
     ) -> Call:
         """Send one logical call (always POST): attempts, retries, one log line per attempt.
 
-        ``retry=False`` makes one attempt (a probe).
+        ``retry=False`` makes one attempt (a probe). ``admitted=True``: the caller already
+        took the rate permit of the first attempt (a coalesced batch grows while it waits
+        for it); every later attempt takes its own.
         """
         target = url or self.url(endpoint)
         started = self._clock.monotonic()
@@ -165,6 +178,8 @@ class CallLoop:
         while True:
             attempt += 1
             attempt_started = self._clock.monotonic()
+            if not (admitted and attempt == 1):
+                await self._limiters.for_endpoint(endpoint).acquire()
             outcome = await self._attempt(
                 endpoint, target, json=json, content=content, params=params, attribution=attribution
             )
@@ -245,7 +260,6 @@ class CallLoop:
         params: dict[str, str] | None,
         attribution: Attribution | None,
     ) -> _Attempt:
-        await self._limiters.for_endpoint(endpoint).acquire()
         try:
             headers = await self._auth.headers()
         except CapillaryAuthError as exc:
@@ -268,7 +282,7 @@ class CallLoop:
                 ),
             )
         sent_headers = dict(headers)
-        if attribution is not None and self._config.auth_mode is AuthMode.OAUTH:
+        if attribution is not None and self.sends_attribution:
             headers[ATTRIBUTION_TYPE_HEADER] = attribution.entity_type.value
             headers[ATTRIBUTION_ID_HEADER] = attribution.entity_id
         if content is not None:

@@ -40,15 +40,29 @@ class CartCalls:
         attribution: Attribution | None = None,
     ) -> list[ItemResult]:
         """Revoke unredeemed cart promotion earns of one customer; one result per earn ID."""
-        unique: dict[tuple[str, str], tuple[str, str]] = {}
-        for ref in earns:
-            for earn in ref.earn_ids:
-                unique.setdefault(
-                    (ref.promotion_id.casefold(), earn.casefold()), (ref.promotion_id, earn)
-                )
+        return await self.grouped(customer_id, earn_pairs(earns), attribution)
+
+    async def grouped(
+        self,
+        customer_id: int,
+        pairs: Sequence[tuple[str, str]],
+        attribution: Attribution | None = None,
+        *,
+        admitted: bool = False,
+    ) -> list[ItemResult]:
+        """One result per (promotion id, earn id) given, in order, 1,000 a call.
+
+        An earn's result does not depend on the other earns of the call, except for the
+        call's ``request_ids``, ``attempts`` and ``elapsed_ms`` (errors that name no earn
+        are asked again earn by earn), so several events' earns of one customer can share
+        a call (``coalesce.py``). ``admitted``: the first request's first permit is taken.
+        """
         results: list[ItemResult] = []
-        for batch in chunks(list(unique.values()), MAX_CART_EARN_IDS):
-            results.extend(await self._call(customer_id, batch, attribution, may_split=True))
+        for batch in chunks(list(pairs), MAX_CART_EARN_IDS):
+            results += await self._call(
+                customer_id, batch, attribution, may_split=True, admitted=admitted
+            )
+            admitted = False  # the permit was for the first request only
         return results
 
     async def _call(
@@ -58,7 +72,9 @@ class CartCalls:
         attribution: Attribution | None,
         *,
         may_split: bool,
+        admitted: bool = False,
     ) -> list[ItemResult]:
+        """One result per pair, in the order of ``pairs``."""
         grouped: dict[str, list[str]] = {}
         for promotion_id, earn_id in pairs:
             grouped.setdefault(promotion_id, []).append(earn_id)
@@ -68,7 +84,9 @@ class CartCalls:
                 CartEarnRevokeDetail(promotion_id=p, earn_ids=ids) for p, ids in grouped.items()
             ],
         )
-        call = await self._loop.send(_ENDPOINT, json=request.wire(), attribution=attribution)
+        call = await self._loop.send(
+            _ENDPOINT, json=request.wire(), attribution=attribution, admitted=admitted
+        )
         parsed = read_answer(_ENDPOINT, CartRevokeResponse, call)
         if isinstance(parsed, Failure):
             return failed_items(call, [_item(e) for _, e in pairs], parsed)
@@ -78,18 +96,7 @@ class CartCalls:
             for earn in detail.revoked_earn_ids
         }
         remaining = [(p, e) for p, e in pairs if e.casefold() not in revoked]
-        if parsed.errors and len(remaining) > 1 and may_split:
-            # The errors name no earn: one call per earn learns each earn's own answer.
-            results = [
-                item_result(
-                    call, _item(e), ResultClass.DONE, message="revoked", detail={"promotion_id": p}
-                )
-                for p, e in pairs
-                if e.casefold() in revoked
-            ]
-            for pair in remaining:
-                results.extend(await self._call(customer_id, [pair], attribution, may_split=False))
-            return results
+        split = bool(parsed.errors) and len(remaining) > 1 and may_split
         results = []
         for promotion_id, earn_id in pairs:
             item = _item(earn_id)
@@ -103,6 +110,11 @@ class CartCalls:
                         detail={"promotion_id": promotion_id},
                     )
                 )
+            elif split:
+                # The errors name no earn: one call per earn learns each earn's own answer.
+                results += await self._call(
+                    customer_id, [(promotion_id, earn_id)], attribution, may_split=False
+                )
             elif parsed.errors:
                 results.append(from_errors(_ENDPOINT, call, item, parsed.errors))
             else:
@@ -110,8 +122,19 @@ class CartCalls:
         return results
 
 
+def earn_pairs(earns: Sequence[CartEarnsRef]) -> list[tuple[str, str]]:
+    """(promotion id, earn id) of every earn, each once (ids compared without case)."""
+    unique: dict[tuple[str, str], tuple[str, str]] = {}
+    for ref in earns:
+        for earn in ref.earn_ids:
+            unique.setdefault(
+                (ref.promotion_id.casefold(), earn.casefold()), (ref.promotion_id, earn)
+            )
+    return list(unique.values())
+
+
 def _item(earn_id: str) -> str:
     return f"cart_earn:{earn_id}"
 
 
-__all__ = ["CartCalls"]
+__all__ = ["CartCalls", "earn_pairs"]

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Self
 
 import httpx
+from aiolimiter import AsyncLimiter
 
 from service.capillary.auth import Authenticator, build_authenticator
 from service.capillary.call import CallLoop, Sleep
@@ -94,6 +95,24 @@ class CapillaryClient:
     def authenticator(self) -> Authenticator:
         """The authenticator in use (for diagnostics and tests)."""
         return self._auth
+
+    @property
+    def sends_attribution(self) -> bool:
+        """Whether attribution reaches Capillary (OAuth only): only then must calls that
+        share a request share it."""
+        return self._loop.sends_attribution
+
+    def limiter(self, endpoint: Endpoint) -> AsyncLimiter:
+        """The rate limiter of ``endpoint``, shared by every call to it."""
+        return self._loop.limiter(endpoint)
+
+    async def admit(self, endpoint: Endpoint) -> None:
+        """Wait for and take one rate permit of ``endpoint``.
+
+        For a caller that sends with ``admitted=True`` next (the coalescer): while it
+        waits here, its batch keeps growing.
+        """
+        await self._loop.limiter(endpoint).acquire()
 
     async def __aenter__(self) -> Self:
         return self

@@ -6,11 +6,15 @@ without the customer (the page: "Generic coupon codes are not supported for sing
 revokes ... A user ID must be provided when dealing with generic coupon series"): each
 goes in its own request that names the customer. Whatever Capillary revoked beyond the
 codes sent comes back as results of their own, marked as not asked for.
+
+:meth:`CouponCalls.grouped_codes` keeps the two apart (one result per code asked, then what
+nobody asked), so that codes of several events can share a call (``coalesce.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import structlog
 
@@ -36,6 +40,15 @@ from service.capillary.results import ItemResult, ResultClass
 
 _ENDPOINT = Endpoint.COUPON_REVOKE
 _log = structlog.get_logger("service.capillary.client")
+
+
+class CodeResults(NamedTuple):
+    """What calls revoking codes answered, code by code."""
+
+    asked: list[ItemResult]
+    """One result per code sent, in the order sent."""
+    unasked: list[ItemResult]
+    """What Capillary revoked although no code sent named it (``asked=False``)."""
 
 
 class CouponCalls:
@@ -78,16 +91,32 @@ class CouponCalls:
                 results += _read(await self._send(request, attribution), [code])
         else:
             for batch in coupon_code_batches(sendable, series_id):
-                request = CouponRevokeRequest(coupon_series_id=series_id, coupon_codes=batch)
-                results += _read(await self._send(request, attribution), batch)
-        results += [
-            local_refusal(
-                "coupon:", "empty coupon code; no call was made", "The event gave an empty code."
-            )
-            for c in codes
-            if not c.strip()
-        ]
-        return results
+                results += _read(await self._send_codes(batch, series_id, attribution), batch)
+        return results + empty_code_refusals(codes)
+
+    async def grouped_codes(
+        self,
+        codes: Sequence[str],
+        series_id: int,
+        attribution: Attribution | None = None,
+        *,
+        admitted: bool = False,
+    ) -> CodeResults:
+        """Revoke codes of one series that has no generic code, at most 50 a call.
+
+        ``asked`` has one result per distinct code, in order, exactly as
+        :meth:`revoke_by_codes` answers it; ``unasked`` what the calls took beyond them.
+        ``admitted``: the first request's first rate permit is taken.
+        """
+        asked: list[ItemResult] = []
+        unasked: list[ItemResult] = []
+        for batch in coupon_code_batches(codes, series_id):
+            call = await self._send_codes(batch, series_id, attribution, admitted=admitted)
+            admitted = False  # the permit was for the first request only
+            answer = _read_answer(call, batch, "")
+            asked += answer.asked
+            unasked += answer.unasked
+        return CodeResults(asked, unasked)
 
     async def revoke_by_customer(
         self,
@@ -104,21 +133,60 @@ class CouponCalls:
         call = await self._send(request, attribution)
         return _read(call, None, summary_item=f"coupons_of_customer:{customer.kind()}")
 
-    async def _send(self, request: CouponRevokeRequest, attribution: Attribution | None) -> Call:
+    async def _send_codes(
+        self,
+        codes: list[str],
+        series_id: int | None,
+        attribution: Attribution | None,
+        *,
+        admitted: bool = False,
+    ) -> Call:
+        request = CouponRevokeRequest(coupon_series_id=series_id, coupon_codes=codes)
+        return await self._send(request, attribution, admitted=admitted)
+
+    async def _send(
+        self,
+        request: CouponRevokeRequest,
+        attribution: Attribution | None,
+        *,
+        admitted: bool = False,
+    ) -> Call:
         return await self._loop.send(
-            _ENDPOINT, json=request.wire(), params=self._params, attribution=attribution
+            _ENDPOINT,
+            json=request.wire(),
+            params=self._params,
+            attribution=attribution,
+            admitted=admitted,
         )
+
+
+def empty_code_refusals(codes: Sequence[str]) -> list[ItemResult]:
+    """One local refusal per empty code given (no call carries an empty code)."""
+    return [
+        local_refusal(
+            "coupon:", "empty coupon code; no call was made", "The event gave an empty code."
+        )
+        for c in codes
+        if not c.strip()
+    ]
 
 
 def _read(call: Call, asked: list[str] | None, *, summary_item: str = "") -> list[ItemResult]:
     """Results for the codes asked (``None``: by customer, everything revoked was asked)."""
+    answer = _read_answer(call, asked, summary_item)
+    return answer.asked + answer.unasked
+
+
+def _read_answer(call: Call, asked: list[str] | None, summary_item: str) -> CodeResults:
     whole = [_item(c) for c in asked] if asked is not None else [summary_item]
     parsed = read_answer(_ENDPOINT, CouponRevokeResponse, call)
     if isinstance(parsed, Failure):
-        return failed_items(call, whole, parsed)
+        return CodeResults(failed_items(call, whole, parsed), [])
     entity = parsed.entity
     if parsed.errors and (entity is None or parsed.success is False):
-        return [from_errors(_ENDPOINT, call, item, parsed.errors) for item in whole]
+        return CodeResults(
+            [from_errors(_ENDPOINT, call, item, parsed.errors) for item in whole], []
+        )
     revoked = {c.coupon_code.casefold(): c for c in entity.revoked_coupons} if entity else {}
     failed: dict[str, ApiError] = {}
     for group in entity.failed_to_revoke if entity else []:
@@ -158,7 +226,7 @@ def _read(call: Call, asked: list[str] | None, *, summary_item: str = "") -> lis
                     message="no unredeemed coupons to revoke: already revoked or none issued",
                 )
             )
-        return results
+        return CodeResults(results, [])
 
     asked_keys = {c.casefold() for c in asked}
     results = []
@@ -178,12 +246,11 @@ def _read(call: Call, asked: list[str] | None, *, summary_item: str = "") -> lis
             count=len(unexpected),
             request_ids=call.request_ids,
         )
-        results += [revoked_result(code, was_asked=False) for code in unexpected]
-    return results
+    return CodeResults(results, [revoked_result(code, was_asked=False) for code in unexpected])
 
 
 def _item(code: str) -> str:
     return f"coupon:{code}"
 
 
-__all__ = ["CouponCalls"]
+__all__ = ["CodeResults", "CouponCalls", "empty_code_refusals"]

@@ -9,14 +9,19 @@
   beyond that with no documented code, and it takes every unredeemed coupon of the
   customer, not just the order's. The client offers it only because a caller may ask
   for it explicitly; revoking by codes is the normal path.
-* Rate: one ``AsyncLimiter`` per endpoint (requests per minute), so calls over the
-  limit wait their turn instead of collecting 429s.
+* Rate: one ``AsyncLimiter`` per endpoint, so calls over the limit wait their turn
+  instead of collecting 429s. Capillary counts a sliding minute; a leaky bucket sized
+  ``AsyncLimiter(limit, 60)`` lets ``limit`` through at once and ``limit`` more within
+  the same minute, so :func:`pacing` sizes it to a burst of about one second's worth and
+  a drip that keeps any window of a minute (plus a margin for network jitter) within
+  the limit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from aiolimiter import AsyncLimiter
 
@@ -27,14 +32,62 @@ from service.capillary.models import MAX_CART_EARN_IDS, MAX_COUPON_CODES, MAX_LO
 T = TypeVar("T")
 
 __all__ = [
+    "JITTER_SECONDS",
     "MAX_CART_EARN_IDS",
     "MAX_COUPON_CODES",
     "MAX_LOYALTY_CUSTOMERS",
+    "WINDOW_SECONDS",
+    "Pacing",
     "RateLimiters",
     "chunks",
     "chunks_without_repeats",
     "coupon_code_batches",
+    "pacing",
 ]
+
+WINDOW_SECONDS = 60.0
+"""The window Capillary's per-minute limits are counted over."""
+
+JITTER_SECONDS = 1.0
+"""Requests granted a window apart can arrive closer together than that: the pacing
+keeps a window this much longer than a minute within the limit."""
+
+
+class Pacing(NamedTuple):
+    """The parameters of one endpoint's ``AsyncLimiter``."""
+
+    burst: int
+    """How many permits may go at once (the bucket's ``max_rate``)."""
+    time_period: float
+    """Seconds the bucket takes to drain ``burst`` permits."""
+
+    @property
+    def per_second(self) -> float:
+        """The steady rate after a burst."""
+        return self.burst / self.time_period
+
+    def most_in(self, seconds: float) -> int:
+        """The most permits any window of ``seconds`` can see.
+
+        A window can open on an empty bucket (a whole burst) and then see what drains
+        during it; the bucket never holds more than ``burst``, so nothing else fits.
+        """
+        return math.floor(self.burst + self.per_second * seconds)
+
+
+def pacing(per_minute: int) -> Pacing:
+    """A burst of about one second's worth, then an even drip, never over ``per_minute``.
+
+    In a window of ``W`` seconds at most ``burst + W * rate`` permits go, rounded down.
+    With ``rate = (per_minute - burst + 1) / (W + jitter)`` that is ``per_minute`` for
+    every window shorter than ``W + jitter``, also for a limit of one a minute (one
+    permit, then the next a minute and the margin later).
+    """
+    if per_minute < 1:
+        raise ValueError("a rate limit must allow at least one request a minute")
+    burst = max(1, per_minute // 60)
+    rate = (per_minute - burst + 1) / (WINDOW_SECONDS + JITTER_SECONDS)
+    return Pacing(burst=burst, time_period=burst / rate)
 
 
 class RateLimiters:
@@ -42,7 +95,7 @@ class RateLimiters:
 
     def __init__(self, limits: CapillaryRateLimits) -> None:
         self._limiters = {
-            endpoint: AsyncLimiter(getattr(limits, endpoint.value), time_period=60)
+            endpoint: AsyncLimiter(*pacing(getattr(limits, endpoint.value)))
             for endpoint in Endpoint
         }
 

@@ -59,10 +59,9 @@ class LoyaltyCalls:
         ``earn_ids=None`` revokes *all* the customer's earns of the promotion; the client
         allows it, the rules decide when. An empty list is refused without a call.
         """
-        return await self._bulk(
-            Endpoint.LOYALTY_REVOKE, "REVOKE_EARN", promotion, identifier_name, customers,
-            attribution, idempotent=True,
-        )  # fmt: skip
+        return _flat(
+            await self.grouped("REVOKE_EARN", promotion, identifier_name, customers, attribution)
+        )
 
     async def revoke_enrolments(
         self,
@@ -72,10 +71,9 @@ class LoyaltyCalls:
         attribution: Attribution | None = None,
     ) -> list[ItemResult]:
         """REVOKE_ENROL (enrol-and-issue promotions only, after that customer's REVOKE_EARN)."""
-        return await self._bulk(
-            Endpoint.LOYALTY_REVOKE, "REVOKE_ENROL", promotion, identifier_name, customers,
-            attribution, idempotent=True,
-        )  # fmt: skip
+        return _flat(
+            await self.grouped("REVOKE_ENROL", promotion, identifier_name, customers, attribution)
+        )
 
     async def enrol(
         self,
@@ -85,10 +83,9 @@ class LoyaltyCalls:
         attribution: Attribution | None = None,
     ) -> list[ItemResult]:
         """ENROL customers in an enrol-and-issue promotion; ``detail`` has the ``issual_id``."""
-        return await self._bulk(
-            Endpoint.LOYALTY_ENROL, "ENROL", promotion, identifier_name, customers,
-            attribution, idempotent=True,
-        )  # fmt: skip
+        return _flat(
+            await self.grouped("ENROL", promotion, identifier_name, customers, attribution)
+        )
 
     async def issue_earn(
         self,
@@ -102,39 +99,38 @@ class LoyaltyCalls:
         Not idempotent: after an ambiguous failure (the request may have been processed)
         it is not retried and the result says a repeat could issue twice.
         """
-        return await self._bulk(
-            Endpoint.LOYALTY_ENROL, "EARN", promotion, identifier_name, customers,
-            attribution, idempotent=False,
-        )  # fmt: skip
+        return _flat(await self.grouped("EARN", promotion, identifier_name, customers, attribution))
 
-    async def _bulk(
+    async def grouped(
         self,
-        endpoint: Endpoint,
         action: LoyaltyBulkAction,
         promotion: LoyaltyPromotionRef,
         identifier_name: IdentifierName,
         customers: Sequence[LoyaltyCustomer],
-        attribution: Attribution | None,
+        attribution: Attribution | None = None,
         *,
-        idempotent: bool,
-    ) -> list[ItemResult]:
+        admitted: bool = False,
+    ) -> list[list[ItemResult]]:
+        """The results of each customer given, one list per customer, in order.
+
+        A customer's results do not depend on who else was in the call, except for the
+        call's ``request_ids``, ``attempts`` and ``elapsed_ms``: answers are matched by
+        position, so callers of several events can share a call (``coalesce.py``) and take
+        back each their own. Unsendable customers are answered without a call (see
+        :func:`refusal`). ``admitted``: the first request's first rate permit is taken.
+        """
+        endpoint, idempotent = _ENDPOINTS[action]
         by_index: dict[int, list[ItemResult]] = {}
         sendable: list[tuple[int, LoyaltyCustomer]] = []
         for index, customer in enumerate(customers):
-            refusal = _unsendable(customer)
-            if refusal is not None:
-                message, next_step = refusal
-                by_index[index] = [
-                    local_refusal(item, message, next_step)
-                    for item in _items(action, promotion, customer)
-                ]
+            refused = refusal(action, promotion, customer)
+            if refused is not None:
+                by_index[index] = refused
             else:
                 sendable.append((index, customer))
 
         batches = chunks_without_repeats(
-            sendable,
-            MAX_LOYALTY_CUSTOMERS,
-            key=lambda pair: pair[1].identifier_value.strip().lower(),
+            sendable, MAX_LOYALTY_CUSTOMERS, key=lambda pair: customer_key(pair[1])
         )
         for batch in batches:
             pairs = [pair for _, pair in batch]
@@ -152,14 +148,53 @@ class LoyaltyCalls:
                 ],
             )
             call = await self._loop.send(
-                endpoint, json=request.wire(), attribution=attribution, idempotent=idempotent
+                endpoint,
+                json=request.wire(),
+                attribution=attribution,
+                idempotent=idempotent,
+                admitted=admitted,
             )
+            admitted = False  # the permit was for the first request only
             answers = _read(
                 endpoint, action, promotion, identifier_name, [c for _, c in pairs], call
             )
             for (index, _), results in zip(pairs, answers, strict=True):
                 by_index[index] = results
-        return [result for index in sorted(by_index) for result in by_index[index]]
+        return [by_index[index] for index in range(len(customers))]
+
+
+_ENDPOINTS: dict[LoyaltyBulkAction, tuple[Endpoint, bool]] = {
+    "REVOKE_EARN": (Endpoint.LOYALTY_REVOKE, True),
+    "REVOKE_ENROL": (Endpoint.LOYALTY_REVOKE, True),
+    "ENROL": (Endpoint.LOYALTY_ENROL, True),
+    # EARN has no idempotency key: a repeat after an ambiguous failure could issue twice.
+    "EARN": (Endpoint.LOYALTY_ENROL, False),
+}
+
+
+def endpoint_of(action: LoyaltyBulkAction) -> Endpoint:
+    """The endpoint a bulk action goes to (and whose rate limit it takes)."""
+    return _ENDPOINTS[action][0]
+
+
+def customer_key(customer: LoyaltyCustomer) -> str:
+    """What makes two customers the same one: never twice in one call."""
+    return customer.identifier_value.strip().lower()
+
+
+def refusal(
+    action: LoyaltyBulkAction, promotion: LoyaltyPromotionRef, customer: LoyaltyCustomer
+) -> list[ItemResult] | None:
+    """The results of a customer that cannot go in a call (answered locally), or None."""
+    why = _unsendable(customer)
+    if why is None:
+        return None
+    message, next_step = why
+    return [local_refusal(item, message, next_step) for item in _items(action, promotion, customer)]
+
+
+def _flat(grouped: list[list[ItemResult]]) -> list[ItemResult]:
+    return [result for results in grouped for result in results]
 
 
 def _read(
@@ -300,4 +335,4 @@ def _unsendable(customer: LoyaltyCustomer) -> tuple[str, str] | None:
     return None
 
 
-__all__ = ["LoyaltyCalls"]
+__all__ = ["LoyaltyCalls", "customer_key", "endpoint_of", "refusal"]

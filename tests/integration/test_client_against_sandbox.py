@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
 
 from capillary_sandbox import Sandbox, SandboxConfig, demo_seed
+from capillary_sandbox.state import Customer, LoyaltyEarn
 from service.capillary import (
     CapillaryClient,
     CapillaryConfig,
@@ -20,6 +22,7 @@ from service.capillary import (
 )
 from service.capillary.results import ItemResult
 from service.outcome import ActionStatus
+from service.pipeline.coalesce import Coalescer
 from service.pipeline.execute import item_status
 
 STORM = {"revoke_enrol_and_earn": 2, "cart_revoke_earn": 3, "coupon_revoke": 2, "deactivate": 1}
@@ -127,3 +130,51 @@ async def test_generic_series_code_revokes_only_its_customers_coupon(
     revoked = {c.code for c in sandbox.state.snapshot().coupons if c.revoked}
     # The series' other coupons (the generic SALE20 among them) stay with their customers.
     assert revoked == {"sale-hf-0001"}
+
+
+async def test_150_concurrent_loyalty_revokes_through_the_coalescer_make_two_calls(
+    sandbox: Sandbox, client: CapillaryClient
+) -> None:
+    seed = sandbox.state.snapshot()
+    customers = [700_000_000 + n for n in range(150)]
+    sandbox.load_seed(
+        seed.model_copy(
+            update={
+                "customers": [*seed.customers, *(Customer(id=c) for c in customers)],
+                "loyalty_earns": [
+                    *seed.loyalty_earns,
+                    *(
+                        LoyaltyEarn(earn_id=60_000 + n, promotion_id=202779, customer_id=c)
+                        for n, c in enumerate(customers)
+                    ),
+                ],
+            }
+        )
+    )
+    sandbox.clear_calls()
+    coalescer = Coalescer(client, linger_seconds=0.005)
+
+    results = await asyncio.gather(
+        *(
+            coalescer.revoke_loyalty_earns(
+                LOYALTY_PROMO,
+                "id",
+                [
+                    LoyaltyCustomerEarns(
+                        identifier_value=str(c), source="INSTORE", earn_ids=[60_000 + n]
+                    )
+                ],
+            )
+            for n, c in enumerate(customers)
+        )
+    )
+
+    calls = [c for c in sandbox.calls if c.endpoint == "revoke_enrol_and_earn"]
+    assert [len(c.body["customers"]) for c in calls] == [100, 50]
+    assert all(c.status == 200 for c in calls)
+    for n, own in enumerate(results):
+        assert [(r.item, r.result_class) for r in own] == [
+            (f"loyalty_earn:{60_000 + n}", ResultClass.DONE)
+        ]
+    revoked = {e.earn_id for e in sandbox.state.snapshot().loyalty_earns if e.revoked}
+    assert revoked >= {60_000 + n for n in range(150)}

@@ -7,11 +7,21 @@ import json
 from typing import Any
 
 import httpx
+import pytest
+from aiolimiter import AsyncLimiter
 from structlog.testing import capture_logs
 
+from capillary_sandbox.faults import RateLimiter as SandboxRateLimiter
 from service.capillary.codes import Endpoint
 from service.capillary.config import CapillaryRateLimits
-from service.capillary.limits import RateLimiters, chunks_without_repeats, coupon_code_batches
+from service.capillary.limits import (
+    JITTER_SECONDS,
+    WINDOW_SECONDS,
+    RateLimiters,
+    chunks_without_repeats,
+    coupon_code_batches,
+    pacing,
+)
 from service.capillary.models import (
     CartEarnsRef,
     CouponCustomer,
@@ -151,9 +161,80 @@ def test_rate_limiters_are_per_endpoint_from_settings() -> None:
     limits = CapillaryRateLimits(coupon_revoke=100, cart_revoke=250)
     limiters = RateLimiters(limits)
     coupon = limiters.for_endpoint(Endpoint.COUPON_REVOKE)
-    assert (coupon.max_rate, coupon.time_period) == (100, 60)
-    assert limiters.for_endpoint(Endpoint.CART_REVOKE).max_rate == 250
+    assert (coupon.max_rate, coupon.time_period) == pacing(100)
+    cart = limiters.for_endpoint(Endpoint.CART_REVOKE)
+    assert (cart.max_rate, cart.time_period) == pacing(250)
     assert coupon is not limiters.for_endpoint(Endpoint.CART_REVOKE)
+
+
+def test_pacing_never_lets_a_minute_see_more_than_the_limit() -> None:
+    for per_minute in range(1, 3001):
+        paced = pacing(per_minute)
+        assert paced.most_in(WINDOW_SECONDS) <= per_minute, per_minute
+        # Requests a little over a minute apart may arrive less than a minute apart.
+        assert paced.most_in(WINDOW_SECONDS + JITTER_SECONDS - 1e-6) <= per_minute, per_minute
+        # ... and the limit is used, not wasted.
+        assert paced.most_in(WINDOW_SECONDS + JITTER_SECONDS) >= per_minute, per_minute
+
+
+def test_pacing_at_300_a_minute_bursts_5_then_about_5_a_second() -> None:
+    paced = pacing(300)
+    assert paced.burst == 5
+    assert 4.8 < paced.per_second < 5.0
+    assert paced.most_in(1.0) <= 10
+
+
+def test_pacing_of_one_a_minute_lets_one_through_a_minute_and_the_margin() -> None:
+    assert pacing(1) == (1, WINDOW_SECONDS + JITTER_SECONDS)
+
+
+class _VirtualTime:
+    """The two things ``AsyncLimiter`` asks of its event loop, on a clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    def is_closed(self) -> bool:
+        return False
+
+
+def _granted_times(limiter: AsyncLimiter, seconds: float, step: float) -> list[float]:
+    """When a caller that always wants another permit gets one, in virtual time."""
+    clock = _VirtualTime()
+    limiter._event_loop = clock  # type: ignore[assignment]  # drive it without a real loop
+    granted: list[float] = []
+    for tick in range(int(seconds / step)):
+        clock.now = tick * step
+        while limiter.has_capacity():
+            # With capacity, acquire() completes without awaiting anything.
+            with pytest.raises(StopIteration):
+                limiter.acquire().send(None)
+            granted.append(clock.now)
+    return granted
+
+
+@pytest.mark.parametrize("per_minute", [1, 2, 7, 61, 300, 1500])
+def test_greedy_caller_through_the_real_limiter_never_meets_the_sandbox_429(
+    per_minute: int,
+) -> None:
+    limiter = RateLimiters(CapillaryRateLimits(loyalty_revoke=per_minute)).for_endpoint(
+        Endpoint.LOYALTY_REVOKE
+    )
+    granted = _granted_times(limiter, seconds=200.0, step=0.01)
+    # Network delays spread arrivals by up to most of the jitter margin.
+    spread = [0.0, 0.9, 0.3, 0.6, 0.1]
+    arrivals = sorted(t + spread[n % len(spread)] for n, t in enumerate(granted))
+    now = [0.0]
+    sandbox = SandboxRateLimiter({"loyalty_revoke": per_minute}, clock=lambda: now[0])
+    refused = 0
+    for arrival in arrivals:
+        now[0] = arrival
+        refused += sandbox.check("loyalty_revoke") is not None
+    assert refused == 0
+    assert len(granted) >= per_minute * 3  # and the limit was used, 200 s is over 3 minutes
 
 
 async def test_client_logs_carry_no_customer_identifiers(harness: Harness) -> None:
@@ -187,8 +268,9 @@ async def test_calls_over_the_rate_limit_wait_in_line_instead_of_being_sent() ->
         for _ in range(100):
             await asyncio.sleep(0)
         sent = [json.loads(r.content)["couponCodes"] for r in fake.calls(COUPON)]
-        assert len(sent) == 2
-        assert sum(not task.done() for task in calls) == 1
+        # Two a minute is a burst of one: the others wait for the drip.
+        assert len(sent) == 1
+        assert sum(not task.done() for task in calls) == 2
         for task in calls:
             task.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
