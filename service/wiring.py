@@ -10,6 +10,7 @@ from service.capillary.client import CapillaryClient
 from service.clock import Clock, SystemClock
 from service.errors import ConfigurationError
 from service.events import ReturnEvent
+from service.pipeline.coalesce import Coalescer
 from service.pipeline.commit import KafkaCommitter, KafkaStateReader
 from service.pipeline.consume import KafkaSource
 from service.pipeline.execute import Executor
@@ -29,10 +30,12 @@ class Service:
 
     runner: Runner
     client: CapillaryClient
+    coalescer: Coalescer
     policy: Policy
 
     async def aclose(self) -> None:
-        """Release what the runner does not own (the HTTP pool)."""
+        """Release what the runner does not own (bulk calls being gathered, the HTTP pool)."""
+        await self.coalescer.aclose()
         await self.client.aclose()
 
 
@@ -46,7 +49,7 @@ def make_planner(policy: Policy) -> Planner:
 
 
 def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
-    """Build the consumer, the Capillary client, the executor and the producer."""
+    """Build the consumer, scheduler, coalescer, Capillary client, executor and producers."""
     clock = clock or SystemClock()
     if settings.capillary is None:
         raise ConfigurationError(
@@ -57,7 +60,9 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         )
     policy = load_policy(settings.policy_path)
     client = CapillaryClient(settings.capillary, clock=clock)
-    executor = Executor(client, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)
+    # Events in flight call as if alone; the coalescer merges what one request can carry.
+    coalescer = Coalescer(client, linger_seconds=settings.concurrency.linger_ms / 1000, clock=clock)
+    executor = Executor(coalescer, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)
     kafka, reliability = settings.kafka, settings.reliability
     committer = KafkaCommitter(kafka, clock=clock)
     state = StateStore(
@@ -88,10 +93,11 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         clock=clock,
         grace_seconds=settings.shutdown_grace_seconds,
         commit_interval_seconds=kafka.commit_interval_ms / 1000,
+        events_in_flight=settings.concurrency.events_in_flight,
         probe_initial_seconds=reliability.probe_initial_seconds,
         probe_max_seconds=reliability.probe_max_seconds,
     )
-    return Service(runner=runner, client=client, policy=policy)
+    return Service(runner=runner, client=client, coalescer=coalescer, policy=policy)
 
 
 __all__ = ["Service", "build_service", "make_planner"]

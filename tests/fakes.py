@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,6 @@ class FakeSource:
     partitions: list[int] = field(default_factory=lambda: [0, 1, 2])
     in_flight: asyncio.Lock = field(default_factory=asyncio.Lock)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
-    revoking: bool = False
     paused_all: bool = False
     on_assigned: PartitionHook | None = None
     on_revoked: PartitionHook | None = None
@@ -59,7 +57,7 @@ class FakeSource:
     async def stop(self) -> None:
         self.stopped = True
 
-    async def poll(self) -> Sequence[Record]:
+    async def poll(self, timeout_ms: int | None = None) -> Sequence[Record]:
         if self.batches and not self.paused_all:
             return self.batches.pop(0)
         if not self.batches:
@@ -68,11 +66,6 @@ class FakeSource:
             self.clock.advance(0.5)
         await asyncio.sleep(0)  # yield, as a real poll would, so stop can be observed
         return []
-
-    @contextlib.asynccontextmanager
-    async def processing(self) -> AsyncIterator[None]:
-        async with self.in_flight:
-            yield
 
     def pause_all(self) -> None:
         self.paused_all = True
@@ -101,7 +94,9 @@ class FakeCommitter:
     closed: list[int] = field(default_factory=list)
     resets: list[int] = field(default_factory=list)
     fail_next: int = 0
+    fail_starts: int = 0
     stopped: bool = False
+    reset_done: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def open_partition(self, partition: int) -> None:
         self.opened.append(partition)
@@ -111,8 +106,12 @@ class FakeCommitter:
 
     async def reset_partition(self, partition: int) -> None:
         self.resets.append(partition)
+        self.reset_done.set()
 
     async def record_start(self, partition: int, state: EventState) -> None:
+        if self.fail_starts:
+            self.fail_starts -= 1
+            raise BrokerError("transaction failed (fake)", partition=partition)
         self.starts.append((partition, state))
 
     async def commit(

@@ -3,18 +3,17 @@
 aiokafka's defaults are wrong for us: auto-commit would commit outside the
 transaction that publishes the outcome, and ``read_uncommitted`` would read
 aborted writes, so both are set explicitly; offsets are committed by the commit
-step, inside its transaction. While a batch is processed (``processing``) the
-partitions are paused and the consumer keeps polling, so a slow Capillary never
+step, inside its transaction. The run loop keeps polling while events are in
+flight (pausing the partitions at the in-flight bound), so a slow Capillary never
 makes the group think this member died (``max.poll.interval.ms``); a rebalance
-asks the batch to stop after the record in hand and waits until its finished
-work is committed, so a partition never changes owner with work half done.
+waits until the revoked partitions' events have finished and been committed, so
+a partition never changes owner with work half done.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -29,21 +28,17 @@ log = get_logger(__name__)
 
 
 class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Ends the batch in hand, then lets the pipeline settle revoked and set up new partitions."""
+    """Lets the pipeline settle revoked partitions and set up new ones."""
 
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         source = self._source
-        source.revoking = True  # the batch loop stops after the record in hand
-        try:
-            async with source.in_flight:
-                log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
-                if source.on_revoked is not None and revoked:
-                    await source.on_revoked(sorted({tp.partition for tp in revoked}))
-        finally:
-            source.revoking = False
+        async with source.in_flight:
+            log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+            if source.on_revoked is not None and revoked:
+                await source.on_revoked(sorted({tp.partition for tp in revoked}))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         source = self._source
@@ -69,11 +64,9 @@ class KafkaSource:
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
         self.in_flight = asyncio.Lock()
-        """Held while a batch is processed; a rebalance waits for it."""
-        self.revoking = False
-        """Set while a rebalance waits: the batch in hand stops early."""
+        """Held while the pipeline rewinds after a failure; a rebalance waits for it."""
         self.paused_all = False
-        """Set while the pipeline is paused for a Capillary outage."""
+        """Set while the pipeline takes nothing (in-flight bound, Capillary outage)."""
         self.on_assigned: PartitionHook | None = None
         self.on_revoked: PartitionHook | None = None
         self._held: set[TopicPartition] = set()
@@ -143,38 +136,10 @@ class KafkaSource:
         """Leave the group; uncommitted records will be read again by the next owner."""
         await self._consumer.stop()
 
-    @contextlib.asynccontextmanager
-    async def processing(self) -> AsyncIterator[None]:
-        """Hold rebalances, pause fetching and keep the membership alive while a batch runs."""
-        async with self.in_flight:
-            already = self._consumer.paused()
-            paused = [tp for tp in self._consumer.assignment() if tp not in already]
-            self._consumer.pause(*paused)
-            keepalive = asyncio.create_task(self._keep_polling())
-            try:
-                yield
-            finally:
-                keepalive.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keepalive
-                if not self.paused_all:
-                    still_ours = self._consumer.assignment()
-                    self._consumer.resume(
-                        *[tp for tp in paused if tp in still_ours and tp not in self._held]
-                    )
-
-    async def _keep_polling(self) -> None:
-        # Polling paused partitions returns nothing but tells the group we are alive.
-        while True:
-            stray = await self._consumer.getmany(timeout_ms=1000)
-            for tp, messages in stray.items():
-                # A partition that was not paused: give its records back for the next poll.
-                if messages:
-                    self._consumer.seek(tp, messages[0].offset)
-
-    async def poll(self) -> Sequence[Record]:
+    async def poll(self, timeout_ms: int | None = None) -> Sequence[Record]:
         """Fetch what arrived, each partition's records in offset order."""
-        batches = await self._consumer.getmany(timeout_ms=self._settings.fetch_timeout_ms)
+        wait = self._settings.fetch_timeout_ms if timeout_ms is None else timeout_ms
+        batches = await self._consumer.getmany(timeout_ms=wait)
         return [
             Record(
                 topic=message.topic,

@@ -17,10 +17,15 @@ class PartitionProgress:
         self._taken: deque[int] = deque()
         self._finished: set[int] = set()
         self._committable: int | None = None
+        self.floor: int | None = None
+        """The first offset taken and not known to be committed: where to read again from
+        when a transaction of the partition fails."""
 
     def take(self, offset: int) -> None:
         """A record was handed to processing (offsets come in increasing order)."""
         self._taken.append(offset)
+        if self.floor is None:
+            self.floor = offset
 
     def finish(self, offset: int) -> None:
         """A record is finished; the prefix advances past every finished head."""
@@ -34,9 +39,17 @@ class PartitionProgress:
         """The offset to commit (one past the finished prefix), or ``None`` if nothing moved."""
         return self._committable
 
-    def committed(self) -> None:
-        """The committable offset was committed."""
-        self._committable = None
+    def committed(self, offset: int) -> None:
+        """``offset`` (an earlier :meth:`committable`) was committed."""
+        if self._committable == offset:
+            self._committable = None
+        # Offsets are a prefix: everything before ``offset`` is committed, nothing after.
+        self.floor = offset if self._taken or self._committable is not None else None
+
+    @property
+    def settled(self) -> bool:
+        """Everything taken is finished and committed."""
+        return not self._taken and self._committable is None
 
 
 __all__ = ["PartitionProgress"]

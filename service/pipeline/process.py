@@ -41,7 +41,7 @@ from service.outcome import (
     SourceRecord,
 )
 from service.pipeline.execute import Executor
-from service.pipeline.records import DeadLetter, Finished, Record, RetryLater
+from service.pipeline.records import AlreadyFinished, DeadLetter, Finished, Record, RetryLater
 from service.pipeline.retries import RetryPolicy, retry_info
 from service.pipeline.state import EventState, Intent, Known, StateStore
 from service.pipeline.validate import validate
@@ -93,24 +93,52 @@ class Processor:
         self._retry = retry_policy
 
     async def handle(self, record: Record) -> Finished | NotDue:
-        """Process one record. Raises only what stops the whole pipeline (an outage)."""
+        """Process one record start to end (the run loop takes the steps one by one)."""
+        due_ms = self.not_due(record)
+        if due_ms is not None:
+            return NotDue(record, due_ms)
+        prepared = self.prepare(record)
+        if isinstance(prepared, Finished):
+            return prepared
+        return await self.process(record, prepared)
+
+    def not_due(self, record: Record) -> int | None:
+        """When a retry record that came up before its time is due (epoch ms), else ``None``."""
+        retry = retry_info(record)
+        now_ms = int(self._clock.now().timestamp() * 1000)
+        if retry is not None and retry.not_before_ms > now_ms:
+            return retry.not_before_ms
+        return None
+
+    def prepare(self, record: Record) -> ReturnEvent | Finished:
+        """The valid event, or the record finished as a dead letter."""
+        started = self._clock.monotonic()
+        bind_event_context(topic=record.topic, partition=record.partition, offset=record.offset)
+        try:
+            parsed = validate(record)
+            if isinstance(parsed, DeadLetter):
+                return self._dead_letter(parsed, started)
+            return parsed
+        finally:
+            clear_event_context()
+
+    async def process(self, record: Record, event: ReturnEvent) -> Finished:
+        """Deduplicate, plan and execute one valid event.
+
+        Raises only what the run loop must handle for the whole pipeline: Capillary being
+        unavailable, or Kafka refusing the event's start marker.
+        """
         started = self._clock.monotonic()
         bind_event_context(topic=record.topic, partition=record.partition, offset=record.offset)
         try:
             retry = retry_info(record)
-            now_ms = int(self._clock.now().timestamp() * 1000)
-            if retry is not None and retry.not_before_ms > now_ms:
-                return NotDue(record, retry.not_before_ms)
-            parsed = validate(record)
-            if isinstance(parsed, DeadLetter):
-                return self._dead_letter(parsed, started)
             attempt = retry.attempt if retry is not None else 1
             origin = (
                 (retry.origin_partition, retry.origin_offset)
                 if retry is not None
                 else (record.partition, record.offset)
             )
-            return await self._process(record, parsed, started, attempt, origin)
+            return await self._process(record, event, started, attempt, origin)
         finally:
             clear_event_context()
 
@@ -140,6 +168,9 @@ class Processor:
                 started,
             )
         known = self._state.lookup(record.partition, event.event_id, now)
+        if known is not None and _finished_from(known, origin, attempt):
+            log.info("event_already_finished", phase=known.phase)
+            return Finished(record, AlreadyFinished(record, event.event_id))
         if attempt == 1 and known is not None and known.phase in ("done", "retrying"):
             return self._duplicate(record, event, plan, known, started)
         # A started state without an outcome: an earlier attempt crashed mid-way.
@@ -200,6 +231,9 @@ class Processor:
         )
         self._log_processed(outcome, results)
         done = state.model_copy(update={"phase": "done", "at": self._clock.now(), "intents": []})
+        # Known at once, not only once committed: a duplicate taken before the commit is
+        # recognised. A failed commit makes the run loop restore the partition from Kafka.
+        self._state.remember(record.partition, done)
         return Finished(record, outcome, done)
 
     async def retry_alone(self, record: Record, reason: str) -> Finished:
@@ -247,6 +281,7 @@ class Processor:
             )
             self._log_processed(outcome, [])
             done = state.model_copy(update={"phase": "done"})
+            self._state.remember(record.partition, done)
             return Finished(record, outcome, done)
         finally:
             clear_event_context()
@@ -262,11 +297,13 @@ class Processor:
             input_offset=known.input_offset,
         )
         where = f"partition {known.input_partition} offset {known.input_offset}"
-        summary = (
-            f"Duplicate of the delivery at {where} "
-            + (f"(outcome {first.status})" if first.status else "(still on the retry path)")
-            + "; nothing was called."
-        )
+        if first.status:
+            how = f"(outcome {first.status})"
+        elif known.phase == "retrying":
+            how = "(still on the retry path)"
+        else:
+            how = "(its outcome is being committed)"
+        summary = f"Duplicate of the delivery at {where} {how}; nothing was called."
         outcome = OutcomeEvent(
             event=_identity(event, record),
             status=OutcomeStatus.DUPLICATE,
@@ -301,6 +338,7 @@ class Processor:
             update={"phase": "retrying", "attempt": attempt + 1, "at": self._clock.now()}
         )
         later = RetryLater(record, event.event_id, attempt + 1, not_before, reason)
+        self._state.remember(record.partition, retrying)
         return Finished(record, later, retrying)
 
     def _dead_letter(self, dead: DeadLetter, started: float) -> Finished:
@@ -322,6 +360,13 @@ class Processor:
             statuses=dict(Counter(str(result.status) for result in results)),
             duration_ms=round(outcome.duration_ms, 1),
         )
+
+
+def _finished_from(known: Known, origin: tuple[int, int], attempt: int) -> bool:
+    """This very record (or the retry of it now read) finished already: a read-again."""
+    if (known.input_partition, known.input_offset) != origin:
+        return False
+    return known.phase == "done" or (known.phase == "retrying" and known.attempt > attempt)
 
 
 def _intent(action: EnrolLoyalty | IssueLoyaltyEarn) -> Intent:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,6 +54,19 @@ class RetryLater:
 
 
 @dataclass(frozen=True, slots=True)
+class AlreadyFinished:
+    """A record read again after its event was finished and committed from this very record.
+
+    Outcomes are committed as events finish, offsets only over each partition's finished
+    prefix, so a restart (or a rewind after an outage) reads some finished records again:
+    nothing is published for them, only their offset moves on.
+    """
+
+    record: Record
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """One record done with: what to publish for it, and the state to remember.
 
@@ -62,7 +74,7 @@ class Finished:
     """
 
     record: Record
-    result: OutcomeEvent | DeadLetter | RetryLater
+    result: OutcomeEvent | DeadLetter | RetryLater | AlreadyFinished
     state: EventState | None = None
     """The event's new state; ``done`` states get the outcome's position filled in."""
 
@@ -71,7 +83,7 @@ class RecordSource(Protocol):
     """Where records come from: a consumer group on the returns and retry topics."""
 
     in_flight: asyncio.Lock
-    revoking: bool
+    """Held while the pipeline rewinds after a failure; a rebalance waits for it."""
     on_assigned: PartitionHook | None
     on_revoked: PartitionHook | None
 
@@ -81,12 +93,8 @@ class RecordSource(Protocol):
     async def stop(self) -> None:
         """Leave the group."""
 
-    async def poll(self) -> Sequence[Record]:
+    async def poll(self, timeout_ms: int | None = None) -> Sequence[Record]:
         """The next records, in partition order; empty when none arrived in time."""
-        ...
-
-    def processing(self) -> AbstractAsyncContextManager[None]:
-        """Held while a batch is processed: no rebalance, no new fetches, still alive."""
         ...
 
     def pause_all(self) -> None:

@@ -1,14 +1,22 @@
-"""The run loop: poll, process in partition order, commit in transactions, pause, drain.
+"""The run loop: take records, schedule them, commit what finished, recover, drain.
 
-Finished records are committed together with their outputs, state and offsets (one
-transaction per partition) at least every ``commit_interval``. When Capillary itself
-fails (down, throttling past the budget, refusing our credentials) nothing is published
-for the event in hand: finished work is committed, the partitions are paused (the group
-membership stays) and Capillary is probed with backoff until it answers; then the
-unfinished records are read again. When Capillary answers the probe, the failure was the
-event's own, and it takes the retry path instead. On stop the record in hand finishes
-(bounded by the grace period), finished work is committed, and the rest is left for the
-next owner.
+Records are taken in partition order: retry records that are not due yet hold their
+partition, invalid ones finish at once as dead letters, valid events go to the scheduler
+(``schedule.py``: one customer's events in order, different customers concurrently, the
+consumer paused at the in-flight bound). A separate task commits every
+``commit_interval``: per partition, one transaction with the outputs and states of what
+finished, and the offsets past each partition's contiguous finished prefix. Outputs are
+committed as events finish, so a record read again after a restart may have finished
+already: the processor recognises it from its state and publishes nothing for it.
+
+When Capillary itself fails (down, throttling past the budget, refusing our credentials)
+nothing is published for the events in hand: new starts stop, running events finish or
+fail, finished work is committed, each partition is read again from its first unfinished
+record, and the consumer pauses (keeping its membership) while Capillary is probed with
+backoff. When Capillary answers the probe, the failure was the event's own, and it takes
+the retry path instead. A failed transaction starts its partition over from Kafka. On stop
+the running events finish (bounded by the grace period), finished work is committed, and
+the rest is left for the next owner.
 """
 
 from __future__ import annotations
@@ -25,14 +33,28 @@ from service.logging import get_logger
 from service.outcome import OutcomeEvent, OutcomeStatus
 from service.pipeline.flood import DeadLetterCap
 from service.pipeline.offsets import PartitionProgress
-from service.pipeline.process import NotDue, Processor
-from service.pipeline.records import DeadLetter, Finished, Record, RecordSource, RetryLater
+from service.pipeline.process import Processor
+from service.pipeline.records import (
+    AlreadyFinished,
+    DeadLetter,
+    Finished,
+    Record,
+    RecordSource,
+    RetryLater,
+)
+from service.pipeline.schedule import Job, Scheduler, ordering_key
 from service.pipeline.state import EventState, StateStore
 
 log = get_logger(__name__)
 
 _RESET_ATTEMPTS = 30
 _EXPIRE_EVERY_SECONDS = 3600.0
+_PROBE_REUSE_SECONDS = 1.0
+"""Events failing together (one coalesced call) share one probe."""
+_KEEP_ALIVE_SECONDS = 1.0
+"""While paused at the bound, poll this often: the group must see us alive."""
+
+TopicPartition = tuple[str, int]
 
 
 class Committer(Protocol):
@@ -73,22 +95,25 @@ class RunStats:
     failed_outcomes: int = 0
     duplicates: int = 0
     retries: int = 0
+    read_again: int = 0
+    """Records read again whose event had finished already (nothing published)."""
     pauses: int = 0
     probes: int = 0
+    in_flight_peak: int = 0
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
     """Last committed offset per (topic, partition): bounded by the partitions owned."""
 
 
 @dataclass
-class _Pending:
-    finished: list[Finished] = field(default_factory=list)
-    progress: dict[str, PartitionProgress] = field(default_factory=dict)
-    first: dict[str, int] = field(default_factory=dict)
-    """The first finished offset per topic: where to read again if the commit fails."""
+class _Trouble:
+    """Why the pipeline must stop, settle and rewind before taking more."""
+
+    outage: str | None = None
+    broken: dict[int, BrokerError] = field(default_factory=dict)
 
 
 class Runner:
-    """Drives records from the source through the processor until told to stop."""
+    """Drives records from the source through the scheduler and processor until told to stop."""
 
     def __init__(
         self,
@@ -102,6 +127,7 @@ class Runner:
         clock: Clock,
         grace_seconds: float,
         commit_interval_seconds: float,
+        events_in_flight: int = 1,
         probe_initial_seconds: float = 1.0,
         probe_max_seconds: float = 30.0,
     ) -> None:
@@ -116,32 +142,50 @@ class Runner:
         self._commit_interval = commit_interval_seconds
         self._probe_initial = probe_initial_seconds
         self._probe_max = probe_max_seconds
-        self._pending: dict[int, _Pending] = {}
-        self._held: dict[tuple[str, int], int] = {}
+        self._scheduler = Scheduler(bound=events_in_flight, run=self._job)
+        self._pending: dict[int, list[Finished]] = {}
+        self._progress: dict[TopicPartition, PartitionProgress] = {}
+        self._held: dict[TopicPartition, int] = {}
         self._ready: set[int] = set()
         """Partitions whose producer is open and whose state is restored."""
+        self._closing: set[int] = set()
+        """Partitions being revoked: nothing more of them is taken."""
+        self._rewind_to: dict[TopicPartition, int] = {}
+        """Taken but unfinished: the offset to read each partition from again."""
+        self._stop = asyncio.Event()
+        self._trouble: _Trouble | None = None
+        self._fatal: BaseException | None = None
+        self._wake = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._paused_at_bound = False
         self._next_expiry = 0.0
-        self._rewind_to: dict[tuple[str, int], int] = {}
-        """Fetched but unfinished: the offset to read each partition from again."""
+        self._probe_task: asyncio.Task[str | None] | None = None
+        self._probe_answer: tuple[float, str | None] | None = None
         self.stats = RunStats()
         self.changed = asyncio.Condition()
         """Notified whenever ``stats`` change (for health checks and tests)."""
 
     async def run(self, stop: asyncio.Event) -> RunStats:
         """Run until ``stop`` is set; then drain within the grace period and close."""
+        self._stop = stop
         self._source.on_assigned = self._assigned
         self._source.on_revoked = self._revoked
         try:
             await self._source.start()
             log.info("service_started")
             loop_task = asyncio.create_task(self._loop(stop))
+            commit_task = asyncio.create_task(self._commit_every_interval())
             stop_task = asyncio.create_task(stop.wait())
             try:
                 done, _ = await asyncio.wait(
                     {loop_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
                 )
                 if loop_task not in done:
-                    log.info("service_draining", grace_seconds=self._grace_seconds)
+                    log.info(
+                        "service_draining",
+                        grace_seconds=self._grace_seconds,
+                        in_flight=self._scheduler.running,
+                    )
                     try:
                         await asyncio.wait_for(loop_task, self._grace_seconds)
                     except TimeoutError:
@@ -150,16 +194,14 @@ class Runner:
                             next_step="uncommitted records will be processed again; "
                             "revokes are safe to repeat and give-backs are guarded",
                         )
-                stop_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stop_task
                 if not loop_task.cancelled():
                     loop_task.result()  # re-raise what stopped the loop
             finally:
                 # Cancelled from outside (or failing): nothing of ours is left running.
-                for task in (loop_task, stop_task):
+                for task in (loop_task, commit_task, stop_task):
                     task.cancel()
-                await asyncio.gather(loop_task, stop_task, return_exceptions=True)
+                await asyncio.gather(loop_task, commit_task, stop_task, return_exceptions=True)
+                await self._scheduler.cancel()
                 await self._source.stop()
         finally:
             await self._committer.stop()
@@ -171,8 +213,18 @@ class Runner:
                 failed_outcomes=self.stats.failed_outcomes,
                 duplicates=self.stats.duplicates,
                 retries=self.stats.retries,
+                in_flight_peak=self.stats.in_flight_peak,
             )
         return self.stats
+
+    @property
+    def in_flight(self) -> int:
+        """Events taken and not finished."""
+        return self._scheduler.in_flight
+
+    async def idle(self) -> None:
+        """Wait until no event is in flight."""
+        await self._scheduler.drain()
 
     # --- partitions coming and going --------------------------------------------------------
 
@@ -181,7 +233,7 @@ class Runner:
         results = await asyncio.gather(*(self._set_up(p) for p in new), return_exceptions=True)
         for partition, result in zip(new, results, strict=True):
             if isinstance(result, BaseException):
-                # Set up again when its first record arrives (see _batch).
+                # Set up again when its first record arrives (see _take).
                 log.warning("partition_setup_failed", partition=partition, error=str(result))
 
     async def _set_up(self, partition: int) -> None:
@@ -198,145 +250,241 @@ class Runner:
         )
 
     async def _revoked(self, partitions: list[int]) -> None:
-        # The batch in hand has stopped and committed; what is left is not ours to commit.
-        for partition in partitions:
-            self._ready.discard(partition)
-            self._pending.pop(partition, None)
-            self._held = {tp: due for tp, due in self._held.items() if tp[1] != partition}
-            self._state.forget(partition)
-            await self._committer.close_partition(partition)
+        # Their events finish and are committed here; what has not started is the next owner's.
+        revoked = set(partitions)
+        self._closing |= revoked
+        try:
+            self._scheduler.withdraw(revoked)
+            await self._scheduler.drain(revoked)
+            async with self._commit_lock:
+                await asyncio.gather(*(self._commit_partition(p) for p in revoked))
+            for partition in partitions:
+                self._ready.discard(partition)
+                self._pending.pop(partition, None)
+                self._forget_progress(partition)
+                self._held = {tp: due for tp, due in self._held.items() if tp[1] != partition}
+                self._rewind_to = {tp: o for tp, o in self._rewind_to.items() if tp[1] != partition}
+                self._state.forget(partition)
+                await self._committer.close_partition(partition)
+        finally:
+            self._closing -= revoked
 
-    # --- the loop ------------------------------------------------------------------------------
+    # --- taking records ------------------------------------------------------------------------
 
     async def _loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        last_poll = self._clock.monotonic()
+        while not stop.is_set() and self._fatal is None:
+            if self._trouble is not None:
+                await self._recover(stop)
+                continue
             self._release_due()
             self._expire_due()
-            records = await self._source.poll()
-            if not records:
-                continue
-            async with self._source.processing():
-                outage = await self._batch(records, stop)
-            if outage is not None:
-                await self._pause(outage, stop)
+            if self._scheduler.full:
+                self._pause_at_bound()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_KEEP_ALIVE_SECONDS):
+                        await self._wait_for_room()
+                if self._clock.monotonic() - last_poll < _KEEP_ALIVE_SECONDS:
+                    continue
+                records = await self._source.poll(timeout_ms=0)
+            else:
+                self._resume_below_bound()
+                records = await self._source.poll()
+            last_poll = self._clock.monotonic()
+            await self._take(records)
+        await self._wind_down()
 
-    async def _batch(self, records: Sequence[Record], stop: asyncio.Event) -> str | None:
-        """Process a batch; returns why Capillary is unavailable, if it is.
-
-        Whatever was fetched and not finished is read again: its partition is sought back
-        to the first such record (never to a committed offset read back from Kafka, which
-        can lag a transaction that just committed).
-        """
-        skipped: set[tuple[str, int]] = set()
-        outage: str | None = None
-        last_commit = self._clock.monotonic()
-        stopped_at = len(records)
+    async def _wait_for_room(self) -> None:
+        room = asyncio.create_task(self._scheduler.wait_for_room())
+        woken = asyncio.create_task(self._wake.wait())
         try:
-            for index, record in enumerate(records):
-                if stop.is_set() or self._source.revoking:
-                    stopped_at = index
-                    break
-                tp = (record.topic, record.partition)
-                if tp in skipped:
-                    continue
-                if record.partition not in self._ready:
-                    # Its set-up failed when it was assigned: try again before touching it.
-                    try:
-                        await self._set_up(record.partition)
-                    except BrokerError as exc:
-                        log.warning(
-                            "partition_setup_failed", partition=record.partition, error=str(exc)
-                        )
-                        self._read_again(record.topic, record.partition, record.offset)
-                        skipped.add(tp)
-                        continue
-                try:
-                    result = await self._handle(record)
-                except CapillaryUnavailableError as exc:
-                    outage = exc.message
-                    stopped_at = index
-                    break
-                except BrokerError as exc:
-                    self._read_again(record.topic, record.partition, record.offset)
-                    await self._broker_failed(record.partition, exc)
-                    skipped.add(tp)
-                    continue
-                if isinstance(result, NotDue):
-                    self._source.hold(record.topic, record.partition, record.offset)
-                    self._held[tp] = result.due_ms
-                    skipped.add(tp)
-                    continue
-                await self._add(result)
-                if self._clock.monotonic() - last_commit >= self._commit_interval:
-                    await self._commit_all()
-                    last_commit = self._clock.monotonic()
+            await asyncio.wait({room, woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for record in records[stopped_at:]:
-                if (record.topic, record.partition) not in skipped:
-                    self._read_again(record.topic, record.partition, record.offset)
-            await self._commit_all()
-            self._seek_back()
-        return outage
+            room.cancel()
+            woken.cancel()
+            self._wake.clear()
 
-    def _read_again(self, topic: str, partition: int, offset: int) -> None:
-        key = (topic, partition)
-        self._rewind_to[key] = min(offset, self._rewind_to.get(key, offset))
+    def _pause_at_bound(self) -> None:
+        if not self._paused_at_bound:
+            self._paused_at_bound = True
+            self._source.pause_all()
 
-    def _seek_back(self) -> None:
-        for (topic, partition), offset in self._rewind_to.items():
-            if partition in self._ready:
-                self._source.seek(topic, partition, offset)
-        self._rewind_to.clear()
+    def _resume_below_bound(self) -> None:
+        if self._paused_at_bound:
+            self._paused_at_bound = False
+            self._source.resume_all()
 
-    async def _handle(self, record: Record) -> Finished | NotDue:
-        try:
-            return await self._processor.handle(record)
-        except CapillaryUnavailableError as exc:
-            reason = await self._probe()
-            if reason is not None:
-                raise CapillaryUnavailableError(f"{exc.message}; probe: {reason}") from exc
-            # Capillary answers others: the failure is this event's own.
-            log.warning("event_failing_alone", reason=exc.message)
-            return await self._processor.retry_alone(record, exc.message)
-
-    async def _add(self, finished: Finished) -> None:
-        record = finished.record
-        pending = self._pending.setdefault(record.partition, _Pending())
-        pending.first.setdefault(record.topic, record.offset)
-        progress = pending.progress.setdefault(record.topic, PartitionProgress())
-        progress.take(record.offset)
-        progress.finish(record.offset)
-        pending.finished.append(finished)
-        self._count(finished)
+    async def _take(self, records: Sequence[Record]) -> None:
+        """Hand records to the scheduler in order; nothing awaits between two records."""
+        for partition in sorted({r.partition for r in records} - self._ready - self._closing):
+            # Its set-up failed when it was assigned: try again before touching it.
+            try:
+                await self._set_up(partition)
+            except BrokerError as exc:
+                log.warning("partition_setup_failed", partition=partition, error=str(exc))
+        skipped: set[TopicPartition] = set()
+        for record in records:
+            tp = (record.topic, record.partition)
+            if self._fatal is not None:
+                break  # left for the next run: nothing of it was taken
+            if tp in skipped or record.partition in self._closing:
+                continue
+            if record.partition not in self._ready:
+                self._source.seek(record.topic, record.partition, record.offset)
+                skipped.add(tp)
+                continue
+            if self._trouble is not None:
+                self._read_again(record)  # the recovery seeks back once in-flight work settles
+                skipped.add(tp)
+                continue
+            due_ms = self._processor.not_due(record)
+            if due_ms is not None:
+                self._source.hold(record.topic, record.partition, record.offset)
+                self._held[tp] = due_ms
+                skipped.add(tp)
+                continue
+            if self._scheduler.full:
+                # At the bound: the rest of this partition is fetched again once there is room.
+                self._source.seek(record.topic, record.partition, record.offset)
+                skipped.add(tp)
+                continue
+            self._progress.setdefault(tp, PartitionProgress()).take(record.offset)
+            prepared = self._processor.prepare(record)
+            if isinstance(prepared, Finished):
+                self._add(prepared)
+                continue
+            self._scheduler.submit(Job(record, prepared, ordering_key(record, prepared)))
+        self.stats.in_flight_peak = self._scheduler.peak
         await self._notify()
 
-    async def _commit_all(self) -> None:
-        for partition in list(self._pending):
-            pending = self._pending[partition]
-            offsets = {
-                topic: offset
-                for topic, progress in pending.progress.items()
-                if (offset := progress.committable()) is not None
-            }
-            if not offsets and not pending.finished:
-                continue
+    async def _job(self, job: Job) -> None:
+        """Process one event; failures that concern the whole pipeline become trouble."""
+        record = job.record
+        if self._stop.is_set() or self._trouble is not None or self._fatal is not None:
+            # Started just before the pipeline stopped taking work: leave it unread.
+            self._read_again(record)
+            return
+        try:
             try:
-                states = await self._committer.commit(partition, pending.finished, offsets)
-            except BrokerError as exc:
-                await self._broker_failed(partition, exc)
-                continue
-            for state in states:
-                self._state.remember(partition, state)
-            for topic, offset in offsets.items():
-                self.stats.committed[(topic, partition)] = offset
-            del self._pending[partition]
+                finished = await self._processor.process(record, job.event)
+            except CapillaryUnavailableError as exc:
+                reason = await self._shared_probe()
+                if reason is not None:
+                    self._read_again(record)
+                    self._in_trouble(outage=f"{exc.message}; probe: {reason}")
+                    return
+                # Capillary answers others: the failure is this event's own.
+                log.warning("event_failing_alone", event_id=job.event.event_id, reason=exc.message)
+                finished = await self._processor.retry_alone(record, exc.message)
+        except BrokerError as exc:
+            self._read_again(record)
+            self._in_trouble(broken=(record.partition, exc))
+            return
+        except Exception as exc:
+            # A bug: stop the service rather than skip the event.
+            self._fatal = exc
+            self._scheduler.hold()
+            self._wake.set()
+            return
+        self._add(finished)
+        await self._notify()
 
-    async def _broker_failed(self, partition: int, exc: BrokerError) -> None:
+    def _add(self, finished: Finished) -> None:
+        record = finished.record
+        self._pending.setdefault(record.partition, []).append(finished)
+        self._progress[(record.topic, record.partition)].finish(record.offset)
+        self._count(finished)
+
+    # --- committing ----------------------------------------------------------------------------
+
+    async def _commit_every_interval(self) -> None:
+        while True:
+            await asyncio.sleep(self._commit_interval)
+            async with self._commit_lock:
+                await self._commit_all()
+
+    async def _commit_all(self) -> None:
+        partitions = {p for p in self._pending if self._pending[p]}
+        partitions |= {p for (_, p), prog in self._progress.items() if prog.committable()}
+        await asyncio.gather(*(self._commit_partition(p) for p in sorted(partitions)))
+
+    async def _commit_partition(self, partition: int) -> None:
+        if partition not in self._ready:
+            return
+        if self._trouble is not None and partition in self._trouble.broken:
+            return  # rebuilt from Kafka first: committing offsets now could skip records
+        offsets = {
+            topic: offset
+            for (topic, p), progress in self._progress.items()
+            if p == partition and (offset := progress.committable()) is not None
+        }
+        finished = self._pending.pop(partition, [])
+        if not offsets and not finished:
+            return
+        try:
+            states = await self._committer.commit(partition, finished, offsets)
+        except BrokerError as exc:
+            self._in_trouble(broken=(partition, exc))
+            return
+        for state in states:
+            self._state.remember(partition, state)
+        for topic, offset in offsets.items():
+            self._progress[(topic, partition)].committed(offset)
+            self.stats.committed[(topic, partition)] = offset
+        await self._notify()
+
+    # --- trouble -------------------------------------------------------------------------------
+
+    def _in_trouble(
+        self, *, outage: str | None = None, broken: tuple[int, BrokerError] | None = None
+    ) -> None:
+        """Stop starting events; the loop settles, rewinds and (for an outage) pauses."""
+        trouble = self._trouble = self._trouble or _Trouble()
+        if outage is not None and trouble.outage is None:
+            trouble.outage = outage
+        if broken is not None:
+            partition, exc = broken
+            trouble.broken.setdefault(partition, exc)
+        self._scheduler.hold()
+        self._wake.set()
+
+    async def _shared_probe(self) -> str | None:
+        now = self._clock.monotonic()
+        if self._probe_answer is not None and now - self._probe_answer[0] < _PROBE_REUSE_SECONDS:
+            return self._probe_answer[1]
+        if self._probe_task is None or self._probe_task.done():
+            self._probe_task = asyncio.create_task(self._probe())
+        answer = await asyncio.shield(self._probe_task)
+        self._probe_answer = (self._clock.monotonic(), answer)
+        return answer
+
+    async def _recover(self, stop: asyncio.Event) -> None:
+        """Settle what is in flight, commit what finished, rewind; pause if Capillary is down."""
+        async with self._source.in_flight:  # no rebalance halfway through
+            for job in self._scheduler.withdraw():
+                self._read_again(job.record)
+            await self._scheduler.drain()
+            async with self._commit_lock:
+                await self._commit_all()
+            trouble = self._trouble or _Trouble()
+            self._trouble = None
+            for partition, exc in sorted(trouble.broken.items()):
+                await self._rebuild(partition, exc)
+            self._seek_back()
+            self._scheduler.resume()
+        if trouble.outage is not None:
+            await self._pause(trouble.outage, stop)
+
+    async def _rebuild(self, partition: int, exc: BrokerError) -> None:
         """A transaction of p failed: nothing of it is visible. Start p over from Kafka."""
         log.warning("transaction_failed", partition=partition, error=str(exc))
-        dropped = self._pending.pop(partition, None)
-        for topic, offset in (dropped.first if dropped else {}).items():
-            self._read_again(topic, partition, offset)
+        self._pending.pop(partition, None)
+        for (topic, p), progress in list(self._progress.items()):
+            if p == partition and progress.floor is not None:
+                self._rewind_to[(topic, p)] = min(
+                    progress.floor, self._rewind_to.get((topic, p), progress.floor)
+                )
+        self._forget_progress(partition)
         if exc.context.get("fenced"):
             # A newer owner holds p: taking its transactional id back would fence it.
             self._ready.discard(partition)
@@ -346,6 +494,8 @@ class Runner:
         for attempt in range(1, _RESET_ATTEMPTS + 1):
             try:
                 await self._committer.reset_partition(partition)
+                # Our memory may be ahead of Kafka (states of the failed transaction).
+                await self._state.restore(partition, self._clock.now())
                 break
             except BrokerError as again:
                 if attempt == _RESET_ATTEMPTS:
@@ -354,6 +504,38 @@ class Runner:
                     "producer_reset_failed", partition=partition, attempt=attempt, error=str(again)
                 )
                 await asyncio.sleep(min(attempt, 5))
+
+    def _read_again(self, record: Record) -> None:
+        tp = (record.topic, record.partition)
+        self._rewind_to[tp] = min(record.offset, self._rewind_to.get(tp, record.offset))
+
+    def _seek_back(self) -> None:
+        """Seek each rewound partition back; its progress starts over from there.
+
+        Only once nothing is in flight: a running event's offset must stay tracked.
+        """
+        for (topic, partition), offset in self._rewind_to.items():
+            if partition in self._ready:
+                self._source.seek(topic, partition, offset)
+            self._progress.pop((topic, partition), None)
+        self._rewind_to.clear()
+
+    def _forget_progress(self, partition: int) -> None:
+        for tp in [tp for tp in self._progress if tp[1] == partition]:
+            del self._progress[tp]
+
+    async def _wind_down(self) -> None:
+        """On stop: start nothing more, let running events finish, commit."""
+        self._scheduler.hold()
+        self._scheduler.withdraw()
+        await self._scheduler.drain()
+        async with self._commit_lock:
+            await self._commit_all()
+        self._raise_fatal()
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
 
     def _expire_due(self) -> None:
         # Event ids older than the window go, so memory stays bounded while running too.
@@ -402,6 +584,7 @@ class Runner:
                 )
                 wait = min(wait * 2, self._probe_max)
         finally:
+            self._paused_at_bound = False
             self._source.resume_all()
 
     async def _notify(self) -> None:
@@ -411,20 +594,24 @@ class Runner:
     def _count(self, finished: Finished) -> None:
         self.stats.records += 1
         result = finished.result
-        self._count_result(result)
-        self._cap.count(self._clock.monotonic(), dead_letter=isinstance(result, DeadLetter))
-
-    def _count_result(self, result: OutcomeEvent | DeadLetter | RetryLater) -> None:
         if isinstance(result, DeadLetter):
             self.stats.dead_letters += 1
         elif isinstance(result, RetryLater):
             self.stats.retries += 1
+        elif isinstance(result, AlreadyFinished):
+            self.stats.read_again += 1
         elif isinstance(result, OutcomeEvent):
             self.stats.outcomes += 1
             if result.status is OutcomeStatus.FAILED:
                 self.stats.failed_outcomes += 1
             elif result.status is OutcomeStatus.DUPLICATE:
                 self.stats.duplicates += 1
+        try:
+            self._cap.count(self._clock.monotonic(), dead_letter=isinstance(result, DeadLetter))
+        except Exception as exc:
+            self._fatal = self._fatal or exc
+            self._scheduler.hold()
+            self._wake.set()
 
 
 __all__ = ["Committer", "Probe", "RunStats", "Runner"]

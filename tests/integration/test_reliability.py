@@ -85,7 +85,7 @@ async def test_crash_after_a_give_back_call_makes_no_second_call(
 
     # The first instance issues the earns, then dies before its outcome is committed.
     crashing = build_service(settings)
-    issue_earn = crashing.client.issue_earn
+    issue_earn = crashing.coalescer.issue_earn
     earned = asyncio.Event()
 
     async def issue_then_crash(*args: Any, **kwargs: Any) -> Any:
@@ -93,7 +93,7 @@ async def test_crash_after_a_give_back_call_makes_no_second_call(
         earned.set()
         await asyncio.Event().wait()  # the process is gone: nothing after the call happens
 
-    crashing.client.issue_earn = issue_then_crash  # type: ignore[method-assign]
+    crashing.coalescer.issue_earn = issue_then_crash  # type: ignore[method-assign]
     await _produce(
         kafka.bootstrap_servers, kafka.returns_topic, _example("09-cancelled-return.json")
     )

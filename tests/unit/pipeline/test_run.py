@@ -94,6 +94,7 @@ class _Setup:
         probe: _Probe | None = None,
         grace: float = 5,
         cap: DeadLetterCap | None = None,
+        bound: int = 100,
     ) -> None:
         self.clock = FakeClock()
         source.clock = self.clock
@@ -121,6 +122,7 @@ class _Setup:
             clock=self.clock,
             grace_seconds=grace,
             commit_interval_seconds=3600,
+            events_in_flight=bound,
             probe_initial_seconds=1,
             probe_max_seconds=4,
         )
@@ -129,6 +131,7 @@ class _Setup:
         stop = asyncio.Event()
         task = asyncio.create_task(self.runner.run(stop))
         await self.source.drained.wait()
+        await self.runner.idle()
         stop.set()
         await task
 
@@ -140,11 +143,10 @@ async def test_run_commits_each_partition_in_one_transaction_past_its_finished_r
 
     await s.run_until_drained()
 
-    assert [(p, len(f), o) for p, f, o in s.committer.commits] == [
-        (0, 3, {"returns": 3}),
-        (1, 2, {"returns": 12}),
-        (0, 1, {"returns": 4}),
-        (1, 1, {"returns": 13}),
+    # The commit interval (an hour here) never came: everything went in the final commit.
+    assert sorted((p, len(f), o) for p, f, o in s.committer.commits) == [
+        (0, 4, {"returns": 4}),
+        (1, 3, {"returns": 13}),
     ]
     assert len(s.committer.outcomes) == 6
     assert len(s.committer.dead_letters) == 1
@@ -208,8 +210,8 @@ async def test_run_stop_mid_batch_commits_the_processed_prefix_and_reads_the_res
     await s.runner.run(stop)
 
     assert [(p, o) for p, _, o in s.committer.commits] == [(0, {"returns": 2})]
-    # The unfinished records are read again from the first of them, not from Kafka's memory.
-    assert s.source.seeks == [("returns", 0, 2)]
+    # The rest is not taken: whoever reads the partition next starts at the committed 2.
+    assert s.runner.stats.records == 2
     assert s.source.stopped
 
 
@@ -269,14 +271,37 @@ async def test_run_one_event_failing_while_capillary_answers_takes_the_retry_pat
 
 
 async def test_run_failed_transaction_starts_the_partition_over_from_kafka() -> None:
+    # The start marker of the second event fails: that partition's producer is reset, its
+    # state read again from Kafka, and it is read again from its first uncommitted record.
+    s = _Setup(FakeSource(batches=[_records(0, range(0, 3))]), planner=_coupon_plan)
+    s.committer.fail_starts = 1
+    s.reader.put(
+        0,
+        EventState(
+            event_id="earlier", phase="started", at=s.clock.now(), input_partition=0,
+            input_offset=0,
+        ),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(s.runner.run(stop))
+        await s.committer.reset_done.wait()
+        await s.runner.idle()
+        stop.set()
+        await task
+    assert s.committer.resets == [0]
+    assert ("returns", 0, 0) in s.source.seeks
+    assert "transaction_failed" in [e["event"] for e in logs]
+    # Nothing of partition 0 was committed past the failure.
+    assert s.committer.offsets() == {}
+
+
+async def test_run_failed_final_commit_leaves_the_records_to_be_read_again() -> None:
     s = _Setup(FakeSource(batches=[_records(0, range(0, 2))]))
     s.committer.fail_next = 1
-    with capture_logs() as logs:
-        await s.run_until_drained()
+    await s.run_until_drained()
     assert s.committer.commits == []
-    assert s.committer.resets == [0]
-    assert s.source.seeks == [("returns", 0, 0)]
-    assert "transaction_failed" in [e["event"] for e in logs]
+    assert s.runner.stats.committed == {}
 
 
 async def test_run_stops_when_dead_letters_flood() -> None:
