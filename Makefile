@@ -74,3 +74,13 @@ chaos: $(INSTALLED) ## Chaos run: 5,000 events, 5 kills, a broker restart, 30 s 
 chaos-short: $(INSTALLED) ## Short chaos run: 300 events, one kill, 10 s of 503s
 	PYTHONPATH=. $(BIN)/python bench/chaos.py --events 300 --kills 1 --no-broker-restart \
 		--error-window 10 --auth-window 0 --timeout 300 --out bench/results/chaos-short.json
+
+.PHONY: bench bench-storm bench-chart
+bench: $(INSTALLED) ## Throughput bench: 20,000 mixed events at 1,200/s, 50 ms a call; bench/results/latest.json
+	PYTHONPATH=. $(BIN)/python bench/throughput.py --out bench/results/latest.json
+
+bench-storm: $(INSTALLED) ## Storm bench: 10,000 loyalty returns at once, 300 requests a minute; bench/results/storm.json
+	PYTHONPATH=. $(BIN)/python bench/throughput.py --storm --out bench/results/storm.json
+
+bench-chart: $(INSTALLED) ## Bench at bounds 1, 10, 100, 1000 in flight; bench/results/bounds.json and in-flight.png
+	PYTHONPATH=. $(BIN)/python bench/chart.py sweep --bounds 1,10,100,1000

@@ -48,52 +48,37 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from chaos_world import ChaosWorld, build_world
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".venv" / "bin"
-KAFKA_SH = ROOT / "scripts" / "kafka.sh"
-POLICY = ROOT / "examples" / "policy.yaml"
-SERVICE_INSTANCE_ID = "chaos-1"
-HOST = "127.0.0.1"
-
-# The client's own limiter (300 a minute per endpoint by default) would make the run last
-# an hour and measure nothing of interest here: the sandbox has no limit either.
-_RATE_LIMITS = (
-    "LOYALTY_REVOKE",
-    "LOYALTY_ENROL",
-    "CART_REVOKE",
-    "COUPON_REVOKE",
-    "DEACTIVATE",
-    "OAUTH_TOKEN",
+from harness import (
+    ROOT,
+    Broker,
+    SandboxProcess,
+    Service,
+    Topics,
+    Watcher,
+    create_topics,
+    delete_topics,
+    publish,
+    say,
+    set_name,
 )
-MAX_SERVICE_RESTARTS = 100
-"""Unexpected service exits tolerated (each restarted, as a pod would be) before giving up."""
+from harness import service_env as harness_service_env
 
-
-def say(message: str) -> None:
-    """Progress on stderr; stdout carries only the result."""
-    print(f"chaos: {message}", file=sys.stderr, flush=True)
+SERVICE_INSTANCE_ID = "chaos-1"
 
 
 @dataclass(frozen=True)
@@ -115,502 +100,23 @@ class Options:
     keep_topics: bool = False
 
 
-# --------------------------------------------------------------------------- processes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _stop_process(proc: subprocess.Popen[bytes], grace: float) -> int | None:
-    """SIGTERM, wait ``grace`` seconds, then SIGKILL; the exit status (None if it hung)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-    return proc.poll()
-
-
-async def _wait_exit(proc: subprocess.Popen[bytes], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return True
-        await asyncio.sleep(0.05)
-    return proc.poll() is not None
-
-
-class Broker:
-    """The broker of ``scripts/kafka.sh``; ``started`` says whether this run started it."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        port = os.environ.get("KAFKA_PORT", "9092")
-        self.bootstrap = f"{HOST}:{port}"
-        self.started = False
-
-    async def _kafka_sh(self, verb: str, seconds: float) -> int:
-        with self.log_path.open("ab") as log:
-            log.write(f"--- kafka.sh {verb} ---\n".encode())
-            log.flush()
-            proc = await asyncio.create_subprocess_exec(
-                "bash", str(KAFKA_SH), verb, stdout=log, stderr=log, cwd=ROOT
-            )
-            try:
-                return await asyncio.wait_for(proc.wait(), seconds)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-                raise RuntimeError(f"kafka.sh {verb} took over {seconds:.0f} s") from None
-
-    async def ensure_up(self, *, restartable: bool) -> None:
-        """Start the broker unless it is running (as scripts/test.sh does).
-
-        A broker that answers on the port but is not ``kafka.sh``'s is used as it is, unless
-        the run must restart it (``restartable``): then the run stops here.
-        """
-        if await self._kafka_sh("status", 30) == 0:
-            say(f"broker already running at {self.bootstrap}: using it, leaving it running")
-            return
-        host, _, port = self.bootstrap.rpartition(":")
-        with contextlib.suppress(OSError):
-            with socket.create_connection((host, int(port)), timeout=2):
-                pass
-            if restartable:
-                raise RuntimeError(
-                    f"something answers at {self.bootstrap} that scripts/kafka.sh does not "
-                    "manage (KAFKA_HOME_DIR?); it cannot restart it: pass --no-broker-restart"
-                )
-            say(f"a broker not managed by scripts/kafka.sh answers at {self.bootstrap}: using it")
-            return
-        say("starting the broker (scripts/kafka.sh up)")
-        if await self._kafka_sh("up", 180) != 0:
-            raise RuntimeError(f"scripts/kafka.sh up failed; see {self.log_path}")
-        self.started = True
-
-    async def restart(self) -> None:
-        """``kafka.sh down`` then ``up``: a clean broker restart."""
-        if await self._kafka_sh("down", 90) != 0:
-            raise RuntimeError(f"scripts/kafka.sh down failed; see {self.log_path}")
-        if await self._kafka_sh("up", 180) != 0:
-            raise RuntimeError(f"scripts/kafka.sh up failed; see {self.log_path}")
-
-    def stop_if_started(self) -> None:
-        if self.started:
-            say("stopping the broker this run started")
-            with self.log_path.open("ab") as log:
-                subprocess.run(
-                    ["bash", str(KAFKA_SH), "down"],
-                    stdout=log,
-                    stderr=log,
-                    cwd=ROOT,
-                    timeout=90,
-                    check=False,
-                )
-            self.started = False
-
-
-class SandboxProcess:
-    """``capillary-sandbox`` in a child process, with its admin API."""
-
-    def __init__(self, seed_file: Path, log_path: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        self._seed_file = seed_file
-        self._log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        self._log = self._log_path.open("ab")
-        return subprocess.Popen(
-            [
-                str(BIN / "capillary-sandbox"),
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                "--seed",
-                str(self._seed_file),
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    async def start(self) -> None:
-        self.proc = self._spawn()
-        deadline = time.monotonic() + 60
-        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"the sandbox exited at start; see {self._log_path}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get("/__admin/health")).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"the sandbox did not answer within 60 s; see {self._log_path}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop_process(self.proc, 10)
-            self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-@dataclass
-class ServiceExit:
-    """The service ended without being told to."""
-
-    incarnation: int
-    code: int | None
-    at_seconds: float
-
-
-class Service:
-    """``return-handler run`` in a child process; restarted at once when it dies."""
-
-    def __init__(self, env: dict[str, str], logs: Path, started: float) -> None:
-        self._env = env
-        self._logs = logs
-        self._started = started
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.incarnation = 0
-        self.unexpected_exits: list[ServiceExit] = []
-        self._log: IO[bytes] | None = None
-        self._watch: asyncio.Task[None] | None = None
-
-    def _spawn(self) -> None:
-        if self._log is not None:
-            self._log.close()
-        self.incarnation += 1
-        self._log = (self._logs / f"service-{self.incarnation}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [str(BIN / "return-handler"), "run"],
-            env=self._env,
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def start(self) -> None:
-        """Start it and watch it: an unexpected exit is recorded and restarted after 1 s."""
-        self._spawn()
-        self._watch = asyncio.create_task(self._supervise())
-
-    async def _supervise(self) -> None:
-        while True:
-            await asyncio.sleep(0.2)
-            proc = self.proc
-            if proc is None or proc.poll() is None:
-                continue
-            self.unexpected_exits.append(
-                ServiceExit(self.incarnation, proc.returncode, time.monotonic() - self._started)
-            )
-            say(
-                f"the service exited by itself (code {proc.returncode}, "
-                f"service-{self.incarnation}.log); restarting it"
-            )
-            if len(self.unexpected_exits) > MAX_SERVICE_RESTARTS:
-                raise RuntimeError(
-                    f"the service exited {len(self.unexpected_exits)} times by itself; "
-                    f"giving up (logs: {self._logs})"
-                )
-            await asyncio.sleep(1.0)
-            self._spawn()
-
-    async def kill_and_restart(self) -> None:
-        """SIGKILL, wait until it is gone, start the next incarnation at once."""
-        proc = self.proc
-        assert proc is not None
-        self.proc = None  # the supervisor must not take this death for a crash
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        if not await _wait_exit(proc, 10):
-            raise RuntimeError(f"service pid {proc.pid} survived SIGKILL for 10 s")
-        self._spawn()
-
-    def check(self) -> None:
-        """Re-raise what stopped the supervisor, if anything did."""
-        if self._watch is not None and self._watch.done() and not self._watch.cancelled():
-            self._watch.result()
-
-    async def stop(self) -> int | None:
-        """SIGTERM (the service drains and commits), SIGKILL after 20 s."""
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-                await self._watch
-            self._watch = None
-        code = None
-        if self.proc is not None:
-            proc, self.proc = self.proc, None
-            code = await asyncio.to_thread(_stop_process, proc, 20)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        return code
-
-    def stop_now(self) -> None:
-        """Last resort, outside the event loop."""
-        if self.proc is not None:
-            _stop_process(self.proc, 10)
-            self.proc = None
-
-
-# --------------------------------------------------------------------------- Kafka
-
-
-@dataclass
-class Topics:
-    returns: str
-    outcomes: str
-    dead_letters: str
-    state: str
-    retry: str
-    group: str
-
-    @classmethod
-    def for_run(cls, run_id: str) -> Topics:
-        prefix = f"chaos-{run_id}"
-        return cls(
-            returns=f"{prefix}-returns",
-            outcomes=f"{prefix}-outcomes",
-            dead_letters=f"{prefix}-dead-letters",
-            state=f"{prefix}-state",
-            retry=f"{prefix}-retry",
-            group=prefix,
-        )
-
-    def names(self) -> list[str]:
-        return [self.returns, self.outcomes, self.dead_letters, self.state, self.retry]
-
-
 def service_env(
     options: Options, topics: Topics, bootstrap: str, sandbox_url: str
 ) -> dict[str, str]:
     """The service's environment: this run's topics, the sandbox, the demo policy.
 
-    Inherited ``RETURN_HANDLER_*`` variables are dropped so a developer's shell cannot change
-    what is measured; ``--service-env`` adds to (or overrides) what is set here. Settings the
-    service does not know (yet) are ignored by its settings class (``extra="ignore"``).
+    The client's own limiter (300 a minute per endpoint by default) would make the run last
+    an hour and measure nothing of interest here: the sandbox has no limit either, so every
+    limit is lifted. ``--service-env`` adds to (or overrides) what is set here.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETURN_HANDLER_")}
-    prefix = "RETURN_HANDLER_"
-    env.update(
-        {
-            f"{prefix}KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-            f"{prefix}KAFKA__RETURNS_TOPIC": topics.returns,
-            f"{prefix}KAFKA__OUTCOMES_TOPIC": topics.outcomes,
-            f"{prefix}KAFKA__DEAD_LETTER_TOPIC": topics.dead_letters,
-            f"{prefix}KAFKA__STATE_TOPIC": topics.state,
-            f"{prefix}KAFKA__RETRY_TOPIC": topics.retry,
-            f"{prefix}KAFKA__GROUP_ID": topics.group,
-            f"{prefix}KAFKA__GROUP_INSTANCE_ID": SERVICE_INSTANCE_ID,
-            f"{prefix}CAPILLARY__LOYALTY_BASE_URL": sandbox_url,
-            f"{prefix}CAPILLARY__GATEWAY_BASE_URL": sandbox_url,
-            f"{prefix}CAPILLARY__OAUTH_BASE_URL": sandbox_url,
-            f"{prefix}CAPILLARY__AUTH_MODE": "basic",
-            f"{prefix}CAPILLARY__USERNAME": "demo",
-            f"{prefix}CAPILLARY__PASSWORD": "demo",
-            f"{prefix}POLICY_PATH": str(POLICY),
-            f"{prefix}LOG_FORMAT": "json",
-            f"{prefix}LOG_LEVEL": "INFO",
-            # Only the final stop waits for it; nothing measured depends on it.
-            f"{prefix}SHUTDOWN_GRACE_SECONDS": "10",
-        }
+    return harness_service_env(
+        topics,
+        bootstrap,
+        sandbox_url,
+        instance_id=SERVICE_INSTANCE_ID,
+        session_timeout_ms=options.session_timeout_ms,
+        extra=options.service_env,
     )
-    for name in _RATE_LIMITS:
-        env[f"{prefix}CAPILLARY__RATE_LIMITS__{name}"] = "1000000"
-    if options.session_timeout_ms is not None:
-        env[f"{prefix}KAFKA__SESSION_TIMEOUT_MS"] = str(options.session_timeout_ms)
-    env.update(dict(options.service_env))
-    return env
-
-
-async def create_topics(
-    env: dict[str, str], topics: Topics, partitions: int, bootstrap: str, log_path: Path
-) -> list[str]:
-    """``return-handler topics``; then the state and retry topics if it did not make them.
-
-    Returns the names this run had to create itself (empty once ``topics`` makes all five).
-    """
-    with log_path.open("ab") as log:
-        proc = await asyncio.create_subprocess_exec(
-            str(BIN / "return-handler"),
-            "topics",
-            "--partitions",
-            str(partitions),
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            code = await asyncio.wait_for(proc.wait(), 60)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise RuntimeError(f"return-handler topics took over 60 s; see {log_path}") from None
-    if code != 0:
-        raise RuntimeError(f"return-handler topics failed; see {log_path}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=20_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing: list[NewTopic] = []
-        if topics.state not in existing:
-            # Partitioned like the returns topic; compacted: the latest word per event id.
-            missing.append(
-                NewTopic(
-                    topics.state,
-                    num_partitions=partitions,
-                    replication_factor=1,
-                    topic_configs={"cleanup.policy": "compact"},
-                )
-            )
-        if topics.retry not in existing:
-            missing.append(NewTopic(topics.retry, num_partitions=partitions, replication_factor=1))
-        if missing:
-            await admin.create_topics(missing)
-        return [t.name for t in missing]
-    finally:
-        await admin.close()
-
-
-async def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    try:
-        await asyncio.wait_for(admin.start(), 15)
-        existing = set(await admin.list_topics())
-        gone = [n for n in names if n in existing]
-        if gone:
-            await asyncio.wait_for(admin.delete_topics(gone), 30)
-    finally:
-        await admin.close()
-
-
-async def publish(bootstrap: str, topic: str, events: Sequence[tuple[bytes, bytes]]) -> None:
-    """Every event once (idempotent producer, acks from all replicas), keyed by customer."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-    )
-    await producer.start()
-    try:
-        pending = []
-        for key, value in events:
-            pending.append(await producer.send(topic, value=value, key=key))
-            if len(pending) >= 500:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-
-
-@dataclass
-class SeenOutcome:
-    event_id: str
-    status: str
-    processed_at: float | None
-    """Epoch seconds the service wrote into the outcome."""
-    arrived: float
-    """time.monotonic() when the watcher read it."""
-
-
-class Watcher:
-    """A read_committed consumer (no group) of the outcomes and dead-letter topics."""
-
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
-        self._topics = topics
-        self._consumer = AIOKafkaConsumer(
-            topics.outcomes,
-            topics.dead_letters,
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            metadata_max_age_ms=1000,
-        )
-        self.outcomes: list[SeenOutcome] = []
-        self.per_event: Counter[str] = Counter()
-        self.dead_letters: list[str] = []
-        self.unreadable = 0
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-
-    @property
-    def progress(self) -> int:
-        """Events with at least one committed outcome."""
-        return len(self.per_event)
-
-    @property
-    def last_arrival(self) -> float:
-        return self.outcomes[-1].arrived if self.outcomes else 0.0
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                batches = await self._consumer.getmany(timeout_ms=200)
-            except KafkaError as exc:  # the broker restart: aiokafka reconnects by itself
-                say(f"watcher: {type(exc).__name__}; reading on")
-                await asyncio.sleep(0.5)
-                continue
-            now = time.monotonic()
-            for tp, records in batches.items():
-                for record in records:
-                    if tp.topic == self._topics.dead_letters:
-                        reason = dict(record.headers or ()).get("rh-reason", b"")
-                        self.dead_letters.append(reason.decode(errors="replace"))
-                        continue
-                    self._take(record.value, now)
-
-    def _take(self, value: bytes | None, now: float) -> None:
-        try:
-            outcome: Any = json.loads(value or b"")
-            event_id = str(outcome["event"]["event_id"])
-            status = str(outcome.get("status"))
-        except (ValueError, KeyError, TypeError):
-            self.unreadable += 1
-            return
-        processed_at: float | None = None
-        with contextlib.suppress(ValueError, TypeError, KeyError):
-            processed_at = datetime.fromisoformat(outcome["processed_at"]).timestamp()
-        self.outcomes.append(SeenOutcome(event_id, status, processed_at, now))
-        self.per_event[event_id] += 1
-
-    def first_after(self, wall: float, mono: float) -> SeenOutcome | None:
-        """The first outcome written after ``wall`` (epoch) and read after ``mono``."""
-        for seen in self.outcomes:
-            if seen.arrived >= mono and (seen.processed_at is None or seen.processed_at > wall):
-                return seen
-        return None
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, KafkaError):
-                await asyncio.wait_for(self._task, 10)
-        await self._consumer.stop()
 
 
 # --------------------------------------------------------------------------- chaos
@@ -841,6 +347,7 @@ def judge(
 
 async def run_chaos(options: Options) -> dict[str, Any]:
     """One chaos run; returns the result (also written to ``options.out``)."""
+    set_name("chaos")
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     logs = ROOT / ".cache" / "chaos" / run_id
     logs.mkdir(parents=True, exist_ok=True)
@@ -1053,6 +560,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run once; 0 only when the run was harm free, 1 when not, 2 when it could not run."""
+    set_name("chaos")
     options = parse_args(argv)
     try:
         result = asyncio.run(_main(options))

@@ -1,0 +1,113 @@
+"""The throughput bench, tiny: it runs end to end and writes every key, so it cannot rot.
+
+Runs ``bench/throughput.py`` as a child process (it starts the sandbox and the service as
+its own children and stops them again) with 40 events, no API latency and a naive loop of
+10, then draws the chart from a one-point sweep file. No assertion on any number that
+depends on time: ``make bench`` measures, this only checks the bench works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+THROUGHPUT = ROOT / "bench" / "throughput.py"
+CHART = ROOT / "bench" / "chart.py"
+CONTRACT_KEYS = (
+    "events",
+    "events_per_second",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "api_calls",
+    "api_calls_per_event",
+    "service_cpu_seconds",
+    "service_peak_rss_mb",
+    "latency_ms",
+    "rate_limit_per_minute",
+    "naive_events_per_second",
+    "ratio_to_naive",
+    "seconds_to_clear",
+    "http_429",
+    "offered_events_per_second",
+    "loyalty_calls_per_event",
+)
+
+
+def _run(command: list[str], env: dict[str, str], seconds: float) -> tuple[int, str]:
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        printed, _ = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        # SIGTERM lets the bench stop the sandbox and the service it started.
+        proc.send_signal(signal.SIGTERM)
+        printed, _ = proc.communicate(timeout=25)
+        pytest.fail(f"{command[1]} took over {seconds} s:\n{printed.decode(errors='replace')}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, printed.decode(errors="replace")
+
+
+@pytest.mark.timeout(90)
+def test_tiny_bench_writes_every_key_and_every_event_gets_an_outcome(
+    bootstrap_servers: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "latest.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    env["KAFKA_PORT"] = bootstrap_servers.split(",")[0].rpartition(":")[2]
+    code, text = _run(
+        [
+            sys.executable,
+            str(THROUGHPUT),
+            "--events=40",
+            "--customers=30",
+            "--latency-ms=0",
+            "--naive-events=10",
+            "--rate=400",
+            "--timeout=40",
+            f"--out={out}",
+        ],
+        env,
+        70,
+    )
+    assert out.exists(), f"the bench wrote no result (exit {code}):\n{text}"
+    result = json.loads(out.read_text())
+    missing = [key for key in CONTRACT_KEYS if key not in result]
+    assert not missing, f"keys missing from the result: {missing}"
+    assert result["complete"], f"not every event got one outcome: {result}"
+    assert result["events"] == result["outcomes"] == 40
+    assert result["events_without_outcome"] == 0
+    assert result["naive"]["events"] == 10
+    assert result["api_calls"] > 0
+    assert result["http_429"] == 0
+    assert code == 0, text
+
+    # The chart draws from a sweep file; one point made of this run is enough to prove it.
+    data = tmp_path / "bounds.json"
+    data.write_text(
+        json.dumps(
+            {
+                "latency_ms": 0,
+                "offered_rate": 400,
+                "points": [{"bound": 1000} | result],
+            }
+        )
+    )
+    png = tmp_path / "in-flight.png"
+    code, text = _run(
+        [sys.executable, str(CHART), "draw", f"--data={data}", f"--png={png}"], env, 30
+    )
+    assert code == 0, text
+    assert png.read_bytes().startswith(b"\x89PNG")
