@@ -95,23 +95,33 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
+EVENT_FIELDS = ("topic", "partition", "offset", "event_id", "return_type", "attempt")
+"""The correlation fields of one message; only these are bound per message."""
+
+
 def bind_event_context(**fields: Any) -> None:
     """Bind correlation fields (event id, topic, partition, offset) for this message."""
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(**fields)
+    # Unbinding our own keys, not clearing every context variable: clearing walks the
+    # whole context, once per message on the hot path.
+    clear_event_context()
+    add_event_context(**fields)
 
 
 def add_event_context(**fields: Any) -> None:
     """Add fields to the current message's context (known only after parsing, say)."""
+    unknown = set(fields) - set(EVENT_FIELDS)
+    if unknown:
+        raise ValueError(f"not an event context field: {sorted(unknown)}")
     structlog.contextvars.bind_contextvars(**fields)
 
 
 def clear_event_context() -> None:
     """Forget the current message's correlation fields."""
-    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.unbind_contextvars(*EVENT_FIELDS)
 
 
 __all__ = [
+    "EVENT_FIELDS",
     "add_event_context",
     "bind_event_context",
     "clear_event_context",

@@ -97,6 +97,8 @@ class FakeCommitter:
     fail_starts: int = 0
     stopped: bool = False
     reset_done: asyncio.Event = field(default_factory=asyncio.Event)
+    committed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by each commit (and replaced): wait on it for the next one."""
 
     async def open_partition(self, partition: int) -> None:
         self.opened.append(partition)
@@ -121,6 +123,8 @@ class FakeCommitter:
             self.fail_next -= 1
             raise BrokerError("transaction failed (fake)")
         self.commits.append((partition, list(finished), dict(offsets)))
+        self.committed.set()
+        self.committed = asyncio.Event()
         states = []
         for index, item in enumerate(finished):
             if item.state is None:

@@ -8,7 +8,8 @@ endpoint's body shape; reading answers item by item is each family's job.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -103,6 +104,30 @@ class _Attempt:
     sent_headers: dict[str, str] = field(default_factory=dict)
 
 
+class HttpPools:
+    """HTTP clients that share the requests; each request goes to the least busy one.
+
+    A request waits for a free connection here, never inside httpcore's pool, whose
+    hand-over of connections walks every queued request.
+    """
+
+    def __init__(self, clients: Sequence[httpx.AsyncClient], connections_each: int) -> None:
+        self._clients = list(clients)
+        self._slots = [asyncio.Semaphore(connections_each) for _ in self._clients]
+        self._busy = [0] * len(self._clients)
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """A client with a free connection, held for one request."""
+        index = min(range(len(self._clients)), key=self._busy.__getitem__)
+        self._busy[index] += 1
+        try:
+            async with self._slots[index]:
+                yield self._clients[index]
+        finally:
+            self._busy[index] -= 1
+
+
 class CallLoop:
     """Sends one logical call at a time through limits, auth and the retry policies."""
 
@@ -110,7 +135,7 @@ class CallLoop:
         self,
         config: CapillaryConfig,
         *,
-        http: httpx.AsyncClient,
+        http: HttpPools,
         auth: Authenticator,
         limiters: RateLimiters,
         clock: Clock,
@@ -185,7 +210,10 @@ class CallLoop:
             )
             if outcome.request_id:
                 request_ids.append(outcome.request_id)
-            _log.info(
+            # A plain answer at the first attempt is the common case: DEBUG, so a storm does
+            # not write a line per call; anything else (retries, failures) stays at INFO.
+            plain = outcome.kind is _Kind.ANSWER and attempt == 1
+            (_log.debug if plain else _log.info)(
                 "capillary_call_finished",
                 endpoint=endpoint.value,
                 status=outcome.status,
@@ -288,8 +316,13 @@ class CallLoop:
         if content is not None:
             headers["Content-Type"] = "application/json"
         try:
-            async with asyncio.timeout(self._config.timeouts.call_deadline):
-                response = await self._http.request(
+            # The slot first: time spent waiting for it is not the request's, and a request
+            # that never left must not count as one that may have been processed.
+            async with (
+                self._http.client() as http,
+                asyncio.timeout(self._config.timeouts.call_deadline),
+            ):
+                response = await http.request(
                     "POST", url, json=json, content=content, params=params, headers=headers
                 )
         except TimeoutError:

@@ -9,6 +9,7 @@ retries and judges each HTTP answer; each family (``loyalty.py``, ``cart.py``,
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
@@ -17,7 +18,7 @@ import httpx
 from aiolimiter import AsyncLimiter
 
 from service.capillary.auth import Authenticator, build_authenticator
-from service.capillary.call import CallLoop, Sleep
+from service.capillary.call import CallLoop, HttpPools, Sleep
 from service.capillary.cart import CartCalls
 from service.capillary.codes import Endpoint
 from service.capillary.config import CapillaryConfig
@@ -38,6 +39,9 @@ from service.capillary.results import ItemResult
 from service.capillary.retry import RetryPolicy
 from service.clock import Clock, SystemClock
 
+CONNECTIONS_PER_POOL = 8
+"""Connections of one httpx pool; ``max_connections`` is spread over as many as it takes."""
+
 
 class CapillaryClient:
     """One async client per process, over one shared ``httpx.AsyncClient``."""
@@ -57,15 +61,21 @@ class CapillaryClient:
         clock = clock or SystemClock()
         limiters = rate_limiters or RateLimiters(config.rate_limits)
         t = config.timeouts
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_connections,
-            ),
-            headers={"Accept": "application/json"},
-        )
+        # Several small pools instead of one large one: httpcore's pool checks every one of
+        # its connections on each request (encode/httpx#3215), so its CPU cost per request
+        # grows with the pool. Measured on the bench: see the README's HTTP client note.
+        pools = max(1, math.ceil(config.max_connections / CONNECTIONS_PER_POOL))
+        per_pool = math.ceil(config.max_connections / pools)
+        self._pools = [
+            httpx.AsyncClient(
+                transport=transport,
+                timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
+                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                headers={"Accept": "application/json"},
+            )
+            for _ in range(pools)
+        ]
+        self._http = self._pools[0]
         self._auth: Authenticator = build_authenticator(
             config,
             http=self._http,
@@ -74,7 +84,7 @@ class CapillaryClient:
         )
         loop = CallLoop(
             config,
-            http=self._http,
+            http=HttpPools(self._pools, per_pool),
             auth=self._auth,
             limiters=limiters,
             clock=clock,
@@ -127,7 +137,8 @@ class CapillaryClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     async def probe(self) -> str | None:
         """Whether Capillary answers us on both hosts: ``None`` if so, else why not.

@@ -123,7 +123,12 @@ class CapillaryConfig(BaseModel):
     coupon_code_case: CouponCodeCase = Field(
         default=CouponCodeCase.AS_IT_IS, description="couponCodeCase sent on coupon revokes."
     )
-    max_connections: int = Field(default=20, ge=1, description="HTTP connection pool size.")
+    max_connections: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        description="HTTP connections, and requests in flight at once (the rest wait their turn).",
+    )
 
     @field_validator("loyalty_base_url", "gateway_base_url", "oauth_base_url")
     @classmethod

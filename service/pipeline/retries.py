@@ -54,7 +54,9 @@ class RetryPolicy:
 
 def retry_info(record: Record) -> RetryInfo | None:
     """The retry headers of a record from the retry topic; ``None`` for a first delivery."""
-    headers = {k: v for k, v in record.headers}
+    if not record.headers:
+        return None
+    headers = dict(record.headers)
     if ATTEMPT_HEADER not in headers:
         return None
     try:

@@ -95,6 +95,7 @@ class _Setup:
         grace: float = 5,
         cap: DeadLetterCap | None = None,
         bound: int = 100,
+        commit_interval: float = 3600,
     ) -> None:
         self.clock = FakeClock()
         source.clock = self.clock
@@ -121,7 +122,7 @@ class _Setup:
             dead_letter_cap=cap or DeadLetterCap(max_share=0.5, min_count=20),
             clock=self.clock,
             grace_seconds=grace,
-            commit_interval_seconds=3600,
+            commit_interval_seconds=commit_interval,
             events_in_flight=bound,
             probe_initial_seconds=1,
             probe_max_seconds=4,
@@ -342,3 +343,136 @@ async def test_run_drain_past_the_grace_period_stops_cleanly_and_commits_nothing
     assert stats.committed == {}
     assert s.source.stopped
     assert "drain_timed_out" in [entry["event"] for entry in logs]
+
+
+def _customer_records(partition: int, customers: list[int]) -> list[Record]:
+    """One record per customer id, offsets from 0, each with its own event id."""
+    return [
+        Record(
+            "returns",
+            partition,
+            offset,
+            None,
+            event_bytes(event_id=f"e-{offset}", customer={"id": customer}),
+        )
+        for offset, customer in enumerate(customers)
+    ]
+
+
+class _GatedCapillary(FakeCapillary):
+    """Coupon calls wait at their event's gate; starts and ends are noted per event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates: dict[str, asyncio.Event] = {}
+        self.active: set[str] = set()
+        self.most_active = 0
+        self.order: list[str] = []
+        self.changed = asyncio.Event()
+
+    def gate(self, event_id: str) -> asyncio.Event:
+        return self.gates.setdefault(event_id, asyncio.Event())
+
+    async def revoke_coupons_by_codes(
+        self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
+    ) -> list[ItemResult]:
+        [code] = codes
+        self.active.add(code)
+        self.most_active = max(self.most_active, len(self.active))
+        self.order.append(code)
+        self._poke()
+        await self.gate(code).wait()
+        self.active.discard(code)
+        self._poke()
+        return await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
+
+    def _poke(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def until(self, condition: Any, seconds: float = 5.0) -> None:
+        async with asyncio.timeout(seconds):
+            while not condition():
+                await self.changed.wait()
+
+
+def _coupon_per_event(event: ReturnEvent, now: datetime) -> Plan:
+    """One coupon call per event, its code the event id (so the fake knows whose call)."""
+    action = RevokeCouponCodes(
+        action_id="c", reason_code="full_return", reason="r", series_id=1, codes=[event.event_id]
+    )
+    return _empty_plan(event, now).model_copy(update={"actions": [action]})
+
+
+async def test_run_different_customers_at_once_one_customers_events_in_order() -> None:
+    api = _GatedCapillary()
+    records = _customer_records(0, [1, 2, 1, 3])
+    s = _Setup(FakeSource(batches=[records]), planner=_coupon_per_event, api=api)
+    stop = asyncio.Event()
+    task = asyncio.create_task(s.runner.run(stop))
+
+    # Customers 1, 2 and 3 call at once; customer 1's second event waits for its first.
+    await api.until(lambda: api.active == {"e-0", "e-1", "e-3"})
+    api.gate("e-1").set()
+    api.gate("e-3").set()
+    await api.until(lambda: api.active == {"e-0"})
+    assert "e-2" not in api.order
+    api.gate("e-0").set()
+    await api.until(lambda: "e-2" in api.active)
+    api.gate("e-2").set()
+    await s.runner.idle()
+    stop.set()
+    await task
+
+    assert api.most_active == 3
+    assert api.order.index("e-0") < api.order.index("e-2")
+    assert s.runner.stats.in_flight_peak == 4
+    assert s.committer.offsets() == {("returns", 0): 4}
+
+
+async def test_run_offsets_stop_at_the_first_unfinished_event_outcomes_do_not() -> None:
+    api = _GatedCapillary()
+    records = _customer_records(0, [1, 2, 3])
+    s = _Setup(
+        FakeSource(batches=[records]), planner=_coupon_per_event, api=api, commit_interval=0.001
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(s.runner.run(stop))
+    await api.until(lambda: len(api.active) == 3)
+    api.gate("e-1").set()
+    api.gate("e-2").set()
+    async with asyncio.timeout(5):
+        while sorted(o.event.event_id for o in s.committer.outcomes) != ["e-1", "e-2"]:
+            await s.committer.committed.wait()
+
+    # e-1 and e-2 are published; the offset cannot pass unfinished e-0.
+    assert s.committer.offsets() == {}
+    api.gate("e-0").set()
+    async with asyncio.timeout(5):
+        while s.committer.offsets() != {("returns", 0): 3}:
+            await s.committer.committed.wait()
+    stop.set()
+    await task
+    assert sorted(o.event.event_id for o in s.committer.outcomes) == ["e-0", "e-1", "e-2"]
+
+
+async def test_run_at_the_bound_pauses_and_leaves_the_rest_of_the_batch_to_be_fetched_again() -> (
+    None
+):
+    api = _GatedCapillary()
+    records = _customer_records(0, [1, 2, 3, 4])
+    s = _Setup(FakeSource(batches=[records]), planner=_coupon_per_event, api=api, bound=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(s.runner.run(stop))
+    await api.until(lambda: len(api.active) == 2)
+
+    assert s.source.seeks == [("returns", 0, 2)]  # the rest is fetched again later
+    assert s.source.paused_all
+    assert s.runner.in_flight == 2
+    for gate in ("e-0", "e-1"):
+        api.gate(gate).set()
+    await s.runner.idle()
+    stop.set()
+    await task
+    assert api.most_active == 2
+    assert s.committer.offsets() == {("returns", 0): 2}
