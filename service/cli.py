@@ -7,6 +7,7 @@ command reads settings from the environment (``RETURN_HANDLER_*``) once, here.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvloop
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -69,9 +71,17 @@ def settings_command() -> None:
 def run() -> None:
     """Run the service: consume returns, take back, publish outcomes. Stops on SIGTERM/SIGINT."""
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, cache=True)
+    # Under load the cyclic garbage collector took a quarter of the CPU: with a thousand
+    # events in flight it ran every 700 allocations and walked every live object. What
+    # exists at start-up (modules, settings, the policy) is never garbage: frozen, it is
+    # never walked again; and young collections run a hundred times less often.
+    gc.freeze()
+    gc.set_threshold(70_000, 20, 20)
     try:
-        asyncio.run(_run_service(settings))
+        # uvloop: the event loop's own work was a seventh of the service's CPU under load.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_run_service(settings))
     except ReturnHandlerError as exc:
         raise _fail(str(exc)) from exc
 

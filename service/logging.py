@@ -40,7 +40,7 @@ def mask_pii(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
             event_dict[key] = "***"
         elif any(word in lowered for word in _PHONE_KEYS) and value is not None:
             event_dict[key] = mask_phone(str(value))
-        elif isinstance(value, str):
+        elif isinstance(value, str) and "@" in value:
             event_dict[key] = mask_text(value)
     return event_dict
 
@@ -56,9 +56,14 @@ def _shared_processors() -> list[Processor]:
 
 
 def configure_logging(
-    level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto"
+    level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto", *, cache: bool = False
 ) -> None:
-    """Configure structlog and the standard library once, at process start."""
+    """Configure structlog and the standard library once, at process start.
+
+    ``cache=True`` (the running service) builds each logger once instead of on every call,
+    a measurable share of the CPU under load; tests leave it off so ``capture_logs`` sees
+    loggers created before it.
+    """
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
@@ -66,19 +71,25 @@ def configure_logging(
     shared = _shared_processors()
     structlog.configure(
         processors=[
+            # First: a line below the level costs a level check, not the whole chain.
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        # Not cached: tests' capture_logs must see loggers created before it.
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
+    # Process, thread and multiprocessing names are never written: do not look them up
+    # for every record (a getpid() per line is measurable under load).
+    logging.logProcesses = False
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -105,27 +105,69 @@ class _Attempt:
 
 
 class HttpPools:
-    """HTTP clients that share the requests; each request goes to the least busy one.
+    """Transports that share the requests; each request goes to the least busy one.
 
-    A request waits for a free connection here, never inside httpcore's pool, whose
-    hand-over of connections walks every queued request.
+    Requests go straight to an httpx transport, not through ``httpx.AsyncClient``: the
+    client's layers (merging, auth and redirect flows, cookies) cost as much CPU per
+    request as the aiohttp transport under them, and we use none of them. A request waits
+    for a free connection here, never inside the transport's pool.
     """
 
-    def __init__(self, clients: Sequence[httpx.AsyncClient], connections_each: int) -> None:
-        self._clients = list(clients)
-        self._slots = [asyncio.Semaphore(connections_each) for _ in self._clients]
-        self._busy = [0] * len(self._clients)
+    def __init__(
+        self,
+        transports: Sequence[httpx.AsyncBaseTransport],
+        connections_each: int,
+        timeout: httpx.Timeout,
+    ) -> None:
+        self._transports = list(transports)
+        self._slots = [asyncio.Semaphore(connections_each) for _ in self._transports]
+        self._busy = [0] * len(self._transports)
+        self._timeout = timeout.as_dict()
+
+    def request(
+        self,
+        url: str,
+        *,
+        json: dict[str, Any] | None,
+        content: bytes | None,
+        params: dict[str, str] | None,
+        headers: dict[str, str],
+    ) -> httpx.Request:
+        """A POST as ``httpx.AsyncClient`` would build it, with our timeouts."""
+        return httpx.Request(
+            "POST",
+            url,
+            params=params,
+            headers={"Accept": "application/json", **headers},
+            json=json,
+            content=content,
+            extensions={"timeout": self._timeout},
+        )
 
     @contextlib.asynccontextmanager
-    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
-        """A client with a free connection, held for one request."""
-        index = min(range(len(self._clients)), key=self._busy.__getitem__)
+    async def transport(self) -> AsyncIterator[httpx.AsyncBaseTransport]:
+        """A transport with a free connection, held for one request."""
+        index = min(range(len(self._transports)), key=self._busy.__getitem__)
         self._busy[index] += 1
         try:
             async with self._slots[index]:
-                yield self._clients[index]
+                yield self._transports[index]
         finally:
             self._busy[index] -= 1
+
+    async def aclose(self) -> None:
+        """Close every transport."""
+        for transport in self._transports:
+            await transport.aclose()
+
+
+async def _send(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
+    response = await transport.handle_async_request(request)
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response
 
 
 class CallLoop:
@@ -318,13 +360,14 @@ class CallLoop:
         try:
             # The slot first: time spent waiting for it is not the request's, and a request
             # that never left must not count as one that may have been processed.
+            request = self._http.request(
+                url, json=json, content=content, params=params, headers=headers
+            )
             async with (
-                self._http.client() as http,
+                self._http.transport() as transport,
                 asyncio.timeout(self._config.timeouts.call_deadline),
             ):
-                response = await http.request(
-                    "POST", url, json=json, content=content, params=params, headers=headers
-                )
+                response = await _send(transport, request)
         except TimeoutError:
             return _Attempt(
                 _Kind.TRANSIENT,

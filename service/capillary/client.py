@@ -37,10 +37,12 @@ from service.capillary.models import (
 )
 from service.capillary.results import ItemResult
 from service.capillary.retry import RetryPolicy
+from service.capillary.transport import AiohttpTransport
 from service.clock import Clock, SystemClock
 
 CONNECTIONS_PER_POOL = 8
-"""Connections of one httpx pool; ``max_connections`` is spread over as many as it takes."""
+"""Connections of one pool of httpx's own transport; ``max_connections`` is spread over as
+many as it takes."""
 
 
 class CapillaryClient:
@@ -61,21 +63,26 @@ class CapillaryClient:
         clock = clock or SystemClock()
         limiters = rate_limiters or RateLimiters(config.rate_limits)
         t = config.timeouts
-        # Several small pools instead of one large one: httpcore's pool checks every one of
-        # its connections on each request (encode/httpx#3215), so its CPU cost per request
-        # grows with the pool. Measured on the bench: see the README's HTTP client note.
-        pools = max(1, math.ceil(config.max_connections / CONNECTIONS_PER_POOL))
-        per_pool = math.ceil(config.max_connections / pools)
-        self._pools = [
-            httpx.AsyncClient(
-                transport=transport,
-                timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
-                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
-                headers={"Accept": "application/json"},
-            )
-            for _ in range(pools)
-        ]
-        self._http = self._pools[0]
+        timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
+        transports: list[httpx.AsyncBaseTransport]
+        if transport is not None:  # tests: one given transport
+            transports, per_pool = [transport], config.max_connections
+        elif config.http_transport == "aiohttp":
+            # aiohttp's pool under httpx's requests: see capillary/transport.py for why.
+            transports = [AiohttpTransport(max_connections=config.max_connections)]
+            per_pool = config.max_connections
+        else:
+            # httpx's own pool checks every one of its connections on each request
+            # (encode/httpx#3215): several small pools keep that cost down.
+            pools = max(1, math.ceil(config.max_connections / CONNECTIONS_PER_POOL))
+            per_pool = math.ceil(config.max_connections / pools)
+            limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+            transports = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(pools)]
+        self._pools = HttpPools(transports, per_pool, timeout)
+        # The token endpoint (OAuth) goes through a plain client on the first transport.
+        self._http = httpx.AsyncClient(
+            transport=transports[0], timeout=timeout, headers={"Accept": "application/json"}
+        )
         self._auth: Authenticator = build_authenticator(
             config,
             http=self._http,
@@ -84,7 +91,7 @@ class CapillaryClient:
         )
         loop = CallLoop(
             config,
-            http=HttpPools(self._pools, per_pool),
+            http=self._pools,
             auth=self._auth,
             limiters=limiters,
             clock=clock,
@@ -136,9 +143,9 @@ class CapillaryClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        for pool in self._pools:
-            await pool.aclose()
+        """Close the connections (the token client shares the first transport)."""
+        await self._http.aclose()
+        await self._pools.aclose()
 
     async def probe(self) -> str | None:
         """Whether Capillary answers us on both hosts: ``None`` if so, else why not.

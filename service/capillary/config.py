@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -122,6 +123,11 @@ class CapillaryConfig(BaseModel):
     # AS_IT_IS gives codes back as they were created, so answers match what we sent.
     coupon_code_case: CouponCodeCase = Field(
         default=CouponCodeCase.AS_IT_IS, description="couponCodeCase sent on coupon revokes."
+    )
+    http_transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description="What carries the requests under httpx: aiohttp's pool (about a third of "
+        "the CPU a request costs), or httpx's own in pools of 8.",
     )
     max_connections: int = Field(
         default=64,

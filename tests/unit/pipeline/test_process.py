@@ -27,7 +27,7 @@ from service.events import LoyaltyPromotionType, ReturnEvent
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.execute import Executor
 from service.pipeline.process import NotDue, Planner, Processor
-from service.pipeline.records import DeadLetter, Finished, Record, RetryLater
+from service.pipeline.records import AlreadyFinished, DeadLetter, Finished, Record, RetryLater
 from service.pipeline.retries import RetryPolicy, retry_headers
 from service.pipeline.state import EventState, Intent, OutcomeRef, StateStore
 from tests.factories import event_bytes
@@ -408,3 +408,52 @@ async def test_outage_after_one_give_back_keeps_only_the_intent_of_the_one_made(
     outcome = _outcome(await s.processor.handle(_record(event_bytes())))
     assert {a.action_id: a.status for a in outcome.actions}["enrol"] is ActionStatus.UNCONFIRMED
     assert {a.action_id: a.status for a in outcome.actions}["issue"] is ActionStatus.RESTORED
+
+
+async def test_the_same_record_read_again_after_its_outcome_publishes_nothing() -> None:
+    # Outcomes commit as events finish, offsets only over the finished prefix: after a
+    # restart this very record (partition 1, offset 3) comes again, and is recognised.
+    s = _Setup(COUPONS)
+    s.remember(
+        phase="done", outcome=OutcomeRef(partition=2, offset=40, status=OutcomeStatus.COMPLETED)
+    )
+    await s.ready()
+    result = await s.processor.handle(_record(event_bytes(), offset=3))
+    assert isinstance(result, Finished)
+    assert isinstance(result.result, AlreadyFinished)
+    assert result.state is None
+    assert s.api.calls == []
+    assert s.committer.starts == []
+
+
+async def test_a_retry_record_read_again_after_it_was_sent_on_publishes_nothing() -> None:
+    # Attempt 2 ended by scheduling attempt 3 (state retrying, attempt 3): reading the
+    # attempt-2 record again is a read-again; the attempt-3 record itself is processed.
+    s = _Setup(COUPONS)
+    s.remember(phase="retrying", attempt=3)
+    await s.ready()
+    source = _record(event_bytes(), offset=3)
+
+    def retry_record(attempt: int) -> Record:
+        headers = retry_headers(source, attempt=attempt, not_before_ms=0, reason="737")
+        return Record("returns-retry", 1, 50 + attempt, b"k", source.value, tuple(headers))
+
+    again = await s.processor.handle(retry_record(2))
+    assert isinstance(again, Finished)
+    assert isinstance(again.result, AlreadyFinished)
+    due = await s.processor.handle(retry_record(3))
+    assert _outcome(due).status is OutcomeStatus.COMPLETED
+    assert [name for name, _ in s.api.calls] == ["revoke_coupons_by_codes"]
+
+
+async def test_a_duplicate_taken_before_the_first_outcome_is_committed_is_a_duplicate() -> None:
+    # Two deliveries of one event id in flight one after the other (same customer): the
+    # second must not call again although nothing has been committed yet.
+    s = _Setup(COUPONS)
+    await s.ready()
+    first = _outcome(await s.processor.handle(_record(event_bytes(), offset=7)))
+    second = _outcome(await s.processor.handle(_record(event_bytes(), offset=8)))
+    assert first.status is OutcomeStatus.COMPLETED
+    assert second.status is OutcomeStatus.DUPLICATE
+    assert "being committed" in second.summary
+    assert [name for name, _ in s.api.calls] == ["revoke_coupons_by_codes"]
