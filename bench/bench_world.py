@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
+from chaos_world import Ids
 
 from capillary_sandbox.state import (
     CartEarn,
@@ -85,36 +86,6 @@ class BenchWorld:
         return yaml.safe_dump(self.policy, sort_keys=False)
 
 
-class _Ids:
-    """Sequential ids, so every generated benefit is distinct."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-        self.issual = FIRST_ISSUAL
-        self.earn = FIRST_EARN
-        self.coupon = FIRST_COUPON
-        self._hex: set[str] = set()
-
-    def next_issual(self) -> int:
-        self.issual += 1
-        return self.issual
-
-    def next_earn(self) -> int:
-        self.earn += 1
-        return self.earn
-
-    def next_coupon(self) -> int:
-        self.coupon += 1
-        return self.coupon
-
-    def next_hex(self) -> str:
-        while True:
-            value = f"{self._rng.getrandbits(96):024x}"
-            if value not in self._hex:
-                self._hex.add(value)
-                return value
-
-
 class _Builder:
     """The promotions, the policy, and per-customer bookkeeping shared by both shapes."""
 
@@ -123,7 +94,9 @@ class _Builder:
     ) -> None:
         self.rng = rng
         self.run_id = run_id
-        self.ids = _Ids(rng)
+        self.ids = Ids(
+            rng, first_issual=FIRST_ISSUAL, first_earn=FIRST_EARN, first_coupon=FIRST_COUPON
+        )
         self.now = datetime.now(UTC).replace(microsecond=0)
         self.seed = SandboxSeed(programs=[LoyaltyProgram(id=PROGRAM_ID, name="bench")])
         self.promotions: list[Promotion] = []

@@ -50,7 +50,6 @@ import json
 import logging
 import random
 import secrets
-import signal
 import sys
 import time
 import uuid
@@ -70,11 +69,13 @@ from harness import (
     Service,
     Topics,
     Watcher,
+    cancel_on_signals,
     create_topics,
     delete_topics,
     publish,
     say,
     set_name,
+    write_result,
 )
 from harness import service_env as harness_service_env
 
@@ -476,20 +477,8 @@ async def run_chaos(options: Options) -> dict[str, Any]:
         broker.stop_if_started()
 
 
-def _write(result: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-
-
 async def _main(options: Options) -> dict[str, Any]:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    assert task is not None
-    # Ctrl-C, SIGTERM and SIGHUP end the run cleanly, stopping what it started (SIGINT too
-    # where the shell started us with it ignored, as a background job).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, task.cancel)
-    return await run_chaos(options)
+    return await cancel_on_signals(run_chaos(options))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -570,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RuntimeError, KafkaError, OSError, httpx.HTTPError) as exc:
         say(f"the run could not finish: {type(exc).__name__}: {exc}")
         return 2
-    _write(result, options.out)
+    write_result(result, options.out)
     print(json.dumps(result, indent=2))
     verdict = "HARM FREE" if result["harm_free"] else "HARM FOUND"
     say(f"{verdict}; result in {options.out}")

@@ -75,14 +75,21 @@ class ChaosWorld:
         return self.seed.model_dump_json()
 
 
-class _Ids:
-    """Sequential ids, so every generated benefit is distinct."""
+class Ids:
+    """Sequential ids from given starts, so every generated benefit is distinct."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        *,
+        first_issual: int = FIRST_ISSUAL,
+        first_earn: int = FIRST_EARN,
+        first_coupon: int = FIRST_COUPON,
+    ) -> None:
         self._rng = rng
-        self.issual = FIRST_ISSUAL
-        self.earn = FIRST_EARN
-        self.coupon = FIRST_COUPON
+        self.issual = first_issual
+        self.earn = first_earn
+        self.coupon = first_coupon
         self._hex: set[str] = set()
 
     def next_issual(self) -> int:
@@ -117,7 +124,7 @@ def build_world(
         coupon_series=base.coupon_series,
     )
     world = ChaosWorld(seed=seed, events=[], event_ids=[])
-    ids = _Ids(rng)
+    ids = Ids(rng)
     now = datetime.now(UTC).replace(microsecond=0)
     for n in range(count):
         customer_id = FIRST_CUSTOMER + n
@@ -159,7 +166,7 @@ def _envelope(
 
 def _take_back(
     world: ChaosWorld,
-    ids: _Ids,
+    ids: Ids,
     rng: random.Random,
     customer_id: int,
     event_id: str,
@@ -279,7 +286,7 @@ def _owe(world: ChaosWorld, key: str, *, redeemed: bool) -> None:
 
 def _give_back(
     world: ChaosWorld,
-    ids: _Ids,
+    ids: Ids,
     rng: random.Random,
     customer_id: int,
     event_id: str,

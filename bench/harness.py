@@ -23,11 +23,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -699,3 +699,23 @@ if __name__ == "__main__":
     if sys.argv[1:2] != ["sandbox"]:
         sys.exit("usage: harness.py sandbox --port N --seed FILE [--latency-ms MS] ...")
     sys.exit(_serve_sandbox(sys.argv[2:]))
+
+
+T = TypeVar("T")
+
+
+def write_result(result: dict[str, Any], out: Path) -> None:
+    """The result as indented JSON (the directory made if needed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+async def cancel_on_signals(run: Awaitable[T]) -> T:
+    """Await ``run``; Ctrl-C, SIGTERM and SIGHUP end it cleanly, stopping what it started
+    (SIGINT too where the shell started us with it ignored, as a background job)."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, task.cancel)
+    return await run

@@ -43,7 +43,6 @@ import math
 import os
 import platform
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -68,6 +67,7 @@ from harness import (
     Service,
     Topics,
     Watcher,
+    cancel_on_signals,
     create_topics,
     delete_topics,
     process_usage,
@@ -76,6 +76,7 @@ from harness import (
     service_env,
     set_name,
     wait_for_log_line,
+    write_result,
 )
 from pydantic import SecretStr
 
@@ -590,20 +591,8 @@ async def run_bench(options: Options) -> dict[str, Any]:
         broker.stop_if_started()
 
 
-def write_result(result: dict[str, Any], out: Path) -> None:
-    """The result as indented JSON (the directory made if needed)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-
-
 async def _main(options: Options) -> dict[str, Any]:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    assert task is not None
-    # Ctrl-C, SIGTERM and SIGHUP end the run cleanly, stopping what it started.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, task.cancel)
-    return await run_bench(options)
+    return await cancel_on_signals(run_bench(options))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:

@@ -12,6 +12,7 @@ from capillary_sandbox.faults import FaultConfig, FaultRule
 from capillary_sandbox.server import Sandbox
 from service.capillary.transport import AiohttpTransport
 
+REVOKE = "/v2/promotion/bulk/revokeEnrolAndEarn"
 TIMEOUT = {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}
 
 
@@ -41,7 +42,7 @@ async def test_a_request_and_its_answer_go_through_unchanged(sandbox: Sandbox) -
             ),
         )
         # An endpoint without credentials: Capillary's 401, body and headers as sent.
-        refused = await _send(transport, _post(f"{sandbox.base_url}/v2/promotion/bulk/revokeEnrolAndEarn"))
+        refused = await _send(transport, _post(sandbox.base_url + REVOKE))
     finally:
         await transport.aclose()
     assert response.status_code == 200
@@ -57,7 +58,7 @@ async def test_nothing_listening_is_a_connect_error_the_request_never_left() -> 
     transport = AiohttpTransport(max_connections=1)
     try:
         with pytest.raises(httpx.ConnectError):
-            await _send(transport, _post(f"http://127.0.0.1:{port}/v2/promotion/bulk/revokeEnrolAndEarn"))
+            await _send(transport, _post(f"http://127.0.0.1:{port}{REVOKE}"))
     finally:
         await transport.aclose()
 
@@ -71,7 +72,7 @@ async def test_a_connection_dropped_after_the_request_is_a_read_error_not_a_conn
     transport = AiohttpTransport(max_connections=1)
     try:
         with pytest.raises(httpx.TransportError) as raised:
-            await _send(transport, _post(f"{sandbox.base_url}/v2/promotion/bulk/revokeEnrolAndEarn"))
+            await _send(transport, _post(sandbox.base_url + REVOKE))
     finally:
         await transport.aclose()
     assert isinstance(raised.value, httpx.ReadError)
@@ -85,7 +86,7 @@ async def test_an_answer_that_never_comes_is_a_read_timeout(sandbox: Sandbox) ->
         with pytest.raises(httpx.ReadTimeout):
             await _send(
                 transport,
-                _post(f"{sandbox.base_url}/v2/promotion/bulk/revokeEnrolAndEarn", read_timeout=0.2),
+                _post(sandbox.base_url + REVOKE, read_timeout=0.2),
             )
     finally:
         await transport.aclose()
