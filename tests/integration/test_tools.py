@@ -22,20 +22,33 @@ def kafka(bootstrap_servers: str, unique_id: Callable[[str], str]) -> KafkaSetti
         returns_topic=unique_id("tools-returns"),
         outcomes_topic=unique_id("tools-outcomes"),
         dead_letter_topic=unique_id("tools-dead"),
+        # Its own, or the test would depend on whether another left the default ones behind.
+        retry_topic=unique_id("tools-retry"),
+        state_topic=unique_id("tools-state"),
     )
+
+
+def _names(kafka: KafkaSettings) -> list[str]:
+    """The five topics, in the order ensure_topics creates them."""
+    return [
+        kafka.returns_topic,
+        kafka.retry_topic,
+        kafka.state_topic,
+        kafka.outcomes_topic,
+        kafka.dead_letter_topic,
+    ]
 
 
 async def test_ensure_topics_creates_only_what_is_missing(
     kafka: KafkaSettings, kafka_admin: AIOKafkaAdminClient
 ) -> None:
+    names = _names(kafka)
     try:
         first = await ensure_topics(kafka, partitions=2)
         second = await ensure_topics(kafka, partitions=2)
     finally:
-        await kafka_admin.delete_topics(
-            [kafka.returns_topic, kafka.outcomes_topic, kafka.dead_letter_topic]
-        )
-    assert first == [kafka.returns_topic, kafka.outcomes_topic, kafka.dead_letter_topic]
+        await kafka_admin.delete_topics(names)
+    assert first == names
     assert second == []
 
 
@@ -49,9 +62,7 @@ async def test_publish_files_keys_by_customer_and_reads_back_in_order(
             kafka.bootstrap_servers, kafka.returns_topic, count=3, wait_seconds=30
         )
     finally:
-        await kafka_admin.delete_topics(
-            [kafka.returns_topic, kafka.outcomes_topic, kafka.dead_letter_topic]
-        )
+        await kafka_admin.delete_topics(_names(kafka))
     assert len(lines) == 3
     assert [r.value for r in records] == [p.read_bytes() for p in EXAMPLES[:3]]
     assert records[0].key == b"555567088"
