@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -152,6 +153,10 @@ class Runner:
         """Partitions being revoked: nothing more of them is taken."""
         self._rewind_to: dict[TopicPartition, int] = {}
         """Taken but unfinished: the offset to read each partition from again."""
+        self._backlog: deque[Record] = deque()
+        """Fetched, not yet taken: at most one poll's worth, waiting for room."""
+        self._skipped: set[TopicPartition] = set()
+        """Partitions whose rest of the backlog is not taken (held, sought back)."""
         self._stop = asyncio.Event()
         self._trouble: _Trouble | None = None
         self._fatal: BaseException | None = None
@@ -223,8 +228,15 @@ class Runner:
         return self._scheduler.in_flight
 
     async def idle(self) -> None:
-        """Wait until no event is in flight."""
-        await self._scheduler.drain()
+        """Wait until no event is in flight and nothing fetched waits to be taken."""
+        while True:
+            await self._scheduler.drain()
+            if not self._backlog:
+                return
+            async with self.changed:
+                await self.changed.wait_for(
+                    lambda: not self._backlog or self._scheduler.in_flight > 0
+                )
 
     # --- partitions coming and going --------------------------------------------------------
 
@@ -254,6 +266,7 @@ class Runner:
         revoked = set(partitions)
         self._closing |= revoked
         try:
+            self._drop_backlog(revoked, read_again=False)
             self._scheduler.withdraw(revoked)
             await self._scheduler.drain(revoked)
             async with self._commit_lock:
@@ -279,19 +292,24 @@ class Runner:
                 continue
             self._release_due()
             self._expire_due()
-            if self._scheduler.full:
+            if self._backlog:
+                await self._take_backlog()
+            if self._scheduler.full or self._backlog:
+                # At the bound: the partitions pause and what was fetched waits here (at
+                # most one poll's worth), so nothing buffers without limit or is fetched twice.
                 self._pause_at_bound()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(_KEEP_ALIVE_SECONDS):
                         await self._wait_for_room()
                 if self._clock.monotonic() - last_poll < _KEEP_ALIVE_SECONDS:
                     continue
-                records = await self._source.poll(timeout_ms=0)
+                records = await self._source.poll(timeout_ms=0)  # stay in the group
             else:
                 self._resume_below_bound()
                 records = await self._source.poll()
             last_poll = self._clock.monotonic()
-            await self._take(records)
+            self._backlog.extend(records)
+            await self._take_backlog()
         await self._wind_down()
 
     async def _wait_for_room(self) -> None:
@@ -314,20 +332,22 @@ class Runner:
             self._paused_at_bound = False
             self._source.resume_all()
 
-    async def _take(self, records: Sequence[Record]) -> None:
-        """Hand records to the scheduler in order; nothing awaits between two records."""
-        for partition in sorted({r.partition for r in records} - self._ready - self._closing):
+    async def _take_backlog(self) -> None:
+        """Hand fetched records to the scheduler in order, until the bound; nothing awaits
+        between two records."""
+        waiting = {r.partition for r in self._backlog} - self._ready - self._closing
+        for partition in sorted(waiting):
             # Its set-up failed when it was assigned: try again before touching it.
             try:
                 await self._set_up(partition)
             except BrokerError as exc:
                 log.warning("partition_setup_failed", partition=partition, error=str(exc))
-        skipped: set[TopicPartition] = set()
-        for record in records:
+        backlog, skipped = self._backlog, self._skipped
+        while backlog and self._fatal is None:
+            record = backlog[0]
             tp = (record.topic, record.partition)
-            if self._fatal is not None:
-                break  # left for the next run: nothing of it was taken
             if tp in skipped or record.partition in self._closing:
+                backlog.popleft()
                 continue
             if record.partition not in self._ready:
                 self._source.seek(record.topic, record.partition, record.offset)
@@ -344,18 +364,31 @@ class Runner:
                 skipped.add(tp)
                 continue
             if self._scheduler.full:
-                # At the bound: the rest of this partition is fetched again once there is room.
-                self._source.seek(record.topic, record.partition, record.offset)
-                skipped.add(tp)
-                continue
+                break  # the rest waits for room
+            backlog.popleft()
             self._progress.setdefault(tp, PartitionProgress()).take(record.offset)
             prepared = self._processor.prepare(record)
             if isinstance(prepared, Finished):
                 self._add(prepared)
                 continue
             self._scheduler.submit(Job(record, prepared, ordering_key(record, prepared)))
+        if not backlog:
+            # Partitions skipped for this fetch are fetched again from where they stopped.
+            skipped.clear()
         self.stats.in_flight_peak = self._scheduler.peak
         await self._notify()
+
+    def _drop_backlog(self, partitions: set[int] | None = None, *, read_again: bool) -> None:
+        """Take fetched, untaken records out (of ``partitions``, or all)."""
+        kept: deque[Record] = deque()
+        for record in self._backlog:
+            if partitions is not None and record.partition not in partitions:
+                kept.append(record)
+            elif read_again and (record.topic, record.partition) not in self._skipped:
+                self._read_again(record)
+        self._backlog = kept
+        if not kept:
+            self._skipped.clear()
 
     async def _job(self, job: Job) -> None:
         """Process one event; failures that concern the whole pipeline become trouble."""
@@ -461,6 +494,7 @@ class Runner:
     async def _recover(self, stop: asyncio.Event) -> None:
         """Settle what is in flight, commit what finished, rewind; pause if Capillary is down."""
         async with self._source.in_flight:  # no rebalance halfway through
+            self._drop_backlog(read_again=True)
             for job in self._scheduler.withdraw():
                 self._read_again(job.record)
             await self._scheduler.drain()
@@ -526,6 +560,7 @@ class Runner:
 
     async def _wind_down(self) -> None:
         """On stop: start nothing more, let running events finish, commit."""
+        self._drop_backlog(read_again=False)
         self._scheduler.hold()
         self._scheduler.withdraw()
         await self._scheduler.drain()

@@ -456,9 +456,7 @@ async def test_run_offsets_stop_at_the_first_unfinished_event_outcomes_do_not() 
     assert sorted(o.event.event_id for o in s.committer.outcomes) == ["e-0", "e-1", "e-2"]
 
 
-async def test_run_at_the_bound_pauses_and_leaves_the_rest_of_the_batch_to_be_fetched_again() -> (
-    None
-):
+async def test_run_at_the_bound_pauses_and_the_rest_of_the_fetch_waits_for_room() -> None:
     api = _GatedCapillary()
     records = _customer_records(0, [1, 2, 3, 4])
     s = _Setup(FakeSource(batches=[records]), planner=_coupon_per_event, api=api, bound=2)
@@ -466,13 +464,17 @@ async def test_run_at_the_bound_pauses_and_leaves_the_rest_of_the_batch_to_be_fe
     task = asyncio.create_task(s.runner.run(stop))
     await api.until(lambda: len(api.active) == 2)
 
-    assert s.source.seeks == [("returns", 0, 2)]  # the rest is fetched again later
+    # Two taken, the partitions paused, the other two kept (not fetched again).
     assert s.source.paused_all
     assert s.runner.in_flight == 2
-    for gate in ("e-0", "e-1"):
+    assert s.source.seeks == []
+    api.gate("e-0").set()
+    await api.until(lambda: api.active == {"e-1", "e-2"})  # room for one: the next goes
+    for gate in ("e-1", "e-2", "e-3"):
         api.gate(gate).set()
     await s.runner.idle()
     stop.set()
     await task
     assert api.most_active == 2
-    assert s.committer.offsets() == {("returns", 0): 2}
+    assert api.order == ["e-0", "e-1", "e-2", "e-3"]
+    assert s.committer.offsets() == {("returns", 0): 4}
