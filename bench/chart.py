@@ -81,6 +81,8 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
             f"--latency-ms={args.latency_ms}",
             f"--rate={args.rate}",
             "--naive-events=0",
+            # A tenth of the point's events first, unmeasured: the broker and service warm.
+            f"--warmup={max(20, events // 10)}",
             f"--timeout={args.timeout}",
             f"--out={out}",
         ]

@@ -116,6 +116,7 @@ class Options:
     bound: int | None = None
     linger_ms: float | None = None
     naive_events: int = 300
+    warmup: int = 2000
     partitions: int = 3
     seed: int = 0
     timeout: float = 900.0
@@ -367,9 +368,21 @@ def _git_commit() -> dict[str, Any]:
 def _world(options: Options, run_id: str) -> BenchWorld:
     rng = random.Random(f"{options.seed}-bench")
     if options.storm:
-        return build_storm(options.events, rng, run_id)
+        return build_storm(options.events + options.warmup, rng, run_id)
     return build_mix(
-        options.events, rng, run_id, customers=options.customers, promotions=options.promotions
+        options.events + options.warmup,
+        rng,
+        run_id,
+        customers=options.customers,
+        promotions=options.promotions,
+    )
+
+
+def _split(world: BenchWorld, warmup: int) -> tuple[BenchWorld, BenchWorld]:
+    """The warm-up events (the first ``warmup``) and the measured ones, over one seed."""
+    return (
+        replace(world, events=world.events[:warmup], event_ids=world.event_ids[:warmup]),
+        replace(world, events=world.events[warmup:], event_ids=world.event_ids[warmup:]),
     )
 
 
@@ -457,7 +470,21 @@ async def run_bench(options: Options) -> dict[str, Any]:
                 f"the service did not join its group in 90 s; see {service.log_path}"
             )
         await asyncio.sleep(1.0)  # the partitions' set-up (transactions, state) after that
-        say("service ready; publishing")
+        warm, world = _split(world, options.warmup)
+        before = None
+        if options.warmup:
+            # A broker just started (make bench starts one) and a service that has not yet
+            # opened its connections and transactions are not the steady state measured.
+            say(f"service ready; warming up with {options.warmup} events (not measured)")
+            await publish_paced(broker.bootstrap, topics.returns, warm, options.rate, {})
+            warm_deadline = time.monotonic() + options.timeout
+            if not await wait_for_outcomes(watcher, options.warmup, warm_deadline, service):
+                raise RuntimeError(f"the warm-up did not finish; see {service.log_path}")
+            async with httpx.AsyncClient(base_url=sandbox.url, timeout=60.0) as admin:
+                (await admin.delete("/__admin/calls")).raise_for_status()
+            assert service.proc is not None
+            before = process_usage(service.proc.pid)
+        say("publishing the measured events")
 
         progress: dict[str, int] = {}
         ticker = asyncio.create_task(report_progress(progress, watcher, options.events))
@@ -466,7 +493,9 @@ async def run_bench(options: Options) -> dict[str, Any]:
         )
         offered = _rate(options.events, published.last - published.first)
         deadline = published.first + options.timeout
-        complete = await wait_for_outcomes(watcher, options.events, deadline, service)
+        complete = await wait_for_outcomes(
+            watcher, options.warmup + options.events, deadline, service
+        )
         ticker.cancel()
         say(
             f"all {options.events} events have an outcome"
@@ -509,9 +538,11 @@ async def run_bench(options: Options) -> dict[str, Any]:
             )
             naive |= {"api_calls": (await fetch_calls(admin))["total"]}
 
+        measured = set(world.event_ids)
         arrivals: dict[str, float] = {}
         for seen in watcher.outcomes:
-            arrivals.setdefault(seen.event_id, seen.arrived)
+            if seen.event_id in measured:
+                arrivals.setdefault(seen.event_id, seen.arrived)
         latencies = sorted(
             arrivals[e] - published.sent_at[e] for e in world.event_ids if e in arrivals
         )
@@ -519,9 +550,9 @@ async def run_bench(options: Options) -> dict[str, Any]:
         clear = last_outcome - published.first if last_outcome is not None else None
         events_per_second = _rate(len(arrivals), clear)
         naive_rate = naive.get("events_per_second")
-        per_event = watcher.per_event
-        statuses = Counter(o.status for o in watcher.outcomes)
-        expected = set(world.event_ids)
+        per_event = {e: n for e, n in watcher.per_event.items() if e in measured}
+        statuses = Counter(o.status for o in watcher.outcomes if o.event_id in measured)
+        expected = measured
         result: dict[str, Any] = {
             "events": options.events,
             "events_per_second": events_per_second,
@@ -536,7 +567,12 @@ async def run_bench(options: Options) -> dict[str, Any]:
             "loyalty_calls_per_event": round(calls["loyalty"] / options.events, 4),
             "api_calls_by_endpoint": calls["by_endpoint"],
             "http_429": calls["http_429"],
-            "service_cpu_seconds": usage.cpu_seconds if usage else None,
+            "service_cpu_seconds": (
+                round(usage.cpu_seconds - (before.cpu_seconds if before else 0.0), 2)
+                if usage
+                else None
+            ),
+            "warmup_events": options.warmup,
             "service_peak_rss_mb": usage.peak_rss_mb if usage else None,
             "latency_ms": options.latency_ms,
             "rate_limit_per_minute": options.rate_limit,
@@ -554,7 +590,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
             "complete": complete
             and len(expected - set(per_event)) == 0
             and all(n == 1 for n in per_event.values()),
-            "outcomes": len(watcher.outcomes),
+            "outcomes": sum(per_event.values()),
             "outcomes_by_status": dict(sorted(statuses.items())),
             "events_without_outcome": len(expected - set(per_event)),
             "events_with_more_than_one_outcome": sum(1 for n in per_event.values() if n > 1),
@@ -608,6 +644,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add("--bound", type=int, help="the service's events in flight (its default)")
     add("--linger-ms", type=float, help="the service's linger of bulk calls (its default)")
     add("--naive-events", type=int, help="events of the naive loop (300; storm: 100)")
+    add(
+        "--warmup", type=int, help="events before the measured ones, not measured (2,000; storm: 0)"
+    )
     add("--partitions", type=int, default=3, help="partitions of every topic (3)")
     add("--seed", type=int, default=0, help="seed of the generated world (0)")
     add("--timeout", type=float, default=900.0, help="most seconds from first publish (900)")
@@ -636,6 +675,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         bound=args.bound,
         linger_ms=args.linger_ms,
         naive_events=pick(args.naive_events, 300, STORM_NAIVE_EVENTS),
+        warmup=pick(args.warmup, 2000, 0),
         partitions=args.partitions,
         seed=args.seed,
         timeout=args.timeout,
@@ -645,8 +685,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     if options.events < 1 or options.partitions < 1 or options.timeout <= 0 or options.rate < 0:
         parser.error("--events and --partitions must be >= 1, --timeout > 0, --rate >= 0")
-    if options.naive_events < 0 or (options.bound is not None and options.bound < 1):
-        parser.error("--naive-events must be >= 0 and --bound >= 1")
+    if options.naive_events < 0 or options.warmup < 0:
+        parser.error("--naive-events and --warmup must be >= 0")
+    if options.bound is not None and options.bound < 1:
+        parser.error("--bound must be >= 1")
     return replace(options)
 
 

@@ -75,6 +75,7 @@ def test_tiny_bench_writes_every_key_and_every_event_gets_an_outcome(
             "--customers=30",
             "--latency-ms=0",
             "--naive-events=10",
+            "--warmup=20",
             "--rate=400",
             "--timeout=40",
             f"--out={out}",
