@@ -54,6 +54,13 @@ class KafkaSettings(BaseModel):
         description="Transactional ids are <prefix>-<group>-<partition>: one per input "
         "partition, so a new owner fences the old one.",
     )
+    transaction_linger_ms: float = Field(
+        default=10.0,
+        ge=0,
+        le=1000,
+        description="How long a partition's next transaction waits for more to carry (start "
+        "markers of events in flight, finished work): fewer transactions, less broker work.",
+    )
     commit_interval_ms: int = Field(
         default=200, ge=1, le=60_000, description="Most time finished work waits for its commit."
     )

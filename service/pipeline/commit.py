@@ -140,7 +140,15 @@ class KafkaCommitter:
         return await asyncio.shield(wave.committed)
 
     async def _flush(self, partition: int) -> None:
-        while (wave := self._next.pop(partition, None)) is not None:
+        linger = self._settings.transaction_linger_ms / 1000
+        while True:
+            if linger > 0:
+                # Each transaction costs the broker the same however much it carries: let
+                # what arrives within the linger go with it.
+                await asyncio.sleep(linger)
+            wave = self._next.pop(partition, None)
+            if wave is None:
+                return
             try:
                 states = await self._transaction(
                     partition, wave.finished, wave.offsets, wave.states
