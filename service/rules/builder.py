@@ -43,11 +43,6 @@ class PlanBuilder:
         return [*self.calls, *self.reports]
 
 
-def chunks(items: list[str], size: int) -> list[list[str]]:
-    """``items`` in order, in slices of at most ``size``."""
-    return [items[start : start + size] for start in range(0, len(items), size)]
-
-
 def dedupe(items: list[str], *, fold_case: bool = False) -> list[str]:
     """``items`` without repeats, first spelling and first position kept."""
     seen: set[str] = set()

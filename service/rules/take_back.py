@@ -2,8 +2,9 @@
 
 Each benefit is judged on its own (a full return takes everything; otherwise its threshold
 is re-checked on what the customer keeps), then the benefits that go are turned into calls
-of the shapes the endpoints accept: explicit earn ids and codes, chunked to the documented
-limits, in the order the API needs (a loyalty earn before its enrolment).
+of the shapes the endpoints accept: explicit earn ids and codes, one action per promotion
+or series however many (splitting to the documented limits is the client's and the
+coalescer's), in the order the API needs (a loyalty earn before its enrolment).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from service.events import (
     ReturnType,
     Threshold,
 )
-from service.rules.builder import PlanBuilder, chunks, dedupe
+from service.rules.builder import PlanBuilder, dedupe
 from service.rules.identifiers import (
     LoyaltyIdentity,
     Missing,
@@ -44,11 +45,6 @@ from service.rules.policy import (
     WithoutThreshold,
 )
 from service.rules.thresholds import Kept, evaluate, evaluate_without_threshold, money
-
-MAX_CART_EARN_IDS = 1000
-"""revokeEarn: at most 1000 earn ids in one request."""
-MAX_COUPON_CODES = 50
-"""Coupon revoke: at most 50 codes in one call."""
 
 
 @dataclass(frozen=True)
@@ -297,17 +293,17 @@ def take_back_cart(
         if mode is CartPromotionMode.PAYMENT_VOUCHER:
             _payment_voucher(builder, customer_id, promotion_id, group, earn_ids)
         elif earn_ids:
-            for part in chunks(earn_ids, MAX_CART_EARN_IDS):
-                builder.call(
-                    RevokeCartEarn(
-                        action_id=builder.next_id(f"revoke_cart_earn:{promotion_id}:{part[0]}"),
-                        reason_code=group.reason_code,
-                        reason=group.reason,
-                        customer_id=customer_id,
-                        promotion_id=promotion_id,
-                        earn_ids=part,
-                    )
+            # One action however many ids: splitting to the API's limits is the client's.
+            builder.call(
+                RevokeCartEarn(
+                    action_id=builder.next_id(f"revoke_cart_earn:{promotion_id}:{earn_ids[0]}"),
+                    reason_code=group.reason_code,
+                    reason=group.reason,
+                    customer_id=customer_id,
+                    promotion_id=promotion_id,
+                    earn_ids=earn_ids,
                 )
+            )
         else:
             rule = policy.cart_rule(promotion_id)
             if rule and rule.without_earn_ids is CartWithoutEarnIds.DEACTIVATE_PARTICIPATION:
@@ -407,16 +403,16 @@ def take_back_coupons(
         if rule is not None and rule.contains_generic_code:
             _generic_codes(event, policy, builder, series_id, group, codes)
             continue
-        for part in chunks(codes, MAX_COUPON_CODES):
-            builder.call(
-                RevokeCouponCodes(
-                    action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{part[0]}"),
-                    reason_code=group.reason_code,
-                    reason=group.reason,
-                    series_id=series_id,
-                    codes=part,
-                )
+        # One action however many codes: splitting to 50 a call is the client's.
+        builder.call(
+            RevokeCouponCodes(
+                action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
+                reason_code=group.reason_code,
+                reason=group.reason,
+                series_id=series_id,
+                codes=codes,
             )
+        )
 
 
 def _generic_codes(

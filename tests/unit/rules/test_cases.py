@@ -705,31 +705,25 @@ CASES: dict[str, Case] = {
         ),
         check=_by_customer,
     ),
-    "coupon_codes_split_in_fifties": Case(
+    # The rules do not split to the API's limits (50 codes, 1,000 earn ids a call): one
+    # action per series or promotion; the client and the coalescer split the calls.
+    "many_coupon_codes_are_one_action": Case(
         event(
             "FULL",
             earned={"coupons": [{"series_id": 415446, "codes": [f"C{n:04d}" for n in range(120)]}]},
         ),
         Decision.TAKE_BACK,
-        [
-            ("revoke_coupon_codes", "revoke_coupon_codes:415446:C0000", "full_return"),
-            ("revoke_coupon_codes", "revoke_coupon_codes:415446:C0050", "full_return"),
-            ("revoke_coupon_codes", "revoke_coupon_codes:415446:C0100", "full_return"),
-        ],
-        check=_chunk_sizes(RevokeCouponCodes, "codes", [50, 50, 20]),
+        [("revoke_coupon_codes", "revoke_coupon_codes:415446:C0000", "full_return")],
+        check=_chunk_sizes(RevokeCouponCodes, "codes", [120]),
     ),
-    "cart_earn_ids_split_in_thousands": Case(
+    "many_cart_earn_ids_are_one_action": Case(
         event(
             "FULL",
             earned={"cart_promotions": [with_(CART, earn_ids=[f"{n:024x}" for n in range(2500)])]},
         ),
         Decision.TAKE_BACK,
-        [
-            ("revoke_cart_earn", f"revoke_cart_earn:{CART_ID}:{0:024x}", "full_return"),
-            ("revoke_cart_earn", f"revoke_cart_earn:{CART_ID}:{1000:024x}", "full_return"),
-            ("revoke_cart_earn", f"revoke_cart_earn:{CART_ID}:{2000:024x}", "full_return"),
-        ],
-        check=_chunk_sizes(RevokeCartEarn, "earn_ids", [1000, 1000, 500]),
+        [("revoke_cart_earn", f"revoke_cart_earn:{CART_ID}:{0:024x}", "full_return")],
+        check=_chunk_sizes(RevokeCartEarn, "earn_ids", [2500]),
     ),
     # --- already redeemed -----------------------------------------------------------------
     # The rules cannot know a coupon was redeemed: it is attempted like any other, and the

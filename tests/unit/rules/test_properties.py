@@ -397,18 +397,17 @@ def test_same_event_and_policy_always_give_the_same_plan(
 
 @SETTINGS
 @given(events(), policies())
-def test_every_action_fits_one_api_call_and_ids_are_unique(
-    event: ReturnEvent, policy: Policy
-) -> None:
+def test_every_action_has_items_and_ids_are_unique(event: ReturnEvent, policy: Policy) -> None:
     result = plan(event, policy, NOW)
 
     ids = [a.action_id for a in result.actions]
     assert len(ids) == len(set(ids))
     for action in result.actions:
+        # No upper bound: splitting to the API's limits is the client's, not the rules'.
         if isinstance(action, RevokeCartEarn):
-            assert 1 <= len(action.earn_ids) <= 1000
+            assert len(action.earn_ids) >= 1
         if isinstance(action, RevokeCouponCodes):
-            assert 1 <= len(action.codes) <= 50
+            assert len(action.codes) >= 1
             if action.series_id is None or action.generic:
                 assert len(action.codes) == 1
             if action.generic:
