@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -48,6 +48,8 @@ SERIES = 415446
 CART_PROMO = "69117663b1cfc114606fd7fb"
 FAST = {name: 6000 for name in ("loyalty_revoke", "loyalty_enrol", "cart_revoke", "coupon_revoke")}
 REFUSED_CUSTOMER = "9999"
+
+T = TypeVar("T")
 
 
 def _echo_loyalty(request: httpx.Request) -> httpx.Response:
@@ -264,6 +266,27 @@ async def test_attribution_splits_batches_only_when_it_is_sent() -> None:
 # --- the rate permit and the linger ---------------------------------------------------------
 
 
+async def _joined(calls: list[Coroutine[Any, Any, T]]) -> list[asyncio.Task[T]]:
+    """Start the calls as tasks; return once every one has joined its batch.
+
+    A call joins synchronously, before its first await: once the last task has begun its
+    call and yielded, every call has joined.
+    """
+    begun = asyncio.Event()
+    count = 0
+
+    async def run(call: Coroutine[Any, Any, T]) -> T:
+        nonlocal count
+        count += 1
+        if count == len(calls):
+            begun.set()
+        return await call
+
+    tasks = [asyncio.create_task(run(call)) for call in calls]
+    await begun.wait()
+    return tasks
+
+
 async def test_callers_arriving_while_the_permit_is_held_join_the_waiting_batch(
     harness: Harness,
 ) -> None:
@@ -271,11 +294,9 @@ async def test_callers_arriving_while_the_permit_is_held_join_the_waiting_batch(
     coalescer = Coalescer(harness.client, linger_seconds=0, admit=gate.admit)
     first = asyncio.create_task(coalescer.revoke_loyalty_earns(PROMO, "id", [_customer(0, 0)]))
     await gate.waiting.wait()
-    later = [
-        asyncio.create_task(coalescer.revoke_loyalty_earns(PROMO, "id", [_customer(n, n)]))
-        for n in range(1, 30)
-    ]
-    await asyncio.sleep(0)  # one turn: each later caller has joined by now
+    later = await _joined(
+        [coalescer.revoke_loyalty_earns(PROMO, "id", [_customer(n, n)]) for n in range(1, 30)]
+    )
     assert harness.fake.calls(LOYALTY_REVOKE) == []
 
     gate.opened.set()
@@ -312,8 +333,7 @@ async def test_callers_arriving_during_the_linger_join_the_batch(harness: Harnes
     coalescer = Coalescer(harness.client, linger_seconds=0.005, clock=harness.clock, sleep=sleep)
     first = asyncio.create_task(coalescer.revoke_loyalty_earns(PROMO, "id", [_customer(1, 1)]))
     await lingering.wait()
-    second = asyncio.create_task(coalescer.revoke_loyalty_earns(PROMO, "id", [_customer(2, 2)]))
-    await asyncio.sleep(0)
+    [second] = await _joined([coalescer.revoke_loyalty_earns(PROMO, "id", [_customer(2, 2)])])
     assert harness.fake.calls(LOYALTY_REVOKE) == []
     linger_over.set()
     await _all(first, second)
@@ -328,8 +348,7 @@ async def test_caller_cancelled_while_waiting_leaves_the_batch_to_the_others(
     coalescer = Coalescer(harness.client, linger_seconds=0, admit=gate.admit)
     gone = asyncio.create_task(coalescer.revoke_loyalty_earns(PROMO, "id", [_customer(1, 1)]))
     await gate.waiting.wait()
-    staying = asyncio.create_task(coalescer.revoke_loyalty_earns(PROMO, "id", [_customer(2, 2)]))
-    await asyncio.sleep(0)
+    [staying] = await _joined([coalescer.revoke_loyalty_earns(PROMO, "id", [_customer(2, 2)])])
     gone.cancel()
     with pytest.raises(asyncio.CancelledError):
         await gone
