@@ -65,7 +65,10 @@ class KafkaSettings(BaseModel):
         default=200, ge=1, le=60_000, description="Most time finished work waits for its commit."
     )
     max_poll_records: int = Field(
-        default=200, ge=1, le=10_000, description="Most records taken in one batch."
+        default=200,
+        ge=1,
+        le=10_000,
+        description="Most records one poll returns; at the in-flight bound, the most that wait.",
     )
     max_poll_interval_ms: int = Field(
         default=300_000, ge=10_000, description="Longer than the Capillary retry budget."
