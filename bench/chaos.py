@@ -69,13 +69,12 @@ from harness import (
     Service,
     Topics,
     Watcher,
-    cancel_on_signals,
     create_topics,
     delete_topics,
     publish,
+    run_once,
     say,
     set_name,
-    write_result,
 )
 from harness import service_env as harness_service_env
 
@@ -477,10 +476,6 @@ async def run_chaos(options: Options) -> dict[str, Any]:
         broker.stop_if_started()
 
 
-async def _main(options: Options) -> dict[str, Any]:
-    return await cancel_on_signals(run_chaos(options))
-
-
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
@@ -551,16 +546,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run once; 0 only when the run was harm free, 1 when not, 2 when it could not run."""
     set_name("chaos")
     options = parse_args(argv)
-    try:
-        result = asyncio.run(_main(options))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        say("interrupted; everything this run started was stopped")
+    result = run_once(run_chaos(options), options.out)
+    if result is None:
         return 2
-    except (RuntimeError, KafkaError, OSError, httpx.HTTPError) as exc:
-        say(f"the run could not finish: {type(exc).__name__}: {exc}")
-        return 2
-    write_result(result, options.out)
-    print(json.dumps(result, indent=2))
     verdict = "HARM FREE" if result["harm_free"] else "HARM FOUND"
     say(f"{verdict}; result in {options.out}")
     return 0 if result["harm_free"] else 1

@@ -23,11 +23,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -701,21 +701,35 @@ if __name__ == "__main__":
     sys.exit(_serve_sandbox(sys.argv[2:]))
 
 
-T = TypeVar("T")
-
-
 def write_result(result: dict[str, Any], out: Path) -> None:
     """The result as indented JSON (the directory made if needed)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
-async def cancel_on_signals(run: Awaitable[T]) -> T:
-    """Await ``run``; Ctrl-C, SIGTERM and SIGHUP end it cleanly, stopping what it started
-    (SIGINT too where the shell started us with it ignored, as a background job)."""
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, task.cancel)
-    return await run
+def run_once(run: Coroutine[Any, Any, dict[str, Any]], out: Path) -> dict[str, Any] | None:
+    """Run to its result, write and print it; ``None`` (said why) when it could not finish.
+
+    Ctrl-C, SIGTERM and SIGHUP end the run cleanly, stopping what it started (SIGINT too
+    where the shell started us with it ignored, as a background job).
+    """
+
+    async def cancellable() -> dict[str, Any]:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        assert task is not None
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, task.cancel)
+        return await run
+
+    try:
+        result = asyncio.run(cancellable())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("interrupted; everything this run started was stopped")
+        return None
+    except (RuntimeError, KafkaError, OSError, httpx.HTTPError) as exc:
+        say(f"the run could not finish: {type(exc).__name__}: {exc}")
+        return None
+    write_result(result, out)
+    print(json.dumps(result, indent=2))
+    return result

@@ -67,16 +67,15 @@ from harness import (
     Service,
     Topics,
     Watcher,
-    cancel_on_signals,
     create_topics,
     delete_topics,
     process_usage,
     publish,
+    run_once,
     say,
     service_env,
     set_name,
     wait_for_log_line,
-    write_result,
 )
 from pydantic import SecretStr
 
@@ -629,10 +628,6 @@ async def run_bench(options: Options) -> dict[str, Any]:
         broker.stop_if_started()
 
 
-async def _main(options: Options) -> dict[str, Any]:
-    return await cancel_on_signals(run_bench(options))
-
-
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     """The options; ``--storm`` changes the defaults of the options not given."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -707,16 +702,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run once; 0 when every event got exactly one outcome, 1 when not, 2 on an error."""
     set_name("bench")
     options = parse_args(argv)
-    try:
-        result = asyncio.run(_main(options))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        say("interrupted; everything this run started was stopped")
+    result = run_once(run_bench(options), options.out)
+    if result is None:
         return 2
-    except (RuntimeError, KafkaError, OSError, httpx.HTTPError) as exc:
-        say(f"the run could not finish: {type(exc).__name__}: {exc}")
-        return 2
-    write_result(result, options.out)
-    print(json.dumps(result, indent=2))
     say(summary(result))
     if not result["complete"]:
         say(f"INCOMPLETE: not every event got exactly one outcome; result in {options.out}")
