@@ -422,6 +422,8 @@ def service_env(
             f"{prefix}POLICY_PATH": str(policy),
             f"{prefix}LOG_FORMAT": "json",
             f"{prefix}LOG_LEVEL": "INFO",
+            # Any free port: a developer's service (or a restarted one) may hold 8080.
+            f"{prefix}OBSERVABILITY__PORT": "0",
             # Only the final stop waits for it; nothing measured depends on it.
             f"{prefix}SHUTDOWN_GRACE_SECONDS": "10",
         }

@@ -95,7 +95,7 @@ async def _run_service(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await service.runner.run(stop)
+        await service.run(stop)
     finally:
         await service.aclose()
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from service import __version__
 from service.events import ReturnEvent
 from service.outcome import OutcomeEvent
-from service.pipeline.publish import DEAD_LETTER_HEADERS
+from service.pipeline.publish import CLOUDEVENTS_HEADERS, DEAD_LETTER_HEADERS
 
 RETURN_EVENT_FILE = "return-event.v1.json"
 OUTCOME_EVENT_FILE = "outcome-event.v1.json"
@@ -34,6 +34,19 @@ _HEADER_DOCS = {
 }
 
 
+_CLOUDEVENTS_DOCS = {
+    "ce_specversion": "CloudEvents version: 1.0.",
+    "ce_id": "The input record this answers, topic:partition:offset (same id if published "
+    "again after a crash).",
+    "ce_source": "RETURN_HANDLER_OBSERVABILITY__CLOUDEVENTS_SOURCE (default /return-handler).",
+    "ce_type": "return-handler.outcome.v1 or return-handler.dead-letter.v1.",
+    "ce_time": "When it was written (ISO 8601, UTC).",
+}
+_TRACE_DOCS = {
+    "traceparent": "W3C trace context of the event's span (continues the input's trace).",
+    "tracestate": "W3C trace state, when the input had one.",
+}
+
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _ID_BASE = "https://return-handler.local/schemas/"
 
@@ -50,6 +63,8 @@ def _model_schema(
 
 def _dead_letter_schema() -> dict[str, Any]:
     assert set(_HEADER_DOCS) == set(DEAD_LETTER_HEADERS), "document every dead-letter header"
+    assert set(_CLOUDEVENTS_DOCS) == set(CLOUDEVENTS_HEADERS), "document every ce_ header"
+    docs = {**_HEADER_DOCS, **_CLOUDEVENTS_DOCS}
     return {
         "$schema": _DRAFT,
         "$id": _ID_BASE + DEAD_LETTER_FILE,
@@ -60,22 +75,39 @@ def _dead_letter_schema() -> dict[str, Any]:
             "are kept too."
         ),
         "type": "object",
-        "properties": {
-            name: {"type": "string", "description": doc} for name, doc in _HEADER_DOCS.items()
-        },
-        "required": sorted(_HEADER_DOCS),
+        "properties": {name: {"type": "string", "description": doc} for name, doc in docs.items()},
+        "required": sorted(docs),
+    }
+
+
+def _outcome_headers() -> dict[str, Any]:
+    docs = {
+        "content-type": "application/json.",
+        "schema-version": "Major version of the outcome schema: 1.",
+        **_CLOUDEVENTS_DOCS,
+        **_TRACE_DOCS,
+    }
+    return {
+        "type": "object",
+        "properties": {name: {"type": "string", "description": doc} for name, doc in docs.items()},
+        "required": sorted(set(docs) - {"tracestate"}),
     }
 
 
 def _asyncapi() -> dict[str, Any]:
-    def message(name: str, title: str, summary: str, ref: str) -> dict[str, Any]:
-        return {
+    def message(
+        name: str, title: str, summary: str, ref: str, headers: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        found: dict[str, Any] = {
             "name": name,
             "title": title,
             "summary": summary,
             "contentType": "application/json",
             "payload": {"$ref": ref},
         }
+        if headers is not None:
+            found["headers"] = headers
+        return found
 
     return {
         "asyncapi": "3.0.0",
@@ -114,6 +146,7 @@ def _asyncapi() -> dict[str, Any]:
                         "What was decided and done for one event",
                         "Decision, every action with its reason and result, timings.",
                         f"./{OUTCOME_EVENT_FILE}",
+                        _outcome_headers(),
                     )
                 },
             },

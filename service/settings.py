@@ -136,6 +136,35 @@ class ConcurrencySettings(BaseModel):
     )
 
 
+class ObservabilitySettings(BaseModel):
+    """The HTTP port (health, readiness, metrics), tracing and the outputs' envelope."""
+
+    host: str = Field(default="0.0.0.0", description="Address the HTTP port listens on.")
+    port: int = Field(
+        default=8080,
+        ge=0,
+        le=65_535,
+        description="HTTP port of /healthz, /readyz and /metrics; 0 takes any free port "
+        "(logged at start).",
+    )
+    stall_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="/healthz fails when the run loop has not turned, or no event in flight "
+        "has finished, for this long; longer than a call may wait for an open cart (180 s).",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector for traces, e.g. http://otel-collector:4318; unset: "
+        "no export (trace context still goes into the outputs' headers).",
+    )
+    cloudevents_source: str = Field(
+        default="/return-handler",
+        min_length=1,
+        description="ce_source header of outcomes and dead letters (a URI reference).",
+    )
+
+
 class Settings(BaseSettings):
     """Settings of return-handler. Defaults suit the local broker and sandbox."""
 
@@ -148,6 +177,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     concurrency: ConcurrencySettings = Field(default_factory=ConcurrencySettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     capillary: CapillaryConfig | None = Field(
         default=None,
         description=(

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from service import __version__
 from service.actions import Plan
 from service.capillary.client import CapillaryClient
 from service.clock import Clock, SystemClock
 from service.errors import ConfigurationError
 from service.events import ReturnEvent
+from service.observe.health import Health
+from service.observe.http import HttpPort
+from service.observe.metrics import Metrics, Watch
+from service.observe.tracing import Tracing
 from service.pipeline.coalesce import Coalescer
 from service.pipeline.commit import KafkaCommitter, KafkaStateReader
 from service.pipeline.consume import KafkaSource
@@ -32,11 +38,23 @@ class Service:
     client: CapillaryClient
     coalescer: Coalescer
     policy: Policy
+    metrics: Metrics
+    tracing: Tracing
+    http: HttpPort
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve health and metrics, run until ``stop``, then close the port."""
+        await self.http.start()
+        try:
+            await self.runner.run(stop)
+        finally:
+            await self.http.stop()
 
     async def aclose(self) -> None:
         """Release what the runner does not own (bulk calls being gathered, the HTTP pool)."""
         await self.coalescer.aclose()
         await self.client.aclose()
+        self.tracing.shutdown()
 
 
 def make_planner(policy: Policy) -> Planner:
@@ -59,12 +77,31 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
             setting="RETURN_HANDLER_CAPILLARY__USERNAME",
         )
     policy = load_policy(settings.policy_path)
-    client = CapillaryClient(settings.capillary, clock=clock)
+    observability = settings.observability
+    metrics = Metrics(process=True)
+    tracing = Tracing.build(
+        otlp_endpoint=observability.otlp_endpoint,
+        service_name="return-handler",
+        instance=settings.kafka.group_instance_id or settings.kafka.client_id,
+        version=__version__,
+    )
+    client = CapillaryClient(settings.capillary, clock=clock, metrics=metrics, tracing=tracing)
     # Events in flight call as if alone; the coalescer merges what one request can carry.
-    coalescer = Coalescer(client, linger_seconds=settings.concurrency.linger_ms / 1000, clock=clock)
+    coalescer = Coalescer(
+        client,
+        linger_seconds=settings.concurrency.linger_ms / 1000,
+        clock=clock,
+        metrics=metrics,
+        tracing=tracing,
+    )
     executor = Executor(coalescer, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)
     kafka, reliability = settings.kafka, settings.reliability
-    committer = KafkaCommitter(kafka, clock=clock)
+    committer = KafkaCommitter(
+        kafka,
+        clock=clock,
+        metrics=metrics,
+        cloudevents_source=observability.cloudevents_source,
+    )
     state = StateStore(
         KafkaStateReader(kafka), window=timedelta(days=reliability.dedupe_window_days)
     )
@@ -96,8 +133,36 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         events_in_flight=settings.concurrency.events_in_flight,
         probe_initial_seconds=reliability.probe_initial_seconds,
         probe_max_seconds=reliability.probe_max_seconds,
+        metrics=metrics,
+        tracing=tracing,
     )
-    return Service(runner=runner, client=client, coalescer=coalescer, policy=policy)
+    metrics.watch(
+        Watch(
+            in_flight=lambda: runner.in_flight,
+            ready=lambda: runner.not_ready() is None,
+            paused_reason=lambda: runner.paused_reason,
+            lag=runner.lag,
+            last_progress=runner.last_progress_unix,
+        )
+    )
+    health = Health(
+        clock=clock,
+        stall_seconds=observability.stall_seconds,
+        progress_at=lambda: runner.progress_at,
+        not_ready=runner.not_ready,
+    )
+    http = HttpPort(
+        host=observability.host, port=observability.port, health=health, metrics=metrics
+    )
+    return Service(
+        runner=runner,
+        client=client,
+        coalescer=coalescer,
+        policy=policy,
+        metrics=metrics,
+        tracing=tracing,
+        http=http,
+    )
 
 
 __all__ = ["Service", "build_service", "make_planner"]

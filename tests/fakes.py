@@ -48,6 +48,8 @@ class FakeSource:
     stopped: bool = False
     clock: FakeClock | None = None
     """Moved on by every empty poll, as a real poll's fetch timeout would."""
+    ends: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    """What ``reading`` reports: (end offset, next offset to read) per partition."""
 
     async def start(self) -> None:
         self.started = True
@@ -82,6 +84,13 @@ class FakeSource:
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         self.seeks.append((topic, partition, offset))
+
+    @property
+    def joined(self) -> bool:
+        return self.started and not self.stopped
+
+    def reading(self) -> dict[tuple[str, int], tuple[int, int]]:
+        return dict(self.ends)
 
 
 @dataclass

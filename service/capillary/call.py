@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 from aiolimiter import AsyncLimiter
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ValidationError
 
 from service.capillary.auth import Authenticator
@@ -34,6 +35,8 @@ from service.capillary.retry import (
 )
 from service.clock import Clock
 from service.errors import CapillaryAuthError, CapillaryTransientError
+from service.observe.metrics import Metrics
+from service.observe.tracing import Tracing
 
 REQUEST_ID_HEADER = "X-CAP-REQUEST-ID"
 ATTRIBUTION_TYPE_HEADER = "X-CAP-API-ATTRIBUTION-ENTITY-TYPE"
@@ -102,6 +105,22 @@ class _Attempt:
     ambiguous: bool = False
     failure: Failure | None = None
     sent_headers: dict[str, str] = field(default_factory=dict)
+    timed_out: bool = False
+
+    @property
+    def result(self) -> str:
+        """The metric's ``result`` label of this attempt."""
+        if self.status == 429:
+            return "throttled"
+        if self.kind is _Kind.ANSWER:
+            return "ok"
+        if self.status is None:
+            if self.timed_out:
+                return "timeout"
+            return "client_error" if self.kind is _Kind.FATAL else "unreachable"
+        if self.status >= 500 or self.kind is _Kind.TRANSIENT:
+            return "server_error"
+        return "client_error"
 
 
 class HttpPools:
@@ -184,8 +203,12 @@ class CallLoop:
         retry_policy: RetryPolicy,
         open_cart_policy: RetryPolicy,
         sleep: Sleep,
+        metrics: Metrics,
+        tracing: Tracing,
     ) -> None:
         self._config = config
+        self._metrics = metrics
+        self._tracing = tracing
         self._http = http
         self._auth = auth
         self._limiters = limiters
@@ -247,8 +270,14 @@ class CallLoop:
             attempt_started = self._clock.monotonic()
             if not (admitted and attempt == 1):
                 await self._limiters.for_endpoint(endpoint).acquire()
-            outcome = await self._attempt(
-                endpoint, target, json=json, content=content, params=params, attribution=attribution
+            outcome = await self._observed_attempt(
+                endpoint,
+                target,
+                attempt,
+                json=json,
+                content=content,
+                params=params,
+                attribution=attribution,
             )
             if outcome.request_id:
                 request_ids.append(outcome.request_id)
@@ -275,6 +304,7 @@ class CallLoop:
                     # A token can expire early or be revoked: one fresh token, one more try.
                     refreshed = True
                     self._auth.invalidate(outcome.sent_headers)
+                    self._metrics.capillary_retries.labels(endpoint.value).inc()
                     continue
                 return finish(outcome, None, _credentials_refused(self._config))
             if not idempotent and outcome.ambiguous:
@@ -318,7 +348,44 @@ class CallLoop:
                         failure.next_step or CapillaryTransientError.next_step,
                     ),
                 )
+            self._metrics.capillary_retries.labels(endpoint.value).inc()
             await self._sleep(wait)
+
+    async def _observed_attempt(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        attempt: int,
+        *,
+        json: dict[str, Any] | None,
+        content: bytes | None,
+        params: dict[str, str] | None,
+        attribution: Attribution | None,
+    ) -> _Attempt:
+        """One attempt in its own span, counted and timed."""
+        with self._tracing.request(endpoint.value, attempt) as span:
+            started = self._clock.monotonic()
+            outcome = await self._attempt(
+                endpoint, url, json=json, content=content, params=params, attribution=attribution
+            )
+            elapsed = self._clock.monotonic() - started
+            result = outcome.result
+            metrics = self._metrics
+            metrics.capillary_calls.labels(endpoint.value, result).inc()
+            metrics.capillary_call_duration.labels(endpoint.value).observe(elapsed)
+            if result == "throttled":
+                metrics.capillary_throttled.labels(endpoint.value).inc()
+            if span.is_recording():
+                span.set_attribute("capillary.result", result)
+                if outcome.status is not None:
+                    span.set_attribute("http.response.status_code", outcome.status)
+                if outcome.request_id:
+                    span.set_attribute("capillary.request_id", outcome.request_id)
+                if outcome.codes:
+                    span.set_attribute("capillary.codes", outcome.codes)
+                if result != "ok":
+                    span.set_status(StatusCode.ERROR, result)
+        return outcome
 
     async def _attempt(
         self,
@@ -372,6 +439,7 @@ class CallLoop:
             return _Attempt(
                 _Kind.TRANSIENT,
                 ambiguous=True,
+                timed_out=True,
                 failure=Failure(
                     ResultClass.TRANSIENT,
                     f"no answer within the call deadline ({self._config.timeouts.call_deadline} s)",

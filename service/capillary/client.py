@@ -39,6 +39,8 @@ from service.capillary.results import ItemResult
 from service.capillary.retry import RetryPolicy
 from service.capillary.transport import AiohttpTransport
 from service.clock import Clock, SystemClock
+from service.observe.metrics import Metrics
+from service.observe.tracing import Tracing
 
 CONNECTIONS_PER_POOL = 8
 """Connections of one pool of httpx's own transport; ``max_connections`` is spread over as
@@ -58,6 +60,8 @@ class CapillaryClient:
         open_cart_policy: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
         rate_limiters: RateLimiters | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._config = config
         clock = clock or SystemClock()
@@ -98,6 +102,8 @@ class CapillaryClient:
             retry_policy=retry_policy or RetryPolicy.from_config(config.retry),
             open_cart_policy=open_cart_policy or RetryPolicy.open_cart_from_config(config.retry),
             sleep=sleep,
+            metrics=metrics or Metrics(),
+            tracing=tracing or Tracing.off(),
         )
         self._loop = loop
         self.loyalty = LoyaltyCalls(loop)

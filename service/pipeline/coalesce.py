@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from opentelemetry import context as otel_context
+
 from service.capillary.call import Sleep
 from service.capillary.cart import earn_pairs
 from service.capillary.client import CapillaryClient
@@ -43,6 +45,8 @@ from service.capillary.models import (
 )
 from service.capillary.results import ItemResult
 from service.clock import Clock, SystemClock
+from service.observe.metrics import Metrics
+from service.observe.tracing import Tracing
 
 T = TypeVar("T")  # what one item puts in a request
 R = TypeVar("R")  # what one item gets back
@@ -63,6 +67,8 @@ class _Entry(Generic[T, R]):
     owner: object
     """Entries of one owner may share a slot: the client sends those together too."""
     future: asyncio.Future[tuple[int, R]]
+    context: otel_context.Context
+    """The caller's trace context: the request is sent on behalf of every caller in it."""
 
 
 @dataclass(eq=False)
@@ -131,10 +137,14 @@ class Coalescer:
         clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
         admit: Admit | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if linger_seconds < 0:
             raise ValueError("linger_seconds must not be negative")
         self._client = client
+        self._metrics = metrics or Metrics()
+        self._tracing = tracing or Tracing.off()
         self._linger = linger_seconds
         self._clock = clock or SystemClock()
         self._sleep = sleep
@@ -352,7 +362,11 @@ class Coalescer:
         ``new_lane`` is the lane of ``key`` to start if none is running.
         """
         entry: _Entry[T, R] = _Entry(
-            payload, slot, owner, asyncio.get_running_loop().create_future()
+            payload,
+            slot,
+            owner,
+            asyncio.get_running_loop().create_future(),
+            self._tracing.capture(),
         )
         lane: _Lane[T, R] | None = self._lanes.get(key)
         if lane is None:
@@ -411,8 +425,10 @@ class Coalescer:
         live = [e for e in batch.entries if not e.future.done()]
         if not live:
             return
+        self._metrics.coalesced_call_size.labels(lane.endpoint.value).observe(len(live))
         try:
-            answers = await lane.send([e.payload for e in live])
+            with self._tracing.on_behalf_of([e.context for e in live]):
+                answers = await lane.send([e.payload for e in live])
         except asyncio.CancelledError:
             for entry in live:
                 entry.future.cancel()

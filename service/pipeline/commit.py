@@ -28,8 +28,14 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from service.clock import Clock
 from service.errors import BrokerError
 from service.logging import get_logger
-from service.outcome import OutcomeEvent
-from service.pipeline.publish import dead_letter_headers, outcome_bytes
+from service.observe.metrics import Metrics
+from service.outcome import OutcomeEvent, OutcomeStatus
+from service.pipeline.publish import (
+    DEFAULT_SOURCE,
+    dead_letter_headers,
+    outcome_bytes,
+    outcome_headers,
+)
 from service.pipeline.records import AlreadyFinished, DeadLetter, Finished, RetryLater
 from service.pipeline.retries import retry_headers
 from service.pipeline.state import EventState, OutcomeRef
@@ -39,15 +45,22 @@ log = get_logger(__name__)
 
 _RESTORE_DEADLINE_SECONDS = 300.0
 
-OUTCOME_HEADERS = [("content-type", b"application/json"), ("schema-version", b"1")]
-
 
 class KafkaCommitter:
     """Transactional producers, one per owned input partition."""
 
-    def __init__(self, settings: KafkaSettings, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        cloudevents_source: str = DEFAULT_SOURCE,
+    ) -> None:
         self._settings = settings
         self._clock = clock
+        self._metrics = metrics or Metrics()
+        self._source = cloudevents_source
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._next: dict[int, _Wave] = {}
@@ -192,6 +205,7 @@ class KafkaCommitter:
                         )
                     await producer.commit_transaction()
                 except BaseException:
+                    self._metrics.transactions.labels("aborted").inc()
                     await _abort(producer, partition)
                     raise
             except ProducerFenced as exc:
@@ -207,7 +221,21 @@ class KafkaCommitter:
                     partition=partition,
                     error=repr(exc),
                 ) from exc
+        self._count(finished)
         return committed
+
+    def _count(self, finished: Sequence[Finished]) -> None:
+        """What a committed transaction made visible."""
+        metrics = self._metrics
+        metrics.transactions.labels("committed").inc()
+        for item in finished:
+            result = item.result
+            if isinstance(result, OutcomeEvent):
+                metrics.outcomes.labels(result.status.value).inc()
+                if result.status is OutcomeStatus.DUPLICATE:
+                    metrics.duplicates.inc()
+            elif isinstance(result, DeadLetter):
+                metrics.dead_letters.labels(result.error_type).inc()
 
     async def _send_all(
         self, producer: AIOKafkaProducer, partition: int, finished: Sequence[Finished]
@@ -228,14 +256,14 @@ class KafkaCommitter:
                     settings.outcomes_topic,
                     value=outcome_bytes(result),
                     key=key,
-                    headers=OUTCOME_HEADERS,
+                    headers=outcome_headers(result, item, self._source),
                 )
             elif isinstance(result, DeadLetter):
                 fut = await producer.send(
                     settings.dead_letter_topic,
                     value=result.record.value,
                     key=result.record.key,
-                    headers=dead_letter_headers(result, self._clock.now()),
+                    headers=dead_letter_headers(result, self._clock.now(), self._source),
                 )
             else:
                 fut = await producer.send(

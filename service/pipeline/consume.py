@@ -35,6 +35,7 @@ class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         source = self._source
+        source.in_group = False
         async with source.in_flight:
             log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
             if source.on_revoked is not None and revoked:
@@ -51,6 +52,7 @@ class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             source.pause_all()
         else:
             source.resume(assigned)
+        source.in_group = True
 
 
 class KafkaSource:
@@ -70,6 +72,9 @@ class KafkaSource:
         self.on_assigned: PartitionHook | None = None
         self.on_revoked: PartitionHook | None = None
         self._held: set[TopicPartition] = set()
+        self.in_group = False
+        """Set once partitions (possibly none) are assigned; unset while they are revoked."""
+        self._next: dict[TopicPartition, int] = {}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             client_id=f"{settings.client_id}-consumer",
@@ -134,12 +139,31 @@ class KafkaSource:
 
     async def stop(self) -> None:
         """Leave the group; uncommitted records will be read again by the next owner."""
+        self.in_group = False
         await self._consumer.stop()
+
+    @property
+    def joined(self) -> bool:
+        """Whether the consumer is in its group with an assignment (possibly empty)."""
+        return self.in_group
+
+    def reading(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """Per owned partition whose end is known: (end offset, next offset to read)."""
+        found: dict[tuple[str, int], tuple[int, int]] = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is None:
+                continue  # nothing fetched yet: the end is unknown
+            found[(tp.topic, tp.partition)] = (end, self._next.get(tp, end))
+        return found
 
     async def poll(self, timeout_ms: int | None = None) -> Sequence[Record]:
         """Fetch what arrived, each partition's records in offset order."""
         wait = self._settings.fetch_timeout_ms if timeout_ms is None else timeout_ms
         batches = await self._consumer.getmany(timeout_ms=wait)
+        for tp, messages in batches.items():
+            if messages:
+                self._next[tp] = messages[-1].offset + 1
         return [
             Record(
                 topic=message.topic,
@@ -177,6 +201,8 @@ class KafkaSource:
         tp = TopicPartition(topic, partition)
         if tp in self._consumer.assignment():
             self._consumer.seek(tp, offset)
+            self._next[tp] = offset
+            self._next[tp] = offset
             self._consumer.pause(tp)
             self._held.add(tp)
 

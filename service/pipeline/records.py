@@ -77,6 +77,8 @@ class Finished:
     result: OutcomeEvent | DeadLetter | RetryLater | AlreadyFinished
     state: EventState | None = None
     """The event's new state; ``done`` states get the outcome's position filled in."""
+    trace: tuple[tuple[str, bytes], ...] = ()
+    """The event span's context as headers (``traceparent``), for the outcome."""
 
 
 class RecordSource(Protocol):
@@ -111,3 +113,12 @@ class RecordSource(Protocol):
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read this partition again from ``offset``."""
+
+    @property
+    def joined(self) -> bool:
+        """Whether the consumer is in its group with an assignment (possibly empty)."""
+        ...
+
+    def reading(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """Per owned (topic, partition) whose end is known: (end offset, next offset to read)."""
+        ...

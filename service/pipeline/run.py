@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+import dataclasses
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -31,6 +32,8 @@ from typing import Protocol
 from service.clock import Clock
 from service.errors import BrokerError, CapillaryUnavailableError
 from service.logging import get_logger
+from service.observe.metrics import Metrics
+from service.observe.tracing import Tracing
 from service.outcome import OutcomeEvent, OutcomeStatus
 from service.pipeline.flood import DeadLetterCap
 from service.pipeline.offsets import PartitionProgress
@@ -131,8 +134,12 @@ class Runner:
         events_in_flight: int = 1,
         probe_initial_seconds: float = 1.0,
         probe_max_seconds: float = 30.0,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._source = source
+        self._metrics = metrics or Metrics()
+        self._tracing = tracing or Tracing.off()
         self._committer = committer
         self._processor = processor
         self._state = state
@@ -166,6 +173,9 @@ class Runner:
         self._next_expiry = 0.0
         self._probe_task: asyncio.Task[str | None] | None = None
         self._probe_answer: tuple[float, str | None] | None = None
+        self._progress_at: float | None = None
+        self._paused_for: str | None = None
+        self._stopping = False
         self.stats = RunStats()
         self.changed = asyncio.Condition()
         """Notified whenever ``stats`` change (for health checks and tests)."""
@@ -173,6 +183,7 @@ class Runner:
     async def run(self, stop: asyncio.Event) -> RunStats:
         """Run until ``stop`` is set; then drain within the grace period and close."""
         self._stop = stop
+        self._stopping = False
         self._source.on_assigned = self._assigned
         self._source.on_revoked = self._revoked
         try:
@@ -185,6 +196,7 @@ class Runner:
                 done, _ = await asyncio.wait(
                     {loop_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
                 )
+                self._stopping = True
                 if loop_task not in done:
                     log.info(
                         "service_draining",
@@ -226,6 +238,46 @@ class Runner:
     def in_flight(self) -> int:
         """Events taken and not finished."""
         return self._scheduler.in_flight
+
+    @property
+    def progress_at(self) -> float | None:
+        """Monotonic time of the last progress: a loop turn with nothing in flight, or an
+        event finished (the liveness watchdog reads it). ``None`` before the loop runs."""
+        return self._progress_at
+
+    def last_progress_unix(self) -> float:
+        """``progress_at`` as Unix time (0 before the loop runs), for the metric."""
+        if self._progress_at is None:
+            return 0.0
+        return self._clock.now().timestamp() - (self._clock.monotonic() - self._progress_at)
+
+    @property
+    def paused_reason(self) -> str | None:
+        """``capillary_outage`` while paused for it, else ``None``."""
+        return self._paused_for
+
+    def not_ready(self) -> str | None:
+        """Why this replica should not count as ready now, or ``None``."""
+        if self._stopping:
+            return "stopping"
+        if not self._source.joined:
+            return "not in the consumer group (joining or rebalancing)"
+        if self._paused_for is not None:
+            return "paused: Capillary is unavailable; probing until it answers"
+        return None
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records of each owned partition not yet finished and committed here."""
+        found: dict[tuple[str, int], int] = {}
+        for tp, (end, next_read) in self._source.reading().items():
+            progress = self._progress.get(tp)
+            floor = progress.floor if progress is not None else None
+            done_to = next_read if floor is None else min(floor, next_read)
+            found[tp] = max(0, end - done_to)
+        return found
+
+    def _mark_progress(self) -> None:
+        self._progress_at = self._clock.monotonic()
 
     async def idle(self) -> None:
         """Wait until no event is in flight and nothing fetched waits to be taken."""
@@ -287,6 +339,8 @@ class Runner:
     async def _loop(self, stop: asyncio.Event) -> None:
         last_poll = self._clock.monotonic()
         while not stop.is_set() and self._fatal is None:
+            if self._scheduler.in_flight == 0:
+                self._mark_progress()
             if self._trouble is not None:
                 await self._recover(stop)
                 continue
@@ -308,6 +362,9 @@ class Runner:
                 self._resume_below_bound()
                 records = await self._source.poll()
             last_poll = self._clock.monotonic()
+            if records:
+                for topic, count in Counter(r.topic for r in records).items():
+                    self._metrics.events_consumed.labels(topic).inc(count)
             self._backlog.extend(records)
             await self._take_backlog()
         await self._wind_down()
@@ -398,17 +455,32 @@ class Runner:
             self._read_again(record)
             return
         try:
-            try:
-                finished = await self._processor.process(record, job.event)
-            except CapillaryUnavailableError as exc:
-                reason = await self._shared_probe()
-                if reason is not None:
-                    self._read_again(record)
-                    self._in_trouble(outage=f"{exc.message}; probe: {reason}")
-                    return
-                # Capillary answers others: the failure is this event's own.
-                log.warning("event_failing_alone", event_id=job.event.event_id, reason=exc.message)
-                finished = await self._processor.retry_alone(record, exc.message)
+            with self._tracing.event(
+                record.headers,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                event_id=job.event.event_id,
+            ) as span:
+                try:
+                    finished = await self._processor.process(record, job.event)
+                except CapillaryUnavailableError as exc:
+                    reason = await self._shared_probe()
+                    if reason is not None:
+                        span.set_attribute("return_handler.read_again", reason)
+                        self._read_again(record)
+                        self._in_trouble(outage=f"{exc.message}; probe: {reason}")
+                        return
+                    # Capillary answers others: the failure is this event's own.
+                    log.warning(
+                        "event_failing_alone", event_id=job.event.event_id, reason=exc.message
+                    )
+                    finished = await self._processor.retry_alone(record, exc.message)
+                if isinstance(finished.result, OutcomeEvent):
+                    span.set_attribute("return_handler.status", finished.result.status.value)
+                finished = dataclasses.replace(
+                    finished, trace=tuple(self._tracing.current_headers())
+                )
         except BrokerError as exc:
             self._read_again(record)
             self._in_trouble(broken=(record.partition, exc))
@@ -426,6 +498,7 @@ class Runner:
         record = finished.record
         self._pending.setdefault(record.partition, []).append(finished)
         self._progress[(record.topic, record.partition)].finish(record.offset)
+        self._mark_progress()
         self._count(finished)
 
     # --- committing ----------------------------------------------------------------------------
@@ -591,6 +664,7 @@ class Runner:
     async def _pause(self, reason: str, stop: asyncio.Event) -> None:
         """Stop taking work, keep the membership, probe with backoff until Capillary answers."""
         self.stats.pauses += 1
+        self._paused_for = "capillary_outage"
         await self._notify()
         self._source.pause_all()
         paused_at = self._clock.monotonic()
@@ -602,6 +676,7 @@ class Runner:
                 while not stop.is_set() and self._clock.monotonic() < next_probe:
                     # Polling paused partitions fetches nothing but keeps us in the group.
                     await self._source.poll()
+                    self._mark_progress()
                 if stop.is_set():
                     return
                 reason_now = await self._probe()
@@ -619,6 +694,7 @@ class Runner:
                 )
                 wait = min(wait * 2, self._probe_max)
         finally:
+            self._paused_for = None
             self._paused_at_bound = False
             self._source.resume_all()
 

@@ -152,6 +152,8 @@ async def test_cli_run_stops_cleanly_on_sigterm(kafka: KafkaSettings, sandbox: S
     env = {
         **os.environ,
         "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        # Any free port: a developer's service may hold the default one.
+        "RETURN_HANDLER_OBSERVABILITY__PORT": "0",
         "RETURN_HANDLER_KAFKA__RETURNS_TOPIC": kafka.returns_topic,
         "RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC": kafka.outcomes_topic,
         "RETURN_HANDLER_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,

@@ -215,6 +215,8 @@ async def test_kill_9_then_restart_with_static_membership_loses_and_doubles_noth
     env = {
         **os.environ,
         "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        # Any free port: a developer's service may hold the default one.
+        "RETURN_HANDLER_OBSERVABILITY__PORT": "0",
         "RETURN_HANDLER_KAFKA__RETURNS_TOPIC": kafka.returns_topic,
         "RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC": kafka.outcomes_topic,
         "RETURN_HANDLER_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,

@@ -15,6 +15,8 @@ from service.capillary.config import CapillaryConfig
 from service.capillary.models import CartEarnsRef
 from service.capillary.retry import RetryPolicy
 from service.clock import FakeClock
+from service.observe.metrics import Metrics
+from service.observe.tracing import Tracing
 
 PASSWORD = "p4ss-w0rd-SECRET-7731"
 OAUTH_SECRET = "oauth-SECRET-value-5512"
@@ -172,6 +174,9 @@ def make_harness(
     fake: FakeCapillary | None = None,
     config: CapillaryConfig | None = None,
     policy: RetryPolicy | None = None,
+    *,
+    metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
 ) -> Harness:
     fake = fake or FakeCapillary()
     clock = FakeClock()
@@ -188,5 +193,7 @@ def make_harness(
         retry_policy=policy or no_jitter_policy(),
         open_cart_policy=open_cart_policy(),
         sleep=sleep,
+        metrics=metrics,
+        tracing=tracing,
     )
     return Harness(fake=fake, clock=clock, sleeps=sleeps, client=client)

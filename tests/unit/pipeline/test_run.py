@@ -478,3 +478,60 @@ async def test_run_at_the_bound_pauses_and_the_rest_of_the_fetch_waits_for_room(
     assert api.most_active == 2
     assert api.order == ["e-0", "e-1", "e-2", "e-3"]
     assert s.committer.offsets() == {("returns", 0): 4}
+
+
+# --- what the health port and the metrics read ------------------------------------------------
+
+
+async def test_run_is_not_ready_while_paused_for_an_outage_and_ready_again_after() -> None:
+    seen: list[tuple[str | None, str | None]] = []
+
+    class Watching(_Probe):
+        async def __call__(self) -> str | None:
+            seen.append((s.runner.paused_reason, s.runner.not_ready()))
+            return await super().__call__()
+
+    probe = Watching("coupon_revoke: HTTP 503", "coupon_revoke: HTTP 503", None)
+    s = _Setup(
+        FakeSource(batches=[_records(0, range(0, 3))]),
+        planner=_coupon_plan,
+        api=_UnavailableOnSecondCall("HTTP 503"),
+        probe=probe,
+    )
+    assert s.runner.progress_at is None
+    stop = asyncio.Event()
+    task = asyncio.create_task(s.runner.run(stop))
+    await probe.answered.wait()
+    after = (s.runner.paused_reason, s.runner.not_ready())
+    stop.set()
+    await task
+
+    # The first probe decides the outage; the ones while paused see the reason.
+    paused = [entry for entry in seen if entry[0] is not None]
+    assert paused
+    assert all(reason == "capillary_outage" for reason, _ in paused)
+    assert all("paused: Capillary is unavailable" in (why or "") for _, why in paused)
+    assert after == (None, None)
+    assert s.runner.progress_at is not None
+    assert s.runner.not_ready() == "stopping"
+
+
+async def test_run_outcomes_carry_the_trace_of_the_input() -> None:
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    record = Record(
+        "returns", 0, 0, None, event_bytes(event_id="traced"), (("traceparent", parent.encode()),)
+    )
+    s = _Setup(FakeSource(batches=[[record]]))
+    await s.run_until_drained()
+    [(_, [finished], _)] = s.committer.commits
+    trace = dict(finished.trace)["traceparent"].decode()
+    assert trace.split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert trace.split("-")[2] != "00f067aa0ba902b7"  # the event's own span
+
+
+async def test_run_lag_is_what_the_partition_holds_beyond_what_finished_and_committed() -> None:
+    source = FakeSource(batches=[_records(0, range(0, 3))])
+    source.ends = {("returns", 0): (10, 3), ("returns", 1): (4, 4)}
+    s = _Setup(source)
+    await s.run_until_drained()
+    assert s.runner.lag() == {("returns", 0): 7, ("returns", 1): 0}

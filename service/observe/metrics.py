@@ -1,0 +1,195 @@
+"""The service's Prometheus metrics, in a registry of its own (never the global one).
+
+Counters and histograms are updated where things happen (the run loop, the call loop, the
+coalescer, the commit step). What is a state rather than an event (events in flight, lag,
+paused, ready) is read when Prometheus scrapes, from the ``Watch`` the wiring hands in, so
+the hot path pays nothing for it.
+
+The names are a contract: the Helm chart's alerts and dashboard use them
+(``tests/deploy`` checks that every name they use is exported here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from service.capillary.codes import Endpoint
+from service.outcome import OutcomeStatus
+
+PREFIX = "return_handler"
+
+_CALL_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Readings taken at scrape time (the run loop's state)."""
+
+    in_flight: Callable[[], int]
+    ready: Callable[[], bool]
+    paused_reason: Callable[[], str | None]
+    """``capillary_outage`` while paused for it, else ``None``."""
+    lag: Callable[[], Mapping[tuple[str, int], int]]
+    """Records of each owned (topic, partition) not yet finished and committed."""
+    last_progress: Callable[[], float]
+    """Unix time of the run loop's last turn."""
+
+
+PAUSE_REASONS = ("capillary_outage",)
+CALL_RESULTS = ("ok", "client_error", "server_error", "throttled", "timeout", "unreachable")
+DEAD_LETTER_REASONS = ("json_invalid", "invalid_event", "empty", "rules_error")
+
+
+class _StateCollector(Collector):
+    def __init__(self, watch: Watch) -> None:
+        self._watch = watch
+
+    def collect(self) -> Iterable[Metric]:
+        watch = self._watch
+        yield GaugeMetricFamily(
+            f"{PREFIX}_events_in_flight", "Events taken and not finished.", watch.in_flight()
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_ready",
+            "1 when the group is joined and the service is not paused, else 0.",
+            1.0 if watch.ready() else 0.0,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_last_progress_timestamp_seconds",
+            "Unix time of the run loop's last turn (the liveness watchdog reads it).",
+            watch.last_progress(),
+        )
+        paused = GaugeMetricFamily(
+            f"{PREFIX}_paused",
+            "1 while the consumer is paused for this reason, else 0.",
+            labels=["reason"],
+        )
+        reason = watch.paused_reason()
+        for known in PAUSE_REASONS:
+            paused.add_metric([known], 1.0 if reason == known else 0.0)
+        yield paused
+        lag = GaugeMetricFamily(
+            f"{PREFIX}_consumer_lag",
+            "Records of an owned partition not yet finished and committed by this replica.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), records in sorted(watch.lag().items()):
+            lag.add_metric([topic, str(partition)], float(records))
+        yield lag
+
+
+class Metrics:
+    """Every metric the service exports; pass one instance to every step that counts."""
+
+    def __init__(self, *, process: bool = False) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        if process:
+            # Memory, CPU and open files of this process, under the usual process_* names.
+            ProcessCollector(registry=registry)
+        self.events_consumed = Counter(
+            f"{PREFIX}_events_consumed",
+            "Records read from the input topics (returns and retry).",
+            ["topic"],
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            f"{PREFIX}_outcomes",
+            "Outcomes published, by status.",
+            ["status"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            f"{PREFIX}_dead_letters",
+            "Input messages sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            f"{PREFIX}_duplicates",
+            "Events seen again within the dedupe window (no calls made).",
+            registry=registry,
+        )
+        self.capillary_calls = Counter(
+            f"{PREFIX}_capillary_calls",
+            "Requests sent to Capillary (each attempt), by endpoint and result.",
+            ["endpoint", "result"],
+            registry=registry,
+        )
+        self.capillary_call_duration = Histogram(
+            f"{PREFIX}_capillary_call_duration_seconds",
+            "Time of one request to Capillary, from sending to the whole answer.",
+            ["endpoint"],
+            buckets=_CALL_SECONDS,
+            registry=registry,
+        )
+        self.capillary_retries = Counter(
+            f"{PREFIX}_capillary_retries",
+            "Requests repeated after a transient failure, by endpoint.",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.capillary_throttled = Counter(
+            f"{PREFIX}_capillary_throttled",
+            "HTTP 429 answers from Capillary, by endpoint.",
+            ["endpoint"],
+            registry=registry,
+        )
+        self.coalesced_call_size = Histogram(
+            f"{PREFIX}_coalesced_call_size",
+            "Items (customers, codes, earn ids of several events) carried by one request.",
+            ["endpoint"],
+            buckets=_BATCH_SIZES,
+            registry=registry,
+        )
+        self.transactions = Counter(
+            f"{PREFIX}_transactions",
+            "Kafka transactions (outcomes, states and offsets of one partition), by result.",
+            ["result"],
+            registry=registry,
+        )
+
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        # A series that appears only at its first increment makes `increase()` miss that
+        # first one, and an alert on it has nothing to compare with: the known ones start at 0.
+        for status in OutcomeStatus:
+            self.outcomes.labels(status.value)
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(reason)
+        for result in ("committed", "aborted"):
+            self.transactions.labels(result)
+        for endpoint in Endpoint:
+            self.capillary_retries.labels(endpoint.value)
+            self.capillary_throttled.labels(endpoint.value)
+            for call_result in CALL_RESULTS:
+                self.capillary_calls.labels(endpoint.value, call_result)
+
+    def watch(self, watch: Watch) -> None:
+        """Read the run loop's state at every scrape."""
+        self.registry.register(_StateCollector(watch))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+    def names(self) -> set[str]:
+        """The exported metric family names (as written, e.g. with ``_total``)."""
+        found: set[str] = set()
+        for family in self.registry.collect():
+            if family.type in ("counter",):
+                found.add(f"{family.name}_total")
+            else:
+                found.add(family.name)
+        return found
+
+
+__all__ = ["CALL_RESULTS", "DEAD_LETTER_REASONS", "PAUSE_REASONS", "PREFIX", "Metrics", "Watch"]
