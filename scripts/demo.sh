@@ -11,12 +11,18 @@ RUN_ID=$(date +%Y%m%d-%H%M%S)-$$
 LOGS="$ROOT/.cache/demo/$RUN_ID"
 mkdir -p "$LOGS"
 SANDBOX_PORT=${DEMO_SANDBOX_PORT:-18765}
+# The service's health and metrics port.
+HTTP_PORT=${DEMO_HTTP_PORT:-18080}
+export RETURN_HANDLER_OBSERVABILITY__PORT=$HTTP_PORT
 EVENTS=("$ROOT"/examples/events/*.json)
 
 # Fresh topics per run, so the outcomes shown are this run's and nothing else's.
 export RETURN_HANDLER_KAFKA__RETURNS_TOPIC="demo-$RUN_ID-returns"
 export RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC="demo-$RUN_ID-outcomes"
 export RETURN_HANDLER_KAFKA__DEAD_LETTER_TOPIC="demo-$RUN_ID-dead-letters"
+export RETURN_HANDLER_KAFKA__RETRY_TOPIC="demo-$RUN_ID-retry"
+# The state remembers event ids: a shared one would find a previous demo's events finished.
+export RETURN_HANDLER_KAFKA__STATE_TOPIC="demo-$RUN_ID-state"
 export RETURN_HANDLER_KAFKA__GROUP_ID="demo-$RUN_ID"
 export RETURN_HANDLER_CAPILLARY__LOYALTY_BASE_URL="http://127.0.0.1:$SANDBOX_PORT"
 export RETURN_HANDLER_CAPILLARY__GATEWAY_BASE_URL="http://127.0.0.1:$SANDBOX_PORT"
@@ -57,6 +63,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# GET a path of the service's HTTP port; for /metrics, only the service's own non-zero series.
+http_get() {
+  "$BIN/python" - "$HTTP_PORT" "$1" <<'PY'
+import sys, httpx
+port, path = sys.argv[1], sys.argv[2]
+response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+if path != "/metrics":
+    print(f"{path} -> {response.status_code} {response.text}")
+    sys.exit(0)
+for line in response.text.splitlines():
+    if line.startswith("return_handler_") and not line.endswith(" 0.0") and "_bucket{" not in line \
+            and "_created" not in line:
+        print(line)
+PY
+}
+
 wait_for_port() {  # port, seconds, pid
   local deadline=$((SECONDS + $2))
   while [ $SECONDS -lt $deadline ]; do
@@ -85,12 +107,17 @@ fi
 sandbox_pid=$!
 wait_for_port "$SANDBOX_PORT" 30 "$sandbox_pid" || fail "$LOGS/sandbox.log"
 
-step "topics demo-$RUN_ID-* (returns, outcomes, dead letters)"
+step "topics demo-$RUN_ID-* (returns, outcomes, dead letters, retry, state)"
 "$BIN/return-handler" topics >"$LOGS/topics.log" 2>&1 || fail "$LOGS/topics.log"
 
-step "return-handler service"
+step "return-handler service (health and metrics on 127.0.0.1:$HTTP_PORT)"
+if (exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null; then
+  echo "    port $HTTP_PORT is taken by another program; choose another: DEMO_HTTP_PORT=18081 make demo" >&2
+  fail
+fi
 "$BIN/return-handler" run >"$LOGS/service.log" 2>&1 &
 service_pid=$!
+wait_for_port "$HTTP_PORT" 60 "$service_pid" || fail "$LOGS/service.log"
 
 step "publishing ${#EVENTS[@]} example events from examples/events/"
 "$BIN/return-handler" publish "${EVENTS[@]}" >"$LOGS/publish.log" 2>&1 || fail "$LOGS/publish.log"
@@ -100,6 +127,8 @@ step "publishing one broken event (examples/invalid/), as a faulty till might"
 "$BIN/return-handler" publish --raw examples/invalid/missing-fields.json >>"$LOGS/publish.log" 2>&1 \
   || fail "$LOGS/publish.log"
 tail -n 1 "$LOGS/publish.log" | sed 's/^/    /'
+# Scraped while the events flow; shown after the outcomes.
+http_get /metrics >"$LOGS/metrics-while-flowing.txt" 2>&1 || true
 
 step "outcomes (one block per event)"
 echo
@@ -111,6 +140,15 @@ step "dead letters (refused input, kept with the reason, nothing blocked)"
   | tee "$LOGS/dead-letters.txt" | sed 's/^/    /' || fail "$LOGS/service.log"
 echo
 kill -0 "$service_pid" 2>/dev/null || fail "$LOGS/service.log"
+
+step "health, readiness and metrics (http://127.0.0.1:$HTTP_PORT/healthz, /readyz, /metrics)"
+{ http_get /healthz && http_get /readyz; } | sed 's/^/    /' || fail "$LOGS/service.log"
+echo "    /metrics while the events flowed ($LOGS/metrics-while-flowing.txt), non-zero series:"
+sed 's/^/      /' "$LOGS/metrics-while-flowing.txt"
+http_get /metrics >"$LOGS/metrics-after.txt" 2>&1 || fail "$LOGS/service.log"
+echo "    /metrics now, outcomes and dead letters:"
+grep -E '^return_handler_(outcomes|dead_letters)_total' "$LOGS/metrics-after.txt" | sed 's/^/      /'
+echo
 
 step "stopping"
 kill -TERM "$service_pid"

@@ -19,7 +19,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from service.capillary.codes import Endpoint
 from service.outcome import OutcomeStatus
 
 PREFIX = "return_handler"
@@ -161,6 +160,9 @@ class Metrics:
     def _start_at_zero(self) -> None:
         # A series that appears only at its first increment makes `increase()` miss that
         # first one, and an alert on it has nothing to compare with: the known ones start at 0.
+        # Imported here: the Capillary package imports this module (its calls count here).
+        from service.capillary.codes import Endpoint
+
         for status in OutcomeStatus:
             self.outcomes.labels(status.value)
         for reason in DEAD_LETTER_REASONS:
