@@ -19,6 +19,13 @@ $(INSTALLED): pyproject.toml
 
 venv: $(INSTALLED)
 
+.PHONY: lock lock-check
+lock: ## Rewrite requirements/*.lock.txt from pyproject.toml (uv; LOCK_ARGS=--upgrade-package=NAME)
+	bash scripts/lock.sh $(LOCK_ARGS)
+
+lock-check: ## Fail if requirements/*.lock.txt are out of date with pyproject.toml (asks the index)
+	bash scripts/lock.sh --check
+
 demo: $(INSTALLED) ## Broker, sandbox and service up, example events in, outcomes shown, all stopped
 	bash scripts/demo.sh
 
