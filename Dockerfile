@@ -18,10 +18,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /src
 # The dependencies first: this layer is rebuilt only when the lock changes. --require-hashes:
-# a file whose hash is not in the lock is refused. The lock goes along for the final stage.
-COPY requirements/service.lock.txt ./requirements/
-RUN pip wheel --require-hashes --wheel-dir /wheels -r requirements/service.lock.txt \
- && cp requirements/service.lock.txt /wheels/
+# a file whose hash is not in the lock is refused. The lock is bind-mounted (the image copies
+# nothing but the package) and goes along in /wheels for the final stage.
+RUN --mount=type=bind,source=requirements/service.lock.txt,target=/tmp/service.lock.txt \
+    pip wheel --require-hashes --wheel-dir /wheels -r /tmp/service.lock.txt \
+ && cp /tmp/service.lock.txt /wheels/
 # pyproject.toml names README.md as the package's long description, so the build needs it.
 COPY pyproject.toml README.md ./
 COPY service ./service
