@@ -4,20 +4,34 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# What .venv installs: the locked, hashed set (make lock writes it from pyproject.toml).
+DEV_LOCK := requirements/dev.lock.txt
+# The pip that installs it, so a fresh install is made by the same installer every time.
+PIP_VERSION := 26.3
 
 .PHONY: help demo test lint lint-deploy typecheck unit integration schemas kafka-up kafka-down kafka-status sandbox run clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml
-	@echo "==> creating $(VENV) and installing return-handler with its dev tools"
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# --clear: a venv made anew holds the lock's packages and nothing left over from before.
+$(INSTALLED): pyproject.toml $(DEV_LOCK)
+	@echo "==> creating $(VENV) from $(DEV_LOCK) and installing return-handler into it"
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/pip install --quiet --upgrade 'pip==$(PIP_VERSION)'
+	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	@touch $@
 
 venv: $(INSTALLED)
+
+.PHONY: lock lock-check
+lock: ## Rewrite requirements/*.lock.txt from pyproject.toml (uv; LOCK_ARGS=--upgrade-package=NAME)
+	bash scripts/lock.sh $(LOCK_ARGS)
+
+lock-check: ## Fail if requirements/*.lock.txt are out of date with pyproject.toml (asks the index)
+	bash scripts/lock.sh --check
 
 demo: $(INSTALLED) ## Broker, sandbox and service up, example events in, outcomes shown, all stopped
 	bash scripts/demo.sh
