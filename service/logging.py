@@ -106,7 +106,7 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
-EVENT_FIELDS = ("topic", "partition", "offset", "event_id", "return_type", "attempt")
+EVENT_FIELDS = ("topic", "partition", "offset", "event_id", "return_type", "attempt", "replay_id")
 """The correlation fields of one message; only these are bound per message."""
 
 

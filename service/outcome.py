@@ -60,6 +60,9 @@ class ActionStatus(StrEnum):
     """Failed after retries, or the request itself was wrong: needs an operator."""
     SKIPPED = "skipped"
     """No call was made; ``report_kind`` on the action says why."""
+    ALREADY_RESTORED = "already_restored"
+    """A replay did not give back again what an earlier outcome of the event shows as given
+    back (Capillary's EARN has no idempotency key); ``--allow-reissue`` overrides."""
 
     @property
     def is_failure(self) -> bool:
@@ -171,6 +174,23 @@ class OutcomeStatus(StrEnum):
     customer and promotion named in the unconfirmed actions."""
 
 
+class ReplayInfo(_Model):
+    """Set when an operator replayed this event (``return-handler replay``)."""
+
+    replay_id: str
+    """The replay run; ``return-handler replay --resume`` continues it."""
+    reason: str
+    """Why the operator replayed it (``--reason``)."""
+    source: str
+    """Where the replayed event was taken from: topic:partition:offset, or file:NAME:LINE."""
+    of: SourceRecord | None = None
+    """The record it re-drives, when it came from a topic."""
+    sequence: int = 0
+    """Its place in the replay run."""
+    reissue_allowed: bool = False
+    """The operator allowed give-backs an earlier outcome shows as made to be made again."""
+
+
 class FirstOutcome(_Model):
     """The outcome a duplicate delivery refers to."""
 
@@ -225,3 +245,5 @@ class OutcomeEvent(_Model):
     """For status duplicate: the first outcome of this event id."""
     attempt: int = 1
     """Which attempt of the event this is: above 1 after the retry path (e.g. an open cart)."""
+    replay: ReplayInfo | None = None
+    """Set when an operator replayed the event: why, which run, which record it re-drives."""

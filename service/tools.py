@@ -190,6 +190,7 @@ _MARK = {
     ActionStatus.REVOKED: "revoked",
     ActionStatus.RESTORED: "restored",
     ActionStatus.ALREADY_REVOKED: "already revoked",
+    ActionStatus.ALREADY_RESTORED: "already restored (not made again)",
     ActionStatus.REFUSED_REDEEMED: "redeemed: not revoked",
     ActionStatus.KEPT: "kept",
     ActionStatus.UNCONFIRMED: "UNCONFIRMED: check by hand",

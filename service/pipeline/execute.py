@@ -54,6 +54,7 @@ _SEVERITY = [
     ActionStatus.REFUSED_REDEEMED,
     ActionStatus.KEPT,
     ActionStatus.ALREADY_REVOKED,
+    ActionStatus.ALREADY_RESTORED,
     ActionStatus.RESTORED,
     ActionStatus.REVOKED,
     ActionStatus.SKIPPED,
@@ -202,6 +203,7 @@ class Executor:
         *,
         tried_before: bool = False,
         unconfirmed: Collection[str] = (),
+        issued: Collection[str] = (),
         before_give_back: GiveBackHook | None = None,
     ) -> list[ActionResult]:
         """One result per action, in plan order.
@@ -210,6 +212,8 @@ class Executor:
         an "invalid or already revoked" answer means that attempt did it.
         ``unconfirmed``: ids of give-back actions (ENROL, EARN) that attempt may have made;
         they are not made again but reported ``unconfirmed``.
+        ``issued``: ids of give-back actions an earlier outcome shows as made (a replay);
+        they are not made again but reported ``already_restored``.
         ``before_give_back``: awaited before each give-back call (the caller records the
         intent there); if it raises, the call is not made.
 
@@ -222,6 +226,9 @@ class Executor:
         results: list[ActionResult] = []
         progress = _EventProgress()
         for action in plan.actions:
+            if action.action_id in issued and isinstance(action, EnrolLoyalty | IssueLoyaltyEarn):
+                results.append(_issued_before(action))
+                continue
             if action.action_id in unconfirmed and isinstance(
                 action, EnrolLoyalty | IssueLoyaltyEarn
             ):
@@ -392,7 +399,7 @@ def _uncalled(
     action: Action,
     status: ActionStatus,
     message: str,
-    next_step: str,
+    next_step: str | None,
     detail: dict[str, str] | None = None,
 ) -> ActionResult:
     """The result of an action that was not called, as one item saying why."""
@@ -426,6 +433,17 @@ def _unconfirmed(action: EnrolLoyalty | IssueLoyaltyEarn) -> ActionResult:
         f"Check in Capillary whether customer {who} holds promotion {promotion}; "
         "enrol or issue it by hand only if not.",
         {"customer": who, "promotion": promotion},
+    )
+
+
+def _issued_before(action: EnrolLoyalty | IssueLoyaltyEarn) -> ActionResult:
+    return _uncalled(
+        action,
+        ActionStatus.ALREADY_RESTORED,
+        "not made again: an earlier outcome of this event shows it made, and Capillary's "
+        "EARN has no idempotency key",
+        "Nothing, unless the customer truly lacks it: then replay with --allow-reissue for "
+        "this event.",
     )
 
 

@@ -37,11 +37,13 @@ from service.outcome import (
     FirstOutcome,
     OutcomeEvent,
     OutcomeStatus,
+    ReplayInfo,
     ServiceInfo,
     SourceRecord,
 )
 from service.pipeline.execute import Executor
 from service.pipeline.records import AlreadyFinished, DeadLetter, Finished, Record, RetryLater
+from service.pipeline.replays import replay_of
 from service.pipeline.retries import RetryPolicy, retry_info
 from service.pipeline.state import EventState, Intent, Known, StateStore
 from service.pipeline.validate import validate
@@ -53,7 +55,9 @@ Planner = Callable[[ReturnEvent, datetime], Plan]
 
 REISSUE_WARNING = (
     "This outcome re-issued loyalty earns. Capillary's EARN has no idempotency key: "
-    "replaying this event issues them again. Check the earned ids below before any replay."
+    "`return-handler replay` does not issue them again unless --allow-reissue names this "
+    "event; any other way of re-sending it (a producer, a copy) would. Check the earned ids "
+    "below first."
 )
 
 
@@ -171,10 +175,15 @@ class Processor:
         if known is not None and _finished_from(known, origin, attempt):
             log.info("event_already_finished", phase=known.phase)
             return Finished(record, AlreadyFinished(record, event.event_id))
-        if attempt == 1 and known is not None and known.phase in ("done", "retrying"):
+        replay = replay_of(record)
+        if replay is not None:
+            add_event_context(replay_id=replay.replay_id)
+        elif attempt == 1 and known is not None and known.phase in ("done", "retrying"):
             return self._duplicate(record, event, plan, known, started)
-        # A started state without an outcome: an earlier attempt crashed mid-way.
-        tried_before = known is not None or attempt > 1
+        # A started state without an outcome: an earlier attempt crashed mid-way. A replay
+        # re-drives an event that was handled before.
+        tried_before = known is not None or attempt > 1 or replay is not None
+        issued = replay.issued if replay is not None and not replay.allow_reissue else frozenset()
         # Intents left by an earlier attempt: its give-backs may have been made.
         earlier = list(known.intents) if known is not None else []
         state = EventState(
@@ -204,6 +213,7 @@ class Processor:
                 plan,
                 tried_before=tried_before,
                 unconfirmed={intent.action_id for intent in earlier},
+                issued=issued,
                 before_give_back=record_intent,
             )
         except CapillaryUnavailableError as exc:
@@ -228,6 +238,7 @@ class Processor:
             processed_at=self._clock.now(),
             duration_ms=(self._clock.monotonic() - started) * 1000,
             attempt=attempt,
+            replay=replay.info() if replay is not None else None,
         )
         self._log_processed(outcome, results)
         done = state.model_copy(update={"phase": "done", "at": self._clock.now(), "intents": []})
@@ -278,6 +289,7 @@ class Processor:
                 duration_ms=(self._clock.monotonic() - started) * 1000,
                 service=ServiceInfo(version=__version__),
                 attempt=attempt,
+                replay=replay.info() if (replay := replay_of(record)) is not None else None,
             )
             self._log_processed(outcome, [])
             done = state.model_copy(update={"phase": "done"})
@@ -432,6 +444,7 @@ def build_outcome(
     processed_at: datetime,
     duration_ms: float,
     attempt: int = 1,
+    replay: ReplayInfo | None = None,
 ) -> OutcomeEvent:
     """Assemble the outcome event from the plan and its results."""
     if any(result.status.is_failure for result in results):
@@ -453,4 +466,5 @@ def build_outcome(
         service=ServiceInfo(version=__version__),
         replay_warning=REISSUE_WARNING if reissued else None,
         attempt=attempt,
+        replay=replay,
     )

@@ -28,6 +28,7 @@ from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.execute import Executor
 from service.pipeline.process import NotDue, Planner, Processor
 from service.pipeline.records import AlreadyFinished, DeadLetter, Finished, Record, RetryLater
+from service.pipeline.replays import replay_headers
 from service.pipeline.retries import RetryPolicy, retry_headers
 from service.pipeline.state import EventState, Intent, OutcomeRef, StateStore
 from tests.factories import event_bytes
@@ -457,3 +458,81 @@ async def test_a_duplicate_taken_before_the_first_outcome_is_committed_is_a_dupl
     assert second.status is OutcomeStatus.DUPLICATE
     assert "being committed" in second.summary
     assert [name for name, _ in s.api.calls] == ["revoke_coupons_by_codes"]
+
+
+# --- replays (return-handler replay) ------------------------------------------------------------
+
+
+def _replay(**overrides: Any) -> list[tuple[str, bytes]]:
+    values: dict[str, Any] = {
+        "replay_id": "rp-1",
+        "reason": "promotion 202779 was misconfigured",
+        "source": "returns-dead-letter:0:12",
+        "sequence": 4,
+    }
+    values.update(overrides)
+    return replay_headers(**values)
+
+
+async def test_a_replay_of_a_done_event_is_executed_not_a_duplicate_and_says_why() -> None:
+    gone = ItemResult(item="coupon:A", result_class=ResultClass.GONE, code=682)
+    s = _Setup(COUPONS, FakeCapillary(answers={"revoke_coupons_by_codes": [gone]}))
+    s.remember(
+        phase="done", outcome=OutcomeRef(partition=2, offset=40, status=OutcomeStatus.FAILED)
+    )
+    await s.ready()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes(), headers=_replay())))
+
+    assert outcome.status is OutcomeStatus.COMPLETED
+    assert [name for name, _ in s.api.calls] == ["revoke_coupons_by_codes"]
+    # Handled before: "invalid or already revoked" is the earlier attempt's work.
+    assert outcome.actions[0].status is ActionStatus.ALREADY_REVOKED
+    assert outcome.replay is not None
+    assert outcome.replay.model_dump(exclude_none=True) == {
+        "replay_id": "rp-1",
+        "reason": "promotion 202779 was misconfigured",
+        "source": "returns-dead-letter:0:12",
+        "of": {"topic": "returns-dead-letter", "partition": 0, "offset": 12},
+        "sequence": 4,
+        "reissue_allowed": False,
+    }
+
+
+async def test_a_replay_does_not_make_again_a_give_back_an_earlier_outcome_shows_made() -> None:
+    s = _Setup(GIVE_BACK)
+    s.remember(
+        phase="done", outcome=OutcomeRef(partition=2, offset=40, status=OutcomeStatus.FAILED)
+    )
+    await s.ready()
+    headers = _replay(issued=frozenset({"issue"}))
+    outcome = _outcome(await s.processor.handle(_record(event_bytes(), headers=headers)))
+
+    assert [name for name, _ in s.api.calls] == ["revoke_cart_earns", "enrol"]
+    assert {a.action_id: a.status for a in outcome.actions} == {
+        "cart": ActionStatus.REVOKED,
+        "enrol": ActionStatus.RESTORED,
+        "issue": ActionStatus.ALREADY_RESTORED,
+    }
+    assert outcome.status is OutcomeStatus.COMPLETED
+    assert "--allow-reissue" in (outcome.actions[2].next_step or "")
+
+
+async def test_a_replay_allowed_to_reissue_makes_the_give_back_again() -> None:
+    s = await _Setup(GIVE_BACK).ready()
+    headers = _replay(issued=frozenset({"issue"}), allow_reissue=True)
+    outcome = _outcome(await s.processor.handle(_record(event_bytes(), headers=headers)))
+    assert [name for name, _ in s.api.calls] == ["revoke_cart_earns", "enrol", "issue_earn"]
+    assert outcome.actions[2].status is ActionStatus.RESTORED
+    assert outcome.replay is not None
+    assert outcome.replay.reissue_allowed
+
+
+async def test_a_replay_record_read_again_after_its_outcome_publishes_nothing() -> None:
+    s = await _Setup(COUPONS).ready()
+    record = _record(event_bytes(), offset=30, headers=_replay())
+    first = await s.processor.handle(record)
+    assert isinstance(first, Finished)
+    again = await s.processor.handle(record)
+    assert isinstance(again, Finished)
+    assert isinstance(again.result, AlreadyFinished)
+    assert len(s.api.calls) == 1

@@ -1,0 +1,132 @@
+"""The replay contract: headers an operator's replay puts on an event it re-drives.
+
+``return-handler replay --execute`` publishes the chosen events to the returns topic again,
+with these headers. The running service then handles them like any event (same
+validation, rules, limits, transaction), except that:
+
+* a replay is deliberate: the event-id deduplication does not turn it into a duplicate;
+* an earlier attempt exists, so "invalid or already revoked" means already revoked;
+* give-backs that an earlier outcome shows as made (``rh-replay-issued``) are not made
+  again, unless the operator allowed it for this event (``rh-replay-allow-reissue``):
+  Capillary's EARN has no idempotency key;
+* the outcome says it is a replay, why, and which record it re-drives.
+
+A plain copy of an event without these headers is a duplicate, as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.outcome import ReplayInfo, SourceRecord
+from service.pipeline.records import Record
+
+REPLAY_ID_HEADER = "rh-replay-id"
+REPLAY_REASON_HEADER = "rh-replay-reason"
+REPLAY_SOURCE_HEADER = "rh-replay-source"
+"""Where the replayed event came from: ``topic:partition:offset`` or ``file:NAME:LINE``."""
+REPLAY_SEQUENCE_HEADER = "rh-replay-seq"
+REPLAY_ISSUED_HEADER = "rh-replay-issued"
+"""Comma-separated give-back action ids an earlier outcome shows as made."""
+REPLAY_ALLOW_REISSUE_HEADER = "rh-replay-allow-reissue"
+REPLAY_HEADERS = (
+    REPLAY_ID_HEADER,
+    REPLAY_REASON_HEADER,
+    REPLAY_SOURCE_HEADER,
+    REPLAY_SEQUENCE_HEADER,
+    REPLAY_ISSUED_HEADER,
+    REPLAY_ALLOW_REISSUE_HEADER,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a replayed record's headers say."""
+
+    replay_id: str
+    reason: str
+    source: str
+    sequence: int
+    issued: frozenset[str]
+    allow_reissue: bool
+
+    def info(self) -> ReplayInfo:
+        """The outcome's account of this replay."""
+        return ReplayInfo(
+            replay_id=self.replay_id,
+            reason=self.reason,
+            source=self.source,
+            of=source_record(self.source),
+            sequence=self.sequence,
+            reissue_allowed=self.allow_reissue,
+        )
+
+
+def replay_of(record: Record) -> Replay | None:
+    """The replay a record belongs to, or ``None`` for an ordinary delivery."""
+    if not record.headers:
+        return None
+    headers = {key: value for key, value in record.headers if key in REPLAY_HEADERS}
+    if REPLAY_ID_HEADER not in headers:
+        return None
+
+    def text(name: str) -> str:
+        return headers.get(name, b"").decode("utf-8", "replace")
+
+    issued = text(REPLAY_ISSUED_HEADER)
+    try:
+        sequence = int(text(REPLAY_SEQUENCE_HEADER) or "0")
+    except ValueError:
+        sequence = 0
+    return Replay(
+        replay_id=text(REPLAY_ID_HEADER),
+        reason=text(REPLAY_REASON_HEADER),
+        source=text(REPLAY_SOURCE_HEADER),
+        sequence=sequence,
+        issued=frozenset(i for i in issued.split(",") if i),
+        allow_reissue=text(REPLAY_ALLOW_REISSUE_HEADER) == "1",
+    )
+
+
+def replay_headers(
+    *,
+    replay_id: str,
+    reason: str,
+    source: str,
+    sequence: int,
+    issued: frozenset[str] | set[str] = frozenset(),
+    allow_reissue: bool = False,
+) -> list[tuple[str, bytes]]:
+    """The headers that make a published event a replay."""
+    headers = [
+        (REPLAY_ID_HEADER, replay_id.encode()),
+        (REPLAY_REASON_HEADER, reason.encode()),
+        (REPLAY_SOURCE_HEADER, source.encode()),
+        (REPLAY_SEQUENCE_HEADER, str(sequence).encode()),
+    ]
+    if issued:
+        headers.append((REPLAY_ISSUED_HEADER, ",".join(sorted(issued)).encode()))
+    if allow_reissue:
+        headers.append((REPLAY_ALLOW_REISSUE_HEADER, b"1"))
+    return headers
+
+
+def source_record(source: str) -> SourceRecord | None:
+    """``topic:partition:offset`` as a record position; ``None`` for a file or anything else."""
+    topic, _, rest = source.rpartition(":")
+    topic, _, partition = topic.rpartition(":")
+    if not topic or topic == "file":
+        return None
+    try:
+        return SourceRecord(topic=topic, partition=int(partition), offset=int(rest))
+    except ValueError:
+        return None
+
+
+__all__ = [
+    "REPLAY_HEADERS",
+    "Replay",
+    "replay_headers",
+    "replay_of",
+    "source_record",
+]
