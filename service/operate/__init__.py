@@ -1,0 +1,1 @@
+"""The operator's tools beside the service: replay, inspect and report."""
