@@ -115,3 +115,54 @@ Seconds Kubernetes waits after SIGTERM: the service's drain plus a margin for cl
 {{- define "return-handler.terminationGracePeriodSeconds" -}}
 {{- add (ceil .Values.shutdownGraceSeconds | int) (.Values.terminationGraceMarginSeconds | int) }}
 {{- end }}
+{{/*
+Kafka's security settings, checked together: "sasl" and "tls" are "true" or "".
+*/}}
+{{- define "return-handler.kafkaSasl" -}}
+{{- if has .Values.kafka.security.protocol (list "SASL_PLAINTEXT" "SASL_SSL") }}true{{ end }}
+{{- end }}
+
+{{- define "return-handler.kafkaTls" -}}
+{{- if has .Values.kafka.security.protocol (list "SSL" "SASL_SSL") }}true{{ end }}
+{{- end }}
+
+{{/*
+Refuses Kafka security values that contradict each other, so that they fail at install time
+instead of in the pod.
+*/}}
+{{- define "return-handler.checkKafkaSecurity" -}}
+{{- $security := .Values.kafka.security }}
+{{- if include "return-handler.kafkaSasl" . }}
+{{- if not (and $security.sasl.username $security.sasl.existingSecret) }}
+{{- fail (printf "kafka.security.protocol %s needs kafka.security.sasl.username and kafka.security.sasl.existingSecret" $security.protocol) }}
+{{- end }}
+{{- else if $security.sasl.existingSecret }}
+{{- fail (printf "kafka.security.sasl.existingSecret is set, but kafka.security.protocol %s does not use SASL" $security.protocol) }}
+{{- end }}
+{{- if and $security.tls.existingSecret (not (include "return-handler.kafkaTls" .)) }}
+{{- fail (printf "kafka.security.tls.existingSecret is set, but kafka.security.protocol %s does not use TLS" $security.protocol) }}
+{{- end }}
+{{- $keys := $security.tls.secretKeys }}
+{{- if ne (empty $keys.cert) (empty $keys.key) }}
+{{- fail "kafka.security.tls.secretKeys.cert and .key go together: set both (client certificate authentication) or neither" }}
+{{- end }}
+{{- if and $keys.keyPassword (not $keys.key) }}
+{{- fail "kafka.security.tls.secretKeys.keyPassword is set without a key" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The files mounted from kafka.security.tls.existingSecret: a list of {env, key, path}.
+*/}}
+{{- define "return-handler.kafkaTlsFiles" -}}
+{{- $files := list }}
+{{- if and (include "return-handler.kafkaTls" .) .Values.kafka.security.tls.existingSecret }}
+{{- $keys := .Values.kafka.security.tls.secretKeys }}
+{{- range $env, $item := dict "SSL_CA_FILE" (list $keys.ca "ca.crt") "SSL_CERT_FILE" (list $keys.cert "tls.crt") "SSL_KEY_FILE" (list $keys.key "tls.key") "SSL_KEY_PASSWORD_FILE" (list $keys.keyPassword "key-password") }}
+{{- if first $item }}
+{{- $files = append $files (dict "env" $env "key" (first $item) "path" (last $item)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "files" $files) }}
+{{- end }}
