@@ -115,6 +115,46 @@ Seconds Kubernetes waits after SIGTERM: the service's drain plus a margin for cl
 {{- define "return-handler.terminationGracePeriodSeconds" -}}
 {{- add (ceil .Values.shutdownGraceSeconds | int) (.Values.terminationGraceMarginSeconds | int) }}
 {{- end }}
+
+{{/*
+The most replicas that hold a partition: kafka.partitions. Replicas beyond the partitions of
+the returns topic would sit idle, so a replicaCount or keda.maxReplicaCount above it is
+refused here rather than deployed.
+*/}}
+{{- define "return-handler.partitions" -}}
+{{- $partitions := .Values.kafka.partitions | int }}
+{{- if lt $partitions 1 }}
+{{- fail "kafka.partitions must be set to the number of partitions of the returns topic (it bounds how far the service scales)" }}
+{{- end }}
+{{- $partitions }}
+{{- end }}
+
+{{/*
+KEDA's maxReplicaCount: keda.maxReplicaCount, or kafka.partitions when it is 0.
+*/}}
+{{- define "return-handler.kedaMaxReplicas" -}}
+{{- $partitions := include "return-handler.partitions" . | int }}
+{{- $max := .Values.keda.maxReplicaCount | int | default $partitions }}
+{{- if gt $max $partitions }}
+{{- fail (printf "keda.maxReplicaCount (%d) is above kafka.partitions (%d): replicas beyond the partitions of %q would sit idle" $max $partitions .Values.kafka.returnsTopic) }}
+{{- end }}
+{{- if lt $max (.Values.keda.minReplicaCount | int) }}
+{{- fail (printf "keda.minReplicaCount (%d) is above the maximum (%d)" (.Values.keda.minReplicaCount | int) $max) }}
+{{- end }}
+{{- $max }}
+{{- end }}
+
+{{/*
+The Deployment's replicas when KEDA does not own them.
+*/}}
+{{- define "return-handler.replicas" -}}
+{{- $partitions := include "return-handler.partitions" . | int }}
+{{- if gt (.Values.replicaCount | int) $partitions }}
+{{- fail (printf "replicaCount (%d) is above kafka.partitions (%d): replicas beyond the partitions of %q would sit idle" (.Values.replicaCount | int) $partitions .Values.kafka.returnsTopic) }}
+{{- end }}
+{{- .Values.replicaCount }}
+{{- end }}
+
 {{/*
 Kafka's security settings, checked together: "sasl" and "tls" are "true" or "".
 */}}
