@@ -206,3 +206,26 @@ The files mounted from kafka.security.tls.existingSecret: a list of {env, key, p
 {{- end }}
 {{- toYaml (dict "files" $files) }}
 {{- end }}
+
+{{/*
+The ports of a comma-separated host:port list, as a YAML list of integers.
+*/}}
+{{- define "return-handler.hostPortPorts" -}}
+{{- $ports := list }}
+{{- range splitList "," . }}
+{{- $port := regexFind "[0-9]+$" (trim .) }}
+{{- if $port }}
+{{- $ports = append $ports ($port | int) }}
+{{- end }}
+{{- end }}
+{{- toYaml ($ports | uniq) }}
+{{- end }}
+
+{{/*
+The port of a URL: the explicit one, else 443 for https and 80 for http.
+*/}}
+{{- define "return-handler.urlPort" -}}
+{{- $url := urlParse . }}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
+{{- $port | default (ternary "443" "80" (eq $url.scheme "https")) }}
+{{- end }}
