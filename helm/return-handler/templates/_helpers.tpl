@@ -229,3 +229,11 @@ The port of a URL: the explicit one, else 443 for https and 80 for http.
 {{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
 {{- $port | default (ternary "443" "80" (eq $url.scheme "https")) }}
 {{- end }}
+
+{{/*
+PromQL label matchers selecting this release's series, as the ServiceMonitor scrapes them:
+the release's namespace, and the Service's name as job.
+*/}}
+{{- define "return-handler.metricSelector" -}}
+{{- .Values.prometheusRule.selector | default (printf "namespace=%q,job=%q" .Release.Namespace (include "return-handler.fullname" .)) }}
+{{- end }}
