@@ -8,6 +8,7 @@ runbook, and the README explains each one.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -34,14 +35,15 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$namespace": "returns", "$job": 
 
 
 def _promql() -> ModuleType:
+    """PyPI's promql-parser (a dev dependency), imported here so that its absence fails the
+    PromQL checks with a clear message instead of the whole module."""
     try:
-        import promql_parser
+        return importlib.import_module("promql_parser")
     except ModuleNotFoundError:
         pytest.fail(
             "promql-parser is missing: it belongs in the dev extra (pip install -e '.[dev]')",
             pytrace=False,
         )
-    return promql_parser
 
 
 def promql_problems(expr: str) -> list[str]:
