@@ -7,6 +7,7 @@ tests fail, never skip: a skipped chart suite looks green while proving nothing.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import subprocess
@@ -109,7 +110,9 @@ def _notes_chart() -> Path:
     ``helm template`` never renders NOTES.txt and ``helm install --dry-run`` needs a cluster,
     so the copy wraps the same file in a named template that a one-line manifest includes.
     """
-    copy = Path(tempfile.mkdtemp(prefix="chart-notes-")) / CHART.name
+    workdir = tempfile.mkdtemp(prefix="chart-notes-")
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    copy = Path(workdir) / CHART.name
     shutil.copytree(CHART, copy)
     templates = copy / "templates"
     notes = (templates / "NOTES.txt").read_text(encoding="utf-8")
