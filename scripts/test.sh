@@ -13,6 +13,10 @@ step "mypy --strict"
 $BIN/mypy
 step "schemas match the models"
 $BIN/return-handler schemas --check --out schemas
+# hadolint and helm lint; it also builds the pinned helm once (about 70 s, cached in the
+# git-ignored .cache/tools), which tests/deploy/ then renders the chart with.
+step "lint the Dockerfile and the Helm chart (scripts/lint-deploy.sh)"
+bash scripts/lint-deploy.sh
 
 started_broker=0
 if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
@@ -28,5 +32,5 @@ stop_broker() {
 }
 trap stop_broker EXIT
 
-step "pytest (unit and integration)"
+step "pytest (unit, deploy and integration)"
 $BIN/pytest tests -q -p no:cacheprovider
