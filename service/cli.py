@@ -243,7 +243,7 @@ def dead_letters(
     try:
         records = asyncio.run(
             read_topic(
-                settings.kafka.bootstrap_servers,
+                settings.kafka,
                 settings.kafka.dead_letter_topic,
                 count=count,
                 wait_seconds=timeout,

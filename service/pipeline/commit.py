@@ -29,6 +29,7 @@ from service.clock import Clock
 from service.errors import BrokerError
 from service.logging import get_logger
 from service.outcome import OutcomeEvent
+from service.pipeline.kafka_connection import connection_options
 from service.pipeline.publish import dead_letter_headers, outcome_bytes
 from service.pipeline.records import AlreadyFinished, DeadLetter, Finished, RetryLater
 from service.pipeline.retries import retry_headers
@@ -47,6 +48,7 @@ class KafkaCommitter:
 
     def __init__(self, settings: KafkaSettings, *, clock: Clock) -> None:
         self._settings = settings
+        self._connection = connection_options(settings)
         self._clock = clock
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._locks: dict[int, asyncio.Lock] = {}
@@ -63,7 +65,7 @@ class KafkaCommitter:
         if partition in self._producers:
             return
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **self._connection.kwargs(),
             client_id=f"{self._settings.client_id}-txn-{partition}",
             transactional_id=self.transactional_id(partition),
             enable_idempotence=True,
@@ -315,12 +317,13 @@ class KafkaStateReader:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
+        self._connection = connection_options(settings)
 
     async def read(self, partition: int) -> Iterable[tuple[bytes, bytes | None]]:
         """Every (key, value) of state partition ``partition``, in order."""
         tp = TopicPartition(self._settings.state_topic, partition)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **self._connection.kwargs(),
             client_id=f"{self._settings.client_id}-state-{partition}",
             enable_auto_commit=False,
             isolation_level="read_committed",
