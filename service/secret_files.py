@@ -1,4 +1,4 @@
-"""Reading settings that point at files: mounted secrets (``*_FILE``) and certificates.
+"""Reading settings that point at files: mounted secrets (``*_FILE``), certificates, the policy.
 
 Kubernetes mounts secrets as files, so every secret setting has a ``*_FILE`` twin. Errors
 name the environment variable and the path, never what the file holds.

@@ -13,7 +13,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.capillary.config import CapillaryConfig
@@ -37,7 +44,7 @@ class KafkaSettings(BaseModel):
     """
 
     bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", description="Comma-separated host:port list."
+        default="127.0.0.1:9092", min_length=1, description="Comma-separated host:port list."
     )
     security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT",
@@ -320,6 +327,43 @@ def describe_settings() -> list[tuple[str, str, str]]:
 
     walk(Settings, "RETURN_HANDLER_")
     return rows
+
+
+def setting_errors(exc: ValidationError) -> list[str]:
+    """One line per bad setting: its variable, pydantic's message, and the value unless secret.
+
+    ``invalid setting RETURN_HANDLER_KAFKA__SESSION_TIMEOUT_MS: Input should be greater than
+    or equal to 6000 (got '5')``. Values of secret fields, of unknown variables (a misspelt
+    password variable is still a password) and of whole groups are never shown.
+    """
+    lines = []
+    for error in exc.errors(include_url=False):
+        unknown = error["type"] == "extra_forbidden"
+        env, secret = _variable_of(error["loc"], unknown=unknown)
+        given = error.get("input")
+        shown = not (secret or unknown) and isinstance(given, str | int | float | bool)
+        lines.append(
+            f"invalid setting {env}: {error['msg']}" + (f" (got {given!r})" if shown else "")
+        )
+    return lines
+
+
+def _variable_of(loc: tuple[int | str, ...], *, unknown: bool) -> tuple[str, bool]:
+    """The environment variable of an error location, and whether its field is a secret."""
+    parts: list[str] = []
+    model: type[BaseModel] | None = Settings
+    secret = False
+    for part in loc:
+        fields = model.model_fields if model is not None else {}
+        field = fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            if unknown:  # the variable as it was spelt
+                parts.append(str(part).upper())
+            break
+        parts.append(str(part).upper())
+        secret = SecretStr in (get_args(field.annotation) or (field.annotation,))
+        model = _model_in(field.annotation)
+    return "RETURN_HANDLER_" + "__".join(parts), secret
 
 
 def _model_in(annotation: object) -> type[BaseModel] | None:

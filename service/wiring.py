@@ -21,6 +21,7 @@ from service.pipeline.run import Runner
 from service.pipeline.state import StateStore
 from service.policy_file import load_policy
 from service.rules import Policy, plan
+from service.secret_files import check_readable
 from service.settings import Settings
 
 
@@ -58,16 +59,20 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
             "oauth with RETURN_HANDLER_CAPILLARY__OAUTH_KEY and __OAUTH_SECRET (or their _FILE)",
             setting="RETURN_HANDLER_CAPILLARY__USERNAME",
         )
+    if settings.policy_path is not None:
+        check_readable(settings.policy_path, "RETURN_HANDLER_POLICY_PATH")
     policy = load_policy(settings.policy_path)
-    client = CapillaryClient(settings.capillary, clock=clock)
-    # Events in flight call as if alone; the coalescer merges what one request can carry.
-    coalescer = Coalescer(client, linger_seconds=settings.concurrency.linger_ms / 1000, clock=clock)
-    executor = Executor(coalescer, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)
     kafka, reliability = settings.kafka, settings.reliability
+    # Kafka's pieces first: they load the TLS files, and fail before anything holds resources.
+    source = KafkaSource(kafka)
     committer = KafkaCommitter(kafka, clock=clock)
     state = StateStore(
         KafkaStateReader(kafka), window=timedelta(days=reliability.dedupe_window_days)
     )
+    client = CapillaryClient(settings.capillary, clock=clock)
+    # Events in flight call as if alone; the coalescer merges what one request can carry.
+    coalescer = Coalescer(client, linger_seconds=settings.concurrency.linger_ms / 1000, clock=clock)
+    executor = Executor(coalescer, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)
     processor = Processor(
         planner=make_planner(policy),
         executor=executor,
@@ -81,7 +86,7 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         ),
     )
     runner = Runner(
-        source=KafkaSource(kafka),
+        source=source,
         committer=committer,
         processor=processor,
         state=state,

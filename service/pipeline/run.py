@@ -177,6 +177,12 @@ class Runner:
         self._source.on_revoked = self._revoked
         try:
             await self._source.start()
+        except BaseException:
+            # A start that failed stopped its consumer; producers that an early assignment
+            # opened are closed here. Nothing ran, so nothing is reported but the error.
+            await self._committer.stop()
+            raise
+        try:
             log.info("service_started")
             loop_task = asyncio.create_task(self._loop(stop))
             commit_task = asyncio.create_task(self._commit_every_interval())

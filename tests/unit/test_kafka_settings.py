@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from service.errors import ConfigurationError
-from service.settings import KafkaSettings, Settings
+from service.settings import KafkaSettings, Settings, setting_errors
 
 PREFIX = "RETURN_HANDLER_KAFKA__"
 SECRET = "pa55-word-never-shown"
@@ -199,3 +200,56 @@ def test_every_security_variable_is_read_from_the_environment(
     assert kafka.sasl_password.get_secret_value() == SECRET
     assert (kafka.ssl_ca_file, kafka.ssl_cert_file, kafka.ssl_key_file) == (pem, pem, pem)
     assert kafka.ssl_key_password is not None
+
+
+def _errors(monkeypatch: pytest.MonkeyPatch, **env: str) -> list[str]:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    return setting_errors(caught.value)
+
+
+def test_setting_errors_name_the_variable_and_show_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = _errors(
+        monkeypatch,
+        RETURN_HANDLER_KAFKA__SECURITY_PROTOCOL="SASL_TLS",
+        RETURN_HANDLER_CAPILLARY__USERNAME="u",
+        RETURN_HANDLER_CAPILLARY__PASSWORD="p",
+        RETURN_HANDLER_CAPILLARY__TIMEOUTS__READ="soon",
+        RETURN_HANDLER_LOG_LEVEL="LOUD",
+    )
+    assert sorted(lines) == [
+        "invalid setting RETURN_HANDLER_CAPILLARY__TIMEOUTS__READ: Input should be a valid "
+        "number, unable to parse string as a number (got 'soon')",
+        "invalid setting RETURN_HANDLER_KAFKA__SECURITY_PROTOCOL: Input should be 'PLAINTEXT', "
+        "'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL' (got 'SASL_TLS')",
+        "invalid setting RETURN_HANDLER_LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' "
+        "or 'ERROR' (got 'LOUD')",
+    ]
+
+
+def test_setting_errors_never_show_a_misspelt_variable_s_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = _errors(
+        monkeypatch,
+        RETURN_HANDLER_CAPILLARY__USERNAME="u",
+        RETURN_HANDLER_CAPILLARY__PASWORD=SECRET,
+    )
+    assert lines == [
+        "invalid setting RETURN_HANDLER_CAPILLARY__PASWORD: Extra inputs are not permitted"
+    ]
+
+
+def test_setting_errors_never_show_a_secret_field_s_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A SecretStr only fails on its type: a JSON group is the way to hand it a number.
+    lines = _errors(
+        monkeypatch,
+        RETURN_HANDLER_KAFKA='{"sasl_password": 12345}',
+    )
+    assert lines == [
+        "invalid setting RETURN_HANDLER_KAFKA__SASL_PASSWORD: Input should be a valid string"
+    ]
