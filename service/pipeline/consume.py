@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
@@ -116,9 +117,14 @@ class KafkaSource:
             raise BrokerError(
                 "cannot reach Kafka", bootstrap_servers=self._settings.bootstrap_servers
             ) from exc
+        # Checked before joining the group, so a refusal leaves no partition half set up.
+        # consumer.topics() fetches every topic's metadata but returns the names alone, and
+        # the consumer's own metadata never holds the state topic (not subscribed): the
+        # partition counts are in the client's answer only.
+        cluster = await consumer._client.fetch_all_metadata()
+        existing: set[str] = cluster.topics()
+        self._check_co_partitioned(cluster, existing)
         consumer.subscribe(list(self.topics), listener=_SettleOnRevoke(self))
-        existing = await consumer.topics()
-        self._check_co_partitioned(consumer, existing)
         for topic in self.topics:
             if topic not in existing:
                 log.warning(
@@ -129,10 +135,10 @@ class KafkaSource:
                     "consuming within 30 s of its creation",
                 )
 
-    def _check_co_partitioned(self, consumer: AIOKafkaConsumer, existing: set[str]) -> None:
+    def _check_co_partitioned(self, cluster: ClusterMetadata, existing: set[str]) -> None:
         names = (*self.topics, self._settings.state_topic)
         counts = {
-            name: len(consumer.partitions_for_topic(name) or ())
+            name: len(cluster.partitions_for_topic(name) or ())
             for name in names
             if name in existing
         }
