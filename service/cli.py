@@ -128,6 +128,7 @@ def plan_command(
 ) -> None:
     """Dry run: show what the service would do for one event, and why. Calls nothing."""
     from service.clock import SystemClock
+    from service.pipeline.validate import field_errors
     from service.plan_display import render_plan
     from service.policy_file import load_policy
     from service.wiring import make_planner
@@ -135,7 +136,11 @@ def plan_command(
     try:
         event = ReturnEvent.model_validate_json(event_file.read_bytes())
     except ValidationError as exc:
-        raise _fail(f"{event_file} is not a valid return event:\n{exc}", 2) from exc
+        problems = field_errors(exc)
+        failed = _fail(f"{event_file} is not a valid return event ({len(problems)} problem(s)):", 2)
+        for problem in problems:
+            _err.print(f"  {problem}", markup=False, highlight=False)
+        raise failed from None
     try:
         loaded = load_policy(policy)
     except ReturnHandlerError as exc:

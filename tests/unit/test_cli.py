@@ -59,6 +59,24 @@ def test_plan_of_an_invalid_event_exits_2_naming_the_field(cli: CliRunner, tmp_p
     assert "occurred_at" in result.output
 
 
+def test_plan_of_the_invalid_example_names_each_bad_field_without_pydantic_s_dump(
+    cli: CliRunner,
+) -> None:
+    bad = ROOT / "examples" / "invalid" / "missing-fields.json"
+    result = cli.invoke(app, ["plan", str(bad)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {bad} is not a valid return event (5 problem(s)):",
+        "  occurred_at: Input should be a valid datetime or date, input is too short",
+        "  source: Field required",
+        "  order: Field required",
+        "  customer: Field required",
+        "  amounts: Field required",
+    ]
+    assert "errors.pydantic.dev" not in result.output
+
+
 def test_plan_with_a_broken_policy_exits_2(cli: CliRunner, tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: x\nreturn_window_dayz: 3\n")
