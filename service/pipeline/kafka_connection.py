@@ -9,9 +9,9 @@ Why a connection check of our own: aiokafka's clients swallow the reason their f
 connection failed. ``AIOKafkaClient.bootstrap`` (aiokafka 0.14) logs the error and raises a
 bare ``KafkaConnectionError("Unable to bootstrap from ...")``, so a wrong password, a CA
 that did not sign the broker's certificate and a broker that is down all look alike.
-:func:`check_connection` opens one connection the way the clients do
-(``aiokafka.conn.create_conn``: TLS handshake, ApiVersions, SASL authentication, then a
-metadata request), where each of those surfaces as itself: ``SaslAuthenticationFailed``,
+:func:`check_connection` opens one connection the way the clients do (aiokafka's own
+``AIOKafkaConnection``: TLS handshake, ApiVersions, SASL authentication, then a metadata
+request), where each of those surfaces as itself: ``SaslAuthenticationFailed``,
 ``ssl.SSLCertVerificationError``, ``ConnectionRefusedError``.
 """
 
@@ -22,7 +22,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.conn import AIOKafkaConnection, collect_hosts
 from aiokafka.errors import (
     IllegalSaslStateError,
     KafkaConnectionError,
@@ -39,6 +39,8 @@ from service.settings import KafkaSettings
 _KAFKA = "RETURN_HANDLER_KAFKA__"
 CHECK_TIMEOUT_SECONDS = 10.0
 """How long the first connection to one bootstrap server may take, TLS and SASL included."""
+
+_CLOSE_TIMEOUT_SECONDS = 2.0
 
 # OpenSSL's verify codes for a certificate that is valid but names another host.
 _NAME_MISMATCH = {62, 63, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, _EMAIL_, _IP_ADDRESS_MISMATCH
@@ -193,7 +195,10 @@ async def check_connection(kafka: KafkaSettings, options: ConnectionOptions) -> 
 
 
 async def _connect(host: str, port: int, options: ConnectionOptions) -> None:
-    connection = await create_conn(
+    # What aiokafka.conn.create_conn does, but keeping the connection when connect() fails:
+    # after a refused SASL login the socket is still closing, and a process that exits
+    # then reports an unclosed transport.
+    connection = AIOKafkaConnection(
         host,
         port,
         client_id="return-handler-connection-check",
@@ -205,11 +210,16 @@ async def _connect(host: str, port: int, options: ConnectionOptions) -> None:
         sasl_plain_password=options.sasl_plain_password,
     )
     try:
+        await connection.connect()
         # A listener that wants SASL answers ApiVersions to anyone and hangs up only on
         # the next request: ask what the clients' bootstrap asks.
         await connection.send(MetadataRequest([]))
     finally:
-        await connection.close()
+        closed = connection.close()
+        # Resolved when the transport is gone; no transport was made if the TCP or TLS
+        # connection failed, and then there is nothing to wait for.
+        if connection._protocol is not None:
+            await asyncio.wait([closed], timeout=_CLOSE_TIMEOUT_SECONDS)
 
 
 def _explain(exc: BaseException, server: str, kafka: KafkaSettings) -> ReturnHandlerError:
