@@ -131,11 +131,17 @@ class KafkaSettings(BaseModel):
 
     # Read from SSL_KEY_PASSWORD_FILE; a key's password has no variable of its own.
     _ssl_key_password: SecretStr | None = PrivateAttr(default=None)
+    _sasl_password_from: str = PrivateAttr(default=f"{_KAFKA}SASL_PASSWORD")
 
     @property
     def ssl_key_password(self) -> SecretStr | None:
         """The password of the encrypted client key, from ``ssl_key_password_file``."""
         return self._ssl_key_password
+
+    @property
+    def sasl_password_variable(self) -> str:
+        """The variable the SASL password came from: the one to fix when it is refused."""
+        return self._sasl_password_from
 
     @property
     def uses_sasl(self) -> bool:
@@ -210,6 +216,7 @@ class KafkaSettings(BaseModel):
             self.sasl_password = SecretStr(
                 read_secret_file(self.sasl_password_file, f"{_KAFKA}SASL_PASSWORD_FILE")
             )
+            self._sasl_password_from = f"{_KAFKA}SASL_PASSWORD_FILE"
         if self.uses_sasl:
             if not self.sasl_username:
                 raise ConfigurationError(

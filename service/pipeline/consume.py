@@ -120,7 +120,8 @@ class KafkaSource:
         # Checked before joining the group, so a refusal leaves no partition half set up.
         # consumer.topics() fetches every topic's metadata but returns the names alone, and
         # the consumer's own metadata never holds the state topic (not subscribed): the
-        # partition counts are in the client's answer only.
+        # partition counts are in the answer of its client only (a private attribute, and
+        # no public call gives them; aiokafka is pinned below 0.15).
         cluster = await consumer._client.fetch_all_metadata()
         existing: set[str] = cluster.topics()
         self._check_co_partitioned(cluster, existing)

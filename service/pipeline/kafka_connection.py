@@ -217,7 +217,8 @@ async def _connect(host: str, port: int, options: ConnectionOptions) -> None:
     finally:
         closed = connection.close()
         # Resolved when the transport is gone; no transport was made if the TCP or TLS
-        # connection failed, and then there is nothing to wait for.
+        # connection failed, and then there is nothing to wait for. (_protocol is private:
+        # aiokafka is pinned below 0.15, and no public attribute says it.)
         if connection._protocol is not None:
             await asyncio.wait([closed], timeout=_CLOSE_TIMEOUT_SECONDS)
 
@@ -226,13 +227,13 @@ def _explain(exc: BaseException, server: str, kafka: KafkaSettings) -> ReturnHan
     """The error to report for one failed first connection, naming the setting to fix."""
     protocol = f"{_KAFKA}SECURITY_PROTOCOL={kafka.security_protocol}"
     if isinstance(exc, SaslAuthenticationFailed):
-        source = "_FILE" if kafka.sasl_password_file is not None else ""
+        # Kafka answers a wrong password and an unknown user alike.
+        password = kafka.sasl_password_variable
+        user = f"{_KAFKA}SASL_USERNAME{'_FILE' if kafka.sasl_username_file else ''}"
         return ConfigurationError(
             f"Kafka at {server} refused the SASL credentials ({kafka.sasl_mechanism}): set "
-            f"{_KAFKA}SASL_PASSWORD{source} to the password of the user in "
-            f"{_KAFKA}SASL_USERNAME{'_FILE' if kafka.sasl_username_file else ''}, or correct "
-            "the user",
-            setting=f"{_KAFKA}SASL_PASSWORD{source}",
+            f"{password} to the password of the user in {user}, or correct the user",
+            setting=password,
         )
     if isinstance(exc, UnsupportedSaslMechanismError):
         return ConfigurationError(

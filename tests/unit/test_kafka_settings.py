@@ -81,8 +81,19 @@ def test_sasl_user_and_password_come_from_mounted_files(tmp_path: Path) -> None:
     assert kafka.sasl_username == "svc-from-file"
     assert kafka.sasl_password is not None
     assert kafka.sasl_password.get_secret_value() == SECRET
+    assert kafka.sasl_password_variable == f"{PREFIX}SASL_PASSWORD_FILE"
     assert SECRET not in repr(kafka)
     assert SECRET not in str(kafka.model_dump())
+
+
+def test_a_password_given_directly_wins_over_its_file_and_is_the_one_to_fix(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "password").write_text("from-file")
+    kafka = _sasl(sasl_password_file=tmp_path / "password")
+    assert kafka.sasl_password is not None
+    assert kafka.sasl_password.get_secret_value() == SECRET
+    assert kafka.sasl_password_variable == f"{PREFIX}SASL_PASSWORD"
 
 
 def test_an_unreadable_password_file_names_the_file_variable(tmp_path: Path) -> None:
