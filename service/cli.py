@@ -18,13 +18,15 @@ from typing import Annotated
 import typer
 import uvloop
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.text import Text
 
 from service import __version__
-from service.errors import ReturnHandlerError
+from service.errors import ConfigurationError, ReturnHandlerError
 from service.events import ReturnEvent
 from service.logging import configure_logging
-from service.settings import Settings
+from service.settings import Settings, setting_errors
 
 app = typer.Typer(
     name="return-handler",
@@ -34,21 +36,33 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _out = Console(soft_wrap=True)
-_err = Console(stderr=True)
+# Never wrapped: a log collector keeps each line of stderr as one record.
+_err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
     try:
         return Settings()
-    except (ValidationError, ReturnHandlerError) as exc:
-        _err.print(f"[red]invalid settings:[/red] {exc}")
-        _err.print("Fix the RETURN_HANDLER_* variables named above and try again.")
-        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        for line in setting_errors(exc):
+            _err.print(line, markup=False, highlight=False)
+        _err.print("Fix the RETURN_HANDLER_* variables above and restart.", highlight=False)
+        raise typer.Exit(2) from None
+    except SettingsError as exc:  # a whole group given as JSON that does not parse
+        raise _fail(f"invalid settings: {exc}; fix that RETURN_HANDLER_* variable", 2) from None
+    except ReturnHandlerError as exc:
+        raise _failed(exc) from None
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}")
+    """Write ``error: <message>`` as one line on stderr; the exit to raise."""
+    _err.print(Text.assemble(("error: ", "red"), message))
     return typer.Exit(code)
+
+
+def _failed(exc: ReturnHandlerError) -> typer.Exit:
+    """One line for an error of ours; exit status 2 for a setting to fix, else 1."""
+    return _fail(str(exc), 2 if isinstance(exc, ConfigurationError) else 1)
 
 
 @app.command()
@@ -83,7 +97,7 @@ def run() -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_run_service(settings))
     except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
+        raise _failed(exc) from None
 
 
 async def _run_service(settings: Settings) -> None:
@@ -114,6 +128,7 @@ def plan_command(
 ) -> None:
     """Dry run: show what the service would do for one event, and why. Calls nothing."""
     from service.clock import SystemClock
+    from service.pipeline.validate import field_errors
     from service.plan_display import render_plan
     from service.policy_file import load_policy
     from service.wiring import make_planner
@@ -121,11 +136,15 @@ def plan_command(
     try:
         event = ReturnEvent.model_validate_json(event_file.read_bytes())
     except ValidationError as exc:
-        raise _fail(f"{event_file} is not a valid return event:\n{exc}", 2) from exc
+        problems = field_errors(exc)
+        failed = _fail(f"{event_file} is not a valid return event ({len(problems)} problem(s)):", 2)
+        for problem in problems:
+            _err.print(f"  {problem}", markup=False, highlight=False)
+        raise failed from None
     try:
         loaded = load_policy(policy)
     except ReturnHandlerError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise _fail(str(exc), 2) from None
     when = now if now is not None and now.tzinfo is not None else SystemClock().now()
     result = make_planner(loaded)(event, when)
     if as_json:
@@ -174,7 +193,7 @@ def topics(
             )
         )
     except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
+        raise _failed(exc) from None
     _out.print(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
@@ -195,7 +214,7 @@ def publish(
             publish_files(settings.kafka, files, topic or settings.kafka.returns_topic, raw=raw)
         )
     except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
+        raise _failed(exc) from None
     for line in sent:
         _out.print(line, markup=False)
 
@@ -223,7 +242,7 @@ def outcomes(
     try:
         asyncio.run(read_outcomes(settings.kafka, show, count=count, wait_seconds=timeout))
     except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
+        raise _failed(exc) from None
     if count and seen < count:
         raise _fail(
             f"only {seen} of {count} outcomes arrived within {timeout:.0f} s; "
@@ -243,14 +262,14 @@ def dead_letters(
     try:
         records = asyncio.run(
             read_topic(
-                settings.kafka.bootstrap_servers,
+                settings.kafka,
                 settings.kafka.dead_letter_topic,
                 count=count,
                 wait_seconds=timeout,
             )
         )
     except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
+        raise _failed(exc) from None
     for record in records:
         _out.print(format_dead_letter(record.headers, record.value), highlight=False, markup=False)
     if count and len(records) < count:

@@ -13,21 +13,66 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.capillary.config import CapillaryConfig
+from service.errors import ConfigurationError
+from service.secret_files import check_readable, read_secret_file
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+_KAFKA = "RETURN_HANDLER_KAFKA__"
 
 
 class KafkaSettings(BaseModel):
-    """The broker, the consumer group and the five topics.
+    """The broker and how to reach it securely, the consumer group and the five topics.
 
     The returns, retry and state topics must have the same number of partitions: partition
-    p of each belongs to the same consumer, transaction and state.
+    p of each belongs to the same consumer, transaction and state. Security settings are
+    checked together when the settings are built: credentials without a protocol that sends
+    them, TLS files without TLS, a certificate without its key or a file that cannot be read
+    each raise a :class:`ConfigurationError` naming the variable.
     """
 
     bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", description="Comma-separated host:port list."
+        default="127.0.0.1:9092", min_length=1, description="Comma-separated host:port list."
+    )
+    security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL: what the brokers' listener "
+        "expects.",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512",
+        description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_PLAINTEXT or SASL_SSL).",
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user.")
+    sasl_username_file: Path | None = Field(default=None, description="File holding the user.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    sasl_password_file: Path | None = Field(default=None, description="File holding it.")
+    ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA certificate(s) that signed the brokers' certificates (SSL, "
+        "SASL_SSL); the system's CAs when unset.",
+    )
+    ssl_cert_file: Path | None = Field(
+        default=None,
+        description="PEM client certificate, for brokers that ask for one; needs SSL_KEY_FILE.",
+    )
+    ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    ssl_key_password_file: Path | None = Field(
+        default=None, description="File holding the password of an encrypted SSL_KEY_FILE."
     )
     client_id: str = Field(default="return-handler", description="Prefix of Kafka client ids.")
     group_id: str = Field(default="return-handler", description="Consumer group of the service.")
@@ -83,6 +128,109 @@ class KafkaSettings(BaseModel):
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest", description="Where a new consumer group starts."
     )
+
+    # Read from SSL_KEY_PASSWORD_FILE; a key's password has no variable of its own.
+    _ssl_key_password: SecretStr | None = PrivateAttr(default=None)
+    _sasl_password_from: str = PrivateAttr(default=f"{_KAFKA}SASL_PASSWORD")
+
+    @property
+    def ssl_key_password(self) -> SecretStr | None:
+        """The password of the encrypted client key, from ``ssl_key_password_file``."""
+        return self._ssl_key_password
+
+    @property
+    def sasl_password_variable(self) -> str:
+        """The variable the SASL password came from: the one to fix when it is refused."""
+        return self._sasl_password_from
+
+    @property
+    def uses_sasl(self) -> bool:
+        """True when the protocol authenticates with SASL."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_tls(self) -> bool:
+        """True when the protocol encrypts with TLS."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        protocol = f"{_KAFKA}SECURITY_PROTOCOL={self.security_protocol}"
+        tls_files = {
+            "SSL_CA_FILE": self.ssl_ca_file,
+            "SSL_CERT_FILE": self.ssl_cert_file,
+            "SSL_KEY_FILE": self.ssl_key_file,
+            "SSL_KEY_PASSWORD_FILE": self.ssl_key_password_file,
+        }
+        given_tls = [name for name, path in tls_files.items() if path is not None]
+        if given_tls and not self.uses_tls:
+            raise ConfigurationError(
+                f"{_KAFKA}{given_tls[0]} is set but {protocol} does not use TLS: set the "
+                f"protocol to SSL or SASL_SSL, or unset {', '.join(_KAFKA + n for n in given_tls)}",
+                setting=f"{_KAFKA}SECURITY_PROTOCOL",
+            )
+        sasl_values = {
+            "SASL_USERNAME": self.sasl_username,
+            "SASL_USERNAME_FILE": self.sasl_username_file,
+            "SASL_PASSWORD": self.sasl_password,
+            "SASL_PASSWORD_FILE": self.sasl_password_file,
+        }
+        given_sasl = [name for name, value in sasl_values.items() if value is not None]
+        if given_sasl and not self.uses_sasl:
+            # Credentials that are never sent would look like authentication that is not there.
+            raise ConfigurationError(
+                f"{_KAFKA}{given_sasl[0]} is set but {protocol} sends no credentials: set the "
+                f"protocol to SASL_SSL (or SASL_PLAINTEXT), or unset "
+                f"{', '.join(_KAFKA + n for n in given_sasl)}",
+                setting=f"{_KAFKA}SECURITY_PROTOCOL",
+            )
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            given, missing = (
+                ("SSL_CERT_FILE", "SSL_KEY_FILE")
+                if self.ssl_key_file is None
+                else ("SSL_KEY_FILE", "SSL_CERT_FILE")
+            )
+            raise ConfigurationError(
+                f"{_KAFKA}{given} is set without {_KAFKA}{missing}: a client certificate "
+                "needs both its certificate and its private key",
+                setting=f"{_KAFKA}{missing}",
+            )
+        if self.ssl_key_password_file is not None and self.ssl_key_file is None:
+            raise ConfigurationError(
+                f"{_KAFKA}SSL_KEY_PASSWORD_FILE is set without {_KAFKA}SSL_KEY_FILE: set "
+                "the key (and SSL_CERT_FILE) or unset the password file",
+                setting=f"{_KAFKA}SSL_KEY_FILE",
+            )
+        for name, path in tls_files.items():
+            if path is not None:
+                check_readable(path, f"{_KAFKA}{name}")
+        if self.ssl_key_password_file is not None:
+            self._ssl_key_password = SecretStr(
+                read_secret_file(self.ssl_key_password_file, f"{_KAFKA}SSL_KEY_PASSWORD_FILE")
+            )
+        if self.sasl_username is None and self.sasl_username_file is not None:
+            self.sasl_username = read_secret_file(
+                self.sasl_username_file, f"{_KAFKA}SASL_USERNAME_FILE"
+            )
+        if self.sasl_password is None and self.sasl_password_file is not None:
+            self.sasl_password = SecretStr(
+                read_secret_file(self.sasl_password_file, f"{_KAFKA}SASL_PASSWORD_FILE")
+            )
+            self._sasl_password_from = f"{_KAFKA}SASL_PASSWORD_FILE"
+        if self.uses_sasl:
+            if not self.sasl_username:
+                raise ConfigurationError(
+                    f"{protocol} needs a user: set {_KAFKA}SASL_USERNAME (or "
+                    f"{_KAFKA}SASL_USERNAME_FILE)",
+                    setting=f"{_KAFKA}SASL_USERNAME",
+                )
+            if self.sasl_password is None or not self.sasl_password.get_secret_value():
+                raise ConfigurationError(
+                    f"{protocol} needs a password: set {_KAFKA}SASL_PASSWORD (or "
+                    f"{_KAFKA}SASL_PASSWORD_FILE)",
+                    setting=f"{_KAFKA}SASL_PASSWORD",
+                )
+        return self
 
 
 class ReliabilitySettings(BaseModel):
@@ -216,6 +364,43 @@ def describe_settings() -> list[tuple[str, str, str]]:
 
     walk(Settings, "RETURN_HANDLER_")
     return rows
+
+
+def setting_errors(exc: ValidationError) -> list[str]:
+    """One line per bad setting: its variable, pydantic's message, and the value unless secret.
+
+    ``invalid setting RETURN_HANDLER_KAFKA__SESSION_TIMEOUT_MS: Input should be greater than
+    or equal to 6000 (got '5')``. Values of secret fields, of unknown variables (a misspelt
+    password variable is still a password) and of whole groups are never shown.
+    """
+    lines = []
+    for error in exc.errors(include_url=False):
+        unknown = error["type"] == "extra_forbidden"
+        env, secret = _variable_of(error["loc"], unknown=unknown)
+        given = error.get("input")
+        shown = not (secret or unknown) and isinstance(given, str | int | float | bool)
+        lines.append(
+            f"invalid setting {env}: {error['msg']}" + (f" (got {given!r})" if shown else "")
+        )
+    return lines
+
+
+def _variable_of(loc: tuple[int | str, ...], *, unknown: bool) -> tuple[str, bool]:
+    """The environment variable of an error location, and whether its field is a secret."""
+    parts: list[str] = []
+    model: type[BaseModel] | None = Settings
+    secret = False
+    for part in loc:
+        fields = model.model_fields if model is not None else {}
+        field = fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            if unknown:  # the variable as it was spelt
+                parts.append(str(part).upper())
+            break
+        parts.append(str(part).upper())
+        secret = SecretStr in (get_args(field.annotation) or (field.annotation,))
+        model = _model_in(field.annotation)
+    return "RETURN_HANDLER_" + "__".join(parts), secret
 
 
 def _model_in(annotation: object) -> type[BaseModel] | None:

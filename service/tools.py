@@ -16,7 +16,19 @@ from pydantic import ValidationError
 from service.errors import BrokerError, InvalidEventError
 from service.events import ReturnEvent
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
+from service.pipeline.kafka_connection import (
+    ConnectionOptions,
+    check_connection,
+    connection_options,
+)
 from service.settings import KafkaSettings
+
+
+async def _connect(kafka: KafkaSettings) -> ConnectionOptions:
+    """The clients' connection options, once a first connection showed they work."""
+    connection = connection_options(kafka)
+    await check_connection(kafka, connection)
+    return connection
 
 
 def _key_for(event: ReturnEvent) -> bytes:
@@ -44,9 +56,8 @@ async def publish_files(
                 errors=exc.error_count(),
             ) from exc
         messages.append((_key_for(event), data, f"{path.name} ({event.event_id})"))
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    connection = await _connect(kafka)
+    producer = AIOKafkaProducer(**connection.kwargs(), acks="all", enable_idempotence=True)
     try:
         await producer.start()
     except KafkaError as exc:
@@ -87,7 +98,8 @@ async def ensure_topics(
         kafka.outcomes_topic,
         kafka.dead_letter_topic,
     ]
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    connection = await _connect(kafka)
+    admin = AIOKafkaAdminClient(**connection.kwargs())
     try:
         await admin.start()
     except KafkaError as exc:
@@ -124,7 +136,7 @@ async def read_outcomes(
 ) -> int:
     """Read outcomes from the start (no group); stop at ``count`` or after ``wait_seconds``."""
     records = await read_topic(
-        kafka.bootstrap_servers,
+        kafka,
         kafka.outcomes_topic,
         count=count,
         wait_seconds=wait_seconds,
@@ -134,7 +146,7 @@ async def read_outcomes(
 
 
 async def read_topic(
-    bootstrap_servers: str,
+    kafka: KafkaSettings,
     topic: str,
     *,
     count: int = 0,
@@ -145,11 +157,12 @@ async def read_topic(
 
     Stops once ``count`` records arrived (0: read until ``wait_seconds`` pass).
     """
+    connection = await _connect(kafka)
     # Without a group the consumer takes every partition of the topic as it appears;
     # frequent metadata refreshes notice a topic created after we subscribed.
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap_servers,
+        **connection.kwargs(),
         group_id=None,
         metadata_max_age_ms=1000,
         enable_auto_commit=False,
@@ -160,7 +173,7 @@ async def read_topic(
         await consumer.start()
     except KafkaError as exc:
         await consumer.stop()
-        raise BrokerError("cannot reach Kafka", bootstrap_servers=bootstrap_servers) from exc
+        raise BrokerError("cannot reach Kafka", bootstrap_servers=kafka.bootstrap_servers) from exc
     records: list[ConsumerRecord[bytes, bytes]] = []
     end = time.monotonic() + wait_seconds
     try:

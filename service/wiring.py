@@ -27,6 +27,7 @@ from service.pipeline.run import Runner
 from service.pipeline.state import StateStore
 from service.policy_file import load_policy
 from service.rules import Policy, plan
+from service.secret_files import check_readable
 from service.settings import Settings
 
 
@@ -43,10 +44,9 @@ class Service:
     http: HttpPort
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve health and metrics, run until ``stop``, then close the port."""
-        await self.http.start()
+        """Run until ``stop``, serving health and metrics once Kafka let us in."""
         try:
-            await self.runner.run(stop)
+            await self.runner.run(stop, started=self.http.start)
         finally:
             await self.http.stop()
 
@@ -76,7 +76,12 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
             "oauth with RETURN_HANDLER_CAPILLARY__OAUTH_KEY and __OAUTH_SECRET (or their _FILE)",
             setting="RETURN_HANDLER_CAPILLARY__USERNAME",
         )
+    if settings.policy_path is not None:
+        check_readable(settings.policy_path, "RETURN_HANDLER_POLICY_PATH")
     policy = load_policy(settings.policy_path)
+    kafka, reliability = settings.kafka, settings.reliability
+    # Kafka's pieces first: they load the TLS files, and fail before anything holds resources.
+    source = KafkaSource(kafka)
     observability = settings.observability
     metrics = Metrics(process=True)
     tracing = Tracing.build(
@@ -95,7 +100,6 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         tracing=tracing,
     )
     executor = Executor(coalescer, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)
-    kafka, reliability = settings.kafka, settings.reliability
     committer = KafkaCommitter(
         kafka,
         clock=clock,
@@ -118,7 +122,7 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         ),
     )
     runner = Runner(
-        source=KafkaSource(kafka),
+        source=source,
         committer=committer,
         processor=processor,
         state=state,

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from service.errors import ConfigurationError
+from service.secret_files import read_secret_file
 
 _PREFIX = "RETURN_HANDLER_CAPILLARY__"
 _DEFAULT_URL = "http://127.0.0.1:8765"
@@ -148,14 +149,16 @@ class CapillaryConfig(BaseModel):
     @model_validator(mode="after")
     def _resolve_secrets(self) -> CapillaryConfig:
         if self.username is None and self.username_file is not None:
-            self.username = _read_secret_file(self.username_file, "USERNAME_FILE")
+            self.username = read_secret_file(self.username_file, f"{_PREFIX}USERNAME_FILE")
         if self.password is None and self.password_file is not None:
-            self.password = SecretStr(_read_secret_file(self.password_file, "PASSWORD_FILE"))
+            self.password = SecretStr(
+                read_secret_file(self.password_file, f"{_PREFIX}PASSWORD_FILE")
+            )
         if self.oauth_key is None and self.oauth_key_file is not None:
-            self.oauth_key = _read_secret_file(self.oauth_key_file, "OAUTH_KEY_FILE")
+            self.oauth_key = read_secret_file(self.oauth_key_file, f"{_PREFIX}OAUTH_KEY_FILE")
         if self.oauth_secret is None and self.oauth_secret_file is not None:
             self.oauth_secret = SecretStr(
-                _read_secret_file(self.oauth_secret_file, "OAUTH_SECRET_FILE")
+                read_secret_file(self.oauth_secret_file, f"{_PREFIX}OAUTH_SECRET_FILE")
             )
         if self.auth_mode is AuthMode.BASIC:
             _require(self.username, "USERNAME", "basic")
@@ -173,16 +176,3 @@ def _require(value: str | SecretStr | None, name: str, mode: str) -> None:
             f"Capillary auth_mode={mode} needs {_PREFIX}{name} (or {_PREFIX}{name}_FILE)",
             setting=f"{_PREFIX}{name}",
         )
-
-
-def _read_secret_file(path: Path, name: str) -> str:
-    try:
-        # Mounted secrets usually end in a newline that is not part of the secret.
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read {_PREFIX}{name}",
-            setting=f"{_PREFIX}{name}",
-            path=str(path),
-            reason=type(exc).__name__,
-        ) from None

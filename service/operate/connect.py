@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.pipeline.kafka_connection import connection_options
 from service.settings import KafkaSettings
 
 
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
-    """aiokafka's connection arguments for the tools' clients (bootstrap servers, TLS, SASL)."""
-    # The security settings (TLS, SASL) arrive with the Kafka security work; they are
-    # added here, once, for every tool.
-    return {"bootstrap_servers": kafka.bootstrap_servers}
+    """aiokafka's connection arguments for the tools' clients (bootstrap servers, TLS, SASL).
+
+    Loads the CA, certificate and key files named by the settings; a command checks the
+    first connection once (``kafka_connection.check_connection``) before its clients start.
+    """
+    return connection_options(kafka).kwargs()
 
 
 __all__ = ["client_options"]

@@ -30,6 +30,7 @@ from service.errors import BrokerError
 from service.logging import get_logger
 from service.observe.metrics import Metrics
 from service.outcome import OutcomeEvent, OutcomeStatus
+from service.pipeline.kafka_connection import connection_options
 from service.pipeline.publish import (
     DEFAULT_SOURCE,
     dead_letter_headers,
@@ -58,6 +59,7 @@ class KafkaCommitter:
         cloudevents_source: str = DEFAULT_SOURCE,
     ) -> None:
         self._settings = settings
+        self._connection = connection_options(settings)
         self._clock = clock
         self._metrics = metrics or Metrics()
         self._source = cloudevents_source
@@ -76,7 +78,7 @@ class KafkaCommitter:
         if partition in self._producers:
             return
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **self._connection.kwargs(),
             client_id=f"{self._settings.client_id}-txn-{partition}",
             transactional_id=self.transactional_id(partition),
             enable_idempotence=True,
@@ -343,12 +345,13 @@ class KafkaStateReader:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
+        self._connection = connection_options(settings)
 
     async def read(self, partition: int) -> Iterable[tuple[bytes, bytes | None]]:
         """Every (key, value) of state partition ``partition``, in order."""
         tp = TopicPartition(self._settings.state_topic, partition)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **self._connection.kwargs(),
             client_id=f"{self._settings.client_id}-state-{partition}",
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -16,11 +16,13 @@ import asyncio
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
 from service.errors import BrokerError, ConfigurationError
 from service.logging import get_logger
+from service.pipeline.kafka_connection import check_connection, connection_options
 from service.pipeline.records import PartitionHook, Record
 from service.settings import KafkaSettings
 
@@ -75,8 +77,25 @@ class KafkaSource:
         self.in_group = False
         """Set once partitions (possibly none) are assigned; unset while they are revoked."""
         self._next: dict[TopicPartition, int] = {}
+        self._connection = connection_options(settings)
+        # Made in start(): a consumer that exists is one that start() or stop() closes.
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def topics(self) -> tuple[str, str]:
+        """The input topics: returns, then retry."""
+        return (self._settings.returns_topic, self._settings.retry_topic)
+
+    async def start(self) -> None:
+        """Join the consumer group on the returns and retry topics.
+
+        A broker that does not let us in (unreachable, wrong password or CA, another
+        protocol) raises what to fix; whatever start() opened is closed again when it fails.
+        """
+        settings = self._settings
+        await check_connection(settings, self._connection)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **self._connection.kwargs(),
             client_id=f"{settings.client_id}-consumer",
             group_id=settings.group_id,
             group_instance_id=settings.group_instance_id,
@@ -90,28 +109,28 @@ class KafkaSource:
             # A returns topic created after start is noticed within this time.
             metadata_max_age_ms=30_000,
         )
-
-    @property
-    def topics(self) -> tuple[str, str]:
-        """The input topics: returns, then retry."""
-        return (self._settings.returns_topic, self._settings.retry_topic)
-
-    async def start(self) -> None:
-        """Join the consumer group on the returns and retry topics."""
         try:
-            await self._consumer.start()
-        except KafkaError as exc:
+            await self._join(self._consumer)
+        except BaseException:
             await self._consumer.stop()
+            raise
+
+    async def _join(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            await consumer.start()
+        except KafkaError as exc:
             raise BrokerError(
                 "cannot reach Kafka", bootstrap_servers=self._settings.bootstrap_servers
             ) from exc
-        self._consumer.subscribe(list(self.topics), listener=_SettleOnRevoke(self))
-        existing = await self._consumer.topics()
-        try:
-            self._check_co_partitioned(existing)
-        except ConfigurationError:
-            await self._consumer.stop()
-            raise
+        # Checked before joining the group, so a refusal leaves no partition half set up.
+        # consumer.topics() fetches every topic's metadata but returns the names alone, and
+        # the consumer's own metadata never holds the state topic (not subscribed): the
+        # partition counts are in the answer of its client only (a private attribute, and
+        # no public call gives them; aiokafka is pinned below 0.15).
+        cluster = await consumer._client.fetch_all_metadata()
+        existing: set[str] = cluster.topics()
+        self._check_co_partitioned(cluster, existing)
+        consumer.subscribe(list(self.topics), listener=_SettleOnRevoke(self))
         for topic in self.topics:
             if topic not in existing:
                 log.warning(
@@ -122,10 +141,10 @@ class KafkaSource:
                     "consuming within 30 s of its creation",
                 )
 
-    def _check_co_partitioned(self, existing: set[str]) -> None:
+    def _check_co_partitioned(self, cluster: ClusterMetadata, existing: set[str]) -> None:
         names = (*self.topics, self._settings.state_topic)
         counts = {
-            name: len(self._consumer.partitions_for_topic(name) or ())
+            name: len(cluster.partitions_for_topic(name) or ())
             for name in names
             if name in existing
         }
@@ -140,7 +159,14 @@ class KafkaSource:
     async def stop(self) -> None:
         """Leave the group; uncommitted records will be read again by the next owner."""
         self.in_group = False
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    @property
+    def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("KafkaSource.start() has not run")
+        return self._consumer
 
     @property
     def joined(self) -> bool:
@@ -150,6 +176,8 @@ class KafkaSource:
     def reading(self) -> dict[tuple[str, int], tuple[int, int]]:
         """Per owned partition whose end is known: (end offset, next offset to read)."""
         found: dict[tuple[str, int], tuple[int, int]] = {}
+        if self._consumer is None:
+            return found
         for tp in self._consumer.assignment():
             end = self._consumer.highwater(tp)
             if end is None:
@@ -160,7 +188,7 @@ class KafkaSource:
     async def poll(self, timeout_ms: int | None = None) -> Sequence[Record]:
         """Fetch what arrived, each partition's records in offset order."""
         wait = self._settings.fetch_timeout_ms if timeout_ms is None else timeout_ms
-        batches = await self._consumer.getmany(timeout_ms=wait)
+        batches = await self._started.getmany(timeout_ms=wait)
         for tp, messages in batches.items():
             if messages:
                 self._next[tp] = messages[-1].offset + 1
@@ -180,41 +208,41 @@ class KafkaSource:
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         """Fetch nothing of these partitions."""
-        self._consumer.pause(*partitions)
+        self._started.pause(*partitions)
 
     def resume(self, partitions: list[TopicPartition]) -> None:
         """Fetch these partitions again, unless held."""
-        self._consumer.resume(*[tp for tp in partitions if tp not in self._held])
+        self._started.resume(*[tp for tp in partitions if tp not in self._held])
 
     def pause_all(self) -> None:
         """Fetch nothing until :meth:`resume_all` (the group membership stays)."""
         self.paused_all = True
-        self._consumer.pause(*self._consumer.assignment())
+        self._started.pause(*self._started.assignment())
 
     def resume_all(self) -> None:
         """Fetch again from every assigned partition that is not held."""
         self.paused_all = False
-        self._consumer.resume(*[tp for tp in self._consumer.assignment() if tp not in self._held])
+        self._started.resume(*[tp for tp in self._started.assignment() if tp not in self._held])
 
     def hold(self, topic: str, partition: int, offset: int) -> None:
         """Read ``offset`` again later and fetch nothing more of this partition until released."""
         tp = TopicPartition(topic, partition)
-        if tp in self._consumer.assignment():
-            self._consumer.seek(tp, offset)
+        if tp in self._started.assignment():
+            self._started.seek(tp, offset)
             self._next[tp] = offset
-            self._next[tp] = offset
-            self._consumer.pause(tp)
+            self._started.pause(tp)
             self._held.add(tp)
 
     def release(self, topic: str, partition: int) -> None:
         """Fetch again from a held partition."""
         tp = TopicPartition(topic, partition)
         self._held.discard(tp)
-        if tp in self._consumer.assignment() and not self.paused_all:
-            self._consumer.resume(tp)
+        if tp in self._started.assignment() and not self.paused_all:
+            self._started.resume(tp)
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read this partition again from ``offset`` (if it is still ours)."""
         tp = TopicPartition(topic, partition)
-        if tp in self._consumer.assignment():
-            self._consumer.seek(tp, offset)
+        if tp in self._started.assignment():
+            self._started.seek(tp, offset)
+            self._next[tp] = offset

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -180,14 +180,32 @@ class Runner:
         self.changed = asyncio.Condition()
         """Notified whenever ``stats`` change (for health checks and tests)."""
 
-    async def run(self, stop: asyncio.Event) -> RunStats:
-        """Run until ``stop`` is set; then drain within the grace period and close."""
+    async def run(
+        self, stop: asyncio.Event, *, started: Callable[[], Awaitable[object]] | None = None
+    ) -> RunStats:
+        """Run until ``stop`` is set; then drain within the grace period and close.
+
+        ``started`` is awaited once Kafka let us in, before the first record (the service
+        opens its health port there, so a start that fails opens nothing).
+        """
         self._stop = stop
         self._stopping = False
         self._source.on_assigned = self._assigned
         self._source.on_revoked = self._revoked
         try:
             await self._source.start()
+            if started is not None:
+                try:
+                    await started()
+                except BaseException:
+                    await self._source.stop()
+                    raise
+        except BaseException:
+            # A start that failed stopped its consumer; producers that an early assignment
+            # opened are closed here. Nothing ran, so nothing is reported but the error.
+            await self._committer.stop()
+            raise
+        try:
             log.info("service_started")
             loop_task = asyncio.create_task(self._loop(stop))
             commit_task = asyncio.create_task(self._commit_every_interval())

@@ -22,10 +22,7 @@ def validate(record: Record) -> ReturnEvent | DeadLetter:
             return DeadLetter(
                 record, reason=f"not JSON: {errors[0]['msg']}", error_type="json_invalid"
             )
-        details = [
-            f"{'.'.join(str(part) for part in err['loc']) or '(root)'}: {err['msg']}"
-            for err in errors[:_MAX_DETAILS]
-        ]
+        details = field_errors(exc)[:_MAX_DETAILS]
         more = len(errors) - len(details)
         if more > 0:
             details.append(f"... and {more} more")
@@ -35,3 +32,11 @@ def validate(record: Record) -> ReturnEvent | DeadLetter:
             error_type="invalid_event",
             details=details,
         )
+
+
+def field_errors(exc: ValidationError) -> list[str]:
+    """One ``<field path>: <message>`` line per error: no input echoed, no links."""
+    return [
+        f"{'.'.join(str(part) for part in err['loc']) or '(root)'}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False)
+    ]

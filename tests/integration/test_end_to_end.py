@@ -53,7 +53,9 @@ async def _produce(bootstrap: str, topic: str, *values: bytes) -> None:
 
 async def _read(bootstrap: str, topic: str, count: int) -> list[Any]:
     """Exactly ``count`` committed records from the start of ``topic`` (bounded wait)."""
-    records = await read_topic(bootstrap, topic, count=count, wait_seconds=READ_TIMEOUT_S)
+    records = await read_topic(
+        KafkaSettings(bootstrap_servers=bootstrap), topic, count=count, wait_seconds=READ_TIMEOUT_S
+    )
     assert len(records) >= count, f"only {len(records)} of {count} records in {topic}"
     return records
 

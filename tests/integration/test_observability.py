@@ -152,9 +152,7 @@ async def test_health_readiness_and_metrics_while_events_flow(
     assert lag_partitions  # the partitions this replica read from
     assert last[("process_resident_memory_bytes", ())] > 0
 
-    records = await read_topic(
-        kafka.bootstrap_servers, kafka.outcomes_topic, count=EVENTS, wait_seconds=30
-    )
+    records = await read_topic(kafka, kafka.outcomes_topic, count=EVENTS, wait_seconds=30)
     first = next(
         r
         for r in records
@@ -169,7 +167,5 @@ async def test_health_readiness_and_metrics_while_events_flow(
     version, trace_id, span_id, _ = headers["traceparent"].decode().split("-")
     assert (version, trace_id) == ("00", TRACE_ID)
     assert span_id != "00f067aa0ba902b7"
-    [dead] = await read_topic(
-        kafka.bootstrap_servers, kafka.dead_letter_topic, count=1, wait_seconds=30
-    )
+    [dead] = await read_topic(kafka, kafka.dead_letter_topic, count=1, wait_seconds=30)
     assert dict(dead.headers)["ce_type"] == b"return-handler.dead-letter.v1"

@@ -58,9 +58,7 @@ async def test_publish_files_keys_by_customer_and_reads_back_in_order(
     try:
         await ensure_topics(kafka, partitions=1)
         lines = await publish_files(kafka, EXAMPLES[:3], kafka.returns_topic)
-        records = await read_topic(
-            kafka.bootstrap_servers, kafka.returns_topic, count=3, wait_seconds=30
-        )
+        records = await read_topic(kafka, kafka.returns_topic, count=3, wait_seconds=30)
     finally:
         await kafka_admin.delete_topics(_names(kafka))
     assert len(lines) == 3

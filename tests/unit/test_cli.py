@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +57,24 @@ def test_plan_of_an_invalid_event_exits_2_naming_the_field(cli: CliRunner, tmp_p
     result = cli.invoke(app, ["plan", str(bad)])
     assert result.exit_code == 2
     assert "occurred_at" in result.output
+
+
+def test_plan_of_the_invalid_example_names_each_bad_field_without_pydantic_s_dump(
+    cli: CliRunner,
+) -> None:
+    bad = ROOT / "examples" / "invalid" / "missing-fields.json"
+    result = cli.invoke(app, ["plan", str(bad)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {bad} is not a valid return event (5 problem(s)):",
+        "  occurred_at: Input should be a valid datetime or date, input is too short",
+        "  source: Field required",
+        "  order: Field required",
+        "  customer: Field required",
+        "  amounts: Field required",
+    ]
+    assert "errors.pydantic.dev" not in result.output
 
 
 def test_plan_with_a_broken_policy_exits_2(cli: CliRunner, tmp_path: Path) -> None:
@@ -108,5 +130,101 @@ def test_run_without_credentials_says_which_setting(
     for name in ("USERNAME", "PASSWORD", "AUTH_MODE"):
         monkeypatch.delenv(f"RETURN_HANDLER_CAPILLARY__{name}", raising=False)
     result = cli.invoke(app, ["run"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "RETURN_HANDLER_CAPILLARY__USERNAME" in result.output
+
+
+# What a failed start may write besides its one line: none of it is allowed.
+NOISE = ("Unclosed", "Task was destroyed", "Traceback", "ResourceWarning", "Exception ignored")
+CREDENTIALS = {
+    "RETURN_HANDLER_CAPILLARY__USERNAME": "demo",
+    "RETURN_HANDLER_CAPILLARY__PASSWORD": "demo",
+}
+
+
+def _run_command(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``return-handler run`` as a process, with only the RETURN_HANDLER_* variables given."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RETURN_HANDLER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "service", "run"],
+        # Unclosed sockets and transports are reported, not silently collected.
+        env={**base, "PYTHONWARNINGS": "always::ResourceWarning", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_run_with_bad_values_prints_one_line_per_setting_and_exits_2() -> None:
+    done = _run_command(
+        {
+            **CREDENTIALS,
+            "RETURN_HANDLER_KAFKA__SESSION_TIMEOUT_MS": "5",
+            "RETURN_HANDLER_KAFKA__SECURITY_PROTOCOL": "TLS",
+        }
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "invalid setting RETURN_HANDLER_KAFKA__SECURITY_PROTOCOL: Input should be 'PLAINTEXT', "
+        "'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL' (got 'TLS')",
+        "invalid setting RETURN_HANDLER_KAFKA__SESSION_TIMEOUT_MS: Input should be greater than "
+        "or equal to 6000 (got '5')",
+        "Fix the RETURN_HANDLER_* variables above and restart.",
+    ]
+
+
+def test_run_never_echoes_the_value_of_a_misspelt_secret_variable() -> None:
+    done = _run_command({**CREDENTIALS, "RETURN_HANDLER_CAPILLARY__PASWORD": "hunter2-secret"})
+    assert done.returncode == 2
+    assert "RETURN_HANDLER_CAPILLARY__PASWORD" in done.stderr
+    assert "hunter2-secret" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "RETURN_HANDLER_CAPILLARY__USERNAME"),
+        ({"RETURN_HANDLER_CAPILLARY__USERNAME": "demo"}, "RETURN_HANDLER_CAPILLARY__PASSWORD"),
+        ({**CREDENTIALS, "RETURN_HANDLER_POLICY_PATH": "/nonexistent/policy.yaml"},
+         "RETURN_HANDLER_POLICY_PATH"),
+        ({**CREDENTIALS, "RETURN_HANDLER_KAFKA__SECURITY_PROTOCOL": "SASL_SSL"},
+         "RETURN_HANDLER_KAFKA__SASL_USERNAME"),
+        ({**CREDENTIALS, "RETURN_HANDLER_KAFKA__SECURITY_PROTOCOL": "SSL",
+          "RETURN_HANDLER_KAFKA__SSL_CA_FILE": "/nonexistent/ca.pem"},
+         "cannot read the file in RETURN_HANDLER_KAFKA__SSL_CA_FILE"),
+    ],
+)  # fmt: skip
+def test_run_misconfigured_stops_with_one_line_naming_the_setting_and_exits_2(
+    env: dict[str, str], named: str
+) -> None:
+    done = _run_command(env)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: ")
+    assert named in line
+    assert "restart" in line
+
+
+def test_run_with_an_unreachable_broker_stops_with_one_line_and_no_noise() -> None:
+    servers = f"127.0.0.1:{_closed_port()}"
+    done = _run_command(
+        {
+            **CREDENTIALS,
+            "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS": servers,
+            "RETURN_HANDLER_LOG_FORMAT": "json",
+        }
+    )
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: cannot reach Kafka (reason='[Errno 111] Connect")
+    assert servers in line
+    assert "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS" in line
+    assert not [word for word in NOISE if word in done.stderr]
