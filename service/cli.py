@@ -9,22 +9,27 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvloop
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from service import __version__
-from service.errors import ReturnHandlerError
+from service.errors import BrokerError, ConfigurationError, ReturnHandlerError
 from service.events import ReturnEvent
 from service.logging import configure_logging
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.operate.outcomes import Skipped
 
 app = typer.Typer(
     name="return-handler",
@@ -255,6 +260,125 @@ def dead_letters(
         _out.print(format_dead_letter(record.headers, record.value), highlight=False, markup=False)
     if count and len(records) < count:
         raise _fail(f"only {len(records)} of {count} dead letters arrived within {timeout:.0f} s")
+
+
+def _tool_fail(message: str, code: int = 2) -> typer.Exit:
+    """One line on stderr, never wrapped nor read as markup (ids and extras hold brackets)."""
+    _err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _quiet_kafka_client() -> None:
+    # Without logging configured, Python prints aiokafka's warnings ("Unable connect to ...")
+    # raw on stderr beside our one line that says the same and what to do. A handler that
+    # drops them silences only that fallback: configured logging still receives them.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
+
+def _time_option(option: str, text: str | None, *, end_of_day: bool = False) -> datetime | None:
+    from service.operate.times import parse_time
+
+    if text is None:
+        return None
+    try:
+        return parse_time(text, end_of_day=end_of_day)
+    except ValueError as exc:
+        raise _tool_fail(f"bad {option}: {exc}") from exc
+
+
+def _operate_error(exc: ReturnHandlerError, settings: Settings) -> typer.Exit:
+    """The tools' Kafka failures as one line saying what to set."""
+    kafka = settings.kafka
+    if isinstance(exc, ConfigurationError) and "topic" in exc.context:
+        return _tool_fail(
+            f"no topic {exc.context['topic']!r} at {kafka.bootstrap_servers}: set "
+            "RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC to the outcomes topic's name"
+        )
+    if isinstance(exc, BrokerError):
+        return _tool_fail(
+            f"cannot reach Kafka at {kafka.bootstrap_servers}: check that the broker runs and "
+            "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS"
+        )
+    return _tool_fail(str(exc))
+
+
+@app.command(
+    "inspect",
+    help="Every outcome recorded for an order or an event, newest first: what was taken back "
+    "or given back, why, what Capillary answered item by item, and its request ids for support "
+    "tickets.\n\nReads the outcomes topic (RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC): committed "
+    "records, up to the end it had when the command started. Exit 1 when nothing matches, 2 "
+    "when the topic or --since is wrong.",
+)
+def inspect_command(
+    wanted: Annotated[
+        str,
+        typer.Argument(
+            metavar="ORDER_OR_EVENT_ID", help="An order id or an event id, matched exactly."
+        ),
+    ],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only outcomes written since then: ISO 8601 date or time, UTC unless it has "
+            "an offset. Default: the whole topic.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="One JSON object per outcome, newest first: position and outcome."
+        ),
+    ] = False,
+) -> None:
+    """Show every outcome of one order or event (the help text is in the decorator)."""
+    from service.operate.connect import client_options
+    from service.operate.inspect import as_json_line, find_outcomes, nothing_found, render
+    from service.operate.outcomes import Skipped
+    from service.operate.progress import reading
+    from service.operate.read import Span
+
+    settings = _settings()
+    since_at = _time_option("--since", since)
+    _quiet_kafka_client()
+    topic = settings.kafka.outcomes_topic
+    skipped = Skipped()
+    try:
+        with reading(_err, f"reading {topic}") as progress:
+            found = asyncio.run(
+                find_outcomes(
+                    client_options(settings.kafka),
+                    topic,
+                    wanted,
+                    Span(since=since_at),
+                    skipped=skipped,
+                    progress=progress,
+                )
+            )
+    except ReturnHandlerError as exc:
+        raise _operate_error(exc, settings) from exc
+    _warn_skipped(skipped)
+    if not found:
+        raise _tool_fail(nothing_found(wanted, topic, since_at), 1)
+    for one in found:
+        if as_json:
+            sys.stdout.write(as_json_line(one) + "\n")
+        else:
+            _out.print(render(one), highlight=False)
+            _out.print()
+    if not as_json:
+        _err.print(f"{len(found)} outcome(s) of {wanted!r} in {topic}, newest first", markup=False)
+
+
+def _warn_skipped(skipped: Skipped) -> None:
+    if skipped.count:
+        _err.print(
+            f"warning: {skipped.count} record(s) skipped, not outcomes this version reads; "
+            f"first: {skipped.examples[0]}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def main() -> None:
