@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from rich.console import Group, RenderableType
-from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
@@ -109,7 +108,7 @@ _ACTION_STYLE = {
 
 
 def render(found: FoundOutcome) -> RenderableType:
-    """One outcome for people: a title rule, then the outcome's facts, then each action."""
+    """One outcome for people: a title line, then the outcome's facts, then each action."""
     outcome, event = found.outcome, found.outcome.event
     who = (
         f" · customer {event.customer_id}"
@@ -118,9 +117,7 @@ def render(found: FoundOutcome) -> RenderableType:
         if event.customer_external_id
         else ""
     )
-    title = (
-        f"{event.event_id} · order {event.order_id}{who} · processed {_when(outcome.processed_at)}"
-    )
+    title = f"{event.event_id} · order {event.order_id}{who}"
     grid = Table.grid(padding=(0, 2))
     # One label width for every outcome, so a page of them reads as one column.
     grid.add_column(style="dim", no_wrap=True, min_width=len("  request ids"))
@@ -129,6 +126,7 @@ def render(found: FoundOutcome) -> RenderableType:
     status.append(f" · {outcome.decision} · {event.return_type}", style="default")
     if outcome.attempt > 1:
         status.append(f" · attempt {outcome.attempt}", style="default")
+    grid.add_row("processed", _when(outcome.processed_at))
     grid.add_row("status", status)
     grid.add_row("summary", outcome.summary)
     input_record = event.record
@@ -149,7 +147,8 @@ def render(found: FoundOutcome) -> RenderableType:
         grid.add_row("actions", "none (nothing was called)")
     for number, action in enumerate(outcome.actions, start=1):
         _add_action(grid, number, action)
-    return Group(Rule(title, align="left", style="dim"), grid)
+    # A plain bold line, not a rule with the title in it: a rule cuts a long title short.
+    return Group(Text(title, style="bold", overflow="fold"), grid)
 
 
 def _add_action(grid: Table, number: int, action: ActionResult) -> None:
@@ -179,7 +178,8 @@ def _item(item: ItemResult) -> Text:
     if not item.asked:
         text.append("  (not asked: Capillary changed it beyond what was sent)", style="yellow")
     if item.message:
-        text.append(f"  {item.message}", style="dim")
+        # Quoted: Capillary's words ("revoked", "done") would read as one more status.
+        text.append(f'  "{item.message}"', style="dim")
     return text
 
 

@@ -85,7 +85,7 @@ def test_render_shows_what_was_taken_back_why_and_the_request_ids() -> None:
     )
     text = _text(FoundOutcome(position=position(offset=3, partition=1), outcome=taken))
 
-    assert "ret-20261120-0008 · order ORD-100315 · customer 555567088" in text
+    assert text.startswith("ret-20261120-0008 · order ORD-100315 · customer 555567088\n")
     assert "processed 2026-11-20 10:00:00 UTC" in text
     assert "failed · take_back · FULL" in text
     assert "input returns:0:7" in text
@@ -96,7 +96,7 @@ def test_render_shows_what_was_taken_back_why_and_the_request_ids() -> None:
     assert "loyalty_earn:974 revoked code 200" in text
     assert "request ids req-aaa, req-bbb" in text
     assert (
-        "coupon:5500675094 refused_redeemed code 682 clawback=flagged coupon already redeemed"
+        'coupon:5500675094 refused_redeemed code 682 clawback=flagged "coupon already redeemed"'
         in text
     )
     assert "request ids req-ccc" in text
