@@ -306,7 +306,7 @@ def _operate_error(exc: ReturnHandlerError, settings: Settings) -> typer.Exit:
     "or given back, why, what Capillary answered item by item, and its request ids for support "
     "tickets.\n\nReads the outcomes topic (RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC): committed "
     "records, up to the end it had when the command started. Exit 1 when nothing matches, 2 "
-    "when the topic or --since is wrong.",
+    "when the topic, the broker or --since is wrong.",
 )
 def inspect_command(
     wanted: Annotated[
