@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The lock files: every package return-handler installs, pinned, with the hashes of its files,
 # compiled by uv from pyproject.toml for any platform and Python >= 3.11.
-#   requirements/dev.lock.txt      runtime + the dev, sandbox and bench extras (make's .venv)
+#   requirements/dev.lock.txt      runtime + the dev, sandbox, bench and report extras (make's .venv)
 #   requirements/service.lock.txt  runtime only (the image), at the dev lock's versions
 #
 #   bash scripts/lock.sh                           write them, keeping every pin that still fits
@@ -44,7 +44,7 @@ compile() {
 write() {
   local dir=$1
   shift
-  compile "$dir/dev.lock.txt" --extra dev --extra sandbox --extra bench "$@"
+  compile "$dir/dev.lock.txt" --extra dev --extra sandbox --extra bench --extra report "$@"
   compile "$dir/service.lock.txt" --constraints "$dir/dev.lock.txt" "$@"
 }
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvloop
@@ -23,10 +24,13 @@ from rich.console import Console
 from rich.text import Text
 
 from service import __version__
-from service.errors import ConfigurationError, ReturnHandlerError
+from service.errors import BrokerError, ConfigurationError, ReturnHandlerError
 from service.events import ReturnEvent
 from service.logging import configure_logging
 from service.settings import Settings, setting_errors
+
+if TYPE_CHECKING:
+    from service.operate.outcomes import Skipped
 
 app = typer.Typer(
     name="return-handler",
@@ -274,6 +278,228 @@ def dead_letters(
         _out.print(format_dead_letter(record.headers, record.value), highlight=False, markup=False)
     if count and len(records) < count:
         raise _fail(f"only {len(records)} of {count} dead letters arrived within {timeout:.0f} s")
+
+
+def _kafka_options(settings: Settings) -> dict[str, Any]:
+    """The tools' Kafka connection arguments, once a first connection showed they work."""
+    from service.operate.connect import client_options
+    from service.pipeline.kafka_connection import check_connection, connection_options
+
+    try:
+        asyncio.run(check_connection(settings.kafka, connection_options(settings.kafka)))
+    except ReturnHandlerError as exc:
+        raise _failed(exc) from None
+    return client_options(settings.kafka)
+
+
+def _quiet_kafka_client() -> None:
+    # Without logging configured, Python prints aiokafka's warnings ("Unable connect to ...")
+    # raw on stderr beside our one line that says the same and what to do. A handler that
+    # drops them silences only that fallback: configured logging still receives them.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
+
+def _time_option(option: str, text: str, *, end_of_day: bool = False) -> datetime:
+    from service.operate.times import parse_time
+
+    try:
+        return parse_time(text, end_of_day=end_of_day)
+    except ValueError as exc:
+        raise _fail(f"bad {option}: {exc}", 2) from exc
+
+
+def _operate_error(exc: ReturnHandlerError, settings: Settings) -> typer.Exit:
+    """The tools' Kafka failures as one line saying what to set."""
+    kafka = settings.kafka
+    if isinstance(exc, ConfigurationError) and "topic" in exc.context:
+        return _fail(
+            f"no topic {exc.context['topic']!r} at {kafka.bootstrap_servers}: set "
+            "RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC to the outcomes topic's name",
+            2,
+        )
+    if isinstance(exc, BrokerError):
+        return _fail(
+            f"cannot reach Kafka at {kafka.bootstrap_servers}: check that the broker runs and "
+            "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS",
+            2,
+        )
+    return _fail(str(exc), 2)
+
+
+@app.command(
+    "inspect",
+    help="Every outcome recorded for an order or an event, newest first: what was taken back "
+    "or given back, why, what Capillary answered item by item, and its request ids for support "
+    "tickets.\n\nReads the outcomes topic (RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC): committed "
+    "records, up to the end it had when the command started. Exit 1 when nothing matches or "
+    "Kafka does not answer, 2 when a setting, the topic or --since is wrong.",
+)
+def inspect_command(
+    wanted: Annotated[
+        str,
+        typer.Argument(
+            metavar="ORDER_OR_EVENT_ID", help="An order id or an event id, matched exactly."
+        ),
+    ],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only outcomes written since then: ISO 8601 date or time, UTC unless it has "
+            "an offset. Default: the whole topic.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="One JSON object per outcome, newest first: position and outcome."
+        ),
+    ] = False,
+) -> None:
+    """Show every outcome of one order or event (the help text is in the decorator)."""
+    from service.operate.inspect import as_json_line, find_outcomes, nothing_found, render
+    from service.operate.outcomes import Skipped
+    from service.operate.progress import reading
+    from service.operate.read import Span
+
+    settings = _settings()
+    since_at = _time_option("--since", since) if since is not None else None
+    _quiet_kafka_client()
+    options = _kafka_options(settings)
+    topic = settings.kafka.outcomes_topic
+    skipped = Skipped()
+    try:
+        with reading(_err, f"reading {topic}") as progress:
+            found = asyncio.run(
+                find_outcomes(
+                    options,
+                    topic,
+                    wanted,
+                    Span(since=since_at),
+                    skipped=skipped,
+                    progress=progress,
+                )
+            )
+    except ReturnHandlerError as exc:
+        raise _operate_error(exc, settings) from exc
+    _warn_skipped(skipped)
+    if not found:
+        raise _fail(nothing_found(wanted, topic, since_at), 1)
+    for one in found:
+        if as_json:
+            sys.stdout.write(as_json_line(one) + "\n")
+        else:
+            _out.print(render(one), highlight=False)
+            _out.print()
+    if not as_json:
+        _err.print(f"{len(found)} outcome(s) of {wanted!r} in {topic}, newest first", markup=False)
+
+
+@app.command(
+    "report",
+    help="What the outcomes of a time range add up to, for analytics and finance: events by "
+    "return type and status, benefits taken back and given back by kind, refusals (redeemed "
+    "benefits, with those flagged for clawback), failures by next step, duplicates and "
+    "replays apart, and a row per UTC day.\n\nAs tables; as JSON with --json (schema: "
+    "schemas/outcome-report.v1.json); and a PNG chart per day with --chart FILE (needs "
+    "return-handler\\[report]). The range is by the time each outcome was written; days are UTC "
+    "days.",
+)
+def report_command(
+    since: Annotated[
+        str,
+        typer.Option(
+            help="Start of the range, included: ISO 8601 date or time, UTC unless it has an "
+            "offset.",
+            show_default=False,
+        ),
+    ],
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="End of the range, included; a date alone includes that whole day. Default: now.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON document.")
+    ] = False,
+    chart: Annotated[
+        Path | None,
+        typer.Option(
+            "--chart",
+            metavar="FILE",
+            help="Also draw benefits taken back and refused per UTC day into this PNG file.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Add up the outcomes of a time range (the help text is in the decorator)."""
+    from service.clock import SystemClock
+    from service.operate.chart import ChartUnavailableError, require_matplotlib, write_chart
+    from service.operate.progress import reading
+    from service.operate.report import read_report, render
+
+    settings = _settings()
+    since_at = _time_option("--since", since)
+    until_at = (
+        _time_option("--until", until, end_of_day=True)
+        if until is not None
+        else SystemClock().now()
+    )
+    if until_at < since_at:
+        raise _fail(
+            f"--until ({until_at.isoformat()}) is before --since ({since_at.isoformat()})", 2
+        )
+    if chart is not None:
+        # Before the read: a missing extra should not cost a long read first.
+        try:
+            require_matplotlib()
+        except ChartUnavailableError as exc:
+            raise _fail(str(exc), 2) from exc
+    _quiet_kafka_client()
+    options = _kafka_options(settings)
+    topic = settings.kafka.outcomes_topic
+    try:
+        with reading(_err, f"reading {topic}") as progress:
+            report = asyncio.run(
+                read_report(
+                    options,
+                    topic,
+                    since=since_at,
+                    until=until_at,
+                    progress=progress,
+                )
+            )
+    except ReturnHandlerError as exc:
+        raise _operate_error(exc, settings) from exc
+    if report.skipped_records:
+        _err.print(
+            f"warning: {report.skipped_records} record(s) skipped, not outcomes this version "
+            "reads; return-handler inspect shows the others",
+            markup=False,
+            soft_wrap=True,
+        )
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+    else:
+        _out.print(render(report), highlight=False)
+    if chart is not None:
+        try:
+            write_chart(report, chart)
+        except OSError as exc:
+            raise _fail(f"cannot write the chart to {chart}: {exc.strerror or exc}", 2) from exc
+        _err.print(f"chart written to {chart}", markup=False, soft_wrap=True)
+
+
+def _warn_skipped(skipped: Skipped) -> None:
+    if skipped.count:
+        _err.print(
+            f"warning: {skipped.count} record(s) skipped, not outcomes this version reads; "
+            f"first: {skipped.examples[0]}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def main() -> None:

@@ -15,12 +15,15 @@ from pydantic import BaseModel
 
 from service import __version__
 from service.events import ReturnEvent
+from service.operate.report import OutcomeReport
 from service.outcome import OutcomeEvent
 from service.pipeline.publish import CLOUDEVENTS_HEADERS, DEAD_LETTER_HEADERS
 
 RETURN_EVENT_FILE = "return-event.v1.json"
 OUTCOME_EVENT_FILE = "outcome-event.v1.json"
 DEAD_LETTER_FILE = "dead-letter-headers.v1.json"
+# What `return-handler report --json` prints: not a topic, but a boundary all the same.
+OUTCOME_REPORT_FILE = "outcome-report.v1.json"
 ASYNCAPI_FILE = "asyncapi.yaml"
 
 _HEADER_DOCS = {
@@ -195,6 +198,9 @@ def render_all() -> dict[str, str]:
             _model_schema(OutcomeEvent, "serialization", OUTCOME_EVENT_FILE)
         ),
         DEAD_LETTER_FILE: as_json(_dead_letter_schema()),
+        OUTCOME_REPORT_FILE: as_json(
+            _model_schema(OutcomeReport, "serialization", OUTCOME_REPORT_FILE)
+        ),
         ASYNCAPI_FILE: yaml.safe_dump(_asyncapi(), sort_keys=False, width=100),
     }
 
