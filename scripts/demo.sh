@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BIN="$ROOT/.venv/bin"
 RUN_ID=$(date +%Y%m%d-%H%M%S)-$$
+STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOGS="$ROOT/.cache/demo/$RUN_ID"
 mkdir -p "$LOGS"
 SANDBOX_PORT=${DEMO_SANDBOX_PORT:-18765}
@@ -148,6 +149,11 @@ sed 's/^/      /' "$LOGS/metrics-while-flowing.txt"
 http_get /metrics >"$LOGS/metrics-after.txt" 2>&1 || fail "$LOGS/service.log"
 echo "    /metrics now, outcomes and dead letters:"
 grep -E '^return_handler_(outcomes|dead_letters)_total' "$LOGS/metrics-after.txt" | sed 's/^/      /'
+echo
+
+step "report of this run's outcomes, for people (chart: $LOGS/report.png)"
+"$BIN/return-handler" report --since "$STARTED" --chart "$LOGS/report.png" 2>"$LOGS/report.err" \
+  | tee "$LOGS/report.txt" || fail "$LOGS/report.err"
 echo
 
 step "stopping"
