@@ -19,7 +19,8 @@ from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.settings import KafkaSettings
 
 
-def _key_for(event: ReturnEvent) -> bytes:
+def key_for(event: ReturnEvent) -> bytes:
+    """The Kafka key of an event: its customer, as the service's producers should key it."""
     # The customer is the ordering unit: one customer's events stay on one partition.
     customer = event.customer
     ident = customer.id or customer.external_id or customer.mobile or customer.email
@@ -43,7 +44,7 @@ async def publish_files(
                 f"{path} is not a valid return event; use --raw to send it anyway",
                 errors=exc.error_count(),
             ) from exc
-        messages.append((_key_for(event), data, f"{path.name} ({event.event_id})"))
+        messages.append((key_for(event), data, f"{path.name} ({event.event_id})"))
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
     )
