@@ -24,12 +24,12 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -88,6 +88,8 @@ from service.policy_file import load_policy
 from service.settings import Settings
 from service.tools import key_for
 from service.wiring import make_planner
+
+T = TypeVar("T")
 
 CLOCK_MARGIN = timedelta(minutes=5)
 """A resume reads the topics from this long before the run started: the service's and the
@@ -791,41 +793,19 @@ async def main(
             )
         else:
             assert request is not None
-            planner = make_planner(load_policy(settings.policy_path))
             now = SystemClock().now()
-            with _reading(err) as reading:
-                selection = await prepare(
-                    settings, request, planner=planner, now=now, progress=reading
-                )
-            if selection.selected == 0:
-                raise OperatorInputError(
-                    f"nothing selected: no record of {selection.source} matched the filters "
-                    f"({selection.records_read} read); widen --since/--until/--offsets or check "
-                    "the ids"
-                )
-            summary = summarise(selection)
-            if as_json:
-                sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
-            else:
-                limits = settings.capillary.rate_limits if settings.capillary else None
-                out.print(render_summary(summary, limits))
-                for chosen in selection.chosen[:show]:
-                    kept = (
-                        f"; not made again: {', '.join(chosen.kept_back)}"
-                        if chosen.kept_back
-                        else ""
-                    )
-                    out.print(
-                        f"\n#{chosen.sequence} from {chosen.candidate.source}{kept}",
-                        highlight=False,
-                    )
-                    out.print(render_plan(chosen.plan))
+            selection = await _preview(
+                settings, request, now, show=show, as_json=as_json, out=out, err=err, stop=stop
+            )
+            if selection is None:
+                err.print("Interrupted while reading: nothing was published.")
+                return 130
             if not execute:
                 if not as_json:
                     then = (
-                        f"Add --execute to replay these {summary.to_replay} event(s) through "
-                        "the running service."
-                        if summary.to_replay
+                        f"Add --execute to replay these {len(selection.chosen)} event(s) "
+                        "through the running service."
+                        if selection.chosen
                         else "Nothing to replay with these options."
                     )
                     out.print(
@@ -853,36 +833,22 @@ async def main(
     resume_hint = f"return-handler replay --resume {manifest.replay_id}"
     if state_dir != DEFAULT_STATE_DIR:
         resume_hint += f" --state-dir {state_dir}"
-    bar = progress_bar(err)
-    with bar:
-        task = bar.add_task(
-            f"replay {manifest.replay_id[:8]}", total=len(manifest.entries), published=0
+    try:
+        result = await _run_with_bar(
+            settings,
+            manifest,
+            items,
+            err,
+            window=window,
+            stop=stop,
+            abandon=abandon,
+            grace_seconds=grace_seconds,
+            idle_seconds=idle_seconds,
         )
-
-        def ready(where: RunProgress) -> None:
-            # A resume starts part-way: the bar's rate counts only what this run sees.
-            bar.reset(task, completed=where.answered, total=where.total, published=where.published)
-
-        def moved(where: RunProgress) -> None:
-            bar.update(task, completed=where.answered, published=where.published)
-
-        try:
-            result = await run(
-                settings,
-                manifest,
-                items=items,
-                window=window,
-                stop=stop,
-                abandon=abandon,
-                grace_seconds=grace_seconds,
-                idle_seconds=idle_seconds,
-                progress=moved,
-                ready=ready,
-            )
-        except ReturnHandlerError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
-            err.print(f"The replay can go on later: {resume_hint}", highlight=False)
-            return 2 if isinstance(exc, OperatorInputError) else 1
+    except ReturnHandlerError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"The replay can go on later: {resume_hint}", highlight=False)
+        return 2 if isinstance(exc, OperatorInputError) else 1
     statuses = ", ".join(f"{status} {n}" for status, n in sorted(result.by_status().items()))
     answered = f"{len(result.answered)} of {result.total} answered ({statuses or 'none yet'})"
     if result.finished:
@@ -907,6 +873,99 @@ async def main(
         highlight=False,
     )
     return 130
+
+
+async def _preview(
+    settings: Settings,
+    request: ReplayRequest,
+    now: datetime,
+    *,
+    show: int,
+    as_json: bool,
+    out: Console,
+    err: Console,
+    stop: asyncio.Event,
+) -> Selection | None:
+    """Decide the replay and print its summary (and the first plans); ``None``: interrupted."""
+    planner = make_planner(load_policy(settings.policy_path))
+    with _reading(err) as reading:
+        selection = await _unless_stopped(
+            prepare(settings, request, planner=planner, now=now, progress=reading), stop
+        )
+    if selection is None:
+        return None
+    if selection.selected == 0:
+        raise OperatorInputError(
+            f"nothing selected: no record of {selection.source} matched the filters "
+            f"({selection.records_read} read); widen --since/--until/--offsets or check the ids"
+        )
+    summary = summarise(selection)
+    if as_json:
+        sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
+        return selection
+    limits = settings.capillary.rate_limits if settings.capillary else None
+    out.print(render_summary(summary, limits))
+    for chosen in selection.chosen[:show]:
+        kept = f"; not made again: {', '.join(chosen.kept_back)}" if chosen.kept_back else ""
+        out.print(f"\n#{chosen.sequence} from {chosen.candidate.source}{kept}", highlight=False)
+        out.print(render_plan(chosen.plan))
+    return selection
+
+
+async def _run_with_bar(
+    settings: Settings,
+    manifest: Manifest,
+    items: list[Outgoing] | None,
+    console: Console,
+    *,
+    window: int,
+    stop: asyncio.Event,
+    abandon: asyncio.Event | None,
+    grace_seconds: float,
+    idle_seconds: float,
+) -> RunResult:
+    """:func:`run` with the progress bar: outcomes back of the total, rate, time left."""
+    bar = progress_bar(console)
+    with bar:
+        task = bar.add_task(
+            f"replay {manifest.replay_id[:8]}", total=len(manifest.entries), published=0
+        )
+
+        def ready(where: RunProgress) -> None:
+            # A resume starts part-way: the bar's rate counts only what this run sees.
+            bar.reset(task, completed=where.answered, total=where.total, published=where.published)
+
+        def moved(where: RunProgress) -> None:
+            bar.update(task, completed=where.answered, published=where.published)
+
+        return await run(
+            settings,
+            manifest,
+            items=items,
+            window=window,
+            stop=stop,
+            abandon=abandon,
+            grace_seconds=grace_seconds,
+            idle_seconds=idle_seconds,
+            progress=moved,
+            ready=ready,
+        )
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
+    """``work``'s result, or ``None`` when ``stop`` is set first (``work`` is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    return None
 
 
 @contextmanager

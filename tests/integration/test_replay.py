@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -53,6 +56,7 @@ from service.settings import KafkaSettings, ReliabilitySettings, Settings
 from service.wiring import build_service, make_planner
 from tests.factories import event_dict
 
+ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
 PROGRAM, DIRECT, ENROL_PROMOTION = 2714, 202090, 202779
 VOUCHER = "69058646b1cfc114606f7bbe"  # PAYMENT_VOUCHER: taken back by deactivation (737 if open)
@@ -383,3 +387,85 @@ async def test_replays_fix_dead_letters_and_failures_resume_and_never_do_anythin
     assert ledger.earns_issued_more_than_once == 0
     assert {k for k, n in ledger.revoked.items() if n == 1} >= world.due_revoked
     assert {(p.promotion_id, p.customer_id) for p in ledger.earns_issued} == world.due_earns
+
+
+def _env(kafka: KafkaSettings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "RETURN_HANDLER_KAFKA__RETURNS_TOPIC": kafka.returns_topic,
+        "RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC": kafka.outcomes_topic,
+        "RETURN_HANDLER_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
+        "COLUMNS": "120",
+    }
+
+
+async def _command(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "service", "replay", *args,
+        env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_the_command_previews_stops_on_ctrl_c_and_resumes(
+    kafka: KafkaSettings, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    world = World()
+    events = [world.take_back(n) for n in range(20, 26)]
+    sandbox.load_seed(world.seed)
+    lines = tmp_path / "events.jsonl"
+    lines.write_text("".join(json.dumps(event) + "\n" for event in events))
+    env = _env(kafka)
+    state = str(tmp_path / "replays")
+    select = ["--source", "file", "--file", str(lines), "--reason", "late events from a till"]
+
+    preview = await _command(env, *select, "--json")
+    out, err = await preview.communicate()
+    assert preview.returncode == 0, err.decode()
+    summary = json.loads(out)
+    assert (summary["to_replay"], summary["calls_by_endpoint"]) == (
+        6,
+        {"coupon_revoke": 6, "loyalty_revoke": 6},
+    )
+    # The preview published nothing.
+    assert await _read(kafka, kafka.returns_topic) == []
+
+    # No service runs: the first window is published and nothing comes back; Ctrl-C.
+    execute = await _command(
+        env, *select, "--execute", "--window", "2", "--grace", "1", "--state-dir", state
+    )
+
+    async def window_published() -> bool:
+        return len(await _read(kafka, kafka.returns_topic)) >= 2
+
+    await _until(window_published, "the first window of the replay")
+    execute.send_signal(signal.SIGINT)
+    async with asyncio.timeout(30):
+        out, err = await execute.communicate()
+    text = " ".join(out.decode().split())
+    assert execute.returncode == 130, text + err.decode()
+    assert (
+        "0 of 6 answered (none yet); 2 published and waiting for the service, 4 not published"
+        in text
+    )
+    replay_id = text.split("return-handler replay --resume ")[1].split()[0]
+    assert len(await _read(kafka, kafka.returns_topic)) == 2
+
+    # The service comes; the resume publishes the four others and waits for all six.
+    service = build_service(_settings(kafka, sandbox))
+    stop_service = asyncio.Event()
+    serving = asyncio.create_task(service.runner.run(stop_service))
+    try:
+        resume = await _command(env, "--resume", replay_id, "--state-dir", state, "--window", "2")
+        async with asyncio.timeout(DEADLINE_S):
+            out, err = await resume.communicate()
+    finally:
+        stop_service.set()
+        await serving
+        await service.aclose()
+    text = " ".join(out.decode().split())
+    assert resume.returncode == 0, text + err.decode()
+    assert "6 of 6 answered (completed 6); 4 published by this run" in text
+    ledger = sandbox.ledger()
+    assert ledger.revoked_more_than_once == 0
+    assert {k for k, n in ledger.revoked.items() if n == 1} == world.due_revoked
