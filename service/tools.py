@@ -223,6 +223,11 @@ def format_outcome(data: bytes) -> str:
         f"({outcome.duration_ms:.0f} ms)"
     )
     lines = [head]
+    if outcome.replay is not None:
+        replay = outcome.replay
+        lines.append(
+            f"    replay {replay.replay_id} #{replay.sequence} of {replay.source}: {replay.reason}"
+        )
     for action in outcome.actions:
         codes = sorted({str(i.code) for i in action.items if i.code is not None})
         code_text = f" code {','.join(codes)}" if codes else ""
