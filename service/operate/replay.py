@@ -828,7 +828,7 @@ async def main(
                 highlight=False,
             )
     except ReturnHandlerError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
     resume_hint = f"return-handler replay --resume {manifest.replay_id}"
     if state_dir != DEFAULT_STATE_DIR:
@@ -846,8 +846,8 @@ async def main(
             idle_seconds=idle_seconds,
         )
     except ReturnHandlerError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        err.print(f"The replay can go on later: {resume_hint}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"The replay can go on later: {resume_hint}", highlight=False, soft_wrap=True)
         return 2 if isinstance(exc, OperatorInputError) else 1
     statuses = ", ".join(f"{status} {n}" for status, n in sorted(result.by_status().items()))
     answered = f"{len(result.answered)} of {result.total} answered ({statuses or 'none yet'})"
@@ -863,6 +863,7 @@ async def main(
             f"No outcome came back for {idle_seconds:.0f} s: is `return-handler run` running "
             f"against {manifest.returns_topic}? {answered}. Resume with: {resume_hint}",
             highlight=False,
+            soft_wrap=True,
         )
         return 1
     waiting = result.published - len(result.answered)
@@ -979,6 +980,10 @@ def _reading(console: Console) -> Iterator[ReadProgress]:
         transient=True,
     )
     tasks: dict[str, TaskID] = {}
+    if not console.is_terminal:
+        # Piped or logged: a bar that vanishes would only leave a blank line behind.
+        yield lambda what, done, total: None
+        return
 
     def update(what: str, done: int, total: int) -> None:
         if what not in tasks:
