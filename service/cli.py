@@ -298,10 +298,11 @@ def replay_command(
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option(help="Records written at or after this time (ISO 8601; no zone: UTC)."),
+        typer.Option(help="Records written at or after this time (ISO 8601, UTC if no zone)."),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Records written at or before this time (ISO 8601).")
+        str | None,
+        typer.Option(help="Records written at or before this time; a date: its whole day."),
     ] = None,
     offsets: Annotated[
         list[str] | None,
@@ -396,7 +397,7 @@ def replay_command(
             filters = Filters(
                 span=Span(
                     since=parse_time(since, "--since") if since else None,
-                    until=parse_time(until, "--until") if until else None,
+                    until=parse_time(until, "--until", end_of_day=True) if until else None,
                     offsets=parse_offsets(offsets or []),
                 ),
                 error_types=frozenset(error_type or ()),

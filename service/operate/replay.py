@@ -779,7 +779,8 @@ async def main(
     """``return-handler replay``: preview, or preview then run, or resume. Returns the exit code.
 
     0: previewed, or every event answered. 2: the command cannot be done as asked (nothing
-    touched). 130: stopped by Ctrl-C (resumable). 1: Kafka failed or no outcome came back.
+    touched). 130: stopped by Ctrl-C (resumable). 1: Kafka does not answer, or no outcome
+    came back.
     """
     items: list[Outgoing] | None = None
     try:
@@ -829,7 +830,8 @@ async def main(
             )
     except ReturnHandlerError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        return 2
+        # As the other tools: 1 when Kafka does not answer, 2 for what the command asked.
+        return 1 if isinstance(exc, BrokerError) else 2
     resume_hint = f"return-handler replay --resume {manifest.replay_id}"
     if state_dir != DEFAULT_STATE_DIR:
         resume_hint += f" --state-dir {state_dir}"

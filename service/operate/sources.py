@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -300,16 +300,30 @@ def parse_offsets(texts: Sequence[str]) -> dict[int, tuple[int, int]] | None:
     return offsets
 
 
-def parse_time(text: str, option: str) -> datetime:
-    """An ISO 8601 time; without a zone it is UTC."""
+def parse_time(text: str, option: str, *, end_of_day: bool = False) -> datetime:
+    """An ISO 8601 time; without a zone it is UTC (the same answer on every machine).
+
+    A date alone is the start of that UTC day, or its last millisecond with ``end_of_day``
+    (``--until 2026-11-25`` includes the whole 25th).
+    """
+    text = text.strip()
     try:
-        when = datetime.fromisoformat(text.strip())
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        start = datetime.combine(day, time(), UTC)
+        # Kafka's timestamps are milliseconds: the day's last one ends the day.
+        return start + timedelta(days=1, milliseconds=-1) if end_of_day else start
+    try:
+        when = datetime.fromisoformat(text)
     except ValueError as exc:
         raise OperatorInputError(
-            f"{option} {text!r} is not an ISO 8601 time (e.g. 2026-11-25T10:00:00Z)",
+            f"{option} {text!r} is not an ISO 8601 date or time (e.g. 2026-11-25 or "
+            "2026-11-25T10:00:00Z)",
             option=option,
         ) from exc
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _wanted(found: Candidate, filters: Filters) -> bool:

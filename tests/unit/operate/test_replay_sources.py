@@ -44,9 +44,14 @@ def test_parse_offsets_reads_partition_ranges_and_refuses_what_is_not_one() -> N
             parse_offsets(bad)
 
 
-def test_parse_time_takes_iso_8601_and_reads_a_time_without_zone_as_utc() -> None:
+def test_parse_time_takes_iso_8601_reads_no_zone_as_utc_and_a_date_as_its_day() -> None:
     assert parse_time("2026-11-25T10:00:00Z", "--since") == datetime(2026, 11, 25, 10, tzinfo=UTC)
     assert parse_time("2026-11-25T10:00", "--since") == datetime(2026, 11, 25, 10, tzinfo=UTC)
+    assert parse_time("2026-11-25T11:00+01:00", "--since") == datetime(2026, 11, 25, 10, tzinfo=UTC)
+    assert parse_time("2026-11-25", "--since") == datetime(2026, 11, 25, tzinfo=UTC)
+    assert parse_time("2026-11-25", "--until", end_of_day=True) == datetime(
+        2026, 11, 25, 23, 59, 59, 999000, tzinfo=UTC
+    )
     with pytest.raises(OperatorInputError, match="--until"):
         parse_time("yesterday", "--until")
 
