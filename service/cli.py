@@ -138,129 +138,6 @@ def plan_command(
         _out.print(render_plan(result))
 
 
-@app.command()
-def schemas(
-    out: Annotated[Path, typer.Option(help="Directory of the schema files.")] = Path("schemas"),
-    check: Annotated[
-        bool, typer.Option("--check", help="Fail if the files differ from the models.")
-    ] = False,
-) -> None:
-    """Write the JSON Schemas and the AsyncAPI document generated from the models."""
-    from service.schemas import drifted, write_all
-
-    if check:
-        stale = drifted(out)
-        if stale:
-            raise _fail(
-                f"schemas out of date in {out}: {', '.join(stale)}. "
-                "Run `return-handler schemas` and commit the result."
-            )
-        _out.print(f"schemas in {out} match the models")
-        return
-    for path in write_all(out):
-        _out.print(f"wrote {path}")
-
-
-@app.command()
-def topics(
-    partitions: Annotated[int, typer.Option(help="Partitions of each new topic.")] = 3,
-) -> None:
-    """Create the returns, outcomes and dead-letter topics if they are missing (development)."""
-    from service.tools import ensure_topics
-
-    settings = _settings()
-    try:
-        created = asyncio.run(
-            ensure_topics(
-                settings.kafka,
-                partitions,
-                dedupe_window_days=settings.reliability.dedupe_window_days,
-            )
-        )
-    except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
-    _out.print(f"created: {', '.join(created)}" if created else "all topics exist")
-
-
-@app.command()
-def publish(
-    files: Annotated[list[Path], typer.Argument(help="Event files (JSON) to publish, in order.")],
-    topic: Annotated[str | None, typer.Option(help="Default: the returns topic.")] = None,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="Send the bytes as they are, without validating.")
-    ] = False,
-) -> None:
-    """Publish event files to the returns topic, keyed by customer, waiting for each ack."""
-    from service.tools import publish_files
-
-    settings = _settings()
-    try:
-        sent = asyncio.run(
-            publish_files(settings.kafka, files, topic or settings.kafka.returns_topic, raw=raw)
-        )
-    except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
-    for line in sent:
-        _out.print(line, markup=False)
-
-
-@app.command()
-def outcomes(
-    count: Annotated[int, typer.Option(help="Stop after this many outcomes.")] = 0,
-    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 30.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print each outcome as JSON.")] = False,
-) -> None:
-    """Read the outcomes topic from the beginning and print one readable line per outcome."""
-    from service.tools import format_outcome, read_outcomes
-
-    settings = _settings()
-    seen = 0
-
-    def show(outcome_json: bytes) -> None:
-        nonlocal seen
-        seen += 1
-        if as_json:
-            sys.stdout.write(json.dumps(json.loads(outcome_json)) + "\n")
-        else:
-            _out.print(format_outcome(outcome_json), highlight=False, markup=False)
-
-    try:
-        asyncio.run(read_outcomes(settings.kafka, show, count=count, wait_seconds=timeout))
-    except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
-    if count and seen < count:
-        raise _fail(
-            f"only {seen} of {count} outcomes arrived within {timeout:.0f} s; "
-            "check the service log for errors"
-        )
-
-
-@app.command("dead-letters")
-def dead_letters(
-    count: Annotated[int, typer.Option(help="Stop after this many dead letters.")] = 0,
-    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 10.0,
-) -> None:
-    """Read the dead-letter topic from the beginning: origin and reason of each message."""
-    from service.tools import format_dead_letter, read_topic
-
-    settings = _settings()
-    try:
-        records = asyncio.run(
-            read_topic(
-                settings.kafka.bootstrap_servers,
-                settings.kafka.dead_letter_topic,
-                count=count,
-                wait_seconds=timeout,
-            )
-        )
-    except ReturnHandlerError as exc:
-        raise _fail(str(exc)) from exc
-    for record in records:
-        _out.print(format_dead_letter(record.headers, record.value), highlight=False, markup=False)
-    if count and len(records) < count:
-        raise _fail(f"only {len(records)} of {count} dead letters arrived within {timeout:.0f} s")
-
-
 # Typer keeps the line breaks of help paragraphs: each paragraph is one string.
 _REPLAY_HELP = "\n\n".join(
     [
@@ -451,6 +328,129 @@ def replay_command(
     code = asyncio.run(replay())
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path, typer.Option(help="Directory of the schema files.")] = Path("schemas"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the files differ from the models.")
+    ] = False,
+) -> None:
+    """Write the JSON Schemas and the AsyncAPI document generated from the models."""
+    from service.schemas import drifted, write_all
+
+    if check:
+        stale = drifted(out)
+        if stale:
+            raise _fail(
+                f"schemas out of date in {out}: {', '.join(stale)}. "
+                "Run `return-handler schemas` and commit the result."
+            )
+        _out.print(f"schemas in {out} match the models")
+        return
+    for path in write_all(out):
+        _out.print(f"wrote {path}")
+
+
+@app.command()
+def topics(
+    partitions: Annotated[int, typer.Option(help="Partitions of each new topic.")] = 3,
+) -> None:
+    """Create the returns, outcomes and dead-letter topics if they are missing (development)."""
+    from service.tools import ensure_topics
+
+    settings = _settings()
+    try:
+        created = asyncio.run(
+            ensure_topics(
+                settings.kafka,
+                partitions,
+                dedupe_window_days=settings.reliability.dedupe_window_days,
+            )
+        )
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+    _out.print(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@app.command()
+def publish(
+    files: Annotated[list[Path], typer.Argument(help="Event files (JSON) to publish, in order.")],
+    topic: Annotated[str | None, typer.Option(help="Default: the returns topic.")] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Send the bytes as they are, without validating.")
+    ] = False,
+) -> None:
+    """Publish event files to the returns topic, keyed by customer, waiting for each ack."""
+    from service.tools import publish_files
+
+    settings = _settings()
+    try:
+        sent = asyncio.run(
+            publish_files(settings.kafka, files, topic or settings.kafka.returns_topic, raw=raw)
+        )
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+    for line in sent:
+        _out.print(line, markup=False)
+
+
+@app.command()
+def outcomes(
+    count: Annotated[int, typer.Option(help="Stop after this many outcomes.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each outcome as JSON.")] = False,
+) -> None:
+    """Read the outcomes topic from the beginning and print one readable line per outcome."""
+    from service.tools import format_outcome, read_outcomes
+
+    settings = _settings()
+    seen = 0
+
+    def show(outcome_json: bytes) -> None:
+        nonlocal seen
+        seen += 1
+        if as_json:
+            sys.stdout.write(json.dumps(json.loads(outcome_json)) + "\n")
+        else:
+            _out.print(format_outcome(outcome_json), highlight=False, markup=False)
+
+    try:
+        asyncio.run(read_outcomes(settings.kafka, show, count=count, wait_seconds=timeout))
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+    if count and seen < count:
+        raise _fail(
+            f"only {seen} of {count} outcomes arrived within {timeout:.0f} s; "
+            "check the service log for errors"
+        )
+
+
+@app.command("dead-letters")
+def dead_letters(
+    count: Annotated[int, typer.Option(help="Stop after this many dead letters.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 10.0,
+) -> None:
+    """Read the dead-letter topic from the beginning: origin and reason of each message."""
+    from service.tools import format_dead_letter, read_topic
+
+    settings = _settings()
+    try:
+        records = asyncio.run(
+            read_topic(
+                settings.kafka.bootstrap_servers,
+                settings.kafka.dead_letter_topic,
+                count=count,
+                wait_seconds=timeout,
+            )
+        )
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc)) from exc
+    for record in records:
+        _out.print(format_dead_letter(record.headers, record.value), highlight=False, markup=False)
+    if count and len(records) < count:
+        raise _fail(f"only {len(records)} of {count} dead letters arrived within {timeout:.0f} s")
 
 
 def main() -> None:

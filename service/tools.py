@@ -19,12 +19,16 @@ from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.settings import KafkaSettings
 
 
-def key_for(event: ReturnEvent) -> bytes:
-    """The Kafka key of an event: its customer, as the service's producers should key it."""
+def _key_for(event: ReturnEvent) -> bytes:
     # The customer is the ordering unit: one customer's events stay on one partition.
     customer = event.customer
     ident = customer.id or customer.external_id or customer.mobile or customer.email
     return str(ident).encode()
+
+
+def key_for(event: ReturnEvent) -> bytes:
+    """The Kafka key of an event: its customer, as ``publish`` and the replay key events."""
+    return _key_for(event)
 
 
 async def publish_files(
@@ -44,7 +48,7 @@ async def publish_files(
                 f"{path} is not a valid return event; use --raw to send it anyway",
                 errors=exc.error_count(),
             ) from exc
-        messages.append((key_for(event), data, f"{path.name} ({event.event_id})"))
+        messages.append((_key_for(event), data, f"{path.name} ({event.event_id})"))
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
     )
