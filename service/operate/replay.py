@@ -358,11 +358,13 @@ class Publisher(Protocol):
 
 
 class Answers(Protocol):
-    """What came back for a replay's events: outcomes (and dead letters) by sequence."""
+    """What comes back for a replay's events: outcomes (and dead letters) by sequence."""
 
-    @property
-    def answered(self) -> Mapping[int, str]:
-        """Sequence -> the outcome's status (``dead_letter`` when the service refused it)."""
+    def take(self) -> list[tuple[int, str]]:
+        """(sequence, status) of the answers that came since the last call.
+
+        The status is the outcome's, or ``dead_letter`` when the service refused the event.
+        """
         ...
 
     async def wait(self, seconds: float) -> None:
@@ -431,43 +433,36 @@ async def drive(
     queue = [item for item in items if item.sequence not in published]
     queue.reverse()  # popped from the end: first in first out
     published = set(published)
+    done: dict[int, str] = {}
+    # Kept up to date answer by answer: a run of a million events stays linear.
+    waiting = set(published)
     published_now = 0
     last_change = time.monotonic()
-    seen = -1
 
-    def answered() -> dict[int, str]:
-        return {s: status for s, status in answers.answered.items() if s in wanted}
-
-    def report(done: dict[int, str]) -> None:
-        nonlocal seen, last_change
-        if len(done) != seen:
-            seen = len(done)
+    def take_answers() -> None:
+        nonlocal last_change
+        new = [(s, status) for s, status in answers.take() if s in wanted and s not in done]
+        for sequence, status in new:
+            done[sequence] = status
+            # An answer proves its event was published, whatever the scan of returns found.
+            published.add(sequence)
+            waiting.discard(sequence)
+        if new:
             last_change = time.monotonic()
             if progress is not None:
-                progress(RunProgress(len(done), len(published | done.keys()), len(wanted)))
+                progress(RunProgress(len(done), len(published), len(wanted)))
 
     def result(*, stopped: bool = False, stalled: bool = False) -> RunResult:
-        done = answered()
         return RunResult(
-            replay_id,
-            len(wanted),
-            done,
-            published_now,
-            len(published | done.keys()),
-            stopped,
-            stalled,
+            replay_id, len(wanted), dict(done), published_now, len(published), stopped, stalled
         )
 
     while True:
-        done = answered()
-        # An answer proves its event was published, whatever the scan of returns found.
-        published |= done.keys()
-        report(done)
-        if wanted <= done.keys():
+        take_answers()
+        if len(done) == len(wanted):
             return result()
         if stop.is_set():
             break
-        waiting = published - done.keys()
         while queue and len(waiting) < window and not stop.is_set():
             item = queue.pop()
             await publisher.publish(item)
@@ -483,14 +478,12 @@ async def drive(
         await answers.wait(min(1.0, idle_seconds - idle))
     # Stopped: what is in flight gets a short grace to come back, then the run ends.
     deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and not (abandon is not None and abandon.is_set()):
-        done = answered()
-        report(done)
-        if not (published - done.keys()):
+    while waiting and time.monotonic() < deadline:
+        if abandon is not None and abandon.is_set():
             break
         await answers.wait(min(0.2, max(0.0, deadline - time.monotonic())))
-    report(answered())
-    return result(stopped=not (wanted <= answered().keys()))
+        take_answers()
+    return result(stopped=len(done) < len(wanted))
 
 
 class KafkaPublisher:
@@ -554,6 +547,7 @@ class AnswerWatch:
         self._since = since
         self._fetch_timeout_ms = fetch_timeout_ms
         self._answered: dict[int, str] = {}
+        self._new: list[tuple[int, str]] = []
         self._changed = asyncio.Event()
         self._caught_up = asyncio.Event()
         self._ends: dict[TopicPartition, int] = {}
@@ -563,7 +557,13 @@ class AnswerWatch:
 
     @property
     def answered(self) -> Mapping[int, str]:
+        """Every answer seen so far: sequence -> status."""
         return self._answered
+
+    def take(self) -> list[tuple[int, str]]:
+        """The answers that came since the last call."""
+        new, self._new = self._new, []
+        return new
 
     async def start(self) -> None:
         """Position on the topics (their ends, or ``since``) and start tailing."""
@@ -660,6 +660,7 @@ class AnswerWatch:
             self.extra_answers += 1
             return False
         self._answered[sequence] = status
+        self._new.append((sequence, status))
         return True
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +35,8 @@ class StandIn:
         self.answering = True
         self.published: list[int] = []
         self._waiting: list[int] = []
-        self._answered: dict[int, str] = {}
+        self._answered: list[tuple[int, str]] = []
+        self.history: list[tuple[int, str]] = []
         self.most_waiting = 0
 
     async def publish(self, item: Outgoing) -> None:
@@ -44,16 +44,21 @@ class StandIn:
         self._waiting.append(item.sequence)
         self.most_waiting = max(self.most_waiting, len(self._waiting))
 
-    @property
-    def answered(self) -> Mapping[int, str]:
-        return self._answered
+    def take(self) -> list[tuple[int, str]]:
+        new, self._answered = self._answered, []
+        return new
+
+    def watch_again(self) -> None:
+        """A new watcher (a resume) reads every answer of the replay from the start again."""
+        self._answered = list(self.history)
 
     async def wait(self, seconds: float) -> None:
         if not self.answering:
             await asyncio.sleep(seconds)  # nothing comes back: the time passes
             return
         for sequence in self._waiting[: self.per_wait]:
-            self._answered[sequence] = "completed"
+            self._answered.append((sequence, "completed"))
+            self.history.append((sequence, "completed"))
         del self._waiting[: self.per_wait]
         await asyncio.sleep(0)
 
@@ -110,6 +115,7 @@ async def test_a_stopped_run_resumes_and_publishes_each_event_once() -> None:
     assert 5 <= len(first.answered) <= 7
     assert len(service.published) == len(first.answered)
 
+    service.watch_again()
     second = await drive(
         replay_id="r",
         sequences=range(1, 13),
