@@ -151,6 +151,18 @@ echo "    /metrics now, outcomes and dead letters:"
 grep -E '^return_handler_(outcomes|dead_letters)_total' "$LOGS/metrics-after.txt" | sed 's/^/      /'
 echo
 
+step "replay preview: the demo's own events again (nothing is called or published)"
+"$BIN/return-handler" replay --source returns --include-done --show 1 \
+  --reason "demo: the example events again" --state-dir "$LOGS/replays" \
+  2>"$LOGS/replay-preview.err" | tee "$LOGS/replay-preview.txt" || fail "$LOGS/replay-preview.err"
+echo
+
+step "replay --execute: the service handles them again; nothing is taken back or given back twice"
+"$BIN/return-handler" replay --source returns --include-done --show 0 --execute \
+  --reason "demo: the example events again" --state-dir "$LOGS/replays" \
+  2>"$LOGS/replay.err" | tee "$LOGS/replay.txt" || fail "$LOGS/replay.err"
+echo
+
 step "report of this run's outcomes, for people (chart: $LOGS/report.png)"
 "$BIN/return-handler" report --since "$STARTED" --chart "$LOGS/report.png" 2>"$LOGS/report.err" \
   | tee "$LOGS/report.txt" || fail "$LOGS/report.err"

@@ -24,9 +24,13 @@ from rich.console import Console
 from rich.text import Text
 
 from service import __version__
-from service.errors import BrokerError, ConfigurationError, ReturnHandlerError
+from service.errors import BrokerError, ConfigurationError, OperatorInputError, ReturnHandlerError
 from service.events import ReturnEvent
 from service.logging import configure_logging
+from service.operate.manifest import DEFAULT_STATE_DIR
+from service.operate.read import Span
+from service.operate.sources import ERROR_TYPES, SourceKind
+from service.outcome import OutcomeStatus
 from service.settings import Settings, setting_errors
 
 if TYPE_CHECKING:
@@ -155,6 +159,200 @@ def plan_command(
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:
         _out.print(render_plan(result))
+
+
+# Typer keeps the line breaks of help paragraphs: each paragraph is one string.
+_REPLAY_HELP = "\n\n".join(
+    [
+        "Replay events through the running service: preview by default, --execute to run.",
+        "Sources: dead letters that are valid events now (--source dead-letters), the events "
+        "that outcomes answer (--source outcomes), a part of the returns topic (--source "
+        "returns), a JSON-lines file (--source file). Without --execute it prints what would "
+        "be done (events, actions by kind, Capillary calls, what is skipped and why) and "
+        "calls and publishes nothing.",
+        "--execute publishes the events to the returns topic with replay headers, and the "
+        "running `return-handler run` executes them: the same validation, rules and rate "
+        "limiters as live events, one limit shared by both (the replay has no Capillary "
+        "client of its own). --window bounds how many replayed events wait in the service at "
+        "once, so live events never queue behind a large replay.",
+        "Nothing twice: revokes are safe to repeat; give-backs (ENROL, EARN) that an earlier "
+        "outcome shows as made are not made again unless --allow-reissue names the event. "
+        "Ctrl-C stops publishing and waits --grace seconds for what is in flight; "
+        "--resume REPLAY_ID goes on where it stopped.",
+    ]
+)
+
+
+@app.command("replay", help=_REPLAY_HELP)
+def replay_command(
+    source: Annotated[
+        SourceKind | None,
+        typer.Option(help="Where the events come from (not with --resume).", show_default=False),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Why: copied into every replayed event's outcome. Required."),
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="--source file: a JSON-lines file, one event a line.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Records written at or after this time (ISO 8601, UTC if no zone)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Records written at or before this time; a date: its whole day."),
+    ] = None,
+    offsets: Annotated[
+        list[str] | None,
+        typer.Option(help="PARTITION:FROM-TO of the source topic, both included; repeatable."),
+    ] = None,
+    error_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="--source dead-letters: json_invalid, invalid_event, empty or rules_error; "
+            "repeatable."
+        ),
+    ] = None,
+    status: Annotated[
+        list[OutcomeStatus] | None,
+        typer.Option(help="--source outcomes: outcomes with this status; repeatable."),
+    ] = None,
+    promotion: Annotated[
+        str | None,
+        typer.Option(
+            help="Events whose plan calls about this loyalty promotion (id, promo identifier "
+            "or PROGRAM/PROMOTION) or cart promotion id."
+        ),
+    ] = None,
+    event_id: Annotated[
+        list[str] | None, typer.Option(help="Only these event ids; repeatable.")
+    ] = None,
+    include_done: Annotated[
+        bool,
+        typer.Option("--include-done", help="Replay events whose newest outcome is completed too."),
+    ] = False,
+    allow_reissue: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="EVENT_ID",
+            help="Make give-backs (ENROL, EARN) again for this event although an earlier "
+            "outcome shows them made. Capillary's EARN has no idempotency key: check the "
+            "customer first. Repeatable.",
+        ),
+    ] = None,
+    execute: Annotated[
+        bool,
+        typer.Option("--execute", help="Publish the events for the running service to handle."),
+    ] = False,
+    show: Annotated[int, typer.Option(help="Plans of the first N events to print.")] = 3,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the preview summary as JSON.")
+    ] = False,
+    window: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Most replayed events published and not yet answered by an outcome."
+        ),
+    ] = 50,
+    resume: Annotated[
+        str | None,
+        typer.Option(metavar="REPLAY_ID", help="Go on with a stopped replay; publishes the rest."),
+    ] = None,
+    state_dir: Annotated[
+        Path, typer.Option(help="Where replay manifests are written and found.")
+    ] = DEFAULT_STATE_DIR,
+    grace: Annotated[
+        float, typer.Option(help="On Ctrl-C, seconds to wait for the outcomes in flight.")
+    ] = 10.0,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(help="Give up (resumable) when no outcome comes back for this long."),
+    ] = 600.0,
+) -> None:
+    """Replay events through the running service (see ``_REPLAY_HELP``)."""
+    from service.operate.replay import main, make_request
+    from service.operate.sources import Filters, parse_offsets, parse_time
+
+    settings = _settings()
+    request = None
+    try:
+        if resume is None:
+            if source is None:
+                raise OperatorInputError(
+                    "--source is required (dead-letters, outcomes, returns or file)",
+                    option="--source",
+                )
+            if as_json and execute:
+                raise OperatorInputError(
+                    "--json prints the preview; leave it out with --execute", option="--json"
+                )
+            bad = sorted(set(error_type or ()) - set(ERROR_TYPES))
+            if bad:
+                raise OperatorInputError(
+                    f"--error-type {', '.join(bad)}: use {', '.join(ERROR_TYPES)}",
+                    option="--error-type",
+                )
+            filters = Filters(
+                span=Span(
+                    since=parse_time(since, "--since") if since else None,
+                    until=parse_time(until, "--until", end_of_day=True) if until else None,
+                    offsets=parse_offsets(offsets or []),
+                ),
+                error_types=frozenset(error_type or ()),
+                statuses=frozenset(status or ()),
+                event_ids=frozenset(event_id or ()),
+                promotion=promotion,
+            )
+            request = make_request(
+                source=source,
+                reason=reason,
+                file=file,
+                filters=filters,
+                include_done=include_done,
+                allow_reissue=allow_reissue or (),
+                offsets=offsets or (),
+            )
+        elif source is not None or execute or reason is not None:
+            raise OperatorInputError(
+                "--resume takes the replay as it was started: leave out --source, --reason "
+                "and --execute",
+                option="--resume",
+            )
+    except ReturnHandlerError as exc:
+        raise _fail(str(exc), 2) from exc
+    _quiet_kafka_client()
+    _kafka_options(settings)  # a wrong address, password or CA is named before any reading
+
+    async def replay() -> int:
+        stop, abandon = asyncio.Event(), asyncio.Event()
+
+        def interrupted() -> None:
+            # First Ctrl-C: publish no more, wait a grace for what is in flight. Second: go.
+            (abandon if stop.is_set() else stop).set()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted)
+        return await main(
+            settings,
+            request=request,
+            resume=resume,
+            execute=execute,
+            show=show,
+            as_json=as_json,
+            window=window,
+            state_dir=state_dir,
+            grace_seconds=grace,
+            idle_seconds=idle_timeout,
+            out=_out,
+            err=_err,
+            stop=stop,
+            abandon=abandon,
+        )
+
+    code = asyncio.run(replay())
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

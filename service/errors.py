@@ -14,7 +14,8 @@ fields, never secrets::
     │   ├── CapillaryTransientError  5xx, 429, timeout, connection: retried, then reported
     │   └── CapillaryUnavailableError  Capillary down or refusing us: the service pauses
     ├── DeadLetterFloodError      too many dead letters: a producer or schema changed
-    └── BrokerError               Kafka refused or lost something we cannot recover here
+    ├── BrokerError               Kafka refused or lost something we cannot recover here
+    └── OperatorInputError        an operator's tool was asked for something it cannot do
 
 Final business refusals (a coupon already redeemed, a customer not found) are
 *results*, not exceptions: they travel in the outcome event.
@@ -114,4 +115,16 @@ class BrokerError(ReturnHandlerError):
     retriable = True
     next_step = (
         "Check that the brokers in RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS answer, then restart."
+    )
+
+
+class OperatorInputError(ReturnHandlerError):
+    """An operator's tool (replay, inspect, report) cannot do what its command line asks.
+
+    A missing file, a bad line in it, a topic that does not exist, a selection that matches
+    nothing: the message names which, and the command exits without touching anything.
+    """
+
+    next_step = (
+        "Fix the command line (or the file it names) as the message says, then run it again."
     )

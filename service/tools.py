@@ -38,6 +38,11 @@ def _key_for(event: ReturnEvent) -> bytes:
     return str(ident).encode()
 
 
+def key_for(event: ReturnEvent) -> bytes:
+    """The Kafka key of an event: its customer, as ``publish`` and the replay key events."""
+    return _key_for(event)
+
+
 async def publish_files(
     kafka: KafkaSettings, files: Sequence[Path], topic: str, *, raw: bool = False
 ) -> list[str]:
@@ -235,6 +240,11 @@ def format_outcome(data: bytes) -> str:
         f"({outcome.duration_ms:.0f} ms)"
     )
     lines = [head]
+    if outcome.replay is not None:
+        replay = outcome.replay
+        lines.append(
+            f"    replay {replay.replay_id} #{replay.sequence} of {replay.source}: {replay.reason}"
+        )
     for action in outcome.actions:
         codes = sorted({str(i.code) for i in action.items if i.code is not None})
         code_text = f" code {','.join(codes)}" if codes else ""

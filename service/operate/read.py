@@ -127,6 +127,11 @@ async def read_span(
         await consumer.stop()
 
 
+async def topic_partitions(client_options: Mapping[str, Any], topic: str) -> list[int]:
+    """The partitions of ``topic``; :class:`ConfigurationError` when it does not exist."""
+    return await _partitions(client_options, topic)
+
+
 async def _partitions(client_options: Mapping[str, Any], topic: str) -> list[int]:
     """The partitions of ``topic``, asked of the cluster (a consumer learns them only later)."""
     admin = AIOKafkaAdminClient(**client_options)
@@ -183,4 +188,4 @@ def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
-__all__ = ["Progress", "Span", "TopicRecord", "read_span"]
+__all__ = ["Progress", "Span", "TopicRecord", "read_span", "topic_partitions"]

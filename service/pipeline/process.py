@@ -453,7 +453,12 @@ def build_outcome(
         status = OutcomeStatus.NEEDS_CHECK
     else:
         status = OutcomeStatus.COMPLETED
-    reissued = any(isinstance(action, IssueLoyaltyEarn) for action in plan.actions)
+    # Only an earn this very outcome issued (or may have) makes a replay risky.
+    reissued = any(
+        result.kind == "issue_loyalty_earn"
+        and result.status in (ActionStatus.RESTORED, ActionStatus.UNCONFIRMED)
+        for result in results
+    )
     return OutcomeEvent(
         event=_identity(event, record),
         status=status,

@@ -13,6 +13,7 @@ from service.outcome import (
     ItemResult,
     OutcomeEvent,
     OutcomeStatus,
+    ReplayInfo,
     ServiceInfo,
 )
 from service.tools import format_dead_letter, format_outcome
@@ -110,3 +111,15 @@ def test_format_outcome_heads_each_outcome_status() -> None:
         OutcomeStatus.DUPLICATE: "DUP",
         OutcomeStatus.NEEDS_CHECK: "CHECK",
     }
+
+
+def test_format_outcome_says_which_replay_and_why() -> None:
+    outcome = OutcomeEvent.model_validate_json(_outcome()).model_copy(
+        update={
+            "replay": ReplayInfo(
+                replay_id="ab" * 16, reason="carts closed", source="returns:1:7", sequence=3
+            )
+        }
+    )
+    lines = format_outcome(outcome.model_dump_json().encode()).splitlines()
+    assert lines[1] == f"    replay {'ab' * 16} #3 of returns:1:7: carts closed"

@@ -515,6 +515,8 @@ async def test_a_replay_does_not_make_again_a_give_back_an_earlier_outcome_shows
     }
     assert outcome.status is OutcomeStatus.COMPLETED
     assert "--allow-reissue" in (outcome.actions[2].next_step or "")
+    # Nothing was re-issued this time: no warning about replaying it.
+    assert outcome.replay_warning is None
 
 
 async def test_a_replay_allowed_to_reissue_makes_the_give_back_again() -> None:
