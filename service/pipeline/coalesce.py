@@ -67,7 +67,7 @@ class _Entry(Generic[T, R]):
     owner: object
     """Entries of one owner may share a slot: the client sends those together too."""
     future: asyncio.Future[tuple[int, R]]
-    context: otel_context.Context
+    context: otel_context.Context | None
     """The caller's trace context: the request is sent on behalf of every caller in it."""
 
 

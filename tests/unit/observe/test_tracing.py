@@ -43,16 +43,27 @@ def test_without_an_input_trace_an_event_starts_its_own() -> None:
     assert header.split("-")[1] == format(span.context.trace_id, "032x")
 
 
-def test_off_records_nothing_but_still_gives_the_outcome_a_trace_context() -> None:
+def test_off_makes_no_spans_and_passes_the_inputs_context_on() -> None:
     tracing = Tracing.off()
-    with _event(tracing, []) as span:
-        header = dict(tracing.current_headers())["traceparent"].decode()
+    with _event(tracing, [("traceparent", PARENT.encode()), ("tracestate", b"k=v")]) as span:
+        assert tracing.capture() is None
+        with tracing.on_behalf_of([tracing.capture()]), tracing.request("cart_revoke", 1) as call:
+            assert not call.is_recording()
+        passed_on = tracing.current_headers()
     assert not span.is_recording()
-    assert int(header.split("-")[3], 16) & 1 == 0  # not sampled, but a context to continue
-    with _event(tracing, [("traceparent", PARENT.encode())]):
-        continued = dict(tracing.current_headers())["traceparent"].decode()
-    assert continued.split("-")[1] == TRACE_ID
-    assert int(continued.split("-")[3], 16) & 1 == 1  # the caller's sampling decision is kept
+    assert passed_on == [("traceparent", PARENT.encode()), ("tracestate", b"k=v")]
+    assert tracing.current_headers() == []  # nothing outside an event
+
+
+def test_off_gives_an_event_without_a_trace_a_new_one() -> None:
+    tracing = Tracing.off()
+    with _event(tracing, []):
+        [(name, value)] = tracing.current_headers()
+    version, trace_id, span_id, flags = value.decode().split("-")
+    assert (name, version, flags) == ("traceparent", "00", "00")
+    assert len(trace_id) == 32
+    assert len(span_id) == 16
+    assert int(trace_id, 16) != 0
 
 
 def test_a_request_for_several_events_is_a_child_of_the_first_and_links_the_others() -> None:

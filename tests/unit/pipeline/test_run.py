@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
 from service.actions import Decision, Plan, RevokeCouponCodes
@@ -14,6 +16,7 @@ from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
 from service.errors import DeadLetterFloodError
 from service.events import ReturnEvent
+from service.observe.tracing import Tracing
 from service.outcome import OutcomeEvent
 from service.pipeline.execute import Executor
 from service.pipeline.flood import DeadLetterCap
@@ -96,6 +99,7 @@ class _Setup:
         cap: DeadLetterCap | None = None,
         bound: int = 100,
         commit_interval: float = 3600,
+        tracing: Tracing | None = None,
     ) -> None:
         self.clock = FakeClock()
         source.clock = self.clock
@@ -126,6 +130,7 @@ class _Setup:
             events_in_flight=bound,
             probe_initial_seconds=1,
             probe_max_seconds=4,
+            tracing=tracing,
         )
 
     async def run_until_drained(self) -> None:
@@ -524,9 +529,29 @@ async def test_run_outcomes_carry_the_trace_of_the_input() -> None:
     s = _Setup(FakeSource(batches=[[record]]))
     await s.run_until_drained()
     [(_, [finished], _)] = s.committer.commits
-    trace = dict(finished.trace)["traceparent"].decode()
-    assert trace.split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert trace.split("-")[2] != "00f067aa0ba902b7"  # the event's own span
+    # Tracing is off by default: the input's context goes on as it came.
+    assert dict(finished.trace)["traceparent"].decode() == parent
+
+
+async def test_run_with_an_exporter_outcomes_carry_the_events_own_span_in_the_inputs_trace() -> (
+    None
+):
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    record = Record(
+        "returns", 0, 0, None, event_bytes(event_id="traced"), (("traceparent", parent.encode()),)
+    )
+    exporter = InMemorySpanExporter()
+    s = _Setup(
+        FakeSource(batches=[[record]]),
+        tracing=Tracing.with_processor(SimpleSpanProcessor(exporter)),
+    )
+    await s.run_until_drained()
+    [(_, [finished], _)] = s.committer.commits
+    _, trace_id, span_id, _ = dict(finished.trace)["traceparent"].decode().split("-")
+    [span] = exporter.get_finished_spans()
+    assert trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert span_id == format(span.context.span_id, "016x")
+    assert dict(span.attributes or {})["return_handler.status"] == "completed"
 
 
 async def test_run_lag_is_what_the_partition_holds_beyond_what_finished_and_committed() -> None:
