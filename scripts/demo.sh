@@ -120,6 +120,32 @@ fi
 service_pid=$!
 wait_for_port "$HTTP_PORT" 60 "$service_pid" || fail "$LOGS/service.log"
 
+# Scrapes /metrics every 50 ms while the events flow and keeps one taken mid-way: some
+# outcomes counted, not all (the last one if the service was faster than the scrapes).
+scrape_while_flowing() {
+  "$BIN/python" - "$HTTP_PORT" "${#EVENTS[@]}" <<'PY'
+import re, sys, time, httpx
+port, total = sys.argv[1], int(sys.argv[2])
+kept, deadline = None, time.monotonic() + 120
+while time.monotonic() < deadline:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    done = sum(float(v) for v in re.findall(r'^return_handler_outcomes_total\{[^}]*\} (\S+)', text, re.M))
+    if 0 < done < total or kept is None:
+        kept = (done, text)
+    if done >= total:
+        break
+    time.sleep(0.05)
+done, text = kept
+print(f"# taken with {done:.0f} of {total} outcomes committed")
+for line in text.splitlines():
+    if line.startswith("return_handler_") and not line.endswith(" 0.0") and "_bucket{" not in line \
+            and "_created" not in line:
+        print(line)
+PY
+}
+scrape_while_flowing >"$LOGS/metrics-while-flowing.txt" 2>&1 &
+scraper_pid=$!
+
 step "publishing ${#EVENTS[@]} example events from examples/events/"
 "$BIN/return-handler" publish "${EVENTS[@]}" >"$LOGS/publish.log" 2>&1 || fail "$LOGS/publish.log"
 sed 's/^/    /' "$LOGS/publish.log"
@@ -129,7 +155,6 @@ step "publishing one broken event (examples/invalid/), as a faulty till might"
   || fail "$LOGS/publish.log"
 tail -n 1 "$LOGS/publish.log" | sed 's/^/    /'
 # Scraped while the events flow; shown after the outcomes.
-http_get /metrics >"$LOGS/metrics-while-flowing.txt" 2>&1 || true
 
 step "outcomes (one block per event)"
 echo
@@ -144,6 +169,7 @@ kill -0 "$service_pid" 2>/dev/null || fail "$LOGS/service.log"
 
 step "health, readiness and metrics (http://127.0.0.1:$HTTP_PORT/healthz, /readyz, /metrics)"
 { http_get /healthz && http_get /readyz; } | sed 's/^/    /' || fail "$LOGS/service.log"
+wait "$scraper_pid" || true
 echo "    /metrics while the events flowed ($LOGS/metrics-while-flowing.txt), non-zero series:"
 sed 's/^/      /' "$LOGS/metrics-while-flowing.txt"
 http_get /metrics >"$LOGS/metrics-after.txt" 2>&1 || fail "$LOGS/service.log"

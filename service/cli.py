@@ -323,7 +323,6 @@ def replay_command(
     except ReturnHandlerError as exc:
         raise _fail(str(exc), 2) from exc
     _quiet_kafka_client()
-    _kafka_options(settings)  # a wrong address, password or CA is named before any reading
 
     async def replay() -> int:
         stop, abandon = asyncio.Event(), asyncio.Event()

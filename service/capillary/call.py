@@ -18,6 +18,7 @@ import httpx
 import structlog
 from aiolimiter import AsyncLimiter
 from opentelemetry.trace import StatusCode
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from service.capillary.auth import Authenticator
@@ -209,6 +210,7 @@ class CallLoop:
         self._config = config
         self._metrics = metrics
         self._tracing = tracing
+        self._children: dict[tuple[Endpoint, str], tuple[Counter, Histogram]] = {}
         self._http = http
         self._auth = auth
         self._limiters = limiters
@@ -351,6 +353,21 @@ class CallLoop:
             self._metrics.capillary_retries.labels(endpoint.value).inc()
             await self._sleep(wait)
 
+    def _counted(self, endpoint: Endpoint, result: str) -> tuple[Counter, Histogram]:
+        """The call counter and the duration histogram of this endpoint and result.
+
+        Kept once found: ``labels()`` takes a lock and builds a key on every call.
+        """
+        key = (endpoint, result)
+        found = self._children.get(key)
+        if found is None:
+            metrics = self._metrics
+            found = self._children[key] = (
+                metrics.capillary_calls.labels(endpoint.value, result),
+                metrics.capillary_call_duration.labels(endpoint.value),
+            )
+        return found
+
     async def _observed_attempt(
         self,
         endpoint: Endpoint,
@@ -370,11 +387,11 @@ class CallLoop:
             )
             elapsed = self._clock.monotonic() - started
             result = outcome.result
-            metrics = self._metrics
-            metrics.capillary_calls.labels(endpoint.value, result).inc()
-            metrics.capillary_call_duration.labels(endpoint.value).observe(elapsed)
+            calls, duration = self._counted(endpoint, result)
+            calls.inc()
+            duration.observe(elapsed)
             if result == "throttled":
-                metrics.capillary_throttled.labels(endpoint.value).inc()
+                self._metrics.capillary_throttled.labels(endpoint.value).inc()
             if span.is_recording():
                 span.set_attribute("capillary.result", result)
                 if outcome.status is not None:

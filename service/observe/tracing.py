@@ -8,14 +8,13 @@ first event's span and links to the others'.
 The tracer provider is built here and passed in, never installed as OpenTelemetry's
 global: two services in one process (tests) must not share it. Without an exporter
 nothing would ever see our spans, so none are made: the outcome passes the input's trace
-context on as it came (or a new one when it had none). Spans cost the service about a
+context on as it came. Spans cost the service about a
 tenth of its CPU under load (make bench), which only an exporter makes worth paying.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 
@@ -69,7 +68,7 @@ class Tracing:
 
     @classmethod
     def off(cls) -> Tracing:
-        """No spans: the input's trace context is passed on as it came (or a new one)."""
+        """No spans: the input's trace context is passed on as it came."""
         return cls(None)
 
     @classmethod
@@ -204,13 +203,9 @@ class Tracing:
 
 
 def _trace_headers_of(headers: Headers) -> list[tuple[str, bytes]]:
-    """The input's ``traceparent`` and ``tracestate``, or a new root context when it had none."""
-    found = [(k.lower(), v) for k, v in headers if k.lower() in TRACE_HEADERS]
-    if any(k == "traceparent" for k, _ in found):
-        return found
-    trace_id = random.getrandbits(128) or 1
-    span_id = random.getrandbits(64) or 1
-    return [("traceparent", f"00-{trace_id:032x}-{span_id:016x}-00".encode())]
+    """The input's ``traceparent`` and ``tracestate``; none when it had none (no trace to
+    continue, and nobody receives one of ours)."""
+    return [(k.lower(), v) for k, v in headers if k.lower() in TRACE_HEADERS]
 
 
 __all__ = ["TRACE_HEADERS", "Tracing"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.pipeline.kafka_connection import connection_options
+from service.pipeline.kafka_connection import check_connection, connection_options
 from service.settings import KafkaSettings
 
 
@@ -17,4 +17,12 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
     return connection_options(kafka).kwargs()
 
 
-__all__ = ["client_options"]
+async def checked_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """:func:`client_options`, once a first connection showed they work: a wrong address,
+    password or CA is named at once instead of the clients' bare "Unable to bootstrap"."""
+    connection = connection_options(kafka)
+    await check_connection(kafka, connection)
+    return connection.kwargs()
+
+
+__all__ = ["checked_options", "client_options"]

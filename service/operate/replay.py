@@ -50,7 +50,7 @@ from rich.text import Text
 from service.clock import SystemClock
 from service.errors import BrokerError, OperatorInputError, ReturnHandlerError
 from service.events import ReturnEvent
-from service.operate.connect import client_options
+from service.operate.connect import checked_options, client_options
 from service.operate.history import History
 from service.operate.manifest import (
     DEFAULT_STATE_DIR,
@@ -174,7 +174,6 @@ async def prepare(
 ) -> Selection:
     """Read the source and the outcomes' history, and decide the replay. Publishes nothing."""
     kafka = settings.kafka
-    options = client_options(kafka)
     filters = request.filters
 
     def reading(what: str) -> Callable[[int, int], None] | None:
@@ -192,7 +191,9 @@ async def prepare(
         candidates = from_file(request.file, filters)
         read = len(candidates)
         label = f"file {request.file.name}"
-    elif request.source in (SourceKind.DEAD_LETTERS, SourceKind.RETURNS):
+    # A wrong address, password or CA is named here, before the first read of a topic.
+    options = await checked_options(kafka)
+    if request.source in (SourceKind.DEAD_LETTERS, SourceKind.RETURNS):
         dead = request.source is SourceKind.DEAD_LETTERS
         topic = kafka.dead_letter_topic if dead else kafka.returns_topic
         records = [
@@ -787,6 +788,7 @@ async def main(
     try:
         if resume is not None:
             manifest = load(state_dir, resume)
+            await checked_options(settings.kafka)
             out.print(
                 f"Resuming replay {manifest.replay_id} of {len(manifest.entries)} event(s) "
                 f"from {manifest.parameters.source}, started {manifest.created_at:%Y-%m-%d %H:%M} "
