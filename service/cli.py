@@ -96,6 +96,7 @@ def run() -> None:
     configure_logging(settings.log_level, settings.log_format, cache=True)
     # Every module the service runs on, imported before the freeze below.
     import service.wiring  # noqa: F401
+
     # Under load the cyclic garbage collector took a quarter of the CPU: with a thousand
     # events in flight it ran every 700 allocations and walked every live object. What
     # exists at start-up (modules, settings, the policy) is never garbage: frozen, it is
