@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -18,6 +18,7 @@ from service.settings import KafkaSettings, ObservabilitySettings, Settings
 from service.tools import read_topic
 from service.wiring import Service, build_service
 from tests.factories import event_bytes
+from tests.integration.waiting import until
 
 EVENTS = 40
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -45,17 +46,6 @@ def _settings(kafka: KafkaSettings, sandbox: Sandbox) -> Settings:
         capillary=capillary,
         observability=ObservabilitySettings(host="127.0.0.1", port=0),
     )
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 60.0) -> None:
-    """Poll ``check`` until it is true; fail naming ``what`` after ``seconds``."""
-    try:
-        async with asyncio.timeout(seconds):
-            # The condition is the service's answer over HTTP: there is nothing to await on.
-            while not await check():  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"not within {seconds:.0f} s: {what}")
 
 
 @pytest.fixture
@@ -94,7 +84,7 @@ async def test_health_readiness_and_metrics_while_events_flow(
     async def ready() -> bool:
         return (await http.get("/readyz")).status_code == 200
 
-    await _until(ready, "the service joins its group")
+    await until(ready, "the service joins its group")
     assert (await http.get("/healthz")).json() == {"ok": True, "reason": "making progress"}
 
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
@@ -119,7 +109,7 @@ async def test_health_readiness_and_metrics_while_events_flow(
         scrapes.append(_samples(response.text))
         return _total(scrapes[-1], "return_handler_outcomes_total") >= EVENTS
 
-    await _until(all_outcomes_counted, "every outcome shows in /metrics")
+    await until(all_outcomes_counted, "every outcome shows in /metrics")
     last = scrapes[-1]
     # Scraped while the events flowed: an earlier scrape saw fewer outcomes than the last.
     assert len(scrapes) >= 2

@@ -24,9 +24,8 @@ import json
 import os
 import signal
 import sys
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,7 @@ from service.policy_file import load_policy
 from service.settings import KafkaSettings, ReliabilitySettings, Settings
 from service.wiring import build_service, make_planner
 from tests.factories import event_dict
+from tests.integration.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
@@ -203,14 +203,6 @@ async def _outcomes(kafka: KafkaSettings) -> list[OutcomeEvent]:
     ]
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` after the deadline."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 async def _replay(
     settings: Settings,
     request: ReplayRequest,
@@ -269,7 +261,7 @@ async def test_replays_fix_dead_letters_and_failures_resume_and_never_do_anythin
                 len(await _read(kafka, kafka.dead_letter_topic)) >= 3
             )
 
-        await _until(first_results, "9 outcomes and 3 dead letters")
+        await until(first_results, "9 outcomes and 3 dead letters")
         first = {o.event.event_id: o for o in await _outcomes(kafka)}
         assert {e for e, o in first.items() if o.status is OutcomeStatus.FAILED} == {
             "rp-take-4",
@@ -438,7 +430,7 @@ async def test_the_command_previews_stops_on_ctrl_c_and_resumes(
     async def window_published() -> bool:
         return len(await _read(kafka, kafka.returns_topic)) >= 2
 
-    await _until(window_published, "the first window of the replay")
+    await until(window_published, "the first window of the replay")
     execute.send_signal(signal.SIGINT)
     async with asyncio.timeout(30):
         out, err = await execute.communicate()
