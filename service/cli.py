@@ -482,14 +482,12 @@ def dead_letters(
 
 def _kafka_options(settings: Settings) -> dict[str, Any]:
     """The tools' Kafka connection arguments, once a first connection showed they work."""
-    from service.operate.connect import client_options
-    from service.pipeline.kafka_connection import check_connection, connection_options
+    from service.operate.connect import checked_options
 
     try:
-        asyncio.run(check_connection(settings.kafka, connection_options(settings.kafka)))
+        return asyncio.run(checked_options(settings.kafka))
     except ReturnHandlerError as exc:
         raise _failed(exc) from None
-    return client_options(settings.kafka)
 
 
 def _quiet_kafka_client() -> None:

@@ -15,29 +15,21 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from structlog.testing import capture_logs
 
 from capillary_sandbox import FaultConfig, FaultRule, Sandbox
-from service.capillary.config import CapillaryConfig, CapillaryTimeouts
+from service.capillary.config import CapillaryTimeouts
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.run import RunStats
 from service.settings import KafkaSettings, Settings
 from service.tools import read_topic
 from service.wiring import build_service
 from tests.factories import event_bytes
+from tests.integration.sandbox_config import sandbox_capillary
 
 ROOT = Path(__file__).resolve().parents[2]
 READ_TIMEOUT_S = 60.0
 
 
 def _settings(kafka: KafkaSettings, sandbox: Sandbox) -> Settings:
-    capillary = CapillaryConfig.model_validate(
-        {
-            "loyalty_base_url": sandbox.base_url,
-            "gateway_base_url": sandbox.base_url,
-            "oauth_base_url": sandbox.base_url,
-            "auth_mode": "basic",
-            "username": "demo",
-            "password": "demo",
-        }
-    )
+    capillary = sandbox_capillary(sandbox)
     return Settings(kafka=kafka, capillary=capillary)
 
 

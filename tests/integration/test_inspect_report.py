@@ -17,7 +17,6 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from capillary_sandbox import Sandbox, SandboxConfig
-from service.capillary.config import CapillaryConfig
 from service.cli import app
 from service.events import ReturnType
 from service.operate.inspect import FoundOutcome
@@ -26,6 +25,7 @@ from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.settings import KafkaSettings, Settings
 from service.tools import publish_files, read_topic
 from service.wiring import build_service
+from tests.integration.sandbox_config import sandbox_capillary
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "events"
@@ -45,16 +45,7 @@ async def demo_sandbox() -> AsyncIterator[Sandbox]:
 
 
 def _settings(kafka: KafkaSettings, sandbox: Sandbox) -> Settings:
-    capillary = CapillaryConfig.model_validate(
-        {
-            "loyalty_base_url": sandbox.base_url,
-            "gateway_base_url": sandbox.base_url,
-            "oauth_base_url": sandbox.base_url,
-            "auth_mode": "basic",
-            "username": "demo",
-            "password": "demo",
-        }
-    )
+    capillary = sandbox_capillary(sandbox)
     # The demo policy flags redeemed benefits for clawback.
     return Settings(kafka=kafka, capillary=capillary, policy_path=ROOT / "examples" / "policy.yaml")
 

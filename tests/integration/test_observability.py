@@ -12,12 +12,12 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from capillary_sandbox import Sandbox
-from service.capillary.config import CapillaryConfig
 from service.outcome import OutcomeEvent
 from service.settings import KafkaSettings, ObservabilitySettings, Settings
 from service.tools import read_topic
 from service.wiring import Service, build_service
 from tests.factories import event_bytes
+from tests.integration.sandbox_config import sandbox_capillary
 from tests.integration.waiting import until
 
 EVENTS = 40
@@ -32,15 +32,7 @@ class Running:
 
 
 def _settings(kafka: KafkaSettings, sandbox: Sandbox) -> Settings:
-    capillary = CapillaryConfig.model_validate(
-        {
-            "loyalty_base_url": sandbox.base_url,
-            "gateway_base_url": sandbox.base_url,
-            "oauth_base_url": sandbox.base_url,
-            "username": "demo",
-            "password": "demo",
-        }
-    )
+    capillary = sandbox_capillary(sandbox)
     return Settings(
         kafka=kafka,
         capillary=capillary,

@@ -34,7 +34,6 @@ from aiokafka import AIOKafkaProducer
 from capillary_sandbox import Sandbox, SandboxSeed, demo_seed
 from capillary_sandbox.state import CartEarn as SandboxCartEarn
 from capillary_sandbox.state import Coupon, Customer, Enrolment, LoyaltyEarn
-from service.capillary.config import CapillaryConfig
 from service.clock import SystemClock
 from service.operate.connect import client_options
 from service.operate.manifest import load, save
@@ -54,6 +53,7 @@ from service.policy_file import load_policy
 from service.settings import KafkaSettings, ReliabilitySettings, Settings
 from service.wiring import build_service, make_planner
 from tests.factories import event_dict
+from tests.integration.sandbox_config import sandbox_capillary
 from tests.integration.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,18 +64,8 @@ SERIES = 415446
 
 
 def _settings(kafka: KafkaSettings, sandbox: Sandbox) -> Settings:
-    capillary = CapillaryConfig.model_validate(
-        {
-            "loyalty_base_url": sandbox.base_url,
-            "gateway_base_url": sandbox.base_url,
-            "oauth_base_url": sandbox.base_url,
-            "auth_mode": "basic",
-            "username": "demo",
-            "password": "demo",
-            # An open cart fails the event at once: the failure an operator replays later.
-            "retry": {"open_cart_attempts": 1},
-        }
-    )
+    # An open cart fails the event at once: the failure an operator replays later.
+    capillary = sandbox_capillary(sandbox, retry={"open_cart_attempts": 1})
     return Settings(
         kafka=kafka, capillary=capillary, reliability=ReliabilitySettings(retry_max_attempts=1)
     )

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from service.cli import app
@@ -21,16 +18,6 @@ from service.events import ReturnEvent
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "events" / "01-full-return.json"
 POLICY = ROOT / "examples" / "policy.yaml"
-
-
-@pytest.fixture
-def cli() -> Iterator[CliRunner]:
-    # Commands configure logging for the process; give the next test what it had.
-    handlers, level = logging.root.handlers[:], logging.root.level
-    yield CliRunner()
-    logging.root.handlers[:] = handlers
-    logging.root.setLevel(level)
-    structlog.reset_defaults()
 
 
 def test_plan_json_is_the_plan_of_the_example(cli: CliRunner) -> None:

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import socket
-from collections.abc import Iterator
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from service.cli import app
-
-
-@pytest.fixture
-def cli() -> Iterator[CliRunner]:
-    handlers, level = logging.root.handlers[:], logging.root.level
-    yield CliRunner()
-    logging.root.handlers[:] = handlers
-    logging.root.setLevel(level)
-    structlog.reset_defaults()
 
 
 @pytest.fixture

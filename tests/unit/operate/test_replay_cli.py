@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import structlog
 from typer.testing import CliRunner
 
 from service.cli import app
 from tests.factories import event_bytes
-
-
-@pytest.fixture
-def cli() -> Iterator[CliRunner]:
-    handlers, level = logging.root.handlers[:], logging.root.level
-    yield CliRunner()
-    logging.root.handlers[:] = handlers
-    logging.root.setLevel(level)
-    structlog.reset_defaults()
 
 
 def _replay(cli: CliRunner, *args: str) -> tuple[int, str]:
