@@ -777,12 +777,15 @@ def deactivate(
             "promotion mode.",
         )
     earn = state.cart_earns.get(earn_id) if earn_id is not None else None
+    target = f"deactivation:{promotion_id}/{customer_id}" + (f"/{earn_id}" if earn_id else "")
     if earn_id is not None and (
         earn is None
         or earn.promotion_id != promotion_id
         or earn.customer_id != customer_id
         or earn.revoked
     ):
+        if earn is not None and earn.revoked and target in state.ledger.deactivations:
+            state.ledger.deactivations[target] += 1  # asked again once done
         return _deactivate_fail(400, 731, "PROMO.EARN_ID_INVALID: The provided earnId is invalid.")
     if earn is not None and earn.redeemed:
         # Not 731: that would read as "already revoked". 729 is what the cart page of the
@@ -802,4 +805,5 @@ def deactivate(
             if not other.redeemed:
                 state.revoke_cart_earn(other)
         state.add_deactivation(promotion_id, customer_id)
+    state.ledger.deactivations[target] += 1
     return Reply(200, {"data": True, "errors": []})

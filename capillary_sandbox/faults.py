@@ -9,6 +9,11 @@ never changes state. Per request, in this order:
    deterministic, for tests;
 3. otherwise the random rates are rolled in the order hang, drop, error, throttle.
 
+``unmatched`` (only as ``fail_next``) is the one fault that reaches the endpoint: the request
+is carried out, then the answer of a loyalty bulk endpoint loses its last item, so its items
+no longer match the customers sent (a client must not read it as a refusal). ``after`` lets
+that many matching requests through before a ``fail_next`` entry applies.
+
 Endpoint names: ``revoke_enrol_and_earn``, ``enrol_and_earn``, ``cart_revoke_earn``,
 ``coupon_revoke``, ``deactivate`` and ``oauth_token``. ``"*"`` (and the ``default`` rule)
 cover the five business endpoints but not ``oauth_token``, which only a rule or a
@@ -38,7 +43,7 @@ OAUTH_ENDPOINT = "oauth_token"
 ALL_ENDPOINTS = (*BUSINESS_ENDPOINTS, OAUTH_ENDPOINT)
 ANY = "*"
 
-FaultKind = Literal["error", "throttle", "drop", "hang"]
+FaultKind = Literal["error", "throttle", "drop", "hang", "unmatched"]
 
 
 class _Model(BaseModel):
@@ -64,6 +69,7 @@ class FailNext(_Model):
     endpoint: str = ANY
     kind: FaultKind = "error"
     count: int = Field(1, ge=1)
+    after: int = Field(0, ge=0, description="matching requests let through first")
     status: int | None = Field(None, ge=400, le=599)
     retry_after_seconds: int | None = Field(None, ge=0)
 
@@ -144,7 +150,9 @@ class Faults:
             matches = pending.endpoint == endpoint or (
                 pending.endpoint == ANY and endpoint != OAUTH_ENDPOINT
             )
-            if matches:
+            if matches and pending.after > 0:
+                pending.after -= 1
+            elif matches:
                 pending.count -= 1
                 if pending.count <= 0:
                     self._pending.remove(pending)

@@ -13,6 +13,11 @@ increment per change and nothing per request:
   ENROL of an enrolled customer creates none).
 * ``earns_issued``: per (loyalty promotion, customer), how many earns EARN issued. EARN is
   not idempotent: a client that repeats it issues the earn again.
+* ``deactivations``: per target (``deactivation:<promotion>/<customer>[/<earn id>]``), how
+  many deactivate requests asked for it, the first one and every repeat of it once done
+  (answered 200 again for a participation, 731 for an earn). The deactivate page has no
+  "already deactivated" answer, so a client cannot tell a repeat from a first time: a
+  count above 1 means it deactivated twice.
 
 ``GET /__admin/ledger`` answers :class:`LedgerReport`; loading a seed (or ``/__admin/reset``)
 starts a new, empty ledger.
@@ -53,6 +58,10 @@ class LedgerReport(_Model):
     earns_issued_more_than_once: int = Field(
         0, description="(promotion, customer) pairs issued more than one earn"
     )
+    deactivations: dict[str, int] = Field(
+        default_factory=dict, description="deactivation target -> times it was asked once done"
+    )
+    deactivations_repeated: int = Field(0, description="targets deactivated more than once")
 
 
 class Ledger:
@@ -62,6 +71,7 @@ class Ledger:
         self.revoked: Counter[str] = Counter()
         self.enrolments: Counter[tuple[int, int]] = Counter()
         self.earns_issued: Counter[tuple[int, int]] = Counter()
+        self.deactivations: Counter[str] = Counter()
 
     def report(self) -> LedgerReport:
         """A copy of the counters, safe to serialise."""
@@ -78,4 +88,6 @@ class Ledger:
             earns_issued=pairs(self.earns_issued),
             revoked_more_than_once=sum(1 for n in self.revoked.values() if n > 1),
             earns_issued_more_than_once=sum(1 for n in self.earns_issued.values() if n > 1),
+            deactivations=dict(sorted(self.deactivations.items())),
+            deactivations_repeated=sum(1 for n in self.deactivations.values() if n > 1),
         )

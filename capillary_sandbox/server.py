@@ -367,7 +367,10 @@ class Sandbox:
                     },
                 )
                 return self._respond(record, reply, {"WWW-Authenticate": 'Basic realm="sandbox"'})
-            return self._respond(record, handler(request, body))
+            reply = handler(request, body)
+            if decision.kind == "unmatched":
+                reply = _unmatched(reply)
+            return self._respond(record, reply)
 
         return route
 
@@ -391,6 +394,7 @@ class Sandbox:
     def _respond(
         self, record: CallRecord, reply: Reply, headers: dict[str, str] | None = None
     ) -> web.Response:
+        """Send ``reply`` and note its status in the call log."""
         record.status = reply.status
         return web.json_response(reply.body, status=reply.status, headers=headers)
 
@@ -586,3 +590,15 @@ async def serve_forever(
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+
+
+def _unmatched(reply: Reply) -> Reply:
+    """The ``unmatched`` fault: the request was carried out; its item list loses its last item.
+
+    What a client must survive on the loyalty bulk endpoints (items are matched to customers
+    by position, and ``totalCount`` is not reliable): an answer it cannot match.
+    """
+    body = reply.body
+    if isinstance(body, dict) and isinstance(body.get("response"), list) and body["response"]:
+        return Reply(reply.status, {**body, "response": body["response"][:-1]})
+    return reply

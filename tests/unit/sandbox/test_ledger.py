@@ -35,6 +35,8 @@ async def test_ledger_of_a_fresh_sandbox_is_empty(client: httpx.AsyncClient) -> 
         "earns_issued": [],
         "revoked_more_than_once": 0,
         "earns_issued_more_than_once": 0,
+        "deactivations": {},
+        "deactivations_repeated": 0,
     }
 
 
@@ -106,6 +108,29 @@ async def test_cart_revokes_and_deactivations_count_only_what_changed(
         "cart_earn:68f869d94a314550c4b46047": 1,
         "cart_earn:6911eaf1f57b486147effac0": 1,
     }
+
+
+async def test_a_deactivation_asked_again_once_done_is_counted_as_repeated(
+    client: httpx.AsyncClient,
+) -> None:
+    participation = f"/api_gateway/v1/promotions/{DISCOUNT}/deactivate?customerId={POLLY}"
+    voucher = (
+        f"/api_gateway/v1/promotions/{VOUCHER}/deactivate"
+        f"?customerId={POLLY}&earnId=68f869d94a314550c4b46047"
+    )
+    # The page has no "already deactivated" answer: the repeat of a participation is a 200
+    # again, of an earn a 731; neither tells a client it repeated itself.
+    assert (await client.post(participation)).status_code == 200
+    assert (await client.post(participation)).status_code == 200
+    assert (await client.post(voucher)).status_code == 200
+    assert (await client.post(voucher)).json()["errors"][0]["code"] == 731
+
+    found = await ledger(client)
+    assert found["deactivations"] == {
+        f"deactivation:{DISCOUNT}/{POLLY}": 2,
+        f"deactivation:{VOUCHER}/{POLLY}/68f869d94a314550c4b46047": 2,
+    }
+    assert found["deactivations_repeated"] == 2
 
 
 async def test_coupons_are_counted_by_coupon_id_and_a_repeat_adds_nothing(
