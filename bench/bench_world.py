@@ -86,8 +86,11 @@ class BenchWorld:
         return yaml.safe_dump(self.policy, sort_keys=False)
 
 
-class _Builder:
-    """The promotions, the policy, and per-customer bookkeeping shared by both shapes."""
+class WorldBuilder:
+    """The promotions, the policy, and per-customer bookkeeping shared by both shapes.
+
+    Public for ``state_memory.py``, which plans its ledger entries under this policy.
+    """
 
     def __init__(
         self, rng: random.Random, run_id: str, promotions: int, cart_and_series: int
@@ -239,7 +242,7 @@ def build_mix(
 ) -> BenchWorld:
     """``events`` events of the realistic mix and the seed and policy they act on."""
     customers = events if customers is None else max(1, min(customers, events))
-    builder = _Builder(rng, run_id, max(1, promotions), max(1, promotions // 4))
+    builder = WorldBuilder(rng, run_id, max(1, promotions), max(1, promotions // 4))
     pool = builder.add_customers(customers)
     world = BenchWorld(seed=builder.seed, policy=builder.policy())
     for n in range(events):
@@ -253,7 +256,7 @@ def build_mix(
     return world
 
 
-def _mixed_event(builder: _Builder, n: int, customer: int) -> dict[str, Any]:
+def _mixed_event(builder: WorldBuilder, n: int, customer: int) -> dict[str, Any]:
     rng = builder.rng
     draw = rng.random()
     kind = "FULL" if draw < 0.55 else "LINE_ITEM" if draw < 0.8 else "AMOUNT"
@@ -332,7 +335,7 @@ def _mixed_event(builder: _Builder, n: int, customer: int) -> dict[str, Any]:
 
 def build_storm(events: int, rng: random.Random, run_id: str, *, promotions: int = 4) -> BenchWorld:
     """``events`` loyalty-only FULL returns, one customer each, over ``promotions`` promotions."""
-    builder = _Builder(rng, run_id, max(2, promotions), 0)
+    builder = WorldBuilder(rng, run_id, max(2, promotions), 0)
     pool = builder.add_customers(events)
     world = BenchWorld(seed=builder.seed, policy=builder.policy())
     for n, customer in enumerate(pool):

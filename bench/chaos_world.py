@@ -1,9 +1,10 @@
-"""The chaos run's world: a sandbox seed, the events that act on it, and what they are due.
+"""The chaos run's world: a sandbox seed, the records that act on it, and what they are due.
 
-Every event has its own customer, so no two events touch the same benefit and the sandbox's
-final state and ledger say exactly what each event did. Promotions, cart promotions and the
-coupon series are the demo brand's (``examples/policy.yaml`` has rules for them); customers,
-earns, enrolments and coupons are generated.
+Every return has its own customer (its cancellations share it: same Kafka key), so no two
+returns touch the same benefit and the sandbox's final state and ledger say exactly what each
+did. Promotions, cart promotions and the coupon series are the demo brand's
+(``examples/policy.yaml`` has rules for them); customers, earns, enrolments and coupons are
+generated.
 
 * Take-backs (most events): FULL returns, or AMOUNT refunds that keep nothing, of orders that
   earned some of: earns of the enrol-and-issue promotion 202779 (with its enrolment), an earn
@@ -11,11 +12,32 @@ earns, enrolments and coupons are generated.
   series 415446. A few cart earns and coupons are redeemed in the seed: the customer used
   them, so they are not due. Everything else the event lists is due to be revoked once: the
   earns, the enrolment (a full return revokes it), the cart earns, the coupons.
-* Give-backs (some events): CANCELLED returns of a return made before the run, whose effects
-  the seed already holds (earns revoked, enrolment ended). Each gives back one earn per
-  promotion (and the enrolment of 202779): one EARN per (promotion, customer) is due, no more.
+* Cancellations of this run's returns (``cancel_share`` of the take-backs that earned
+  loyalty): a CANCELLED event of the same customer, later in the stream than its return, so
+  a kill can land between the two or while the return is mid-way. The service gives back
+  what its ledger says the return took: the enrolment of 202779 (ENROL) and one EARN per
+  revoked loyalty earn; cart earns and coupons cannot be given back. ``due_earns`` holds the
+  earns due per (promotion, customer), ``due_enrolments`` the enrolments.
 
-Built from a seeded ``random.Random``: the same ``--seed`` gives the same world (ids and
+  - ``second_share`` of them get a second cancellation under a new event id, later again:
+    it must give nothing back (``already_cancelled``).
+  - ``other_partition_share`` of them are published on another partition than their key's
+    murmur2 partition (``late``: once their return has an outcome; the service routes them
+    to the key's partition and must still find the return there).
+* Cancellations of returns made before the run (``unknown_share`` of the events), whose
+  effects the seed holds (earns revoked, enrolment ended): the service never handled the
+  return, so nothing is due; they must end ``return_unknown``, issuing nothing.
+* Replays (``replay_share`` of the events; headers of ``service.pipeline.replays``) of
+  cancellations (in the stream right behind them: maybe still in flight when replayed),
+  of cancelled returns (``late``, once every cancellation of the return has an outcome: they
+  must be held back, ``cancelled_since``), of plain returns (``late``), and a few of second,
+  unknown-return and other-partition cancellations. None may do anything twice.
+
+``stream`` is published in order from the start, keyed by customer (a return precedes its
+cancellations in its key's partition); ``late`` records wait for a point of the progress and
+for the outcomes they name in ``after``.
+
+Built from a seeded ``random.Random``: the same seed and options give the same world (ids,
 choices; the timestamps are the run's).
 """
 
@@ -23,7 +45,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +58,8 @@ from capillary_sandbox.state import (
     SandboxSeed,
     demo_seed,
 )
+from service.kafka.partitioner import java_partition
+from service.pipeline.replays import replay_headers
 
 PROGRAM_ID = 2714
 ENROL_PROMOTION = 202779  # LOYALTY_EARNING: enrol and issue
@@ -50,29 +74,132 @@ FIRST_ISSUAL = 10_000_000
 FIRST_EARN = 20_000_000
 FIRST_COUPON = 3_000_000_000
 
+RETURN = "return"
+CANCELLATION = "cancellation"
+"""The first cancellation of a return of this run (in the stream)."""
+SECOND_CANCELLATION = "second_cancellation"
+OTHER_PARTITION_CANCELLATION = "other_partition_cancellation"
+"""The only cancellation of a return of this run, published on another partition."""
+UNKNOWN_CANCELLATION = "unknown_cancellation"
+"""A cancellation of a return made before the run (never handled by the service)."""
+REPLAY = "replay"
+
+CANCELLATION_KINDS = frozenset(
+    {CANCELLATION, SECOND_CANCELLATION, OTHER_PARTITION_CANCELLATION, UNKNOWN_CANCELLATION}
+)
+CANCELLED_RETURN = "cancelled_return"
+"""``Outgoing.replayed``: a replay of a return that a cancellation has given back since."""
+FAILED = "failed"
+"""``Outgoing.replayed``: a replay of an event whose outcome was failed (made during a run)."""
+
+GAP = 40
+"""Most places (customers) between a return and its cancellation in the stream."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One record to publish to the returns topic."""
+
+    event_id: str
+    kind: str
+    """return, cancellation, second_cancellation, other_partition_cancellation,
+    unknown_cancellation or replay."""
+    key: bytes
+    """The customer id: every record of a customer has the same key."""
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    partition_shift: int = 0
+    """Not 0: published on another partition than its key's murmur2 one; the shift picks
+    which (:meth:`partition`), whatever the number of partitions."""
+    replay_id: str | None = None
+    replayed: str | None = None
+    """Replays: what the replayed event is (a kind above, cancelled_return or failed)."""
+    at_progress: int = 0
+    """Late records: not before this many events have an outcome."""
+    after: tuple[str, ...] = ()
+    """Late records: not before each of these events has an outcome."""
+
+    def partition(self, partitions: int) -> int | None:
+        """The explicit partition to publish on; ``None``: the producer's (the key's)."""
+        if not self.partition_shift or partitions < 2:
+            return None
+        apart = 1 + (self.partition_shift - 1) % (partitions - 1)
+        return (java_partition(self.key, partitions) + apart) % partitions
+
 
 @dataclass
 class ChaosWorld:
-    """The seed, the events (key, JSON value) and what the events are due."""
+    """The seed, the records (in publishing order) and what the events are due."""
 
     seed: SandboxSeed
-    events: list[tuple[bytes, bytes]]
-    """(key, value) per event, in publishing order; the key is the customer id."""
-    event_ids: list[str]
+    run_id: str
+    stream: list[Outgoing] = field(default_factory=list)
+    """Published from the start, in this order."""
+    late: list[Outgoing] = field(default_factory=list)
+    """Published once their ``at_progress`` and ``after`` hold."""
+    event_ids: list[str] = field(default_factory=list)
+    """Every event once (replays are not events of their own)."""
+    kinds: dict[str, str] = field(default_factory=dict)
+    """Event id -> its kind (return, cancellation...)."""
     due_revoked: set[str] = field(default_factory=set)
     """Ledger keys (``loyalty_earn:974``...) of benefits a take-back event is due to revoke."""
     redeemed: set[str] = field(default_factory=set)
     """Ledger keys of benefits events list that the seed made redeemed: never due."""
     due_earns: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(promotion, customer) -> earns a give-back event is due to issue."""
+    """(promotion, customer) -> earns a cancellation is due to issue."""
+    due_enrolments: set[tuple[int, int]] = field(default_factory=set)
+    """(promotion, customer) a cancellation is due to enrol again."""
     give_back_of: dict[int, str] = field(default_factory=dict)
-    """Customer -> the give-back event that is due to issue their earns."""
+    """Customer -> the cancelled return whose cancellation is due to give back to them."""
+    cancellations: dict[str, list[str]] = field(default_factory=dict)
+    """Cancelled return -> its cancellations, in publishing order."""
+    return_of: dict[str, str] = field(default_factory=dict)
+    """Cancellation of a return of this run -> that return."""
+    take_back_of: dict[int, str] = field(default_factory=dict)
+    """Customer -> the return that is due to take their benefits back (one each)."""
     take_backs: int = 0
-    give_backs: int = 0
+    unknown_cancellations: int = 0
 
     def seed_json(self) -> str:
         """The seed as the sandbox's ``--seed`` file."""
         return self.seed.model_dump_json()
+
+    def count(self, kind: str) -> int:
+        """Records of ``kind`` (replays included, once each)."""
+        return sum(1 for r in (*self.stream, *self.late) if r.kind == kind)
+
+    def original(self, event_id: str) -> Outgoing:
+        """The record of an event (not a replay of it)."""
+        for record in (*self.stream, *self.late):
+            if record.event_id == event_id and record.kind != REPLAY:
+                return record
+        raise KeyError(event_id)
+
+    def earn_pairs(self) -> dict[int, tuple[int, int]]:
+        """Earn id -> (promotion, customer), for every loyalty earn of the seed."""
+        return {e.earn_id: (e.promotion_id, e.customer_id) for e in self.seed.loyalty_earns}
+
+
+def replay_of(
+    record: Outgoing, replay_id: str, sequence: int, replayed: str, **late: Any
+) -> Outgoing:
+    """A replay of ``record``: its key and value, with the headers of an operator's replay."""
+    headers = replay_headers(
+        replay_id=replay_id,
+        reason=f"chaos: replay of a {replayed.replace('_', ' ')}",
+        source=f"file:chaos-world:{record.event_id}",
+        sequence=sequence,
+    )
+    return Outgoing(
+        event_id=record.event_id,
+        kind=REPLAY,
+        key=record.key,
+        value=record.value,
+        headers=tuple(headers),
+        replay_id=replay_id,
+        replayed=replayed,
+        **late,
+    )
 
 
 class Ids:
@@ -112,10 +239,56 @@ class Ids:
                 return value
 
 
+@dataclass
+class _Placed:
+    """A stream record and where it goes: records are sorted by (position, order)."""
+
+    position: float
+    order: int
+    record: Outgoing
+
+
+@dataclass
+class _Builder:
+    """The world being built, its random source and ids, and the stream records placed."""
+
+    world: ChaosWorld
+    rng: random.Random
+    ids: Ids
+    now: datetime
+    placed: list[_Placed] = field(default_factory=list)
+
+    def event_id(self) -> str:
+        return f"chaos-{self.world.run_id}-{len(self.world.event_ids):05d}"
+
+    def add(self, record: Outgoing, position: float | None) -> None:
+        """Count the event; into the stream at ``position``, or ``late`` (``None``)."""
+        if record.kind != REPLAY:
+            self.world.event_ids.append(record.event_id)
+            self.world.kinds[record.event_id] = record.kind
+        if position is None:
+            self.world.late.append(record)
+        else:
+            self.placed.append(_Placed(position, len(self.placed), record))
+
+
 def build_world(
-    count: int, rng: random.Random, run_id: str, *, give_back_share: float = 0.1
+    count: int,
+    rng: random.Random,
+    run_id: str,
+    *,
+    partitions: int = 3,
+    cancel_share: float = 0.2,
+    second_share: float = 0.3,
+    other_partition_share: float = 0.3,
+    unknown_share: float = 0.03,
+    replay_share: float = 0.04,
 ) -> ChaosWorld:
-    """``count`` events and the seed they act on; ``give_back_share`` of them are CANCELLED."""
+    """``count`` events and the seed they act on (see the module's docstring for the shares).
+
+    ``partitions``: of the returns topic, to publish other-partition cancellations on another
+    one (with a single partition there is no other: those stay in the stream).
+    """
     base = demo_seed()
     seed = SandboxSeed(
         programs=base.programs,
@@ -123,29 +296,153 @@ def build_world(
         cart_promotions=base.cart_promotions,
         coupon_series=base.coupon_series,
     )
-    world = ChaosWorld(seed=seed, events=[], event_ids=[])
-    ids = Ids(rng)
-    now = datetime.now(UTC).replace(microsecond=0)
-    for n in range(count):
-        customer_id = FIRST_CUSTOMER + n
+    world = ChaosWorld(seed=seed, run_id=run_id)
+    build = _Builder(world, rng, Ids(rng), datetime.now(UTC).replace(microsecond=0))
+    customer_id = FIRST_CUSTOMER - 1
+    while len(world.event_ids) < count:
+        customer_id += 1
+        place = float(customer_id - FIRST_CUSTOMER)
+        room = count - len(world.event_ids)
         seed.customers.append(Customer(id=customer_id, source="INSTORE"))
-        event_id = f"chaos-{run_id}-{n:05d}"
-        if rng.random() < give_back_share:
-            event = _give_back(world, ids, rng, customer_id, event_id, now)
-            world.give_backs += 1
-        else:
-            event = _take_back(world, ids, rng, customer_id, event_id, now)
-            world.take_backs += 1
-        world.events.append((str(customer_id).encode(), json.dumps(event).encode()))
-        world.event_ids.append(event_id)
+        if rng.random() < unknown_share:
+            event = _unknown_cancellation(world, build, customer_id)
+            build.add(_record(event, UNKNOWN_CANCELLATION), place)
+            world.unknown_cancellations += 1
+            continue
+        event, loyalty = _take_back(world, build, customer_id)
+        build.add(_record(event, RETURN), place)
+        world.take_backs += 1
+        if loyalty and room >= 2 and rng.random() < cancel_share:
+            elsewhere = rng.random() < other_partition_share and partitions > 1
+            _cancel(build, event, loyalty, place, room, elsewhere=elsewhere, second=second_share)
+    in_stream = len(world.event_ids) - len(world.late)
+    # Late records start between 5 % and 85 % of the stream's events (not of all events: the
+    # late ones cannot count towards their own start).
+    world.late = [
+        replace(r, at_progress=int(in_stream * rng.uniform(0.05, 0.85))) for r in world.late
+    ]
+    _plan_replays(build, replay_share, in_stream)
+    world.stream = [p.record for p in sorted(build.placed, key=lambda p: (p.position, p.order))]
     # Validates the references once, as the sandbox will.
     world.seed = SandboxSeed.model_validate(seed.model_dump())
     return world
 
 
+def _record(event: dict[str, Any], kind: str, **extra: Any) -> Outgoing:
+    return Outgoing(
+        event_id=event["event_id"],
+        kind=kind,
+        key=str(event["customer"]["id"]).encode(),
+        value=json.dumps(event).encode(),
+        **extra,
+    )
+
+
+def _cancel(
+    build: _Builder,
+    returned: dict[str, Any],
+    loyalty: list[dict[str, Any]],
+    place: float,
+    room: int,
+    *,
+    elsewhere: bool,
+    second: float,
+) -> None:
+    """The cancellation(s) of a take-back of this run, and what they are due to give back."""
+    world, rng = build.world, build.rng
+    customer_id: int = returned["customer"]["id"]
+    return_id: str = returned["event_id"]
+    for entry in loyalty:
+        promotion = ENROL_PROMOTION if "promotion_id" in entry else DIRECT_PROMOTION
+        pair = (promotion, customer_id)
+        world.due_earns[pair] = world.due_earns.get(pair, 0) + len(entry["earn_ids"])
+        if promotion == ENROL_PROMOTION:
+            # A FULL return (an AMOUNT refund to 0 counts as one) revokes the enrolment.
+            world.due_enrolments.add(pair)
+    world.give_back_of[customer_id] = return_id
+    world.cancellations[return_id] = []
+
+    def cancellation(kind: str, position: float | None, **extra: Any) -> None:
+        event = _cancellation_of(returned, build.event_id(), build.now)
+        world.cancellations[return_id].append(event["event_id"])
+        world.return_of[event["event_id"]] = return_id
+        build.add(_record(event, kind, **extra), position)
+
+    if elsewhere:
+        # Late: routed to the key's partition, it must come after the return's outcome (one
+        # that came first would find no return: return_unknown, a loss this run would count).
+        shift = rng.randint(1, 1000)
+        cancellation(OTHER_PARTITION_CANCELLATION, None, partition_shift=shift, after=(return_id,))
+        return
+    first = place + rng.randint(1, GAP) + 0.5
+    cancellation(CANCELLATION, first)
+    if room >= 3 and rng.random() < second:
+        cancellation(SECOND_CANCELLATION, first + rng.randint(1, GAP) + 0.25)
+
+
+def _plan_replays(build: _Builder, replay_share: float, in_stream: int) -> None:
+    """Replays of every kind, in turn, each of an event chosen at random (without repeats)."""
+    world, rng = build.world, build.rng
+    total = round(len(world.event_ids) * replay_share)
+    if total == 0:
+        return
+    positions = {p.record.event_id: p.position for p in build.placed}
+    originals = {p.record.event_id: p.record for p in build.placed}
+    originals.update((r.event_id, r) for r in world.late)
+    by_kind: dict[str, list[str]] = {}
+    for event_id, kind in world.kinds.items():
+        if kind == RETURN and event_id in world.cancellations:
+            kind = CANCELLED_RETURN
+        by_kind.setdefault(kind, []).append(event_id)
+    for ids in by_kind.values():
+        rng.shuffle(ids)
+    turns = [
+        CANCELLATION,
+        CANCELLED_RETURN,
+        RETURN,
+        CANCELLATION,
+        CANCELLED_RETURN,
+        SECOND_CANCELLATION,
+        UNKNOWN_CANCELLATION,
+        OTHER_PARTITION_CANCELLATION,
+    ]
+    made = 0
+    turn = 0
+    while made < total and any(by_kind.get(kind) for kind in turns):
+        kind = turns[turn % len(turns)]
+        turn += 1
+        if not by_kind.get(kind):
+            continue
+        event_id = by_kind[kind].pop()
+        original = originals[event_id]
+        replay_id = f"chaos-{world.run_id}-replay-{made:04d}"
+        made += 1
+        if kind == CANCELLED_RETURN:
+            # Once every cancellation of the return has an outcome: then it must be held back.
+            replay = replay_of(
+                original, replay_id, made, kind, after=(event_id, *world.cancellations[event_id])
+            )
+        elif event_id in positions:
+            # Right behind the event in its key's partition: it may still be in flight.
+            position = positions[event_id] + rng.uniform(0.05, 3.0)
+            build.add(replay_of(original, replay_id, made, kind), position)
+            continue
+        else:
+            replay = replay_of(original, replay_id, made, kind, after=(event_id,))
+        at = int(in_stream * rng.uniform(0.05, 0.85))
+        build.add(replace(replay, at_progress=at), None)
+
+
 def _envelope(
-    event_id: str, customer_id: int, now: datetime, kind: str, before: str, after: str
+    event_id: str,
+    customer_id: int,
+    now: datetime,
+    kind: str,
+    before: str,
+    after: str,
+    order_of: str | None = None,
 ) -> dict[str, Any]:
+    order = order_of or event_id
     return {
         "schema_version": "1",
         "event_id": event_id,
@@ -153,7 +450,7 @@ def _envelope(
         "return_type": kind,
         "source": {"channel": "POS", "store_code": "STORE-042", "till_code": "TILL-03"},
         "order": {
-            "order_id": f"ORD-{event_id}",
+            "order_id": f"ORD-{order}",
             "transaction_id": f"TX-{event_id}",
             "ordered_at": (now - timedelta(days=3)).isoformat(),
             "currency": "EUR",
@@ -165,14 +462,11 @@ def _envelope(
 
 
 def _take_back(
-    world: ChaosWorld,
-    ids: Ids,
-    rng: random.Random,
-    customer_id: int,
-    event_id: str,
-    now: datetime,
-) -> dict[str, Any]:
-    seed = world.seed
+    world: ChaosWorld, build: _Builder, customer_id: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A return and the loyalty entries it lists (what a cancellation would give back)."""
+    seed, ids, rng, now, event_id = world.seed, build.ids, build.rng, build.now, build.event_id()
+    world.take_back_of[customer_id] = event_id
     loyalty: list[dict[str, Any]] = []
     carts: list[dict[str, Any]] = []
     coupons: list[dict[str, Any]] = []
@@ -277,23 +571,39 @@ def _take_back(
         "cart_promotions": carts,
         "coupons": coupons,
     }
-    return event
+    return event, loyalty
 
 
 def _owe(world: ChaosWorld, key: str, *, redeemed: bool) -> None:
     (world.redeemed if redeemed else world.due_revoked).add(key)
 
 
-def _give_back(
-    world: ChaosWorld,
-    ids: Ids,
-    rng: random.Random,
-    customer_id: int,
-    event_id: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """A CANCELLED return of a return made before the run: its revokes are in the seed."""
-    seed = world.seed
+def _cancellation_of(returned: dict[str, Any], event_id: str, now: datetime) -> dict[str, Any]:
+    """A CANCELLED event of a return of this run; ``taken_back`` is the return's list (a hint:
+    the service gives back what its ledger says the return took)."""
+    customer_id: int = returned["customer"]["id"]
+    return_id: str = returned["event_id"]
+    event = _envelope(event_id, customer_id, now, "CANCELLED", "0", "5400.00", return_id)
+    earned = returned["earned"]
+    event["cancelled_return"] = {
+        "return_event_id": return_id,
+        "taken_back": earned,
+        "enrolments_revoked": [
+            {k: v for k, v in entry.items() if k != "earn_ids"}
+            for entry in earned["loyalty_promotions"]
+            if entry["promotion_type"] == "LOYALTY_EARNING"
+        ],
+    }
+    return event
+
+
+def _unknown_cancellation(world: ChaosWorld, build: _Builder, customer_id: int) -> dict[str, Any]:
+    """A CANCELLED event of a return made before the run: its revokes are in the seed.
+
+    The service never handled that return, so its ledger does not know what it took: nothing
+    is due, however much the event claims.
+    """
+    seed, ids, rng, now, event_id = world.seed, build.ids, build.rng, build.now, build.event_id()
     issual = ids.next_issual()
     seed.enrolments.append(
         Enrolment(
@@ -321,8 +631,6 @@ def _give_back(
         "issual_id": str(issual),
     }
     taken: list[dict[str, Any]] = [enrol_entry]
-    world.due_earns[(ENROL_PROMOTION, customer_id)] = 1
-    world.give_back_of[customer_id] = event_id
     if rng.random() < 0.5:
         direct_earn = ids.next_earn()
         seed.loyalty_earns.append(
@@ -342,7 +650,6 @@ def _give_back(
                 "earn_ids": [direct_earn],
             }
         )
-        world.due_earns[(DIRECT_PROMOTION, customer_id)] = 1
     event = _envelope(event_id, customer_id, now, "CANCELLED", "0", "5400.00")
     event["cancelled_return"] = {
         "return_event_id": f"{event_id}-prior",

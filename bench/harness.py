@@ -356,13 +356,14 @@ class Service:
 
 @dataclass
 class Topics:
-    """The five topic names of one run and its consumer group."""
+    """The six topic names of one run and its consumer group."""
 
     returns: str
     outcomes: str
     dead_letters: str
     state: str
     retry: str
+    routed: str
     group: str
 
     @classmethod
@@ -375,12 +376,20 @@ class Topics:
             dead_letters=f"{prefix}-dead-letters",
             state=f"{prefix}-state",
             retry=f"{prefix}-retry",
+            routed=f"{prefix}-routed",
             group=prefix,
         )
 
     def names(self) -> list[str]:
-        """The five topic names."""
-        return [self.returns, self.outcomes, self.dead_letters, self.state, self.retry]
+        """The six topic names."""
+        return [
+            self.returns,
+            self.outcomes,
+            self.dead_letters,
+            self.state,
+            self.retry,
+            self.routed,
+        ]
 
 
 def service_env(
@@ -411,6 +420,7 @@ def service_env(
             f"{prefix}KAFKA__DEAD_LETTER_TOPIC": topics.dead_letters,
             f"{prefix}KAFKA__STATE_TOPIC": topics.state,
             f"{prefix}KAFKA__RETRY_TOPIC": topics.retry,
+            f"{prefix}KAFKA__ROUTED_TOPIC": topics.routed,
             f"{prefix}KAFKA__GROUP_ID": topics.group,
             f"{prefix}KAFKA__GROUP_INSTANCE_ID": instance_id,
             f"{prefix}CAPILLARY__LOYALTY_BASE_URL": sandbox_url,
@@ -442,7 +452,7 @@ async def create_topics(
 ) -> list[str]:
     """``return-handler topics``; then the state and retry topics if it did not make them.
 
-    Returns the names this run had to create itself (empty once ``topics`` makes all five).
+    Returns the names this run had to create itself (empty once ``topics`` makes all six).
     """
     with log_path.open("ab") as log:
         proc = await asyncio.create_subprocess_exec(

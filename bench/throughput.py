@@ -2,11 +2,17 @@
 
     PYTHONPATH=. .venv/bin/python bench/throughput.py [--events 20000] [--customers N]
         [--promotions 20] [--rate 1200] [--latency-ms 50] [--rate-limit N] [--bound N]
-        [--linger-ms MS] [--naive-events 300] [--storm] [--out bench/results/latest.json]
+        [--linger-ms MS] [--naive-events 300] [--storm] [--misroute]
+        [--out bench/results/latest.json]
 
 ``make bench`` runs the defaults, ``make bench-storm`` the storm (``--storm``: 10,000 loyalty
 returns published at once, 300 requests a minute per endpoint for the service's limiter and
-the sandbox alike, result in ``bench/results/storm.json``). What one run does:
+the sandbox alike, result in ``bench/results/storm.json``). ``--misroute`` publishes every
+event (warm-up included) on the partition after its key's (``(java_partition(key, n) + 1) %
+n``), as a producer that partitions unlike Java would, so the service copies every record to
+the routed topic before handling it: the worst case of its repartition step
+(``PYTHONPATH=. .venv/bin/python bench/throughput.py --misroute --out
+bench/results/misrouted.json``). What one run does:
 
 1. the broker of ``scripts/kafka.sh``, started if it is not running (and stopped again only
    then); fresh topics and a fresh consumer group for this run;
@@ -20,7 +26,8 @@ the sandbox alike, result in ``bench/results/storm.json``). What one run does:
    reads the outcomes. An event's latency is from the bench's send to the moment it reads
    the event's committed outcome;
 5. when every event has an outcome (or ``--timeout`` passed): the service's CPU time and
-   peak RSS from /proc, then it is stopped, and the sandbox's call log is counted;
+   peak RSS from /proc and its ``return_handler_routed_total`` from /metrics, then it is
+   stopped, the records of the routed topic are counted, and the sandbox's call log;
 6. the naive loop, on the first ``--naive-events`` events, against the sandbox reset to
    the same seed, on topics of its own: a plain aiokafka loop in this process that takes
    one event, plans it with the service's rules, makes one call per action with the
@@ -60,6 +67,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from bench_world import BenchWorld, build_mix, build_storm
 from harness import (
+    HOST,
     RATE_LIMITS,
     ROOT,
     Broker,
@@ -82,6 +90,7 @@ from pydantic import SecretStr
 from service.capillary.client import CapillaryClient
 from service.capillary.config import CapillaryConfig, CapillaryRateLimits
 from service.events import ReturnEvent
+from service.kafka.partitioner import java_partition
 from service.logging import configure_logging
 from service.pipeline.execute import Executor
 from service.pipeline.process import build_outcome
@@ -100,6 +109,8 @@ STORM_NAIVE_EVENTS = 100
 SERVICE_DEFAULT_BOUND = 1000
 """The service's own default of RETURN_HANDLER_CONCURRENCY__EVENTS_IN_FLIGHT, for the record."""
 SERVICE_DEFAULT_LINGER_MS = 5.0
+ROUTED_METRIC = "return_handler_routed_total"
+"""Records the service copied to the routed topic (``service/observe/metrics.py``)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,7 @@ class Options:
     seed: int = 0
     timeout: float = 900.0
     storm: bool = False
+    misroute: bool = False
     out: Path = RESULTS / "latest.json"
     service_env: tuple[tuple[str, str], ...] = ()
 
@@ -152,13 +164,26 @@ class Published:
     last: float
 
 
+def misrouted_partition(key: bytes, partitions: int) -> int:
+    """The partition after the one Java's partitioner gives ``key``: never the key's own."""
+    return (java_partition(key, partitions) + 1) % partitions
+
+
 async def publish_paced(
-    bootstrap: str, topic: str, world: BenchWorld, rate: float, progress: dict[str, int]
+    bootstrap: str,
+    topic: str,
+    world: BenchWorld,
+    rate: float,
+    progress: dict[str, int],
+    *,
+    misroute_over: int | None = None,
 ) -> Published:
     """Every event once, keyed by customer, ``rate`` events a second (0: as fast as it can).
 
     The send time is taken when the event is handed to the producer; the producer batches
     for at most 5 ms, which counts in the latency, as it would for a real sender.
+    ``misroute_over`` (the topic's partition count): every event on the partition after
+    its key's, so the service routes every one.
     """
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
@@ -177,8 +202,9 @@ async def publish_paced(
                 ahead = start + n / rate - time.monotonic()
                 if ahead > 0.002:
                     await asyncio.sleep(ahead)
+            partition = misrouted_partition(key, misroute_over) if misroute_over else None
             sent_at[event_id] = time.monotonic()
-            pending.append(await producer.send(topic, value=value, key=key))
+            pending.append(await producer.send(topic, value=value, key=key, partition=partition))
             progress["published"] = n + 1
             if len(pending) >= 1000:
                 await asyncio.gather(*pending)
@@ -224,6 +250,74 @@ def count_calls(calls: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "loyalty": sum(by_endpoint[name] for name in LOYALTY_ENDPOINTS),
         "http_429": sum(1 for c in calls if c.get("status") == 429),
     }
+
+
+def metrics_port(log_path: Path) -> int | None:
+    """The port of the service's /metrics, from its ``http_listening`` log line (it asked for
+    any free port); None before the line is there."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if "http_listening" not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            data = json.loads(line)
+            port = data.get("port") if isinstance(data, dict) else None
+            if isinstance(port, int):
+                return port
+    return None
+
+
+def counter_value(exposition: str, name: str) -> float | None:
+    """The unlabelled sample ``name`` of a Prometheus text exposition; None if absent."""
+    for line in exposition.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample == name:
+            return float(value)
+    return None
+
+
+async def scrape_routed(service: Service) -> float | None:
+    """The service's ``return_handler_routed_total`` now; None when it cannot be read."""
+    port = metrics_port(service.log_path)
+    if port is None:
+        return None
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            response = await http.get(f"http://{HOST}:{port}/metrics")
+            response.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return counter_value(response.text, ROUTED_METRIC)
+
+
+async def count_records(bootstrap: str, topic: str, partitions: int) -> int:
+    """Committed records of ``topic`` (aborted ones and transaction markers not counted)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        counted = 0
+        deadline = time.monotonic() + 120
+        for tp in tps:
+            while await consumer.position(tp) < end[tp]:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"counting the records of {topic} took over 120 s")
+                batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+                counted += len(batches.get(tp, []))
+        return counted
+    finally:
+        await consumer.stop()
 
 
 async def fetch_calls(admin: httpx.AsyncClient) -> dict[str, Any]:
@@ -470,14 +564,23 @@ async def run_bench(options: Options) -> dict[str, Any]:
             )
         await asyncio.sleep(1.0)  # the partitions' set-up (transactions, state) after that
         warm, world = _split(world, options.warmup)
+        misroute_over = options.partitions if options.misroute else None
         before = None
+        routed_before: float | None = 0.0
         if options.warmup:
             # A broker just started (make bench starts one) compiles its hot paths for the
             # first ten seconds or so of load, and a new service opens its connections and
             # transactions: not the steady state measured. 2,000 events were too few: p99
             # 2.5 to 7 s from a fresh broker where 10,000 gave 1.5 s.
             say(f"service ready; warming up with {options.warmup} events (not measured)")
-            await publish_paced(broker.bootstrap, topics.returns, warm, options.rate, {})
+            await publish_paced(
+                broker.bootstrap,
+                topics.returns,
+                warm,
+                options.rate,
+                {},
+                misroute_over=misroute_over,
+            )
             warm_deadline = time.monotonic() + options.timeout
             if not await wait_for_outcomes(watcher, options.warmup, warm_deadline, service):
                 raise RuntimeError(f"the warm-up did not finish; see {service.log_path}")
@@ -485,12 +588,21 @@ async def run_bench(options: Options) -> dict[str, Any]:
                 (await admin.delete("/__admin/calls")).raise_for_status()
             assert service.proc is not None
             before = process_usage(service.proc.pid)
-        say("publishing the measured events")
+            routed_before = await scrape_routed(service)
+        say(
+            "publishing the measured events"
+            + (", each on the partition after its key's" if options.misroute else "")
+        )
 
         progress: dict[str, int] = {}
         ticker = asyncio.create_task(report_progress(progress, watcher, options.events))
         published = await publish_paced(
-            broker.bootstrap, topics.returns, world, options.rate, progress
+            broker.bootstrap,
+            topics.returns,
+            world,
+            options.rate,
+            progress,
+            misroute_over=misroute_over,
         )
         offered = _rate(options.events, published.last - published.first)
         deadline = published.first + options.timeout
@@ -507,8 +619,14 @@ async def run_bench(options: Options) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         assert service.proc is not None
         usage = process_usage(service.proc.pid)
+        routed_after = await scrape_routed(service)
         await service.stop()
         await watcher.stop()
+        routed_records: int | None = None
+        with contextlib.suppress(KafkaError, TimeoutError):
+            routed_records = await count_records(
+                broker.bootstrap, topics.routed, options.partitions
+            )
 
         async with httpx.AsyncClient(base_url=sandbox.url, timeout=60.0) as admin:
             calls = await fetch_calls(admin)
@@ -550,6 +668,9 @@ async def run_bench(options: Options) -> dict[str, Any]:
         last_outcome = max(arrivals.values()) if arrivals else None
         clear = last_outcome - published.first if last_outcome is not None else None
         events_per_second = _rate(len(arrivals), clear)
+        cpu_seconds = (
+            round(usage.cpu_seconds - (before.cpu_seconds if before else 0.0), 2) if usage else None
+        )
         naive_rate = naive.get("events_per_second")
         per_event = {e: n for e, n in watcher.per_event.items() if e in measured}
         statuses = Counter(o.status for o in watcher.outcomes if o.event_id in measured)
@@ -568,10 +689,9 @@ async def run_bench(options: Options) -> dict[str, Any]:
             "loyalty_calls_per_event": round(calls["loyalty"] / options.events, 4),
             "api_calls_by_endpoint": calls["by_endpoint"],
             "http_429": calls["http_429"],
-            "service_cpu_seconds": (
-                round(usage.cpu_seconds - (before.cpu_seconds if before else 0.0), 2)
-                if usage
-                else None
+            "service_cpu_seconds": cpu_seconds,
+            "service_cpu_ms_per_event": (
+                round(cpu_seconds * 1000 / options.events, 3) if cpu_seconds is not None else None
             ),
             "warmup_events": options.warmup,
             "service_peak_rss_mb": usage.peak_rss_mb if usage else None,
@@ -581,6 +701,18 @@ async def run_bench(options: Options) -> dict[str, Any]:
             "linger_ms": options.linger_ms
             if options.linger_ms is not None
             else SERVICE_DEFAULT_LINGER_MS,
+            "misrouted": options.misroute,
+            "routed": {
+                # The metric is the service's own count (the measured events: the warm-up's
+                # taken off); the topic count is what Kafka holds, warm-up included.
+                "metric_total": routed_after,
+                "metric_measured": (
+                    routed_after - routed_before
+                    if routed_after is not None and routed_before is not None
+                    else None
+                ),
+                "topic_records": routed_records,
+            },
             "naive_events_per_second": naive_rate,
             "ratio_to_naive": (
                 round(events_per_second / naive_rate, 1)
@@ -646,7 +778,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add("--seed", type=int, default=0, help="seed of the generated world (0)")
     add("--timeout", type=float, default=900.0, help="most seconds from first publish (900)")
     add("--storm", action="store_true", help="10,000 loyalty returns at 300 a minute")
-    add("--out", type=Path, help="result JSON (bench/results/latest.json; storm: storm.json)")
+    add(
+        "--misroute",
+        action="store_true",
+        help="every event on the partition after its key's: the service routes every one",
+    )
+    add(
+        "--out",
+        type=Path,
+        help="result JSON (bench/results/latest.json; storm: storm.json; "
+        "misroute: misrouted.json, storm-misrouted.json)",
+    )
     add("--service-env", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
     args = parser.parse_args(argv)
     pairs = []
@@ -656,6 +798,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
             parser.error(f"--service-env wants NAME=VALUE, got {item!r}")
         pairs.append((name, value))
     storm = bool(args.storm)
+    misroute = bool(args.misroute)
+    default_out = "storm" if storm else "latest"
+    if misroute:
+        default_out = "storm-misrouted" if storm else "misrouted"
 
     def pick(given: Any, normal: Any, in_storm: Any) -> Any:
         return given if given is not None else (in_storm if storm else normal)
@@ -675,7 +821,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         seed=args.seed,
         timeout=args.timeout,
         storm=storm,
-        out=pick(args.out, RESULTS / "latest.json", RESULTS / "storm.json"),
+        misroute=misroute,
+        out=args.out if args.out is not None else RESULTS / f"{default_out}.json",
         service_env=tuple(pairs),
     )
     if options.events < 1 or options.partitions < 1 or options.timeout <= 0 or options.rate < 0:
@@ -684,6 +831,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         parser.error("--naive-events and --warmup must be >= 0")
     if options.bound is not None and options.bound < 1:
         parser.error("--bound must be >= 1")
+    if options.misroute and options.partitions < 2:
+        parser.error("--misroute needs --partitions >= 2: one partition is every key's")
     return replace(options)
 
 
@@ -695,6 +844,11 @@ def summary(result: dict[str, Any]) -> str:
         f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms, "
         f"{result['api_calls_per_event']} calls/event, {result['http_429']} 429s, "
         f"service {result['service_cpu_seconds']} CPU s, {result['service_peak_rss_mb']} MB"
+        + (
+            f", misrouted: {result['routed']['metric_measured']} routed"
+            if result.get("misrouted")
+            else ""
+        )
     )
 
 

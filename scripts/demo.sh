@@ -22,6 +22,7 @@ export RETURN_HANDLER_KAFKA__RETURNS_TOPIC="demo-$RUN_ID-returns"
 export RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC="demo-$RUN_ID-outcomes"
 export RETURN_HANDLER_KAFKA__DEAD_LETTER_TOPIC="demo-$RUN_ID-dead-letters"
 export RETURN_HANDLER_KAFKA__RETRY_TOPIC="demo-$RUN_ID-retry"
+export RETURN_HANDLER_KAFKA__ROUTED_TOPIC="demo-$RUN_ID-routed"
 # The state remembers event ids: a shared one would find a previous demo's events finished.
 export RETURN_HANDLER_KAFKA__STATE_TOPIC="demo-$RUN_ID-state"
 export RETURN_HANDLER_KAFKA__GROUP_ID="demo-$RUN_ID"

@@ -138,6 +138,18 @@ class ReportKind(StrEnum):
     NOT_RESTORABLE = "not_restorable"
     OUTSIDE_RETURN_WINDOW = "outside_return_window"
     NOTHING_EARNED = "nothing_earned"
+    RETURN_UNKNOWN = "return_unknown"
+    """A cancellation of a return the ledger does not know: nothing is given back."""
+    ALREADY_CANCELLED = "already_cancelled"
+    """The return was cancelled by another event first: nothing is given back again."""
+    NOT_TAKEN_BACK = "not_taken_back"
+    """The cancelled return did not take this item back, so it is not given back."""
+    TAKEN_BACK_UNCONFIRMED = "taken_back_unconfirmed"
+    """The return's own answer for this item was ambiguous: checked by hand, not given."""
+    CUSTOMER_MISMATCH = "customer_mismatch"
+    """The cancellation names another customer than its return did: nothing is given."""
+    CANCELLED_SINCE = "cancelled_since"
+    """A replayed return that was cancelled since: nothing is taken back again."""
 
 
 class Report(_Action):

@@ -7,6 +7,7 @@ command reads settings from the environment (``RETURN_HANDLER_*``) once, here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import logging
@@ -34,6 +35,7 @@ from service.outcome import OutcomeStatus
 from service.settings import Settings, setting_errors
 
 if TYPE_CHECKING:
+    from service.operate.inspect import FoundOutcome
     from service.operate.outcomes import Skipped
 
 app = typer.Typer(
@@ -136,9 +138,18 @@ def plan_command(
         datetime | None,
         typer.Option(help="Decide as of this time (ISO 8601); default: now.", formats=None),
     ] = None,
+    as_claimed: Annotated[
+        bool,
+        typer.Option(
+            "--as-claimed",
+            help="A cancellation: plan as if the service's ledger showed its return took what "
+            "the event claims (a dry run reads no ledger, so by default the return is unknown).",
+        ),
+    ] = False,
 ) -> None:
     """Dry run: show what the service would do for one event, and why. Calls nothing."""
     from service.clock import SystemClock
+    from service.ledger import LedgerFacts, ReturnRecord
     from service.pipeline.validate import field_errors
     from service.plan_display import render_plan
     from service.policy_file import load_policy
@@ -157,11 +168,22 @@ def plan_command(
     except ReturnHandlerError as exc:
         raise _fail(str(exc), 2) from None
     when = now if now is not None and now.tzinfo is not None else SystemClock().now()
-    result = make_planner(loaded)(event, when)
+    facts = None
+    if as_claimed and event.cancelled_return is not None:
+        claimed = ReturnRecord.claimed_by(event.cancelled_return)
+        facts = LedgerFacts(returned=dataclasses.replace(claimed, claimed=False))
+    result = make_planner(loaded)(event, when, facts)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:
         _out.print(render_plan(result))
+        if event.cancelled_return is not None and not as_claimed:
+            _out.print(
+                "A dry run reads no ledger: the service gives back what its ledger says the "
+                "return took. --as-claimed shows the plan if the ledger matched the claim.",
+                markup=False,
+                highlight=False,
+            )
 
 
 # Typer keeps the line breaks of help paragraphs: each paragraph is one string.
@@ -179,9 +201,11 @@ _REPLAY_HELP = "\n\n".join(
         "client of its own). --window bounds how many replayed events wait in the service at "
         "once, so live events never queue behind a large replay.",
         "Nothing twice: revokes are safe to repeat; give-backs (ENROL, EARN) that an earlier "
-        "outcome shows as made are not made again unless --allow-reissue names the event. "
-        "Ctrl-C stops publishing and waits --grace seconds for what is in flight; "
-        "--resume REPLAY_ID goes on where it stopped.",
+        "outcome or the ledger (the state topic) shows as made are not made again unless "
+        "--allow-reissue names the event. A return that a cancellation gave back since is "
+        "held back (taking it back again would undo the give-back) unless "
+        "--include-cancelled. Ctrl-C stops publishing and waits --grace seconds for what is "
+        "in flight; --resume REPLAY_ID goes on where it stopped.",
     ]
 )
 
@@ -235,6 +259,14 @@ def replay_command(
     include_done: Annotated[
         bool,
         typer.Option("--include-done", help="Replay events whose newest outcome is completed too."),
+    ] = False,
+    include_cancelled: Annotated[
+        bool,
+        typer.Option(
+            "--include-cancelled",
+            help="Replay returns that a cancellation gave back since too: they are taken back "
+            "again, undoing the give-back. Check with the customer first.",
+        ),
     ] = False,
     allow_reissue: Annotated[
         list[str] | None,
@@ -316,6 +348,7 @@ def replay_command(
                 include_done=include_done,
                 allow_reissue=allow_reissue or (),
                 offsets=offsets or (),
+                include_cancelled=include_cancelled,
             )
         elif source is not None or execute or reason is not None:
             raise OperatorInputError(
@@ -510,9 +543,11 @@ def _operate_error(exc: ReturnHandlerError, settings: Settings) -> typer.Exit:
     """The tools' Kafka failures as one line saying what to set."""
     kafka = settings.kafka
     if isinstance(exc, ConfigurationError) and "topic" in exc.context:
+        topic = exc.context["topic"]
+        which = "STATE" if topic == kafka.state_topic else "OUTCOMES"
         return _fail(
-            f"no topic {exc.context['topic']!r} at {kafka.bootstrap_servers}: set "
-            "RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC to the outcomes topic's name",
+            f"no topic {topic!r} at {kafka.bootstrap_servers}: set "
+            f"RETURN_HANDLER_KAFKA__{which}_TOPIC to the {which.lower()} topic's name",
             2,
         )
     if isinstance(exc, BrokerError):
@@ -528,9 +563,12 @@ def _operate_error(exc: ReturnHandlerError, settings: Settings) -> typer.Exit:
     "inspect",
     help="Every outcome recorded for an order or an event, newest first: what was taken back "
     "or given back, why, what Capillary answered item by item, and its request ids for support "
-    "tickets.\n\nReads the outcomes topic (RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC): committed "
-    "records, up to the end it had when the command started. Exit 1 when nothing matches or "
-    "Kafka does not answer, 2 when a setting, the topic or --since is wrong.",
+    "tickets. Then the order's ledger: what each event took back and what each cancellation "
+    "gave back in its place (new earn and issual ids), as the service holds it.\n\nReads the "
+    "outcomes topic (RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC) and the state topic "
+    "(RETURN_HANDLER_KAFKA__STATE_TOPIC, whole: --since is for outcomes): committed records, up "
+    "to the end they had when the command started. Exit 1 when nothing matches or Kafka does "
+    "not answer, 2 when a setting, a topic or --since is wrong.",
 )
 def inspect_command(
     wanted: Annotated[
@@ -550,12 +588,23 @@ def inspect_command(
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json", help="One JSON object per outcome, newest first: position and outcome."
+            "--json",
+            help="One JSON object per outcome, newest first: position and outcome; then one "
+            'last line {"ledger": [entry, ...]}.',
         ),
     ] = False,
 ) -> None:
     """Show every outcome of one order or event (the help text is in the decorator)."""
-    from service.operate.inspect import as_json_line, find_outcomes, nothing_found, render
+    from service.operate.inspect import (
+        as_json_line,
+        find_outcomes,
+        ledger_json_line,
+        ledger_of,
+        nothing_found,
+        render,
+        render_ledger,
+    )
+    from service.operate.ledger import LedgerBook, read_ledger
     from service.operate.outcomes import Skipped
     from service.operate.progress import reading
     from service.operate.read import Span
@@ -565,32 +614,43 @@ def inspect_command(
     _quiet_kafka_client()
     options = _kafka_options(settings)
     topic = settings.kafka.outcomes_topic
+    state_topic = settings.kafka.state_topic
     skipped = Skipped()
-    try:
+
+    async def read_both() -> tuple[list[FoundOutcome], LedgerBook]:
         with reading(_err, f"reading {topic}") as progress:
-            found = asyncio.run(
-                find_outcomes(
-                    options,
-                    topic,
-                    wanted,
-                    Span(since=since_at),
-                    skipped=skipped,
-                    progress=progress,
-                )
+            found = await find_outcomes(
+                options, topic, wanted, Span(since=since_at), skipped=skipped, progress=progress
             )
+        with reading(_err, f"reading {state_topic}") as progress:
+            book = await read_ledger(options, state_topic, progress=progress)
+        return found, book
+
+    try:
+        found, book = asyncio.run(read_both())
     except ReturnHandlerError as exc:
         raise _operate_error(exc, settings) from exc
     _warn_skipped(skipped)
-    if not found:
-        raise _fail(nothing_found(wanted, topic, since_at), 1)
+    _warn_skipped(book.skipped, "event states")
+    states = ledger_of(book, wanted)
+    # An order the ledger knows is found, even when its outcomes are gone (retention, --since).
+    if not found and not states:
+        raise _fail(nothing_found(wanted, topic, since_at, state_topic), 1)
     for one in found:
         if as_json:
             sys.stdout.write(as_json_line(one) + "\n")
         else:
             _out.print(render(one), highlight=False)
             _out.print()
-    if not as_json:
-        _err.print(f"{len(found)} outcome(s) of {wanted!r} in {topic}, newest first", markup=False)
+    if as_json:
+        sys.stdout.write(ledger_json_line(states) + "\n")
+        return
+    _out.print(render_ledger(states, book, wanted, state_topic), highlight=False)
+    _err.print(
+        f"{len(found)} outcome(s) of {wanted!r} in {topic}, newest first; "
+        f"{len(states)} ledger entry(ies) in {state_topic}",
+        markup=False,
+    )
 
 
 @app.command(
@@ -690,10 +750,10 @@ def report_command(
         _err.print(f"chart written to {chart}", markup=False, soft_wrap=True)
 
 
-def _warn_skipped(skipped: Skipped) -> None:
+def _warn_skipped(skipped: Skipped, what: str = "outcomes") -> None:
     if skipped.count:
         _err.print(
-            f"warning: {skipped.count} record(s) skipped, not outcomes this version reads; "
+            f"warning: {skipped.count} record(s) skipped, not {what} this version reads; "
             f"first: {skipped.examples[0]}",
             markup=False,
             soft_wrap=True,

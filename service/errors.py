@@ -13,6 +13,7 @@ fields, never secrets::
     │   ├── CapillaryRequestError we sent something Capillary cannot accept (a bug or config)
     │   ├── CapillaryTransientError  5xx, 429, timeout, connection: retried, then reported
     │   └── CapillaryUnavailableError  Capillary down or refusing us: the service pauses
+    │       └── CapillaryInterruptedError  ...part-way through an event: what it did is kept
     ├── DeadLetterFloodError      too many dead letters: a producer or schema changed
     ├── BrokerError               Kafka refused or lost something we cannot recover here
     └── OperatorInputError        an operator's tool was asked for something it cannot do
@@ -23,7 +24,11 @@ Final business refusals (a coupon already redeemed, a customer not found) are
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from service.outcome import ActionResult
 
 
 class ReturnHandlerError(Exception):
@@ -97,6 +102,29 @@ class CapillaryUnavailableError(CapillaryError):
         "Nothing to do if it passes: the service pauses its partitions and probes Capillary. "
         "If it persists, check Capillary's status, the base URLs and the credentials."
     )
+
+
+class CapillaryInterruptedError(CapillaryUnavailableError):
+    """Capillary became unavailable part-way through an event's actions.
+
+    ``done`` holds the results of the actions that finished before (the event's state keeps
+    them, so a give-back confirmed before the outage is not made or doubted again);
+    ``reached`` names the give-back actions whose call may have reached Capillary without
+    an answer that says so.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        /,
+        *,
+        done: Sequence[ActionResult] = (),
+        reached: frozenset[str] = frozenset(),
+        **context: Any,
+    ) -> None:
+        super().__init__(message, **context)
+        self.done = tuple(done)
+        self.reached = reached
 
 
 class DeadLetterFloodError(ReturnHandlerError):

@@ -32,7 +32,8 @@ class ReturnType(StrEnum):
     FULL: every item comes back. LINE_ITEM: some lines come back, with quantities.
     AMOUNT: money is refunded, no goods come back (price adjustment, goodwill).
     EXCHANGE: goods come back and other goods go out; the two are netted.
-    CANCELLED: a return recorded earlier is cancelled; what it took back is given back.
+    CANCELLED: a return recorded earlier is cancelled; what the service's ledger says it took
+    back is given back.
     """
 
     FULL = "FULL"
@@ -44,7 +45,8 @@ class ReturnType(StrEnum):
     EXCHANGE = "EXCHANGE"
     """Goods come back and other goods go out; the two are netted."""
     CANCELLED = "CANCELLED"
-    """A return recorded earlier is cancelled: what it took back is given back."""
+    """A return recorded earlier is cancelled: what the service took back for it, as its
+    ledger says, is given back."""
 
 
 class Channel(StrEnum):
@@ -286,15 +288,24 @@ class Earned(_Model):
 
 
 class CancelledReturn(_Model):
-    """The return that a CANCELLED event undoes, and what that return took back."""
+    """The return that a CANCELLED event undoes.
+
+    What is given back is what the service's own ledger says that return took, never what
+    this event claims: ``taken_back`` and ``enrolments_revoked`` are hints, checked against
+    the ledger and named in the outcome where they differ from it.
+    """
 
     return_event_id: str = Field(min_length=1, max_length=128)
-    """event_id of the return being cancelled."""
-    taken_back: Earned
-    """What that return took back (from its outcome event)."""
+    """event_id of the return being cancelled: the service gives back what its ledger says
+    that return took."""
+    taken_back: Earned = Field(default_factory=Earned)
+    """Optional hint: what the sender believes the return took back. Checked against the
+    service's ledger, never the authority: what it claims and the ledger does not show is
+    named in the outcome and not given back."""
     enrolments_revoked: list[LoyaltyEarn] = Field(
         default_factory=list,
-        description="Enrol-and-issue promotions whose enrolment the return revoked.",
+        description="Optional hint: enrol-and-issue promotions whose enrolment the sender "
+        "believes the return revoked (checked against the ledger, like taken_back).",
     )
 
 
@@ -331,7 +342,7 @@ class ReturnEvent(_Model):
     earned: Earned = Field(default_factory=Earned)
     """What the original order earned. May be empty: the policy decides then."""
     cancelled_return: CancelledReturn | None = None
-    """CANCELLED only: the return being cancelled and what it took back."""
+    """CANCELLED only: the return being cancelled (what it took comes from the ledger)."""
 
     @model_validator(mode="after")
     def _consistent_with_type(self) -> ReturnEvent:

@@ -28,10 +28,11 @@ class ActionStatus(StrEnum):
     """How one action (or one item of it) ended.
 
     revoked: taken back now. restored: given back now (a cancelled return).
-    already_revoked: Capillary answered "invalid or already revoked" (8903, cart 731/404,
-    coupon 682, deactivate 731) to a repeat of this event; an earlier attempt did it; not a
-    failure. refused_redeemed: the customer already used it; never retried. kept: Capillary
-    kept it on purpose (an enrolment while other earns of the promotion remain). not_found:
+    already_revoked: taken back before, by an earlier outcome of this event (the ledger), or
+    Capillary answered "invalid or already revoked" (8903, cart 731/404, coupon 682,
+    deactivate 731) to a repeat whose earlier attempt left no record; not a failure.
+    refused_redeemed: the customer already used it; never retried. kept: Capillary kept it
+    on purpose (an enrolment while other earns of the promotion remain). not_found:
     Capillary does not know the customer, promotion or item (also "invalid or already
     revoked" on a first attempt). refused: another final business refusal (unsupported
     type, inactive promotion, expired series). failed: failed after retries, or the request
@@ -43,7 +44,9 @@ class ActionStatus(StrEnum):
     RESTORED = "restored"
     """Given back now (a cancelled return)."""
     ALREADY_REVOKED = "already_revoked"
-    """Capillary answered "invalid or already revoked" to a repeat: an earlier attempt did it."""
+    """Taken back before: by an earlier outcome of this event (the ledger says so; no call
+    now), or Capillary answered "invalid or already revoked" to a repeat whose earlier attempt
+    left no record (a crash)."""
     REFUSED_REDEEMED = "refused_redeemed"
     """Already used by the customer: cannot be taken back. Never retried."""
     KEPT = "kept"
@@ -54,15 +57,17 @@ class ActionStatus(StrEnum):
     REFUSED = "refused"
     """Another final business refusal: unsupported type, inactive promotion, expired series."""
     UNCONFIRMED = "unconfirmed"
-    """A give-back an earlier attempt of this event may have made (it crashed between the call
-    and the outcome): not called again; an operator checks the customer in Capillary."""
+    """A give-back that may have been made without an answer saying so (an earlier attempt
+    crashed between the call and the outcome, or Capillary's answer cannot be matched to the
+    customers): not called again; an operator checks the customer in Capillary."""
     FAILED = "failed"
     """Failed after retries, or the request itself was wrong: needs an operator."""
     SKIPPED = "skipped"
     """No call was made; ``report_kind`` on the action says why."""
     ALREADY_RESTORED = "already_restored"
-    """A replay did not give back again what an earlier outcome of the event shows as given
-    back (Capillary's EARN has no idempotency key); ``--allow-reissue`` overrides."""
+    """Not given back again: the ledger (or the replay's ``rh-replay-issued``) shows an earlier
+    outcome of this event gave it back; Capillary's EARN has no idempotency key.
+    ``--allow-reissue`` overrides."""
 
     @property
     def is_failure(self) -> bool:
@@ -115,6 +120,9 @@ class ItemResult(_Model):
     """Capillary's message, or ours when no call was made."""
     detail: dict[str, str] = Field(default_factory=dict)
     """Extra facts: earned_id of a re-issued earn, clawback=flagged for a redeemed benefit."""
+    attempt: int | None = None
+    """The attempt of this event that got this result, when it was an earlier one than the
+    outcome's (the retry path): what each attempt did."""
     asked: bool = True
     """False for what Capillary changed although it was not asked to: coupons revoked beyond
     the codes sent (a generic coupon in the series makes a multi-code revoke take it all)."""
@@ -137,7 +145,8 @@ class ActionResult(_Model):
     """The most telling status of its items (failed before refused before revoked)."""
     report_kind: str | None = None
     """For kind=report: still_deserved, skipped_by_policy, not_revocable, missing_identifier,
-    not_restorable, outside_return_window or nothing_earned."""
+    not_restorable, outside_return_window, nothing_earned, return_unknown, already_cancelled,
+    not_taken_back, taken_back_unconfirmed, customer_mismatch or cancelled_since."""
     broad: bool = False
     """True when the call reaches beyond this order (all earns of a promotion, all coupons
     of a customer, a whole participation); only where the policy allows it."""
@@ -159,8 +168,10 @@ class OutcomeStatus(StrEnum):
     completed: every action reached a final result (revoked, already revoked, refused,
     skipped...). failed: at least one action failed; replay the event once the cause is fixed.
     duplicate: the same event id was handled before; nothing was called; ``duplicate_of``
-    names the first outcome. needs_check: an earlier attempt of this event crashed between a
-    give-back call and its outcome; the give-back was not repeated; check the customer.
+    names the first outcome. needs_check: a give-back may have been made without an answer
+    that says so (a crash, an answer that cannot be matched); it was not repeated; check the
+    customer. return_unknown: a cancellation of a return the ledger does not know; nothing
+    was given back; an operator looks.
     """
 
     COMPLETED = "completed"
@@ -170,8 +181,14 @@ class OutcomeStatus(StrEnum):
     DUPLICATE = "duplicate"
     """The event id was handled before (within the dedupe window): nothing was called."""
     NEEDS_CHECK = "needs_check"
-    """A give-back may have happened in an earlier, crashed attempt: an operator checks the
+    """A give-back may have been made without an answer that says so (an earlier attempt
+    crashed, or Capillary's answer cannot be matched to the customers): an operator checks the
     customer and promotion named in the unconfirmed actions."""
+    RETURN_UNKNOWN = "return_unknown"
+    """A cancellation of a return this service's ledger does not know (never handled, handled
+    under another customer key, or older than the dedupe window): nothing was given back. An
+    operator checks what the return took and replays this event once the return is handled,
+    or gives back by hand."""
 
 
 class ReplayInfo(_Model):
@@ -223,7 +240,7 @@ class OutcomeEvent(_Model):
     event: EventIdentity
     """The input event this outcome answers."""
     status: OutcomeStatus
-    """completed, failed, duplicate or needs_check."""
+    """completed, failed, duplicate, needs_check or return_unknown."""
     decision: Decision
     """take_back, give_back or nothing_to_do."""
     summary: str

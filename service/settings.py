@@ -34,10 +34,10 @@ _KAFKA = "RETURN_HANDLER_KAFKA__"
 
 
 class KafkaSettings(BaseModel):
-    """The broker and how to reach it securely, the consumer group and the five topics.
+    """The broker and how to reach it securely, the consumer group and the six topics.
 
-    The returns, retry and state topics must have the same number of partitions: partition
-    p of each belongs to the same consumer, transaction and state. Security settings are
+    The returns, routed, retry and state topics must have the same number of partitions:
+    partition p of each belongs to the same consumer, transaction and state. Security settings are
     checked together when the settings are built: credentials without a protocol that sends
     them, TLS files without TLS, a certificate without its key or a file that cannot be read
     each raise a :class:`ConfigurationError` naming the variable.
@@ -80,6 +80,11 @@ class KafkaSettings(BaseModel):
     outcomes_topic: str = Field(default="return-outcomes", description="Output: one per event.")
     dead_letter_topic: str = Field(
         default="returns-dead-letter", description="Input messages that are not valid events."
+    )
+    routed_topic: str = Field(
+        default="returns-routed",
+        description="Internal: returns moved to their customer key's partition when their "
+        "producer put them on another (CRC32 partitioners, no key); partitioned like returns.",
     )
     retry_topic: str = Field(
         default="returns-retry",

@@ -21,6 +21,7 @@ from service.pipeline.kafka_connection import (
     check_connection,
     connection_options,
 )
+from service.pipeline.route import key_of_customer
 from service.settings import KafkaSettings
 
 
@@ -32,10 +33,8 @@ async def _connect(kafka: KafkaSettings) -> ConnectionOptions:
 
 
 def _key_for(event: ReturnEvent) -> bytes:
-    # The customer is the ordering unit: one customer's events stay on one partition.
-    customer = event.customer
-    ident = customer.id or customer.external_id or customer.mobile or customer.email
-    return str(ident).encode()
+    # The customer is the ordering unit: the key the service itself gives a keyless record.
+    return key_of_customer(event.customer, event.event_id)
 
 
 def key_for(event: ReturnEvent) -> bytes:
@@ -89,15 +88,16 @@ def state_topic_configs(dedupe_window_days: float) -> dict[str, str]:
 async def ensure_topics(
     kafka: KafkaSettings, partitions: int, *, dedupe_window_days: float = 35.0
 ) -> list[str]:
-    """Create the service's five topics that do not exist yet.
+    """Create the service's six topics that do not exist yet.
 
     Returns the names created. For development and the demo; production topics are
     created by whoever owns the cluster, with their own partition counts and retention,
-    keeping returns, retry and state at one partition count. The state topic is compacted
-    and forgets after the dedupe window (``dedupe_window_days``).
+    keeping returns, routed, retry and state at one partition count. The state topic is
+    compacted and forgets after the dedupe window (``dedupe_window_days``).
     """
     wanted = [
         kafka.returns_topic,
+        kafka.routed_topic,
         kafka.retry_topic,
         kafka.state_topic,
         kafka.outcomes_topic,
@@ -224,6 +224,7 @@ _HEAD = {
     OutcomeStatus.FAILED: "FAIL",
     OutcomeStatus.DUPLICATE: "DUP ",
     OutcomeStatus.NEEDS_CHECK: "CHECK",
+    OutcomeStatus.RETURN_UNKNOWN: "ASK ",
 }
 
 

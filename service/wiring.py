@@ -12,17 +12,20 @@ from service.capillary.client import CapillaryClient
 from service.clock import Clock, SystemClock
 from service.errors import ConfigurationError
 from service.events import ReturnEvent
+from service.kafka.state_reader import KafkaStateReader
+from service.ledger import LedgerFacts
 from service.observe.health import Health
 from service.observe.http import HttpPort
 from service.observe.metrics import Metrics, Watch
 from service.observe.tracing import Tracing
 from service.pipeline.coalesce import Coalescer
-from service.pipeline.commit import KafkaCommitter, KafkaStateReader
+from service.pipeline.commit import KafkaCommitter
 from service.pipeline.consume import KafkaSource
 from service.pipeline.execute import Executor
 from service.pipeline.flood import DeadLetterCap
 from service.pipeline.process import Planner, Processor
 from service.pipeline.retries import RetryPolicy
+from service.pipeline.route import Router
 from service.pipeline.run import Runner
 from service.pipeline.state import StateStore
 from service.policy_file import load_policy
@@ -38,6 +41,7 @@ class Service:
     runner: Runner
     client: CapillaryClient
     coalescer: Coalescer
+    state_reader: KafkaStateReader
     policy: Policy
     metrics: Metrics
     tracing: Tracing
@@ -54,14 +58,15 @@ class Service:
         """Release what the runner does not own (bulk calls being gathered, the HTTP pool)."""
         await self.coalescer.aclose()
         await self.client.aclose()
+        await self.state_reader.aclose()
         self.tracing.shutdown()
 
 
 def make_planner(policy: Policy) -> Planner:
     """The rules with this policy bound: exactly what ``return-handler plan`` uses."""
 
-    def planner(event: ReturnEvent, now: datetime) -> Plan:
-        return plan(event, policy, now)
+    def planner(event: ReturnEvent, now: datetime, facts: LedgerFacts | None = None, /) -> Plan:
+        return plan(event, policy, now, facts)
 
     return planner
 
@@ -106,9 +111,8 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         metrics=metrics,
         cloudevents_source=observability.cloudevents_source,
     )
-    state = StateStore(
-        KafkaStateReader(kafka), window=timedelta(days=reliability.dedupe_window_days)
-    )
+    state_reader = KafkaStateReader(kafka)
+    state = StateStore(state_reader, window=timedelta(days=reliability.dedupe_window_days))
     processor = Processor(
         planner=make_planner(policy),
         executor=executor,
@@ -120,6 +124,8 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
             initial_delay_seconds=reliability.retry_initial_delay_seconds,
             max_delay_seconds=reliability.retry_max_delay_seconds,
         ),
+        # Ten commit intervals: a commit that takes longer is in trouble (the retry path).
+        commit_wait_seconds=max(2.0, kafka.commit_interval_ms / 100),
     )
     runner = Runner(
         source=source,
@@ -139,6 +145,7 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         probe_max_seconds=reliability.probe_max_seconds,
         metrics=metrics,
         tracing=tracing,
+        router=Router(kafka.returns_topic),
     )
     metrics.watch(
         Watch(
@@ -162,6 +169,7 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         runner=runner,
         client=client,
         coalescer=coalescer,
+        state_reader=state_reader,
         policy=policy,
         metrics=metrics,
         tracing=tracing,

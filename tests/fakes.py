@@ -22,8 +22,15 @@ from service.clock import FakeClock
 from service.errors import BrokerError
 from service.outcome import OutcomeEvent
 from service.pipeline.execute import CapillaryApi
-from service.pipeline.records import DeadLetter, Finished, PartitionHook, Record, RetryLater
-from service.pipeline.state import EventState, OutcomeRef
+from service.pipeline.records import (
+    Committed,
+    DeadLetter,
+    Finished,
+    PartitionHook,
+    Record,
+    RetryLater,
+)
+from service.pipeline.state import PROGRESS_KEY, EventState, OutcomeRef, Progress
 
 
 @dataclass
@@ -92,6 +99,10 @@ class FakeSource:
     def reading(self) -> dict[tuple[str, int], tuple[int, int]]:
         return dict(self.ends)
 
+    @property
+    def partition_count(self) -> int:
+        return len(self.partitions)
+
 
 @dataclass
 class FakeCommitter:
@@ -105,6 +116,9 @@ class FakeCommitter:
     fail_next: int = 0
     fail_starts: int = 0
     stopped: bool = False
+    state_topic: FakeStateReader = field(default_factory=lambda: FakeStateReader())
+    """Where committed states go, as a real transaction writes them to the state topic: give
+    it the reader of the ``StateStore`` under test, so the ledger reads them back."""
     reset_done: asyncio.Event = field(default_factory=asyncio.Event)
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set by each commit (and replaced): wait on it for the next one."""
@@ -124,17 +138,25 @@ class FakeCommitter:
             self.fail_starts -= 1
             raise BrokerError("transaction failed (fake)", partition=partition)
         self.starts.append((partition, state))
+        self._write(partition, state)
 
     async def commit(
-        self, partition: int, finished: Sequence[Finished], offsets: dict[str, int]
-    ) -> list[EventState]:
+        self,
+        partition: int,
+        finished: Sequence[Finished],
+        offsets: dict[str, int],
+        progress: Progress | None = None,
+    ) -> list[Committed]:
         if self.fail_next:
             self.fail_next -= 1
             raise BrokerError("transaction failed (fake)")
         self.commits.append((partition, list(finished), dict(offsets)))
+        if progress is not None:
+            records = self.state_topic.partitions.setdefault(partition, [])
+            records.append((PROGRESS_KEY, progress.model_dump_json().encode()))
         self.committed.set()
         self.committed = asyncio.Event()
-        states = []
+        written = []
         for index, item in enumerate(finished):
             if item.state is None:
                 continue
@@ -142,8 +164,12 @@ class FakeCommitter:
             if state.phase == "done" and isinstance(item.result, OutcomeEvent):
                 ref = OutcomeRef(partition=0, offset=index, status=item.result.status)
                 state = state.model_copy(update={"outcome": ref})
-            states.append(state)
-        return states
+            written.append(self._write(partition, state))
+        return written
+
+    def _write(self, partition: int, state: EventState) -> Committed:
+        """Into the state topic: its offset is where the reader finds it."""
+        return Committed(state, self.state_topic.put(partition, state))
 
     async def stop(self) -> None:
         self.stopped = True
@@ -177,17 +203,30 @@ class FakeCommitter:
 
 @dataclass
 class FakeStateReader:
-    """A state topic in memory: what each partition holds, as (key, value) records."""
+    """A state topic in memory: what each partition holds, as (key, value) records.
+
+    A record's offset is its place in its partition's list, as in a topic never compacted.
+    """
 
     partitions: dict[int, list[tuple[bytes, bytes | None]]] = field(default_factory=dict)
+    fetches: int = 0
 
-    async def read(self, partition: int) -> list[tuple[bytes, bytes | None]]:
-        return list(self.partitions.get(partition, []))
+    async def read(self, partition: int) -> list[tuple[bytes, bytes | None, int]]:
+        return [
+            (key, value, offset)
+            for offset, (key, value) in enumerate(self.partitions.get(partition, []))
+        ]
 
-    def put(self, partition: int, state: EventState) -> None:
-        self.partitions.setdefault(partition, []).append(
-            (state.event_id.encode(), state.to_bytes())
-        )
+    async def fetch(self, partition: int, offset: int) -> tuple[bytes, bytes | None] | None:
+        self.fetches += 1
+        records = self.partitions.get(partition, [])
+        return records[offset] if 0 <= offset < len(records) else None
+
+    def put(self, partition: int, state: EventState) -> int:
+        """Append ``state``; its offset."""
+        records = self.partitions.setdefault(partition, [])
+        records.append((state.event_id.encode(), state.to_bytes()))
+        return len(records) - 1
 
 
 def done(item: str, **extra: Any) -> ItemResult:

@@ -300,6 +300,7 @@ class CallLoop:
             if outcome.kind is _Kind.ANSWER:
                 return finish(outcome, outcome.body, None)
             if outcome.kind is _Kind.FATAL:
+                uncertain = uncertain or outcome.ambiguous
                 return finish(outcome, None, outcome.failure)
             if outcome.kind is _Kind.UNAUTHORIZED:
                 if self._auth.refreshable and not refreshed and retry:
@@ -508,6 +509,8 @@ class CallLoop:
         elif not isinstance(body, dict):
             outcome.kind = _Kind.FATAL
             outcome.failure = _http_failure(endpoint, status)
+            # A success status says the request was carried out, whatever came back with it.
+            outcome.ambiguous = 200 <= status < 300
         elif retry_codes := transient_codes(endpoint).intersection(outcome.codes):
             code = min(retry_codes)
             outcome.kind = _Kind.TRANSIENT

@@ -39,6 +39,23 @@ from service.capillary.results import ItemResult, ResultClass
 _log = structlog.get_logger("service.capillary.client")
 
 _POSITION_NEXT_STEP = "Replay the event: revokes are safe to repeat."
+_GIVE_BACKS = ("ENROL", "EARN")
+_UNMATCHED_NEXT_STEP = (
+    "Check in Capillary whether the customer holds the promotion (the request id finds the "
+    "call); enrol or issue it by hand only if not. Do not replay: EARN has no idempotency key."
+)
+
+
+def _unmatched(action: LoyaltyBulkAction, failure: Failure) -> Failure:
+    """A 200 answer that cannot be read item by item: for a give-back it may have been made."""
+    if action not in _GIVE_BACKS:
+        return failure
+    return Failure(
+        ResultClass.UNCERTAIN,
+        f"{failure.message}; it may have been carried out, so it is not repeated",
+        failure.code,
+        _UNMATCHED_NEXT_STEP,
+    )
 
 
 class LoyaltyCalls:
@@ -209,6 +226,8 @@ def _read(
     items_of = [_items(action, promotion, c) for c in customers]
     parsed = read_answer(endpoint, LoyaltyBulkResponse, call)
     if isinstance(parsed, Failure):
+        if call.failure is None:  # answered, in a shape nobody can read
+            parsed = _unmatched(action, parsed)
         return [failed_items(call, items, parsed) for items in items_of]
     if not parsed.response and parsed.errors:
         # Refused as a whole: every item keeps Capillary's code.
@@ -222,7 +241,7 @@ def _read(
             "cannot match them by position",
             next_step=_POSITION_NEXT_STEP,
         )
-        return [failed_items(call, items, mismatch) for items in items_of]
+        return [failed_items(call, items, _unmatched(action, mismatch)) for items in items_of]
     # Items carry no identifier we sent (failures carry none at all): position is the key.
     return [
         _customer_results(endpoint, action, identifier_name, customer, items, answer, call)
@@ -244,7 +263,7 @@ def _customer_results(
     result = answer.result
     if result is None:
         empty = Failure(ResultClass.REQUEST_ERROR, "answer item has neither result nor errors")
-        return failed_items(call, items, empty)
+        return failed_items(call, items, _unmatched(action, empty))
     sent = customer.identifier_value.strip()
     if identifier_name == "id" and result.entity_id is not None and str(result.entity_id) != sent:
         _log.warning(
@@ -260,7 +279,7 @@ def _customer_results(
             "items do not match customers by position",
             next_step=_POSITION_NEXT_STEP,
         )
-        return failed_items(call, items, mismatch)
+        return failed_items(call, items, _unmatched(action, mismatch))
     detail: dict[str, str] = {}
     if result.entity_id is not None:
         detail["entity_id"] = str(result.entity_id)

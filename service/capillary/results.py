@@ -24,7 +24,9 @@ class ResultClass(StrEnum):
     Capillary kept it on purpose (an enrolment while other earns of the promotion
     remain). ``refused``: another final business refusal. ``request_error``: a bug or a
     wrong setting, named in ``next_step``. ``transient``: this item's own transient
-    refusal outlasted its retries (737 open cart). ``unavailable``: no answer to read:
+    refusal outlasted its retries (737 open cart). ``uncertain``: a give-back (ENROL, EARN)
+    was answered, but the answer cannot be matched to the customers sent: it may have been
+    made, so it must not be repeated. ``unavailable``: no answer to read:
     Capillary down, throttling past the budget, or refusing our credentials; not about the
     item, so the caller pauses instead of reporting it.
     """
@@ -38,6 +40,7 @@ class ResultClass(StrEnum):
     REFUSED = "refused"
     REQUEST_ERROR = "request_error"
     TRANSIENT = "transient"
+    UNCERTAIN = "uncertain"
     UNAVAILABLE = "unavailable"
 
     @property

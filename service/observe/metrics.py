@@ -95,7 +95,7 @@ class Metrics:
             ProcessCollector(registry=registry)
         self.events_consumed = Counter(
             f"{PREFIX}_events_consumed",
-            "Records read from the input topics (returns and retry).",
+            "Records read from the input topics (returns, routed and retry).",
             ["topic"],
             registry=registry,
         )
@@ -109,6 +109,12 @@ class Metrics:
             f"{PREFIX}_dead_letters",
             "Input messages sent to the dead-letter topic, by reason.",
             ["reason"],
+            registry=registry,
+        )
+        self.routed = Counter(
+            f"{PREFIX}_routed",
+            "Records of the returns topic copied to their customer key's partition of the "
+            "routed topic (their producer partitions keys unlike Java: CRC32, or no key).",
             registry=registry,
         )
         self.duplicates = Counter(

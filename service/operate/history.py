@@ -26,6 +26,7 @@ GIVE_BACK_KINDS = frozenset({"enrol_loyalty", "issue_loyalty_earn"})
 MAY_HAVE_BEEN_MADE = frozenset(
     {ActionStatus.RESTORED, ActionStatus.ALREADY_RESTORED, ActionStatus.UNCONFIRMED}
 )
+"""Statuses of a give-back that leave it made, or maybe made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,4 +118,4 @@ class History:
         return sum(len(found) for found in self._by_event.values())
 
 
-__all__ = ["GIVE_BACK_KINDS", "History", "PastOutcome", "given_back"]
+__all__ = ["GIVE_BACK_KINDS", "MAY_HAVE_BEEN_MADE", "History", "PastOutcome", "given_back"]

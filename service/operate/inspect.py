@@ -1,9 +1,15 @@
-"""``return-handler inspect``: every outcome recorded for one order or event, newest first.
+"""``return-handler inspect``: every outcome recorded for one order or event, and its ledger.
 
 For support and operators: what was taken back or given back for an order, why, what
 Capillary answered item by item, and the request ids a support ticket needs. The match is
 exact, on the event id or the order id; an order returned twice has two events, and an
-event handled twice (a duplicate delivery, a replay) has two outcomes: all of them show.
+event handled twice (a duplicate delivery, a replay) has two outcomes: all of them show,
+newest first.
+
+Then the ledger (the state topic, ``ledger.py``): what the service holds as done for the
+order, event by event, across attempts and replays: what each return took back with
+Capillary's code, and what each cancellation gave back in its place, with the new earn and
+issual ids. It is what a later cancellation or replay of the order is decided from.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from service.ledger import GIVE_BACK_KINDS, LedgerEntry, LedgerItem
+from service.operate.ledger import LedgerBook
 from service.operate.outcomes import OutcomePosition, Skipped, read_outcomes
 from service.operate.read import Progress, Span
 from service.outcome import ActionResult, ActionStatus, ItemResult, OutcomeEvent, OutcomeStatus
+from service.pipeline.state import EventState
 
 
 class FoundOutcome(BaseModel):
@@ -75,14 +84,56 @@ async def find_outcomes(
     return newest_first(found)
 
 
-def nothing_found(wanted: str, topic: str, since: datetime | None) -> str:
+def nothing_found(
+    wanted: str, topic: str, since: datetime | None, state_topic: str | None = None
+) -> str:
     """The one line saying nothing matched, and what to check."""
     where = f"since {_when(since)}" if since is not None else "in the whole topic"
+    if state_topic is None:
+        return (
+            f"no outcome for {wanted!r} in {topic} ({where}). Check the id (an event id or an "
+            "order id, exact and case-sensitive), the topic "
+            "(RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC) and --since."
+        )
     return (
-        f"no outcome for {wanted!r} in {topic} ({where}). Check the id (an event id or an order "
-        "id, exact and case-sensitive), the topic (RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC) and "
-        "--since."
+        f"no outcome for {wanted!r} in {topic} ({where}) and no ledger entry in {state_topic}. "
+        "Check the id (an event id or an order id, exact and case-sensitive), the topics "
+        "(RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC, RETURN_HANDLER_KAFKA__STATE_TOPIC) and --since."
     )
+
+
+def ledger_of(book: LedgerBook, wanted: str) -> list[EventState]:
+    """The states whose ledger tells of ``wanted``, oldest first.
+
+    For an order id: every event of the order. For an event id: that event, and its
+    return (a cancellation) or its cancellations (a return); the same for an id that is
+    both.
+    """
+    ids = [entry.event_id for entry in book.of_order(wanted)]
+    entry = book.entry(wanted)
+    if entry is not None:
+        ids.append(wanted)
+        if entry.cancels is not None:
+            ids.append(entry.cancels)
+    ids += book.cancellations(wanted)
+    states = [book.state(event_id) for event_id in dict.fromkeys(ids)]
+    found = [s for s in states if s is not None and s.ledger is not None]
+    return sorted(found, key=lambda s: (s.at, s.event_id))
+
+
+class FoundLedger(BaseModel):
+    """The ledger entries of the id asked for: the last line of ``inspect --json``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    ledger: list[LedgerEntry]
+    """What each event of the order did, item by item, oldest first."""
+
+
+def ledger_json_line(states: Iterable[EventState]) -> str:
+    """The last line of ``inspect --json``: ``{"ledger": [entry, ...]}``."""
+    entries = [state.ledger for state in states if state.ledger is not None]
+    return FoundLedger(ledger=entries).model_dump_json()
 
 
 _OUTCOME_STYLE = {
@@ -90,6 +141,7 @@ _OUTCOME_STYLE = {
     OutcomeStatus.FAILED: "bold red",
     OutcomeStatus.DUPLICATE: "cyan",
     OutcomeStatus.NEEDS_CHECK: "bold yellow",
+    OutcomeStatus.RETURN_UNKNOWN: "bold magenta",
 }
 
 _ACTION_STYLE = {
@@ -122,7 +174,8 @@ def render(found: FoundOutcome) -> RenderableType:
     # One label width for every outcome, so a page of them reads as one column.
     grid.add_column(style="dim", no_wrap=True, min_width=len("  request ids"))
     grid.add_column(overflow="fold")
-    status = Text(outcome.status.value, style=_OUTCOME_STYLE[outcome.status])
+    # .get: a status added later still shows, unstyled, rather than stop the command.
+    status = Text(outcome.status.value, style=_OUTCOME_STYLE.get(outcome.status, "bold"))
     status.append(f" · {outcome.decision} · {event.return_type}", style="default")
     if outcome.attempt > 1:
         status.append(f" · attempt {outcome.attempt}", style="default")
@@ -153,7 +206,7 @@ def render(found: FoundOutcome) -> RenderableType:
 
 def _add_action(grid: Table, number: int, action: ActionResult) -> None:
     head = Text(f"{action.kind}  ")
-    head.append(action.status.value, style=_ACTION_STYLE[action.status])
+    head.append(action.status.value, style=_ACTION_STYLE.get(action.status, "bold"))
     if action.broad:
         head.append("  (broad: reaches beyond this order)", style="yellow")
     grid.add_row(f"action {number}", head)
@@ -170,9 +223,12 @@ def _add_action(grid: Table, number: int, action: ActionResult) -> None:
 
 def _item(item: ItemResult) -> Text:
     text = Text(f"{item.item}  ")
-    text.append(item.status.value, style=_ACTION_STYLE[item.status])
+    text.append(item.status.value, style=_ACTION_STYLE.get(item.status, "bold"))
     if item.code is not None:
         text.append(f"  code {item.code}")
+    if item.attempt is not None:
+        # An earlier attempt of this event got this result (the retry path).
+        text.append(f"  attempt {item.attempt}", style="dim")
     for key, value in sorted(item.detail.items()):
         text.append(f"  {key}={value}", style="bold" if key == "clawback" else "default")
     if not item.asked:
@@ -214,17 +270,101 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def render_ledger(
+    states: list[EventState], book: LedgerBook, wanted: str, state_topic: str
+) -> RenderableType:
+    """The ledger section: per event, what it took back and what it gave back, and by whom."""
+    title = Text(f"Ledger of {wanted} ({state_topic})", style="bold")
+    if not states:
+        return Group(
+            title,
+            Text(
+                "  no entry: forgotten after the dedupe window, or handled before the ledger "
+                "existed",
+                style="dim",
+            ),
+        )
+    parts: list[RenderableType] = [title]
+    for state in states:
+        entry = state.ledger
+        assert entry is not None  # ledger_of keeps only states with a ledger
+        head = Text(f"{entry.event_id} · {entry.return_type}", style="bold")
+        head.append(f" · {state.phase} {_when(state.at)}", style="default")
+        if state.attempt > 1:
+            head.append(f" · attempt {state.attempt}", style="default")
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True, min_width=len("  cancelled by"))
+        grid.add_column(overflow="fold")
+        if entry.cancels is not None:
+            first = book.first_cancellation(entry.cancels)
+            grid.add_row(
+                "  cancels",
+                f"{entry.cancels} (gives back what it took)"
+                if first in (None, entry.event_id)
+                else f"{entry.cancels} (after {first}: gives nothing back again)",
+            )
+        cancellations = book.cancellations(entry.event_id)
+        for index, by in enumerate(cancellations):
+            note = (
+                "first: gives back what this took back"
+                if index == 0
+                else f"after {cancellations[0]}: gives nothing back again"
+            )
+            grid.add_row("  cancelled by", f"{by} ({note})")
+        rows = [(_ledger_label(item), _ledger_item(item)) for item in entry.items]
+        for label, text in sorted(rows, key=lambda row: _LABEL_ORDER.index(row[0])):
+            grid.add_row(f"  {label}", text)
+        if not entry.items:
+            grid.add_row("  items", Text("none (no call reached Capillary)", style="dim"))
+        parts += [head, grid]
+    return Group(*parts)
+
+
+# What kind of call touched the item; its status says how it ended.
+_LABEL_ORDER = ("take back", "give back", "reported")
+
+
+def _ledger_label(item: LedgerItem) -> str:
+    if item.kind in GIVE_BACK_KINDS:
+        return "give back"
+    if item.kind == "report":
+        return "reported"
+    return "take back"
+
+
+def _ledger_item(item: LedgerItem) -> Text:
+    text = Text(f"{item.item}  ")
+    text.append(item.status.value, style=_ACTION_STYLE.get(item.status, "bold"))
+    if item.code is not None:
+        text.append(f"  code {item.code}")
+    if item.replaces is not None:
+        text.append(f"  replaces {item.replaces}")
+    if item.earned_id is not None:
+        text.append(f"  earned_id={item.earned_id}", style="bold")
+    if item.issual_id is not None:
+        text.append(f"  issual_id={item.issual_id}")
+    if item.report_kind is not None:
+        text.append(f"  ({item.report_kind})")
+    if item.attempt > 1:
+        text.append(f"  attempt {item.attempt}", style="dim")
+    return text
+
+
 def as_json_line(found: FoundOutcome) -> str:
     """One line of ``inspect --json``: the position and the outcome as published."""
     return found.model_dump_json()
 
 
 __all__ = [
+    "FoundLedger",
     "FoundOutcome",
     "as_json_line",
     "find_outcomes",
+    "ledger_json_line",
+    "ledger_of",
     "matches",
     "newest_first",
     "nothing_found",
     "render",
+    "render_ledger",
 ]

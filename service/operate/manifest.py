@@ -42,6 +42,8 @@ class ManifestEntry(_Model):
     """Give-back action ids earlier outcomes show as made: not made again."""
     allow_reissue: bool = False
     """The operator allowed those give-backs again for this event (``--allow-reissue``)."""
+    allow_cancelled: bool = False
+    """A return the ledger showed cancelled since, taken back again (``--include-cancelled``)."""
 
 
 class ReplayParameters(_Model):
@@ -59,6 +61,7 @@ class ReplayParameters(_Model):
     event_ids: list[str] = Field(default_factory=list)
     include_done: bool = False
     allow_reissue: list[str] = Field(default_factory=list)
+    include_cancelled: bool = False
 
 
 class Manifest(_Model):

@@ -1,7 +1,8 @@
 """What a replay would do, decided without calling anything: the choice and its summary.
 
-From a source's candidates, the outcomes' history and the rules, :func:`choose` decides
-which events a replay re-drives, in which order, and what each must not do again;
+From a source's candidates, the outcomes' history, the ledger (the state topic) and the
+rules, :func:`choose` decides which events a replay re-drives, in which order, and what
+each must not do again;
 :func:`summarise` counts it for the operator (events, actions by kind, the Capillary calls
 it would make) and :func:`render_summary` shows that as a table. The same choice is what
 ``--execute`` publishes, so the preview is exactly what will be asked of the service.
@@ -36,8 +37,10 @@ from service.actions import (
 from service.capillary.codes import Endpoint
 from service.capillary.config import CapillaryRateLimits
 from service.capillary.limits import MAX_CART_EARN_IDS, coupon_code_batches
-from service.events import ReturnEvent
+from service.events import ReturnEvent, ReturnType
+from service.ledger import LedgerFacts, ReturnRecord
 from service.operate.history import History
+from service.operate.ledger import LedgerBook
 from service.operate.sources import Candidate
 from service.pipeline.process import Planner
 
@@ -53,8 +56,11 @@ class Chosen:
     plan: Plan
     """The plan as of the preview; the service plans again when it handles the event."""
     issued: frozenset[str]
-    """Give-backs earlier outcomes show as made: the service does not make them again."""
+    """Give-backs earlier outcomes or the ledger show as made: the service does not make
+    them again."""
     allow_reissue: bool = False
+    allow_cancelled: bool = False
+    """A return a cancellation gave back since, replayed anyway (``--include-cancelled``)."""
 
     @property
     def kept_back(self) -> list[str]:
@@ -66,7 +72,7 @@ class Chosen:
 
 @dataclass(frozen=True)
 class Skipped:
-    """An event not replayed because it is done already."""
+    """An event not replayed: it is done already, or a cancellation gave it back since."""
 
     candidate: Candidate
     event_id: str
@@ -85,6 +91,8 @@ class Selection:
     repeated: list[Candidate] = field(default_factory=list)
     """Candidates whose event id an earlier candidate already has."""
     done: list[Skipped] = field(default_factory=list)
+    held_back: list[Skipped] = field(default_factory=list)
+    """Returns a cancellation gave back since: taking them back again would undo it."""
     not_matching: int = 0
     """Valid events left out because their plan does not touch ``--promotion``."""
     reissue_unselected: list[str] = field(default_factory=list)
@@ -93,7 +101,13 @@ class Selection:
     @property
     def selected(self) -> int:
         """Records that matched the filters."""
-        return len(self.chosen) + len(self.invalid) + len(self.repeated) + len(self.done)
+        return (
+            len(self.chosen)
+            + len(self.invalid)
+            + len(self.repeated)
+            + len(self.done)
+            + len(self.held_back)
+        )
 
 
 def choose(
@@ -107,8 +121,15 @@ def choose(
     promotion: str | None = None,
     include_done: bool = False,
     allow_reissue: frozenset[str] = frozenset(),
+    ledger: LedgerBook | None = None,
+    include_cancelled: bool = False,
 ) -> Selection:
-    """Decide the replay: which candidates, in which order, and what each must not redo."""
+    """Decide the replay: which candidates, in which order, and what each must not redo.
+
+    ``ledger``: the state topic as read (``None``: an empty one). A return it shows
+    cancelled since is held back unless ``include_cancelled``.
+    """
+    book = ledger if ledger is not None else LedgerBook()
     selection = Selection(source=source, records_read=records_read)
     seen: set[str] = set()
     for found in candidates:
@@ -118,7 +139,9 @@ def choose(
                 selection.invalid.append(found)
             continue
         event = found.event
-        plan = planner(event, now)
+        # A held-back return is planned as it would be taken back: what --include-cancelled
+        # would do, and what --promotion must match.
+        plan = planner(event, now, facts_of(event, book))
         if promotion is not None and not touches(plan, promotion):
             selection.not_matching += 1
             continue
@@ -135,19 +158,57 @@ def choose(
                 Skipped(found, event.event_id, f"its newest outcome is completed{where}")
             )
             continue
+        cancelled_by = (
+            book.first_cancellation(event.event_id)
+            if event.return_type is not ReturnType.CANCELLED
+            else None
+        )
+        if cancelled_by is not None and not include_cancelled:
+            selection.held_back.append(
+                Skipped(
+                    found,
+                    event.event_id,
+                    f"cancelled by {cancelled_by} since (its outcome gave back what it took); "
+                    "--include-cancelled replays it anyway",
+                )
+            )
+            continue
         selection.chosen.append(
             Chosen(
                 sequence=len(selection.chosen) + 1,
                 candidate=found,
                 event=event,
                 plan=plan,
-                issued=history.issued(event.event_id),
+                issued=history.issued(event.event_id) | book.given_back(event.event_id),
                 allow_reissue=event.event_id in allow_reissue,
+                allow_cancelled=cancelled_by is not None,
             )
         )
     replayed = {c.event.event_id for c in selection.chosen}
     selection.reissue_unselected = sorted(allow_reissue - replayed)
     return selection
+
+
+def facts_of(event: ReturnEvent, book: LedgerBook) -> LedgerFacts | None:
+    """What the ledger tells the rules about ``event``, as the service will find it.
+
+    A cancellation gives back what its return took, as the ledger shows it, unless another
+    event cancelled that return first. A return gets no facts: it is planned as taken back
+    (whether a cancellation since holds it back is the replay's choice, not the rules').
+    """
+    cancelled = event.cancelled_return
+    if event.return_type is not ReturnType.CANCELLED or cancelled is None:
+        return None
+    returned = book.state(cancelled.return_event_id)
+    if returned is None or returned.phase != "done" or returned.ledger is None:
+        # Unknown to the ledger, or not finished: the service decides when it handles it.
+        return LedgerFacts()
+    first = book.first_cancellation(cancelled.return_event_id)
+    return LedgerFacts(
+        returned=ReturnRecord.of(
+            returned.ledger, cancelled_by=first if first != event.event_id else None
+        )
+    )
 
 
 def touches(plan: Plan, promotion: str) -> bool:
@@ -222,7 +283,8 @@ class SkippedEvent(_Model):
 
 
 class KeptBack(_Model):
-    """Give-backs of one event that will not be made again: an earlier outcome made them."""
+    """Give-backs of one event that will not be made again: an earlier outcome or the ledger
+    shows them made."""
 
     event_id: str
     action_ids: list[str]
@@ -237,6 +299,8 @@ class PreviewSummary(_Model):
     still_invalid: int
     same_event_again: int
     skipped_as_done: int
+    held_back_as_cancelled: int = 0
+    """Returns a cancellation gave back since, not replayed (``--include-cancelled``)."""
     to_replay: int
     not_touching_promotion: int
     actions_by_kind: dict[str, int]
@@ -248,6 +312,8 @@ class PreviewSummary(_Model):
     kept_back: list[KeptBack]
     reissue_allowed: list[str]
     reissue_not_selected: list[str]
+    cancelled_allowed: list[str] = []
+    """Returns a cancellation gave back since, taken back again (``--include-cancelled``)."""
     first_events: list[str]
 
 
@@ -270,7 +336,7 @@ def summarise(selection: Selection) -> PreviewSummary:
         for c in selection.repeated
     ] + [
         SkippedEvent(source=s.candidate.source, event_id=s.event_id, why=s.why)
-        for s in selection.done
+        for s in [*selection.done, *selection.held_back]
     ]
     return PreviewSummary(
         source=selection.source,
@@ -279,6 +345,7 @@ def summarise(selection: Selection) -> PreviewSummary:
         still_invalid=len(selection.invalid),
         same_event_again=len(selection.repeated),
         skipped_as_done=len(selection.done),
+        held_back_as_cancelled=len(selection.held_back),
         to_replay=len(selection.chosen),
         not_touching_promotion=selection.not_matching,
         actions_by_kind=dict(sorted(kinds.items())),
@@ -292,6 +359,7 @@ def summarise(selection: Selection) -> PreviewSummary:
         kept_back=kept,
         reissue_allowed=sorted(c.event.event_id for c in selection.chosen if c.allow_reissue),
         reissue_not_selected=selection.reissue_unselected,
+        cancelled_allowed=[c.event.event_id for c in selection.chosen if c.allow_cancelled],
         first_events=[c.event.event_id for c in selection.chosen[:10]],
     )
 
@@ -326,6 +394,11 @@ def render_summary(
     table.add_row(
         "skipped as done", str(summary.skipped_as_done), "newest outcome completed; --include-done"
     )
+    table.add_row(
+        "held back as cancelled",
+        str(summary.held_back_as_cancelled),
+        "a cancellation gave it back since; --include-cancelled",
+    )
     table.add_row(Text("to replay", style="bold"), Text(str(summary.to_replay), style="bold"), "")
     table.add_section()
     for kind, count in summary.actions_by_kind.items():
@@ -342,13 +415,19 @@ def render_summary(
     table.add_row(
         "give-backs not made again",
         str(summary.give_backs_not_made_again),
-        "an earlier outcome shows them made; --allow-reissue EVENT_ID",
+        "an earlier outcome or the ledger shows them made; --allow-reissue EVENT_ID",
     )
     if summary.reissue_allowed:
         table.add_row(
             Text("re-issue ALLOWED", style="bold red"),
             str(len(summary.reissue_allowed)),
             ", ".join(summary.reissue_allowed),
+        )
+    if summary.cancelled_allowed:
+        table.add_row(
+            Text("take back again ALLOWED", style="bold red"),
+            str(len(summary.cancelled_allowed)),
+            ", ".join(summary.cancelled_allowed),
         )
     parts: list[RenderableType] = [table]
     parts += _listed(
@@ -389,6 +468,7 @@ __all__ = [
     "Skipped",
     "calls",
     "choose",
+    "facts_of",
     "render_summary",
     "summarise",
     "touches",

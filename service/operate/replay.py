@@ -4,8 +4,14 @@ The tool decides and publishes; the service executes. ``--execute`` publishes ea
 event again to the returns topic, keyed by customer like any event, with the replay
 headers (``pipeline/replays.py``). The running service handles it like any event (the
 same validation, rules, rate limits and transaction) except that it is a deliberate
-replay: not a duplicate, tried before, and the give-backs an earlier outcome shows as made
-are not made again. Its outcome says it is a replay, why, and which record it re-drives.
+replay: not a duplicate, tried before, and the give-backs an earlier outcome or the ledger
+shows as made are not made again. Its outcome says it is a replay, why, and which record it
+re-drives.
+
+The choice reads the ledger too (the state topic, ``ledger.py``): a return that a
+cancellation gave back since is held back, since taking it back again would undo the
+give-back, unless the operator asks for it (``--include-cancelled``; the record then carries
+``rh-replay-allow-cancelled``).
 
 Because the service makes the calls, a replay shares the service's own rate limiters: no
 second client draws on Capillary's per-minute budget. The tool bounds its share with a
@@ -52,6 +58,7 @@ from service.errors import BrokerError, OperatorInputError, ReturnHandlerError
 from service.events import ReturnEvent
 from service.operate.connect import checked_options, client_options
 from service.operate.history import History
+from service.operate.ledger import read_ledger
 from service.operate.manifest import (
     DEFAULT_STATE_DIR,
     Manifest,
@@ -111,6 +118,8 @@ class ReplayRequest:
     allow_reissue: frozenset[str] = frozenset()
     offsets: tuple[str, ...] = ()
     """``--offsets`` as given, for the manifest."""
+    include_cancelled: bool = False
+    """Replay returns a cancellation gave back since, too (they are taken back again)."""
 
 
 def make_request(
@@ -122,6 +131,7 @@ def make_request(
     include_done: bool = False,
     allow_reissue: Sequence[str] = (),
     offsets: Sequence[str] = (),
+    include_cancelled: bool = False,
 ) -> ReplayRequest:
     """Check the combination of options; one clear error for the first thing wrong."""
     filters = filters or Filters()
@@ -161,6 +171,7 @@ def make_request(
         include_done=include_done,
         allow_reissue=frozenset(allow_reissue),
         offsets=tuple(offsets),
+        include_cancelled=include_cancelled,
     )
 
 
@@ -172,7 +183,10 @@ async def prepare(
     now: datetime,
     progress: ReadProgress | None = None,
 ) -> Selection:
-    """Read the source and the outcomes' history, and decide the replay. Publishes nothing."""
+    """Read the source, the outcomes' history and the ledger, and decide the replay.
+
+    Publishes nothing.
+    """
     kafka = settings.kafka
     filters = request.filters
 
@@ -216,6 +230,9 @@ async def prepare(
         choices = choose_outcomes(in_span_outcomes, filters)
         records_by_position = await fetch(options, [c.origin for c in choices if c.origin])
         candidates = from_outcome_choices(choices, records_by_position)
+    # What the service did, item by item, and which returns were cancelled since: the
+    # whole state topic (compacted: one state per event id the service still remembers).
+    ledger = await read_ledger(options, kafka.state_topic, progress=reading(kafka.state_topic))
     return choose(
         candidates,
         history,
@@ -226,6 +243,8 @@ async def prepare(
         promotion=filters.promotion,
         include_done=request.include_done,
         allow_reissue=request.allow_reissue,
+        ledger=ledger,
+        include_cancelled=request.include_cancelled,
     )
 
 
@@ -253,6 +272,7 @@ def new_manifest(
             event_ids=sorted(filters.event_ids),
             include_done=request.include_done,
             allow_reissue=sorted(request.allow_reissue),
+            include_cancelled=request.include_cancelled,
         ),
         entries=[
             ManifestEntry(
@@ -261,6 +281,7 @@ def new_manifest(
                 event_id=chosen.event.event_id,
                 issued=sorted(chosen.issued),
                 allow_reissue=chosen.allow_reissue,
+                allow_cancelled=chosen.allow_cancelled,
             )
             for chosen in selection.chosen
         ],
@@ -292,6 +313,7 @@ def outgoing(
             sequence=entry.sequence,
             issued=frozenset(entry.issued),
             allow_reissue=entry.allow_reissue,
+            allow_cancelled=entry.allow_cancelled,
         ),
     )
 
@@ -819,8 +841,9 @@ async def main(
                 return 0
             if not selection.chosen:
                 raise OperatorInputError(
-                    "nothing to replay: every selected record is invalid, repeated or done "
-                    "(--include-done replays done ones)"
+                    "nothing to replay: every selected record is invalid, repeated, done or "
+                    "held back as cancelled since (--include-done replays done ones, "
+                    "--include-cancelled cancelled ones)"
                 )
             manifest = new_manifest(selection, request, settings, now)
             path = save(manifest, state_dir)
@@ -913,6 +936,8 @@ async def _preview(
     out.print(render_summary(summary, limits))
     for chosen in selection.chosen[:show]:
         kept = f"; not made again: {', '.join(chosen.kept_back)}" if chosen.kept_back else ""
+        if chosen.allow_cancelled:
+            kept += "; taken back again although a cancellation gave it back since"
         out.print(f"\n#{chosen.sequence} from {chosen.candidate.source}{kept}", highlight=False)
         out.print(render_plan(chosen.plan))
     return selection
@@ -976,7 +1001,7 @@ async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> 
 
 @contextmanager
 def _reading(console: Console) -> Iterator[ReadProgress]:
-    """A transient bar per topic while the source and the outcomes are read."""
+    """A transient bar per topic while the source, the outcomes and the ledger are read."""
     bars = Progress(
         TextColumn("reading {task.description}"),
         BarColumn(),

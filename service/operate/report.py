@@ -20,6 +20,9 @@ What counts where, so the figures add up without counting anything twice:
   many were flagged for clawback), ``refused``, ``not_found`` and ``kept``.
 - failures: ``failed`` and ``needs_check`` outcomes, grouped by the next step their failed
   (or unconfirmed) actions name.
+- return unknown: ``return_unknown`` outcomes (a cancellation of a return the service's
+  ledger does not know: nothing given back, an operator looks), counted apart from the
+  failures, with a few of their event ids.
 - days: UTC days of ``processed_at``; every day of the range is listed, empty ones too.
 """
 
@@ -81,7 +84,7 @@ class EventCount(_Model):
     return_type: ReturnType
     """FULL, LINE_ITEM, AMOUNT, EXCHANGE or CANCELLED."""
     status: OutcomeStatus
-    """completed, failed, duplicate or needs_check."""
+    """completed, failed, duplicate, needs_check or return_unknown."""
     outcomes: int
     """How many."""
 
@@ -120,7 +123,7 @@ class StatusCount(_Model):
     """How many outcomes ended in one status."""
 
     status: OutcomeStatus
-    """completed, failed, duplicate or needs_check."""
+    """completed, failed, duplicate, needs_check or return_unknown."""
     outcomes: int
     """How many."""
 
@@ -140,6 +143,8 @@ class DayCount(_Model):
     """Items refused that day: refused_redeemed, refused, not_found and kept."""
     failures: int
     """failed and needs_check outcomes that day."""
+    return_unknown: int = 0
+    """return_unknown outcomes that day (cancellations of returns the ledger does not know)."""
 
 
 class Totals(_Model):
@@ -171,6 +176,9 @@ class Totals(_Model):
     """failed outcomes."""
     needs_check: int
     """needs_check outcomes."""
+    return_unknown: int = 0
+    """return_unknown outcomes: cancellations of returns the service's ledger does not know;
+    nothing was given back, an operator looks."""
 
 
 class OutcomeReport(_Model):
@@ -202,6 +210,8 @@ class OutcomeReport(_Model):
     """Benefits not taken back: refused_redeemed, refused, not_found and kept, by kind."""
     failures: list[FailureGroup]
     """Outcomes that need an operator, by next step, most frequent first."""
+    return_unknown_event_ids: list[str] = Field(default_factory=list)
+    """A few event ids of the return_unknown outcomes, most recently processed first."""
     days: list[DayCount] = Field(default_factory=list)
     """Every UTC day of the range, in order."""
 
@@ -229,6 +239,7 @@ class _Day:
     given_back: int = 0
     refused: int = 0
     failures: int = 0
+    return_unknown: int = 0
 
 
 class ReportBuilder:
@@ -246,6 +257,7 @@ class ReportBuilder:
         self._not_asked: Counter[tuple[str, ActionStatus]] = Counter()
         self._clawback: Counter[tuple[str, ActionStatus]] = Counter()
         self._failures: dict[tuple[OutcomeStatus, str], _FailureSamples] = {}
+        self._unknown = _FailureSamples()
         self._days: dict[date, _Day] = {}
 
     def add(self, outcome: OutcomeEvent) -> None:
@@ -270,6 +282,9 @@ class ReportBuilder:
                 day.taken_back += item.status is ActionStatus.REVOKED
                 day.given_back += item.status is ActionStatus.RESTORED
                 day.refused += item.status in REFUSALS
+        if outcome.status is OutcomeStatus.RETURN_UNKNOWN:
+            day.return_unknown += 1
+            self._unknown.add(event.event_id, outcome.processed_at)
         if outcome.status in FAILURES:
             day.failures += 1
             for step in _next_steps(outcome):
@@ -282,6 +297,12 @@ class ReportBuilder:
 
         def total(*statuses: ActionStatus) -> int:
             return sum(c.items for c in items if c.status in statuses)
+
+        def outcomes(status: OutcomeStatus) -> int:
+            # Input events and replays alike: each one is an outcome someone acts on.
+            return (
+                sum(n for (_, s), n in self._events.items() if s is status) + self._replays[status]
+            )
 
         events = [
             EventCount(return_type=return_type, status=status, outcomes=count)
@@ -315,12 +336,9 @@ class ReportBuilder:
                 redeemed=total(ActionStatus.REFUSED_REDEEMED),
                 flagged_for_clawback=sum(c.flagged_for_clawback for c in items),
                 refusals=total(*REFUSALS),
-                failed=sum(n for (_, s), n in self._events.items() if s is OutcomeStatus.FAILED)
-                + self._replays[OutcomeStatus.FAILED],
-                needs_check=sum(
-                    n for (_, s), n in self._events.items() if s is OutcomeStatus.NEEDS_CHECK
-                )
-                + self._replays[OutcomeStatus.NEEDS_CHECK],
+                failed=outcomes(OutcomeStatus.FAILED),
+                needs_check=outcomes(OutcomeStatus.NEEDS_CHECK),
+                return_unknown=outcomes(OutcomeStatus.RETURN_UNKNOWN),
             ),
             events=events,
             duplicates=[
@@ -335,6 +353,7 @@ class ReportBuilder:
             given_back=[c for c in items if c.status in GIVEN_BACK],
             refusals=[c for c in items if c.status in REFUSALS],
             failures=failures,
+            return_unknown_event_ids=self._unknown.event_ids(),
             days=self._day_counts(),
         )
 
@@ -369,6 +388,7 @@ class ReportBuilder:
                     given_back=counts.given_back,
                     refused=counts.refused,
                     failures=counts.failures,
+                    return_unknown=counts.return_unknown,
                 )
             )
         return days
@@ -474,6 +494,15 @@ def render(report: OutcomeReport) -> RenderableType:
         f"for clawback) · other refusals: {totals.refusals - totals.redeemed}"
         f"\nFailed: {totals.failed} outcome(s) · needs check: {totals.needs_check}"
     )
+    if totals.return_unknown:
+        latest = ", ".join(report.return_unknown_event_ids)
+        head.append(
+            f"\nReturn unknown: {totals.return_unknown} cancellation(s) of a return the ledger "
+            f"does not know, nothing given back (latest: {latest})",
+            style="magenta",
+        )
+    else:
+        head.append("\nReturn unknown: 0")
     parts: list[RenderableType] = [
         head,
         _events_table(report),
@@ -595,11 +624,13 @@ def _days_table(report: OutcomeReport) -> RenderableType:
     busy = [
         d
         for d in report.days
-        if d.events or d.taken_back or d.given_back or d.refused or d.failures
+        if d.events or d.taken_back or d.given_back or d.refused or d.failures or d.return_unknown
     ]
     if not busy:
         return _none(title)
-    table = _table(title, "day", "events", "taken back", "given back", "refused", "failures")
+    table = _table(
+        title, "day", "events", "taken back", "given back", "refused", "failures", "return unknown"
+    )
     if len(busy) < len(report.days):
         table.caption = f"{len(report.days) - len(busy)} day(s) without outcomes left out"
     for d in busy:
@@ -610,6 +641,7 @@ def _days_table(report: OutcomeReport) -> RenderableType:
             str(d.given_back),
             str(d.refused),
             str(d.failures),
+            str(d.return_unknown),
         )
     return table
 

@@ -8,9 +8,10 @@ initialises p's transactional id, which aborts the previous owner's open transac
 and makes its next one fail. Nothing is committed for a partition no longer owned.
 
 A transaction carries, for one partition: every finished record's outcome (or dead
-letter, or retry record), its state record (``done`` states name the outcome's position,
-so the outcomes are acknowledged first), and the offsets of the returns and retry
-partitions past the contiguous finished prefix.
+letter, or retry record, or routed copy), its state record (``done`` states name the
+outcome's position, so the outcomes are acknowledged first), and the offsets of the returns,
+routed and retry partitions past the contiguous finished prefix. The state records' offsets
+come back to the caller: memory keeps them instead of the ledger entries they hold.
 
 Transactions of one partition run one at a time, so what is asked while one runs waits
 for the next, and the next carries everything asked meanwhile (a group commit): with
@@ -21,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from service.clock import Clock
@@ -38,14 +39,20 @@ from service.pipeline.publish import (
     outcome_bytes,
     outcome_headers,
 )
-from service.pipeline.records import AlreadyFinished, DeadLetter, Finished, RetryLater
+from service.pipeline.records import (
+    AlreadyFinished,
+    Committed,
+    DeadLetter,
+    Finished,
+    RetryLater,
+    Routed,
+    origin_headers,
+)
 from service.pipeline.retries import retry_headers
-from service.pipeline.state import EventState, OutcomeRef
+from service.pipeline.state import PROGRESS_KEY, EventState, OutcomeRef, Progress
 from service.settings import KafkaSettings
 
 log = get_logger(__name__)
-
-_RESTORE_DEADLINE_SECONDS = 300.0
 
 
 class KafkaCommitter:
@@ -129,10 +136,18 @@ class KafkaCommitter:
         await self._submit(partition, [], {}, [state])
 
     async def commit(
-        self, partition: int, finished: Sequence[Finished], offsets: Mapping[str, int]
-    ) -> list[EventState]:
-        """Outputs, states and offsets of p in one transaction; the states as committed."""
-        return await self._submit(partition, finished, offsets, [])
+        self,
+        partition: int,
+        finished: Sequence[Finished],
+        offsets: Mapping[str, int],
+        progress: Progress | None = None,
+    ) -> list[Committed]:
+        """Outputs, states, offsets and ``progress`` of p in one transaction.
+
+        ``progress``: per input topic, the offsets of p finished beyond ``offsets`` (their
+        outputs are in this transaction or an earlier one). Returns the states as committed.
+        """
+        return await self._submit(partition, finished, offsets, [], progress)
 
     async def _submit(
         self,
@@ -140,7 +155,8 @@ class KafkaCommitter:
         finished: Sequence[Finished],
         offsets: Mapping[str, int],
         states: Sequence[EventState],
-    ) -> list[EventState]:
+        progress: Progress | None = None,
+    ) -> list[Committed]:
         if partition not in self._producers:
             raise BrokerError(
                 "partition is not ours any more; nothing committed", partition=partition
@@ -148,7 +164,7 @@ class KafkaCommitter:
         wave = self._next.get(partition)
         if wave is None:
             wave = self._next[partition] = _Wave()
-        wave.add(finished, offsets, states)
+        wave.add(finished, offsets, states, progress)
         flusher = self._flushers.get(partition)
         if flusher is None or flusher.done():
             self._flushers[partition] = asyncio.create_task(self._flush(partition))
@@ -167,7 +183,7 @@ class KafkaCommitter:
                 return
             try:
                 states = await self._transaction(
-                    partition, wave.finished, wave.offsets, wave.states
+                    partition, wave.finished, wave.offsets, wave.states, wave.progress
                 )
             except BaseException as exc:
                 wave.fail(exc)
@@ -182,7 +198,8 @@ class KafkaCommitter:
         finished: Sequence[Finished],
         offsets: Mapping[str, int],
         states: Sequence[EventState],
-    ) -> list[EventState]:
+        progress: Progress | None = None,
+    ) -> list[Committed]:
         producer = self._producers.get(partition)
         if producer is None:
             raise BrokerError(
@@ -192,13 +209,26 @@ class KafkaCommitter:
             try:
                 await producer.begin_transaction()
                 try:
-                    committed = await self._send_all(producer, partition, finished)
-                    committed += list(states)
-                    for state in committed:
+                    written = await self._send_all(producer, partition, finished)
+                    written += list(states)
+                    sent = [
+                        (
+                            state,
+                            await producer.send(
+                                self._settings.state_topic,
+                                key=state.event_id.encode(),
+                                value=state.to_bytes(),
+                                partition=partition,
+                            ),
+                        )
+                        for state in written
+                    ]
+                    committed = [Committed(state, (await fut).offset) for state, fut in sent]
+                    if progress is not None:
                         await producer.send(
                             self._settings.state_topic,
-                            key=state.event_id.encode(),
-                            value=state.to_bytes(),
+                            key=PROGRESS_KEY,
+                            value=progress.model_dump_json().encode(),
                             partition=partition,
                         )
                     if offsets:
@@ -239,9 +269,14 @@ class KafkaCommitter:
             metrics.outcomes.labels(status.value).inc(count)
         if statuses[OutcomeStatus.DUPLICATE]:
             metrics.duplicates.inc(statuses[OutcomeStatus.DUPLICATE])
+        routed = 0
         for item in finished:
             if isinstance(item.result, DeadLetter):
                 metrics.dead_letters.labels(item.result.error_type).inc()
+            elif isinstance(item.result, Routed):
+                routed += 1
+        if routed:
+            metrics.routed.inc(routed)
 
     async def _send_all(
         self, producer: AIOKafkaProducer, partition: int, finished: Sequence[Finished]
@@ -270,6 +305,15 @@ class KafkaCommitter:
                     value=result.record.value,
                     key=result.record.key,
                     headers=dead_letter_headers(result, self._clock.now(), self._source),
+                )
+            elif isinstance(result, Routed):
+                fut = await producer.send(
+                    settings.routed_topic,
+                    value=result.record.value,
+                    key=result.key,
+                    headers=origin_headers(result.record),
+                    partition=result.partition,
+                    timestamp_ms=result.record.timestamp_ms,
                 )
             else:
                 fut = await producer.send(
@@ -307,18 +351,20 @@ class _Wave:
         self.finished: list[Finished] = []
         self.offsets: dict[str, int] = {}
         self.states: list[EventState] = []
-        self.committed: asyncio.Future[list[EventState]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.progress: Progress | None = None
+        self.committed: asyncio.Future[list[Committed]] = asyncio.get_running_loop().create_future()
 
     def add(
         self,
         finished: Sequence[Finished],
         offsets: Mapping[str, int],
         states: Sequence[EventState],
+        progress: Progress | None,
     ) -> None:
         self.finished.extend(finished)
         self.states.extend(states)
+        if progress is not None:  # the newest snapshot holds every older one's offsets
+            self.progress = progress
         for topic, offset in offsets.items():
             self.offsets[topic] = max(offset, self.offsets.get(topic, offset))
 
@@ -344,41 +390,4 @@ async def _abort(producer: AIOKafkaProducer, partition: int) -> None:
         log.warning("transaction_abort_failed", partition=partition, error=repr(exc))
 
 
-class KafkaStateReader:
-    """Reads one state partition from its start to its last committed record."""
-
-    def __init__(self, settings: KafkaSettings) -> None:
-        self._settings = settings
-        self._connection = connection_options(settings)
-
-    async def read(self, partition: int) -> Iterable[tuple[bytes, bytes | None]]:
-        """Every (key, value) of state partition ``partition``, in order."""
-        tp = TopicPartition(self._settings.state_topic, partition)
-        consumer = AIOKafkaConsumer(
-            **self._connection.kwargs(),
-            client_id=f"{self._settings.client_id}-state-{partition}",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
-        records: list[tuple[bytes, bytes | None]] = []
-        try:
-            await consumer.start()
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
-            async with asyncio.timeout(_RESTORE_DEADLINE_SECONDS):
-                while await consumer.position(tp) < end:
-                    batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
-                    for message in batch.get(tp, []):
-                        if message.key is not None:
-                            records.append((message.key, message.value))
-        except (KafkaError, TimeoutError) as exc:
-            raise BrokerError(
-                "cannot read the state topic", topic=tp.topic, partition=partition, error=repr(exc)
-            ) from exc
-        finally:
-            await consumer.stop()
-        return records
-
-
-__all__ = ["KafkaCommitter", "KafkaStateReader"]
+__all__ = ["KafkaCommitter"]

@@ -1,4 +1,4 @@
-"""Kafka in: one consumer group on the returns and retry topics, calm rebalances.
+"""Kafka in: one consumer group on the returns, routed and retry topics, calm rebalances.
 
 aiokafka's defaults are wrong for us: auto-commit would commit outside the
 transaction that publishes the outcome, and ``read_uncommitted`` would read
@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from service.errors import BrokerError, ConfigurationError
 from service.logging import get_logger
 from service.pipeline.kafka_connection import check_connection, connection_options
-from service.pipeline.records import PartitionHook, Record
+from service.pipeline.records import PartitionHook, Record, origin_in
 from service.settings import KafkaSettings
 
 log = get_logger(__name__)
@@ -58,11 +58,13 @@ class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class KafkaSource:
-    """Records from the returns and retry topics; offsets are committed by the commit step.
+    """Records from the returns, routed and retry topics; the commit step commits offsets.
 
     Static membership (``group_instance_id``) lets a restarted instance take its partitions
-    back at once. The range assignor keeps partition p of the returns and the retry topic
-    (partitioned alike) with one consumer, beside state partition p and its transaction.
+    back at once. The range assignor keeps partition p of the returns, routed and retry
+    topics (partitioned alike) with one consumer, beside state partition p and its
+    transaction. A routed or retry record names the producer's record it copies
+    (``Record.origin``).
     """
 
     def __init__(self, settings: KafkaSettings) -> None:
@@ -82,9 +84,17 @@ class KafkaSource:
         self._consumer: AIOKafkaConsumer | None = None
 
     @property
-    def topics(self) -> tuple[str, str]:
-        """The input topics: returns, then retry."""
-        return (self._settings.returns_topic, self._settings.retry_topic)
+    def topics(self) -> tuple[str, str, str]:
+        """The input topics: returns, routed, retry."""
+        s = self._settings
+        return (s.returns_topic, s.routed_topic, s.retry_topic)
+
+    @property
+    def partition_count(self) -> int:
+        """Partitions of the returns topic as the consumer's metadata knows them (0: none)."""
+        if self._consumer is None:
+            return 0
+        return len(self._consumer.partitions_for_topic(self._settings.returns_topic) or ())
 
     async def start(self) -> None:
         """Join the consumer group on the returns and retry topics.
@@ -130,6 +140,16 @@ class KafkaSource:
         cluster = await consumer._client.fetch_all_metadata()
         existing: set[str] = cluster.topics()
         self._check_co_partitioned(cluster, existing)
+        settings = self._settings
+        if settings.returns_topic in existing and settings.routed_topic not in existing:
+            # A record a producer put on another partition than its key's has nowhere to go:
+            # its partition's transactions would fail one after the other.
+            raise ConfigurationError(
+                "the routed topic does not exist: create it with as many partitions as the "
+                "returns topic (return-handler topics does), or name it",
+                topic=settings.routed_topic,
+                setting="RETURN_HANDLER_KAFKA__ROUTED_TOPIC",
+            )
         consumer.subscribe(list(self.topics), listener=_SettleOnRevoke(self))
         for topic in self.topics:
             if topic not in existing:
@@ -137,8 +157,8 @@ class KafkaSource:
                     "input_topic_missing",
                     topic=topic,
                     next_step="create it (return-handler topics) or check "
-                    "RETURN_HANDLER_KAFKA__RETURNS_TOPIC / __RETRY_TOPIC; the service starts "
-                    "consuming within 30 s of its creation",
+                    "RETURN_HANDLER_KAFKA__RETURNS_TOPIC / __ROUTED_TOPIC / __RETRY_TOPIC; the "
+                    "service starts consuming within 30 s of its creation",
                 )
 
     def _check_co_partitioned(self, cluster: ClusterMetadata, existing: set[str]) -> None:
@@ -150,10 +170,10 @@ class KafkaSource:
         }
         if len(set(counts.values())) > 1:
             raise ConfigurationError(
-                "the returns, retry and state topics must have the same number of partitions "
-                "(partition p of each belongs together)",
+                "the returns, routed, retry and state topics must have the same number of "
+                "partitions (partition p of each belongs together)",
                 partitions=counts,
-                setting="RETURN_HANDLER_KAFKA__RETRY_TOPIC / __STATE_TOPIC",
+                setting="RETURN_HANDLER_KAFKA__ROUTED_TOPIC / __RETRY_TOPIC / __STATE_TOPIC",
             )
 
     async def stop(self) -> None:
@@ -192,19 +212,25 @@ class KafkaSource:
         for tp, messages in batches.items():
             if messages:
                 self._next[tp] = messages[-1].offset + 1
-        return [
-            Record(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                headers=tuple(message.headers or ()),
-                timestamp_ms=message.timestamp,
-            )
-            for messages in batches.values()
-            for message in messages
-        ]
+        returns = self._settings.returns_topic
+        records = []
+        for messages in batches.values():
+            for message in messages:
+                headers = tuple(message.headers or ())
+                records.append(
+                    Record(
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                        key=message.key,
+                        value=message.value,
+                        headers=headers,
+                        timestamp_ms=message.timestamp,
+                        # Only the service's own copies say where the producer's record is.
+                        origin=origin_in(headers, returns) if message.topic != returns else None,
+                    )
+                )
+        return records
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         """Fetch nothing of these partitions."""

@@ -4,11 +4,17 @@ The client splits, rate-limits and retries; this step chooses the call for
 each action, keeps the order the rules gave (an earn before its enrolment),
 does not attempt an action whose prerequisite did not succeed, and turns the
 client's classes into the statuses of the outcome event.
+
+What an earlier run of the same event did (the ledger: the retry path, a read after a crash
+or an outage, a replay) is not done again: a give-back made or maybe made is never called
+twice, and a take-back Capillary settled (revoked, kept, redeemed) is not asked again, so a
+deactivation or a broad call never repeats. Its result is reported from the ledger, with
+the attempt that got it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,8 +45,9 @@ from service.capillary.models import (
 )
 from service.capillary.results import ItemResult as ApiItemResult
 from service.capillary.results import ResultClass
-from service.errors import CapillaryUnavailableError
+from service.errors import CapillaryInterruptedError, CapillaryUnavailableError
 from service.events import ReturnEvent
+from service.ledger import SETTLED, LedgerEntry, LedgerItem, Prior
 from service.logging import get_logger
 from service.outcome import ActionResult, ActionStatus, ItemResult
 
@@ -150,6 +157,8 @@ def item_status(result: ApiItemResult, *, gives_back: bool, tried_before: bool) 
     match result.result_class:
         case ResultClass.DONE:
             return ActionStatus.RESTORED if gives_back else ActionStatus.REVOKED
+        case ResultClass.UNCERTAIN:
+            return ActionStatus.UNCONFIRMED
         case ResultClass.ALREADY_DONE:
             return ActionStatus.ALREADY_REVOKED
         case ResultClass.GONE if tried_before or result.after_uncertain_attempt:
@@ -173,8 +182,12 @@ def worst(statuses: Sequence[ActionStatus]) -> ActionStatus:
     return min(statuses, key=_SEVERITY.index)
 
 
-GiveBackHook = Callable[[EnrolLoyalty | IssueLoyaltyEarn], Awaitable[None]]
-"""Called before a give-back call is made."""
+Unrepeatable = EnrolLoyalty | IssueLoyaltyEarn | DeactivateCartPromotion
+"""Calls that must not be made twice: EARN has no idempotency key, and the deactivate page
+has no "already deactivated" answer (a participation ended twice could end a new one)."""
+
+IntentHook = Callable[[Unrepeatable, list[ActionResult]], Awaitable[None]]
+"""Called before an unrepeatable call is made, with the results of the actions before it."""
 
 
 @dataclass
@@ -184,8 +197,8 @@ class _EventProgress:
     blocked: set[tuple[int, str, str]] = field(default_factory=set)
     """Loyalty targets whose earn revoke (or enrolment) did not succeed: the next step for
     the same promotion and customer would be refused, so it is not attempted."""
-    gave_back: set[str] = field(default_factory=set)
-    """Give-back actions whose call may have reached Capillary (it matters when an outage
+    reached: set[str] = field(default_factory=set)
+    """Unrepeatable actions whose call may have reached Capillary (it matters when an outage
     interrupts the event)."""
 
 
@@ -201,47 +214,53 @@ class Executor:
         event: ReturnEvent,
         plan: Plan,
         *,
-        tried_before: bool = False,
-        unconfirmed: Collection[str] = (),
-        issued: Collection[str] = (),
-        before_give_back: GiveBackHook | None = None,
+        prior: Prior | None = None,
+        attempt: int = 1,
+        before_unrepeatable: IntentHook | None = None,
     ) -> list[ActionResult]:
         """One result per action, in plan order.
 
-        ``tried_before``: an earlier attempt of this event exists (a replay, a restart), so
-        an "invalid or already revoked" answer means that attempt did it.
-        ``unconfirmed``: ids of give-back actions (ENROL, EARN) that attempt may have made;
-        they are not made again but reported ``unconfirmed``.
-        ``issued``: ids of give-back actions an earlier outcome shows as made (a replay);
-        they are not made again but reported ``already_restored``.
-        ``before_give_back``: awaited before each give-back call (the caller records the
-        intent there); if it raises, the call is not made.
+        ``prior``: what earlier runs of this event did (the ledger, the intents of a crashed
+        attempt, a replay's headers); see :class:`~service.ledger.Prior`. ``attempt``: this
+        attempt's number, to mark results an earlier attempt got. ``before_unrepeatable``:
+        awaited before each call that must not be made twice (ENROL, EARN, deactivate) with
+        the results so far (the caller records the intent there); if it raises, the call is
+        not made.
 
-        Raises :class:`CapillaryUnavailableError` when a call got no answer about its items
+        Raises :class:`CapillaryInterruptedError` when a call got no answer about its items
         (Capillary down, throttling past the budget, credentials refused): that is not the
-        event's outcome, and the caller pauses instead of publishing one. Its context names
-        the give-back actions whose call may have reached Capillary.
+        event's outcome, and the caller pauses instead of publishing one. It carries the
+        results of the actions that finished and the give-backs that may have reached
+        Capillary.
         """
+        prior = prior or Prior()
         attribution = attribution_for(event)
         results: list[ActionResult] = []
         progress = _EventProgress()
         for action in plan.actions:
-            if action.action_id in issued and isinstance(action, EnrolLoyalty | IssueLoyaltyEarn):
-                results.append(_issued_before(action))
-                continue
-            if action.action_id in unconfirmed and isinstance(
-                action, EnrolLoyalty | IssueLoyaltyEarn
-            ):
-                results.append(_unconfirmed(action))
+            earlier = prior.by_action.get(action.action_id, ())
+            before = _done_before(action, earlier, prior, attempt)
+            if before is not None:
+                results.append(before)
                 continue
             if (
-                before_give_back is not None
-                and isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
+                before_unrepeatable is not None
+                and isinstance(action, Unrepeatable)
                 and not _blocked(action, progress)
             ):
-                await before_give_back(action)
-            result = await self._run(action, attribution, progress, tried_before=tried_before)
-            results.append(result)
+                await before_unrepeatable(action, list(results))
+            try:
+                result = await self._run(
+                    action, attribution, progress, tried_before=prior.tried_before
+                )
+            except CapillaryUnavailableError as exc:
+                raise CapillaryInterruptedError(
+                    exc.message,
+                    done=results,
+                    reached=frozenset(progress.reached),
+                    **exc.context,
+                ) from exc
+            results.append(_merged(result, earlier, prior, attempt))
         return results
 
     async def _run(
@@ -271,19 +290,16 @@ class Executor:
                 )
             ]
         gives_back = isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
-        if gives_back and any(
+        if isinstance(action, Unrepeatable) and any(
             r.result_class is ResultClass.DONE or r.after_uncertain_attempt for r in api_results
         ):
-            progress.gave_back.add(action.action_id)
+            progress.reached.add(action.action_id)
         unavailable = next(
             (r for r in api_results if r.result_class is ResultClass.UNAVAILABLE), None
         )
         if unavailable is not None:
             raise CapillaryUnavailableError(
-                unavailable.message,
-                action_id=action.action_id,
-                code=unavailable.code,
-                give_backs_reached=frozenset(progress.gave_back),
+                unavailable.message, action_id=action.action_id, code=unavailable.code
             )
         items = [
             self._item(r, gives_back=gives_back, tried_before=tried_before) for r in api_results
@@ -417,6 +433,7 @@ def _uncalled(
 
 
 def _unconfirmed(action: EnrolLoyalty | IssueLoyaltyEarn) -> ActionResult:
+    """Not called again: an earlier attempt (or an answer nobody could match) may have made it."""
     target = action.target
     # The outcome names customers by numeric id only; never a mobile or an e-mail.
     who = (
@@ -428,11 +445,24 @@ def _unconfirmed(action: EnrolLoyalty | IssueLoyaltyEarn) -> ActionResult:
     return _uncalled(
         action,
         ActionStatus.UNCONFIRMED,
-        "not called again: an earlier attempt of this event may have made this call before "
-        "it crashed",
+        "not called again: an earlier attempt of this event may have made this call (it "
+        "crashed before the answer was recorded, or the answer could not be matched)",
         f"Check in Capillary whether customer {who} holds promotion {promotion}; "
         "enrol or issue it by hand only if not.",
         {"customer": who, "promotion": promotion},
+    )
+
+
+def _deactivation_unconfirmed(action: DeactivateCartPromotion) -> ActionResult:
+    what = f"earn {action.earn_id}" if action.earn_id else "the participation"
+    return _uncalled(
+        action,
+        ActionStatus.UNCONFIRMED,
+        "not called again: an earlier attempt of this event may have deactivated it before "
+        'it crashed, and the deactivate page has no "already deactivated" answer',
+        f"Check in Capillary whether {what} of cart promotion {action.promotion_id} is "
+        f"deactivated for customer id {action.customer_id}; deactivate it by hand only if not.",
+        {"customer": f"id {action.customer_id}", "promotion": action.promotion_id},
     )
 
 
@@ -444,6 +474,158 @@ def _issued_before(action: EnrolLoyalty | IssueLoyaltyEarn) -> ActionResult:
         "EARN has no idempotency key",
         "Nothing, unless the customer truly lacks it: then replay with --allow-reissue for "
         "this event.",
+    )
+
+
+def results_from_ledger(
+    plan: Plan,
+    ledger: LedgerEntry | None,
+    *,
+    attempt: int,
+    missing: str,
+    intents: frozenset[str] = frozenset(),
+) -> list[ActionResult]:
+    """A plan's results as the ledger has them, with no call: what each attempt did.
+
+    For the last outcome of an event its attempts could not finish (Capillary kept failing
+    for it alone). An action the ledger does not show finished is ``failed`` with
+    ``missing`` as the reason; a give-back one of them may have made is ``unconfirmed``.
+    """
+    prior = Prior.of(ledger, published=False, intents=intents)
+    results: list[ActionResult] = []
+    for action in plan.actions:
+        earlier = prior.by_action.get(action.action_id, ())
+        if isinstance(action, Report):
+            results.append(
+                _result(action, ActionStatus.SKIPPED, [], report_kind=str(action.report_kind))
+            )
+        elif (before := _done_before(action, earlier, prior, attempt)) is not None:
+            results.append(before)
+        elif earlier:
+            results.append(_from_ledger(action, earlier, prior, attempt))
+        else:
+            results.append(
+                _uncalled(
+                    action,
+                    ActionStatus.FAILED,
+                    missing,
+                    "Replay the event once the cause is found: the ledger keeps what was done "
+                    "from being done again.",
+                )
+            )
+    return results
+
+
+_GONE_NOW = frozenset({ActionStatus.ALREADY_REVOKED, ActionStatus.NOT_FOUND})
+_TAKEN_BEFORE = frozenset({ActionStatus.REVOKED, ActionStatus.ALREADY_REVOKED})
+_MADE = frozenset({ActionStatus.RESTORED, ActionStatus.ALREADY_RESTORED})
+_AS_BEFORE = {
+    ActionStatus.REVOKED: ActionStatus.ALREADY_REVOKED,
+    ActionStatus.RESTORED: ActionStatus.ALREADY_RESTORED,
+}
+
+
+def _done_before(
+    action: Action, earlier: Sequence[LedgerItem], prior: Prior, attempt: int
+) -> ActionResult | None:
+    """The result of an action an earlier run of this event settled; ``None``: call it."""
+    if isinstance(action, Report):
+        return None
+    if isinstance(action, EnrolLoyalty | IssueLoyaltyEarn):
+        if prior.allow_reissue:
+            return None
+        made = [item for item in earlier if item.status in _MADE]
+        if made:
+            return _from_ledger(action, made, prior, attempt)
+        if _may_have_been_made(action, earlier, prior):
+            return _unconfirmed(action)
+        if action.action_id in prior.issued:
+            return _issued_before(action)
+        return None
+    if earlier and all(item.status in SETTLED for item in earlier):
+        return _from_ledger(action, earlier, prior, attempt)
+    if isinstance(action, DeactivateCartPromotion) and _may_have_been_made(action, earlier, prior):
+        return _deactivation_unconfirmed(action)
+    return None
+
+
+def _may_have_been_made(action: Unrepeatable, earlier: Sequence[LedgerItem], prior: Prior) -> bool:
+    """An earlier run called it without an answer that says what happened: it found it
+    unconfirmed, or left an intent and crashed before the answer was recorded."""
+    if any(item.status is ActionStatus.UNCONFIRMED for item in earlier):
+        return True
+    return not earlier and action.action_id in prior.intents
+
+
+def _from_ledger(
+    action: Action, earlier: Sequence[LedgerItem], prior: Prior, attempt: int
+) -> ActionResult:
+    items = [_item_from_ledger(item, prior, attempt) for item in earlier]
+    return ActionResult(
+        action_id=action.action_id,
+        kind=action.kind,
+        reason_code=action.reason_code,
+        reason=action.reason,
+        status=worst([item.status for item in items]),
+        broad=bool(getattr(action, "broad", False)),
+        items=items,
+    )
+
+
+def _item_from_ledger(item: LedgerItem, prior: Prior, attempt: int) -> ItemResult:
+    detail = {
+        name: value
+        for name, value in (("earned_id", item.earned_id), ("issual_id", item.issual_id))
+        if value
+    }
+    if prior.published:
+        return ItemResult(
+            item=item.item,
+            status=_AS_BEFORE.get(item.status, item.status),
+            code=item.code,
+            message="done by an earlier outcome of this event (the ledger says so); not asked "
+            "again",
+            detail=detail,
+        )
+    return ItemResult(
+        item=item.item,
+        status=item.status,
+        code=item.code,
+        message=f"done by attempt {item.attempt} of this event; not asked again",
+        detail=detail,
+        attempt=item.attempt if item.attempt != attempt else None,
+    )
+
+
+def _merged(
+    result: ActionResult, earlier: Sequence[LedgerItem], prior: Prior, attempt: int
+) -> ActionResult:
+    """A repeat's answers, read with what the ledger says the earlier runs got.
+
+    "Invalid or already revoked" now, for an item an earlier run revoked, is that run's
+    revoke; for one an earlier run found missing, it is still missing.
+    """
+    if not earlier:
+        return result
+    by_item = {item.item: item for item in earlier}
+    single = len(earlier) == 1 and len(result.items) == 1
+    items: list[ItemResult] = []
+    for new in result.items:
+        old = earlier[0] if single else by_item.get(new.item)
+        if old is not None and old.status in _TAKEN_BEFORE and new.status in _GONE_NOW:
+            items.append(_item_from_ledger(old, prior, attempt))
+        elif (
+            old is not None
+            and old.status is ActionStatus.NOT_FOUND
+            and new.status is ActionStatus.ALREADY_REVOKED
+        ):
+            items.append(new.model_copy(update={"status": ActionStatus.NOT_FOUND}))
+        else:
+            items.append(new)
+    if items == result.items:
+        return result
+    return result.model_copy(
+        update={"items": items, "status": worst([i.status for i in items if i.asked])}
     )
 
 

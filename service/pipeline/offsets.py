@@ -35,6 +35,11 @@ class PartitionProgress:
             self._finished.discard(head)
             self._committable = head + 1
 
+    def finished_above(self) -> list[int]:
+        """Offsets finished beyond the contiguous prefix (read again after a crash or a rewind,
+        they must publish nothing: their outputs are committed, or go with the next commit)."""
+        return sorted(self._finished)
+
     def committable(self) -> int | None:
         """The offset to commit (one past the finished prefix), or ``None`` if nothing moved."""
         return self._committable

@@ -3,8 +3,14 @@
 Processing publishes nothing: it returns a :class:`Finished` (an outcome, a dead letter
 or a retry, and the state to remember), and the commit step writes those with the
 offsets in one transaction. Before an event's calls, its ``started`` state is committed
-on its own, and right before each give-back call the intent of that call, so a
-redelivery after a crash knows that an attempt was made and what it may have issued.
+on its own, and right before each give-back call the intent of that call with the results
+so far, so a redelivery after a crash knows what the attempt confirmed and what it may have
+issued.
+
+The ledger (``service/ledger.py``) decides what is done again: a cancellation gives back
+what its return took as the ledger says (and waits while that return is still in flight);
+a repeat of an event does not make again what an earlier run made, and a replayed return
+that was cancelled since takes nothing back unless the operator allowed it.
 
 It writes one canonical log line per record (``event_processed`` or
 ``event_dead_lettered``) with everything an operator needs to find it again.
@@ -13,17 +19,17 @@ It writes one canonical log line per record (``event_processed`` or
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from service import __version__
-from service.actions import EnrolLoyalty, IssueLoyaltyEarn, Plan, Report
+from service.actions import DeactivateCartPromotion, Plan, Report, ReportKind
 from service.capillary.codes import OPEN_CART_CODE
 from service.clock import Clock
-from service.errors import CapillaryUnavailableError
-from service.events import ReturnEvent
+from service.errors import CapillaryInterruptedError
+from service.events import ReturnEvent, ReturnType
+from service.ledger import LedgerEntry, LedgerFacts, Prior, ReturnRecord, entry_of
 from service.logging import (
     add_event_context,
     bind_event_context,
@@ -41,8 +47,15 @@ from service.outcome import (
     ServiceInfo,
     SourceRecord,
 )
-from service.pipeline.execute import Executor
-from service.pipeline.records import AlreadyFinished, DeadLetter, Finished, Record, RetryLater
+from service.pipeline.execute import Executor, Unrepeatable, results_from_ledger
+from service.pipeline.records import (
+    AlreadyFinished,
+    DeadLetter,
+    Finished,
+    Origin,
+    Record,
+    RetryLater,
+)
 from service.pipeline.replays import replay_of
 from service.pipeline.retries import RetryPolicy, retry_info
 from service.pipeline.state import EventState, Intent, Known, StateStore
@@ -50,14 +63,20 @@ from service.pipeline.validate import validate
 
 log = get_logger(__name__)
 
-Planner = Callable[[ReturnEvent, datetime], Plan]
-"""The rules with the policy already bound: (event, now) -> plan. Pure."""
+
+class Planner(Protocol):
+    """The rules with the policy already bound: (event, now, ledger facts) -> plan. Pure."""
+
+    def __call__(
+        self, event: ReturnEvent, now: datetime, facts: LedgerFacts | None = None, /
+    ) -> Plan: ...
+
 
 REISSUE_WARNING = (
-    "This outcome re-issued loyalty earns. Capillary's EARN has no idempotency key: "
-    "`return-handler replay` does not issue them again unless --allow-reissue names this "
-    "event; any other way of re-sending it (a producer, a copy) would. Check the earned ids "
-    "below first."
+    "This outcome re-issued loyalty earns. Capillary's EARN has no idempotency key: the "
+    "service's ledger keeps this event from issuing them again (a replay, a copy of the "
+    "event), unless `return-handler replay --allow-reissue` names this event. Check the "
+    "earned ids below first."
 )
 
 
@@ -88,6 +107,7 @@ class Processor:
         state: StateStore,
         starts: StartRecorder,
         retry_policy: RetryPolicy,
+        commit_wait_seconds: float = 10.0,
     ) -> None:
         self._planner = planner
         self._executor = executor
@@ -95,6 +115,9 @@ class Processor:
         self._state = state
         self._starts = starts
         self._retry = retry_policy
+        self._commit_wait = commit_wait_seconds
+        """How long a cancellation waits for its return's outcome to be committed, before it
+        takes the retry path instead (a failed transaction, a broken partition)."""
 
     async def handle(self, record: Record) -> Finished | NotDue:
         """Process one record start to end (the run loop takes the steps one by one)."""
@@ -130,36 +153,47 @@ class Processor:
         """Deduplicate, plan and execute one valid event.
 
         Raises only what the run loop must handle for the whole pipeline: Capillary being
-        unavailable, or Kafka refusing the event's start marker.
+        unavailable, or Kafka refusing the event's start marker (or a state record).
         """
         started = self._clock.monotonic()
         bind_event_context(topic=record.topic, partition=record.partition, offset=record.offset)
         try:
             retry = retry_info(record)
             attempt = retry.attempt if retry is not None else 1
-            origin = (
-                (retry.origin_partition, retry.origin_offset)
-                if retry is not None
-                else (record.partition, record.offset)
-            )
-            return await self._process(record, event, started, attempt, origin)
+            return await self._process(record, event, started, attempt)
         finally:
             clear_event_context()
 
     async def _process(
-        self,
-        record: Record,
-        event: ReturnEvent,
-        started: float,
-        attempt: int,
-        origin: tuple[int, int],
+        self, record: Record, event: ReturnEvent, started: float, attempt: int
     ) -> Finished:
         add_event_context(
             event_id=event.event_id, return_type=str(event.return_type), attempt=attempt
         )
         now = self._clock.now()
+        partition = record.partition
+        known = self._state.lookup(partition, event.event_id, now)
+        if known is not None and _finished_from(known, record.source, attempt):
+            log.info("event_already_finished", phase=known.phase)
+            return Finished(record, AlreadyFinished(record, event.event_id))
+        replay = replay_of(record)
+        if replay is not None:
+            add_event_context(replay_id=replay.replay_id)
+        elif attempt == 1 and known is not None and known.phase in ("done", "retrying"):
+            return self._duplicate(record, event, known, started)
+        # What earlier runs of this event did: a crashed or interrupted attempt, the retry
+        # path, an outcome a replay re-drives.
+        earlier = await self._state.entry(partition, event.event_id) if known else None
+        ledger = earlier.ledger if earlier is not None else None
+        facts = LedgerFacts()
+        if event.return_type is ReturnType.CANCELLED:
+            waiting, facts = await self._return_of(partition, event, now)
+            if waiting is not None:
+                return self._wait_for_return(record, event, known, ledger, attempt, waiting)
+        elif replay is not None and not replay.allow_cancelled:
+            facts = LedgerFacts(cancelled_by=self._state.cancellation_of(partition, event.event_id))
         try:
-            plan = self._planner(event, now)
+            plan = self._planner(event, now, facts)
         except Exception as exc:  # a bug in the rules must not block the partition
             log.exception("rules_failed")
             return self._dead_letter(
@@ -171,64 +205,80 @@ class Processor:
                 ),
                 started,
             )
-        known = self._state.lookup(record.partition, event.event_id, now)
-        if known is not None and _finished_from(known, origin, attempt):
-            log.info("event_already_finished", phase=known.phase)
-            return Finished(record, AlreadyFinished(record, event.event_id))
-        replay = replay_of(record)
-        if replay is not None:
-            add_event_context(replay_id=replay.replay_id)
-        elif attempt == 1 and known is not None and known.phase in ("done", "retrying"):
-            return self._duplicate(record, event, plan, known, started)
-        # A started state without an outcome: an earlier attempt crashed mid-way. A replay
-        # re-drives an event that was handled before.
-        tried_before = known is not None or attempt > 1 or replay is not None
-        issued = replay.issued if replay is not None and not replay.allow_reissue else frozenset()
-        # Intents left by an earlier attempt: its give-backs may have been made.
-        earlier = list(known.intents) if known is not None else []
+        prior = Prior.of(
+            ledger,
+            # An outcome of this event id was committed already (a replay re-drives it).
+            published=known is not None and known.phase == "done",
+            intents=[intent.action_id for intent in known.intents] if known else (),
+            issued=replay.issued if replay is not None else (),
+            allow_reissue=replay is not None and replay.allow_reissue,
+            # A started state without an outcome: an earlier attempt crashed mid-way.
+            tried_before=known is not None or attempt > 1 or replay is not None,
+        )
+        cancels = _cancels(event, plan)
+
+        def ledger_of(results: list[ActionResult]) -> LedgerEntry:
+            return entry_of(event, plan, results, attempt=attempt, cancels=cancels, earlier=ledger)
+
+        # A first attempt has nothing to carry before its calls, unless it cancels a return
+        # (a second cancellation must find it while it runs).
+        carried = ledger_of([]) if ledger is not None or cancels is not None else None
+
+        source = record.source
         state = EventState(
             event_id=event.event_id,
             phase="started",
             at=now,
-            input_partition=origin[0],
-            input_offset=origin[1],
-            intents=earlier,
+            input_partition=source.partition,
+            input_offset=source.offset,
+            intents=list(known.intents) if known is not None else [],
             attempt=attempt,
+            ledger=carried,
         )
         if any(not isinstance(a, Report) for a in plan.actions):
-            await self._starts.record_start(record.partition, state)
-            self._state.remember(record.partition, state)
+            await self._starts.record_start(partition, state)
+            self._state.remember(partition, state)
 
-        async def record_intent(action: EnrolLoyalty | IssueLoyaltyEarn) -> None:
-            # Committed right before the call: a crash after it finds the intent, a crash
-            # before it finds none and the next attempt makes the call.
+        async def record_intent(action: Unrepeatable, so_far: list[ActionResult]) -> None:
+            # Committed right before the call: a crash after it finds the intent (and what
+            # the calls before it did), a crash before it finds none and makes the call.
             nonlocal state
-            state = state.model_copy(update={"intents": [*state.intents, _intent(action)]})
-            await self._starts.record_start(record.partition, state)
-            self._state.remember(record.partition, state)
+            state = state.model_copy(
+                update={"intents": [*state.intents, _intent(action)], "ledger": ledger_of(so_far)}
+            )
+            await self._starts.record_start(partition, state)
+            self._state.remember(partition, state)
 
         try:
             results = await self._executor.execute(
-                event,
-                plan,
-                tried_before=tried_before,
-                unconfirmed={intent.action_id for intent in earlier},
-                issued=issued,
-                before_give_back=record_intent,
+                event, plan, prior=prior, attempt=attempt, before_unrepeatable=record_intent
             )
-        except CapillaryUnavailableError as exc:
-            reached = exc.context.get("give_backs_reached", frozenset())
-            kept = [i for i in state.intents if i in earlier or i.action_id in reached]
-            if kept != state.intents:
-                # Give-backs of this attempt that did not reach Capillary: the next one makes them.
-                cleared = state.model_copy(update={"intents": kept})
-                await self._starts.record_start(record.partition, cleared)
-                self._state.remember(record.partition, cleared)
+        except CapillaryInterruptedError as exc:
+            before = set(prior.intents)
+            interrupted = state.model_copy(
+                update={
+                    # Give-backs of this attempt that did not reach Capillary: the next one
+                    # makes them; what finished is kept.
+                    "intents": [
+                        i
+                        for i in state.intents
+                        if i.action_id in before or i.action_id in exc.reached
+                    ],
+                    "ledger": ledger_of(list(exc.done)),
+                }
+            )
+            if interrupted != state:
+                await self._starts.record_start(partition, interrupted)
+                self._state.remember(partition, interrupted)
             raise
         if _waits_on_open_cart(results) and not _gave_back(results):
             delay = self._retry.delay_ms(attempt + 1)
             if delay is not None:
-                return self._retry_later(record, event, state, attempt, delay)
+                # Every call of this attempt was answered: the ledger has it, no intent waits.
+                waiting_state = state.model_copy(
+                    update={"ledger": ledger_of(results), "intents": []}
+                )
+                return self._retry_later(record, event, waiting_state, attempt, delay)
             results = [_exhausted(result, attempt) for result in results]
         outcome = build_outcome(
             event,
@@ -241,17 +291,100 @@ class Processor:
             replay=replay.info() if replay is not None else None,
         )
         self._log_processed(outcome, results)
-        done = state.model_copy(update={"phase": "done", "at": self._clock.now(), "intents": []})
+        done = state.model_copy(
+            update={
+                "phase": "done",
+                "at": self._clock.now(),
+                "intents": [],
+                "ledger": ledger_of(results),
+            }
+        )
         # Known at once, not only once committed: a duplicate taken before the commit is
         # recognised. A failed commit makes the run loop restore the partition from Kafka.
+        self._state.remember(partition, done)
+        return Finished(record, outcome, done)
+
+    async def _return_of(
+        self, partition: int, event: ReturnEvent, now: datetime
+    ) -> tuple[str | None, LedgerFacts]:
+        """What the ledger says of the return a cancellation undoes; or why to wait for it.
+
+        The return's records and the cancellation's share a customer key, so they meet on
+        this partition. A return still in flight (on the retry path) has no final ledger
+        yet: the cancellation waits for it rather than give back what may change.
+        """
+        assert event.cancelled_return is not None
+        returned = event.cancelled_return.return_event_id
+        known = self._state.lookup(partition, returned, now)
+        if known is None:
+            return None, LedgerFacts()
+        if known.phase != "done":
+            return f"its return {returned} has no outcome yet ({known.phase})", LedgerFacts()
+        # Finished, maybe not committed yet: a crash now would run the return again, after
+        # what this cancellation gives back. Its partition's next transaction commits it.
+        if not await self._state.committed(partition, returned, self._commit_wait):
+            return f"its return {returned} has no committed outcome yet", LedgerFacts()
+        entry = await self._state.entry(partition, returned)
+        if entry is None or entry.ledger is None:
+            # Handled before the ledger existed: what it took is not known.
+            return None, LedgerFacts()
+        first = self._state.cancellation_of(partition, returned)
+        return None, LedgerFacts(
+            returned=ReturnRecord.of(
+                entry.ledger, cancelled_by=first if first != event.event_id else None
+            )
+        )
+
+    def _wait_for_return(
+        self,
+        record: Record,
+        event: ReturnEvent,
+        known: Known | None,
+        ledger: LedgerEntry | None,
+        attempt: int,
+        why: str,
+    ) -> Finished:
+        """A cancellation whose return is in flight: the retry path, nothing given back."""
+        source = record.source
+        state = EventState(
+            event_id=event.event_id,
+            phase="started",
+            at=self._clock.now(),
+            input_partition=source.partition,
+            input_offset=source.offset,
+            intents=list(known.intents) if known is not None else [],
+            attempt=attempt,
+            ledger=ledger,
+        )
+        delay = self._retry.delay_ms(attempt + 1)
+        if delay is not None:
+            return self._retry_later(record, event, state, attempt, delay, f"waiting: {why}")
+        now = self._clock.now()
+        plan = self._planner(event, now)
+        outcome = OutcomeEvent(
+            event=_identity(event, record),
+            status=OutcomeStatus.FAILED,
+            decision=plan.decision,
+            summary=f"Nothing was given back: {why} after {attempt} attempts. Replay this event "
+            "once the return has its outcome.",
+            policy_version=plan.policy_version,
+            processed_at=now,
+            duration_ms=0.0,
+            service=ServiceInfo(version=__version__),
+            attempt=attempt,
+            replay=replay.info() if (replay := replay_of(record)) is not None else None,
+        )
+        self._log_processed(outcome, [])
+        done = state.model_copy(update={"phase": "done", "intents": []})
         self._state.remember(record.partition, done)
         return Finished(record, outcome, done)
 
     async def retry_alone(self, record: Record, reason: str) -> Finished:
         """This event's calls failed while Capillary answered others: the retry path.
 
-        Its ``started`` state was committed before the calls, and its intents travel on,
-        so no attempt repeats a give-back that may have been made.
+        Its ``started`` state was committed before the calls, with its intents and what the
+        interrupted attempt did; both travel on, so no attempt repeats a give-back that may
+        have been made, and the last outcome lists what every attempt did.
         """
         started = self._clock.monotonic()
         bind_event_context(topic=record.topic, partition=record.partition, offset=record.offset)
@@ -264,43 +397,60 @@ class Processor:
             attempt = retry.attempt if retry is not None else 1
             now = self._clock.now()
             known = self._state.lookup(record.partition, event.event_id, now)
+            earlier = await self._state.entry(record.partition, event.event_id) if known else None
+            ledger = earlier.ledger if earlier is not None else None
+            source = record.source
             state = EventState(
                 event_id=event.event_id,
                 phase="started",
                 at=now,
-                input_partition=retry.origin_partition if retry else record.partition,
-                input_offset=retry.origin_offset if retry else record.offset,
+                input_partition=source.partition,
+                input_offset=source.offset,
                 intents=list(known.intents) if known is not None else [],
                 attempt=attempt,
+                ledger=ledger,
             )
             delay = self._retry.delay_ms(attempt + 1)
             if delay is not None:
                 return self._retry_later(record, event, state, attempt, delay, reason)
             plan = self._planner(event, now)
-            outcome = OutcomeEvent(
-                event=_identity(event, record),
-                status=OutcomeStatus.FAILED,
-                decision=plan.decision,
-                summary=f"Capillary kept failing for this event alone through {attempt} "
-                f"attempts ({reason}); nothing is known to be done. Replay it once the "
-                "cause is found.",
-                policy_version=plan.policy_version,
+            results = results_from_ledger(
+                plan,
+                ledger,
+                attempt=attempt,
+                missing=f"not done: Capillary kept failing for this event alone through "
+                f"{attempt} attempts ({reason})",
+                intents=frozenset(i.action_id for i in state.intents),
+            )
+            outcome = build_outcome(
+                event,
+                plan,
+                results,
+                record=record,
                 processed_at=now,
                 duration_ms=(self._clock.monotonic() - started) * 1000,
-                service=ServiceInfo(version=__version__),
                 attempt=attempt,
                 replay=replay.info() if (replay := replay_of(record)) is not None else None,
             )
-            self._log_processed(outcome, [])
-            done = state.model_copy(update={"phase": "done"})
+            outcome = outcome.model_copy(
+                update={
+                    "summary": f"Capillary kept failing for this event alone through {attempt} "
+                    f"attempts ({reason}); the actions say what each attempt did. Replay it "
+                    "once the cause is found."
+                }
+            )
+            self._log_processed(outcome, results)
+            done = state.model_copy(update={"phase": "done", "intents": []})
             self._state.remember(record.partition, done)
             return Finished(record, outcome, done)
         finally:
             clear_event_context()
 
     def _duplicate(
-        self, record: Record, event: ReturnEvent, plan: Plan, known: Known, started: float
+        self, record: Record, event: ReturnEvent, known: Known, started: float
     ) -> Finished:
+        # What the rules would decide without the ledger: nothing is done either way.
+        plan = self._planner(event, self._clock.now())
         first = FirstOutcome(
             status=known.outcome.status if known.outcome else None,
             outcome_partition=known.outcome.partition if known.outcome else None,
@@ -374,14 +524,43 @@ class Processor:
         )
 
 
-def _finished_from(known: Known, origin: tuple[int, int], attempt: int) -> bool:
-    """This very record (or the retry of it now read) finished already: a read-again."""
-    if (known.input_partition, known.input_offset) != origin:
+def _finished_from(known: Known, source: Origin, attempt: int) -> bool:
+    """This very record (or a copy of it now read) finished already: a read-again."""
+    if (known.input_partition, known.input_offset) != (source.partition, source.offset):
         return False
     return known.phase == "done" or (known.phase == "retrying" and known.attempt > attempt)
 
 
-def _intent(action: EnrolLoyalty | IssueLoyaltyEarn) -> Intent:
+_UNDECIDED = frozenset(
+    {
+        ReportKind.RETURN_UNKNOWN,
+        ReportKind.ALREADY_CANCELLED,
+        ReportKind.CUSTOMER_MISMATCH,
+        ReportKind.MISSING_IDENTIFIER,
+    }
+)
+"""A cancellation planned with one of these gave nothing back for reasons of its own (the
+return unknown or cancelled already, the event naming the wrong customer or too little of
+one): a later, corrected cancellation of the same return may still give back."""
+
+
+def _cancels(event: ReturnEvent, plan: Plan) -> str | None:
+    """The return a cancellation was decided against (its ledger, or a trusted claim)."""
+    if event.cancelled_return is None:
+        return None
+    if any(isinstance(a, Report) and a.report_kind in _UNDECIDED for a in plan.actions):
+        return None
+    return event.cancelled_return.return_event_id
+
+
+def _intent(action: Unrepeatable) -> Intent:
+    if isinstance(action, DeactivateCartPromotion):
+        return Intent(
+            action_id=action.action_id,
+            kind=action.kind,
+            customer=f"id:{action.customer_id}",
+            promotion=action.promotion_id,
+        )
     target = action.target
     # Kept in Kafka: a numeric id, never a mobile or an e-mail.
     who = target.identifier_value if target.identifier_name == "id" else "(masked)"
@@ -419,6 +598,7 @@ def _exhausted(result: ActionResult, attempts: int) -> ActionResult:
 
 
 def _identity(event: ReturnEvent, record: Record | None) -> EventIdentity:
+    source = record.source if record is not None else None
     return EventIdentity(
         event_id=event.event_id,
         return_type=event.return_type,
@@ -427,9 +607,10 @@ def _identity(event: ReturnEvent, record: Record | None) -> EventIdentity:
         transaction_id=event.order.transaction_id,
         customer_id=event.customer.id,
         customer_external_id=event.customer.external_id,
+        # The producer's record, whichever copy (routed, retry) was read.
         record=(
-            SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset)
-            if record is not None
+            SourceRecord(topic=source.topic, partition=source.partition, offset=source.offset)
+            if source is not None
             else None
         ),
     )
@@ -447,9 +628,15 @@ def build_outcome(
     replay: ReplayInfo | None = None,
 ) -> OutcomeEvent:
     """Assemble the outcome event from the plan and its results."""
+    reported = {result.report_kind for result in results if result.report_kind}
     if any(result.status.is_failure for result in results):
         status = OutcomeStatus.FAILED
-    elif any(result.status is ActionStatus.UNCONFIRMED for result in results):
+    elif ReportKind.RETURN_UNKNOWN in reported:
+        status = OutcomeStatus.RETURN_UNKNOWN
+    elif (
+        any(result.status is ActionStatus.UNCONFIRMED for result in results)
+        or ReportKind.TAKEN_BACK_UNCONFIRMED in reported
+    ):
         status = OutcomeStatus.NEEDS_CHECK
     else:
         status = OutcomeStatus.COMPLETED

@@ -18,6 +18,23 @@ PartitionHook = Callable[[list[int]], Awaitable[None]]
 """Called with the input partition numbers assigned or revoked."""
 
 
+ORIGIN_TOPIC_HEADER = "rh-origin-topic"
+ORIGIN_PARTITION_HEADER = "rh-origin-partition"
+ORIGIN_OFFSET_HEADER = "rh-origin-offset"
+ORIGIN_HEADERS = (ORIGIN_TOPIC_HEADER, ORIGIN_PARTITION_HEADER, ORIGIN_OFFSET_HEADER)
+"""On a copy the service made of an input record (routed, or on the retry path): where the
+producer's record is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a producer's record is on the returns topic."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One consumed Kafka message, as the pipeline sees it."""
@@ -29,6 +46,43 @@ class Record:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp_ms: int | None = None
+    origin: Origin | None = None
+    """For a copy the service made (routed, or on the retry path): the producer's record.
+    ``None``: this record is the producer's own."""
+
+    @property
+    def source(self) -> Origin:
+        """The producer's record: one input, whichever copy of it is read."""
+        if self.origin is not None:
+            return self.origin
+        return Origin(self.topic, self.partition, self.offset)
+
+
+def origin_in(headers: tuple[tuple[str, bytes], ...], returns_topic: str) -> Origin | None:
+    """The origin a copy's headers name, or ``None`` when they name none (or a broken one).
+
+    Retry records of versions before the ledger name no topic: theirs is ``returns_topic``.
+    """
+    found = {key: value for key, value in headers if key in ORIGIN_HEADERS}
+    if ORIGIN_PARTITION_HEADER not in found or ORIGIN_OFFSET_HEADER not in found:
+        return None
+    try:
+        topic = found.get(ORIGIN_TOPIC_HEADER, returns_topic.encode()).decode()
+        return Origin(topic, int(found[ORIGIN_PARTITION_HEADER]), int(found[ORIGIN_OFFSET_HEADER]))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def origin_headers(record: Record) -> list[tuple[str, bytes]]:
+    """The headers of a copy of ``record``: its own, with the producer's record named."""
+    source = record.source
+    kept = [(k, v) for k, v in record.headers if k not in ORIGIN_HEADERS]
+    return [
+        *kept,
+        (ORIGIN_TOPIC_HEADER, source.topic.encode()),
+        (ORIGIN_PARTITION_HEADER, str(source.partition).encode()),
+        (ORIGIN_OFFSET_HEADER, str(source.offset).encode()),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +108,21 @@ class RetryLater:
 
 
 @dataclass(frozen=True, slots=True)
+class Routed:
+    """A record of the returns topic on another partition than its customer key's.
+
+    Its producer's partitioner (CRC32 in librdkafka clients) differs from the service's
+    (murmur2, as Java and aiokafka): the record goes to partition ``partition`` of the routed
+    topic, keyed by ``key``, in the same transaction as its offset, and is handled there,
+    where every record of that customer meets its state and ledger.
+    """
+
+    record: Record
+    partition: int
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class AlreadyFinished:
     """A record read again after its event was finished and committed from this very record.
 
@@ -63,7 +132,8 @@ class AlreadyFinished:
     """
 
     record: Record
-    event_id: str
+    event_id: str | None
+    """``None`` when it was known finished before it was read (the partition's progress)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +144,19 @@ class Finished:
     """
 
     record: Record
-    result: OutcomeEvent | DeadLetter | RetryLater | AlreadyFinished
+    result: OutcomeEvent | DeadLetter | RetryLater | AlreadyFinished | Routed
     state: EventState | None = None
     """The event's new state; ``done`` states get the outcome's position filled in."""
     trace: tuple[tuple[str, bytes], ...] = ()
     """The event span's context as headers (``traceparent``), for the outcome."""
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A state record a transaction made visible, and its offset in the state partition."""
+
+    state: EventState
+    offset: int
 
 
 class RecordSource(Protocol):
@@ -121,4 +199,9 @@ class RecordSource(Protocol):
 
     def reading(self) -> dict[tuple[str, int], tuple[int, int]]:
         """Per owned (topic, partition) whose end is known: (end offset, next offset to read)."""
+        ...
+
+    @property
+    def partition_count(self) -> int:
+        """Partitions of the returns topic (the routed, retry and state topics have as many)."""
         ...

@@ -6,9 +6,11 @@ validation, rules, limits, transaction), except that:
 
 * a replay is deliberate: the event-id deduplication does not turn it into a duplicate;
 * an earlier attempt exists, so "invalid or already revoked" means already revoked;
-* give-backs that an earlier outcome shows as made (``rh-replay-issued``) are not made
-  again, unless the operator allowed it for this event (``rh-replay-allow-reissue``):
-  Capillary's EARN has no idempotency key;
+* give-backs that the ledger (or an earlier outcome, ``rh-replay-issued``) shows as made are
+  not made again, unless the operator allowed it for this event
+  (``rh-replay-allow-reissue``): Capillary's EARN has no idempotency key;
+* a return that a cancellation has given back since takes nothing back again, unless the
+  operator allowed it for this event (``rh-replay-allow-cancelled``);
 * the outcome says it is a replay, why, and which record it re-drives.
 
 A plain copy of an event without these headers is a duplicate, as before.
@@ -29,6 +31,8 @@ REPLAY_SEQUENCE_HEADER = "rh-replay-seq"
 REPLAY_ISSUED_HEADER = "rh-replay-issued"
 """Comma-separated give-back action ids an earlier outcome shows as made."""
 REPLAY_ALLOW_REISSUE_HEADER = "rh-replay-allow-reissue"
+REPLAY_ALLOW_CANCELLED_HEADER = "rh-replay-allow-cancelled"
+"""``1``: take this return back although a cancellation has given it back since."""
 REPLAY_HEADERS = (
     REPLAY_ID_HEADER,
     REPLAY_REASON_HEADER,
@@ -36,6 +40,7 @@ REPLAY_HEADERS = (
     REPLAY_SEQUENCE_HEADER,
     REPLAY_ISSUED_HEADER,
     REPLAY_ALLOW_REISSUE_HEADER,
+    REPLAY_ALLOW_CANCELLED_HEADER,
 )
 
 
@@ -49,6 +54,7 @@ class Replay:
     sequence: int
     issued: frozenset[str]
     allow_reissue: bool
+    allow_cancelled: bool = False
 
     def info(self) -> ReplayInfo:
         """The outcome's account of this replay."""
@@ -85,6 +91,7 @@ def replay_of(record: Record) -> Replay | None:
         sequence=sequence,
         issued=frozenset(i for i in issued.split(",") if i),
         allow_reissue=text(REPLAY_ALLOW_REISSUE_HEADER) == "1",
+        allow_cancelled=text(REPLAY_ALLOW_CANCELLED_HEADER) == "1",
     )
 
 
@@ -96,6 +103,7 @@ def replay_headers(
     sequence: int,
     issued: frozenset[str] | set[str] = frozenset(),
     allow_reissue: bool = False,
+    allow_cancelled: bool = False,
 ) -> list[tuple[str, bytes]]:
     """The headers that make a published event a replay."""
     headers = [
@@ -108,6 +116,8 @@ def replay_headers(
         headers.append((REPLAY_ISSUED_HEADER, ",".join(sorted(issued)).encode()))
     if allow_reissue:
         headers.append((REPLAY_ALLOW_REISSUE_HEADER, b"1"))
+    if allow_cancelled:
+        headers.append((REPLAY_ALLOW_CANCELLED_HEADER, b"1"))
     return headers
 
 

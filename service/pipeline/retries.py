@@ -1,39 +1,30 @@
 """The retry path: an event whose own transient refusal (an open cart) is tried again later.
 
 The event goes to the retry topic (partitioned like returns, so partition p stays with
-the same owner, transaction and state) with the attempt and a not-before time in
-headers; its returns offset is committed in the same transaction, so the partition goes
-on. When the retry record comes up before its time, only that retry partition waits.
+the same owner, transaction and state) with the attempt, a not-before time and the
+producer's record (``records.origin_headers``) in headers; its returns offset is committed
+in the same transaction, so the partition goes on. When the retry record comes up before
+its time, only that retry partition waits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.pipeline.records import Record
+from service.pipeline.records import Record, origin_headers
 
 ATTEMPT_HEADER = "rh-attempt"
 NOT_BEFORE_HEADER = "rh-not-before-ms"
 REASON_HEADER = "rh-retry-reason"
-ORIGIN_PARTITION_HEADER = "rh-origin-partition"
-ORIGIN_OFFSET_HEADER = "rh-origin-offset"
-RETRY_HEADERS = (
-    ATTEMPT_HEADER,
-    NOT_BEFORE_HEADER,
-    REASON_HEADER,
-    ORIGIN_PARTITION_HEADER,
-    ORIGIN_OFFSET_HEADER,
-)
+RETRY_HEADERS = (ATTEMPT_HEADER, NOT_BEFORE_HEADER, REASON_HEADER)
 
 
 @dataclass(frozen=True, slots=True)
 class RetryInfo:
-    """What a retry record's headers say."""
+    """What a retry record's headers say (its origin is the record's ``origin``)."""
 
     attempt: int
     not_before_ms: int
-    origin_partition: int
-    origin_offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +54,6 @@ def retry_info(record: Record) -> RetryInfo | None:
         return RetryInfo(
             attempt=int(headers[ATTEMPT_HEADER]),
             not_before_ms=int(headers.get(NOT_BEFORE_HEADER, b"0")),
-            origin_partition=int(
-                headers.get(ORIGIN_PARTITION_HEADER, str(record.partition).encode())
-            ),
-            origin_offset=int(headers.get(ORIGIN_OFFSET_HEADER, str(record.offset).encode())),
         )
     except ValueError:
         return None
@@ -75,18 +62,14 @@ def retry_info(record: Record) -> RetryInfo | None:
 def retry_headers(
     record: Record, *, attempt: int, not_before_ms: int, reason: str
 ) -> list[tuple[str, bytes]]:
-    """Headers of the retry record: the original ones, then ours (origin kept across retries)."""
-    info = retry_info(record)
-    origin_partition = info.origin_partition if info else record.partition
-    origin_offset = info.origin_offset if info else record.offset
-    kept = [(k, v) for k, v in record.headers if k not in RETRY_HEADERS]
+    """Headers of the retry record: the original ones with the producer's record named (kept
+    across retries), then ours."""
+    kept = [(k, v) for k, v in origin_headers(record) if k not in RETRY_HEADERS]
     return [
         *kept,
         (ATTEMPT_HEADER, str(attempt).encode()),
         (NOT_BEFORE_HEADER, str(not_before_ms).encode()),
         (REASON_HEADER, reason.encode()),
-        (ORIGIN_PARTITION_HEADER, str(origin_partition).encode()),
-        (ORIGIN_OFFSET_HEADER, str(origin_offset).encode()),
     ]
 
 

@@ -1,7 +1,9 @@
 """The run loop: take records, schedule them, commit what finished, recover, drain.
 
-Records are taken in partition order: retry records that are not due yet hold their
-partition, invalid ones finish at once as dead letters, valid events go to the scheduler
+Records are taken in partition order: a record of the returns topic that its producer put
+on another partition than its customer key's is routed there (``route.py``: copied to the
+routed topic in its partition's next transaction), retry records that are not due yet hold
+their partition, invalid ones finish at once as dead letters, valid events go to the scheduler
 (``schedule.py``: one customer's events in order, different customers concurrently, the
 consumer paused at the in-flight bound). A separate task commits every
 ``commit_interval``: per partition, one transaction with the outputs and states of what
@@ -40,14 +42,17 @@ from service.pipeline.offsets import PartitionProgress
 from service.pipeline.process import Processor
 from service.pipeline.records import (
     AlreadyFinished,
+    Committed,
     DeadLetter,
     Finished,
     Record,
     RecordSource,
     RetryLater,
+    Routed,
 )
+from service.pipeline.route import Router
 from service.pipeline.schedule import Job, Scheduler, ordering_key
-from service.pipeline.state import EventState, StateStore
+from service.pipeline.state import Progress, StateStore
 
 log = get_logger(__name__)
 
@@ -74,9 +79,14 @@ class Committer(Protocol):
         """Close and reopen p's producer after a failed transaction."""
 
     async def commit(
-        self, partition: int, finished: Sequence[Finished], offsets: dict[str, int]
-    ) -> list[EventState]:
-        """Outputs, states and offsets of p in one transaction."""
+        self,
+        partition: int,
+        finished: Sequence[Finished],
+        offsets: dict[str, int],
+        progress: Progress | None = None,
+    ) -> list[Committed]:
+        """Outputs, states, offsets and progress of p in one transaction; the states with
+        their offsets."""
         ...
 
     async def stop(self) -> None:
@@ -101,6 +111,8 @@ class RunStats:
     retries: int = 0
     read_again: int = 0
     """Records read again whose event had finished already (nothing published)."""
+    routed: int = 0
+    """Records of the returns topic copied to their customer key's partition."""
     pauses: int = 0
     probes: int = 0
     in_flight_peak: int = 0
@@ -136,8 +148,10 @@ class Runner:
         probe_max_seconds: float = 30.0,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        router: Router | None = None,
     ) -> None:
         self._source = source
+        self._router = router
         self._metrics = metrics or Metrics()
         self._tracing = tracing or Tracing.off()
         self._committer = committer
@@ -160,6 +174,9 @@ class Runner:
         """Partitions being revoked: nothing more of them is taken."""
         self._rewind_to: dict[TopicPartition, int] = {}
         """Taken but unfinished: the offset to read each partition from again."""
+        self._done_offsets: dict[TopicPartition, set[int]] = {}
+        """Offsets beyond the committed prefix whose outputs are committed: read again (after
+        a restart, a rewind), they publish nothing, whichever event they carry."""
         self._backlog: deque[Record] = deque()
         """Fetched, not yet taken: at most one poll's worth, waiting for room."""
         self._skipped: set[TopicPartition] = set()
@@ -323,6 +340,7 @@ class Runner:
         # Fence the previous owner first, so nothing of its commits after the state is read.
         await self._committer.open_partition(partition)
         remembered = await self._state.restore(partition, self._clock.now())
+        self._take_done_offsets(partition)
         self._ready.add(partition)
         log.info(
             "partition_state_restored",
@@ -347,6 +365,9 @@ class Runner:
                 self._forget_progress(partition)
                 self._held = {tp: due for tp, due in self._held.items() if tp[1] != partition}
                 self._rewind_to = {tp: o for tp, o in self._rewind_to.items() if tp[1] != partition}
+                self._done_offsets = {
+                    tp: o for tp, o in self._done_offsets.items() if tp[1] != partition
+                }
                 self._state.forget(partition)
                 await self._committer.close_partition(partition)
         finally:
@@ -442,6 +463,15 @@ class Runner:
                 break  # the rest waits for room
             backlog.popleft()
             self._progress.setdefault(tp, PartitionProgress()).take(record.offset)
+            done = self._done_offsets.get(tp)
+            if done is not None and record.offset in done:
+                done.discard(record.offset)
+                self._add(Finished(record, AlreadyFinished(record, None)))
+                continue
+            routed = self._route(record)
+            if routed is not None:
+                self._add(Finished(record, routed))
+                continue
             prepared = self._processor.prepare(record)
             if isinstance(prepared, Finished):
                 self._add(prepared)
@@ -452,6 +482,13 @@ class Runner:
             skipped.clear()
         self.stats.in_flight_peak = self._scheduler.peak
         await self._notify()
+
+    def _route(self, record: Record) -> Routed | None:
+        """Where the record is handled, when its producer put it on another partition."""
+        if self._router is None:
+            return None
+        found = self._router.route(record, self._source.partition_count)
+        return Routed(record, *found) if found is not None else None
 
     def _drop_backlog(self, partitions: set[int] | None = None, *, read_again: bool) -> None:
         """Take fetched, untaken records out (of ``partitions``, or all)."""
@@ -545,17 +582,45 @@ class Runner:
         finished = self._pending.pop(partition, [])
         if not offsets and not finished:
             return
+        # Taken with the outputs, nothing awaited between: what finished beyond the prefix is
+        # in this transaction or an earlier one.
+        progress = self._progress_of(partition, offsets)
         try:
-            states = await self._committer.commit(partition, finished, offsets)
+            committed = await self._committer.commit(partition, finished, offsets, progress)
         except BrokerError as exc:
             self._in_trouble(broken=(partition, exc))
             return
-        for state in states:
-            self._state.remember(partition, state)
+        for written in committed:
+            self._state.remember(partition, written.state, written.offset)
         for topic, offset in offsets.items():
             self._progress[(topic, partition)].committed(offset)
             self.stats.committed[(topic, partition)] = offset
+            if (done := self._done_offsets.get((topic, partition))) is not None:
+                done -= {o for o in done if o < offset}
         await self._notify()
+
+    def _progress_of(self, partition: int, offsets: dict[str, int]) -> Progress:
+        """Per topic of ``partition``: the offsets finished beyond what ``offsets`` commits."""
+        finished: dict[str, set[int]] = {}
+        for (topic, p), progress in self._progress.items():
+            if p == partition:
+                finished.setdefault(topic, set()).update(progress.finished_above())
+        for (topic, p), done in self._done_offsets.items():
+            if p == partition:
+                finished.setdefault(topic, set()).update(done)
+        return Progress(
+            finished={
+                topic: sorted(o for o in found if o >= offsets.get(topic, 0))
+                for topic, found in finished.items()
+                if found
+            }
+        )
+
+    def _take_done_offsets(self, partition: int) -> None:
+        """What the partition's progress record says finished beyond its committed prefix."""
+        self._done_offsets = {tp: o for tp, o in self._done_offsets.items() if tp[1] != partition}
+        for topic, offsets in self._state.finished_above(partition).items():
+            self._done_offsets[(topic, partition)] = offsets
 
     # --- trouble -------------------------------------------------------------------------------
 
@@ -621,6 +686,7 @@ class Runner:
                 await self._committer.reset_partition(partition)
                 # Our memory may be ahead of Kafka (states of the failed transaction).
                 await self._state.restore(partition, self._clock.now())
+                self._take_done_offsets(partition)
                 break
             except BrokerError as again:
                 if attempt == _RESET_ATTEMPTS:
@@ -642,7 +708,11 @@ class Runner:
         for (topic, partition), offset in self._rewind_to.items():
             if partition in self._ready:
                 self._source.seek(topic, partition, offset)
-            self._progress.pop((topic, partition), None)
+            progress = self._progress.pop((topic, partition), None)
+            if progress is not None:
+                # Committed by the recovery: read again, they publish nothing.
+                done = self._done_offsets.setdefault((topic, partition), set())
+                done.update(progress.finished_above())
         self._rewind_to.clear()
 
     def _forget_progress(self, partition: int) -> None:
@@ -723,6 +793,10 @@ class Runner:
     def _count(self, finished: Finished) -> None:
         self.stats.records += 1
         result = finished.result
+        if isinstance(result, Routed):
+            # Counted (and capped) where its copy is handled.
+            self.stats.routed += 1
+            return
         if isinstance(result, DeadLetter):
             self.stats.dead_letters += 1
         elif isinstance(result, RetryLater):

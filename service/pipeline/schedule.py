@@ -1,9 +1,11 @@
 """Schedule: one customer's events in order, different customers at once, up to a bound.
 
-Every valid event gets an ordering key: the numeric Capillary customer id when the event
-has one, else the Kafka message key, else its partition (so events that name no one the
-same way keep their partition's order). Events of one key run one after the other, in
-the order they were taken; events of different keys run concurrently. ``bound`` caps the
+Every valid event gets an ordering key: its customer key (``route.py``: the Kafka key, else
+the customer's id or another identifier from the event). Whatever identifiers two events
+carry (one the customer's id, the other only a mobile), they share a key when their
+producer keyed both by the customer, and the router has put both on this partition.
+Events of one key run one after the other, in the order they were taken; events of
+different keys run concurrently. ``bound`` caps the
 events taken and not finished (running or waiting behind their key): the run loop pauses
 the consumer when :attr:`Scheduler.full`, so nothing buffers without limit.
 
@@ -22,15 +24,12 @@ from dataclasses import dataclass
 
 from service.events import ReturnEvent
 from service.pipeline.records import Record
+from service.pipeline.route import key_of_customer
 
 
 def ordering_key(record: Record, event: ReturnEvent) -> Hashable:
-    """What the event must keep its order with: its customer, else its key, else its partition."""
-    if event.customer.id is not None:
-        return ("customer", event.customer.id)
-    if record.key is not None:
-        return ("key", record.key)
-    return ("partition", record.topic, record.partition)
+    """What the event must keep its order with: its customer key."""
+    return record.key or key_of_customer(event.customer, event.event_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
-"""The plan: a pure function of (event, policy, now).
+"""The plan: a pure function of (event, policy, now, what the ledger says).
 
 No I/O, no clock, no logging: the same inputs always give the same plan, which is why
-``return-handler plan EVENT.json`` can show exactly what the service would do.
+``return-handler plan EVENT.json`` can show exactly what the service would do. The ledger's
+facts (``service/ledger.py``) come in as an argument: what a cancelled return took, and
+whether a replayed return was cancelled since.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from service.events import (
     ReturnEvent,
     ReturnType,
 )
+from service.ledger import LedgerFacts
 from service.rules.builder import PlanBuilder
 from service.rules.give_back import give_back
 from service.rules.policy import CouponSeriesPolicy, OrderDateUnknown, Policy
@@ -90,12 +93,32 @@ def _window(event: ReturnEvent, policy: Policy) -> tuple[ReportKind, str, str] |
     )
 
 
-def plan(event: ReturnEvent, policy: Policy, now: datetime) -> Plan:
-    """The ordered actions for ``event`` under ``policy``, each with its reason."""
+def plan(
+    event: ReturnEvent, policy: Policy, now: datetime, facts: LedgerFacts | None = None
+) -> Plan:
+    """The ordered actions for ``event`` under ``policy``, each with its reason.
+
+    ``facts``: what the ledger says (``None``: nothing, as for a dry run). A cancellation
+    gives back what ``facts.returned`` says its return took; without it, the policy decides
+    (``cancelled_return.when_return_unknown``).
+    """
+    facts = facts or LedgerFacts()
     builder = PlanBuilder()
     notes: list[str] = []
     if event.return_type is ReturnType.CANCELLED:
-        give_back(event, policy, builder)
+        returned = facts.returned
+        give_back(event, policy, builder, returned)
+        if returned is None and builder.calls:
+            notes.append("The ledger does not know the return: its claim was trusted (policy)")
+    elif facts.cancelled_by is not None:
+        builder.report(
+            ReportKind.CANCELLED_SINCE,
+            f"return:{event.event_id}",
+            "cancelled_since",
+            f"this return was cancelled since by event {facts.cancelled_by}, which gave back "
+            "what it took; taking it back again would undo that. Nothing is called; replay "
+            "with --include-cancelled if it must be taken back anyway",
+        )
     else:
         _take_back(event, policy, builder, notes)
 

@@ -114,6 +114,19 @@ class PartialReturnPolicy(_PolicyModel):
     without_threshold: WithoutThreshold = WithoutThreshold.KEEP
 
 
+class ReturnUnknown(StrEnum):
+    """What a cancellation does when the ledger does not know the return it cancels."""
+
+    ASK_OPERATOR = "ask_operator"
+    TRUST_CLAIM = "trust_claim"
+
+
+class CancelledReturnPolicy(_PolicyModel):
+    """Cancellations: the ledger, not the event, says what their return took."""
+
+    when_return_unknown: ReturnUnknown = ReturnUnknown.ASK_OPERATOR
+
+
 class RedeemedPolicy(_PolicyModel):
     """Benefits the customer already used; the executor learns of them from Capillary."""
 
@@ -206,6 +219,7 @@ class Policy(_PolicyModel):
     full_return: FullReturnPolicy = Field(default_factory=FullReturnPolicy)
     partial_return: PartialReturnPolicy = Field(default_factory=PartialReturnPolicy)
     redeemed: RedeemedPolicy = Field(default_factory=RedeemedPolicy)
+    cancelled_return: CancelledReturnPolicy = Field(default_factory=CancelledReturnPolicy)
     loyalty_promotions: list[LoyaltyPromotionPolicy] = Field(default_factory=list)
     cart_promotions: list[CartPromotionPolicy] = Field(default_factory=list)
     coupon_series: list[CouponSeriesPolicy] = Field(default_factory=list)

@@ -26,7 +26,12 @@ class Metric(NamedTuple):
 CHART_METRICS: Mapping[str, Metric] = {
     "return_handler_events_consumed_total": Metric("counter", {"topic": None}),
     "return_handler_outcomes_total": Metric(
-        "counter", {"status": frozenset({"completed", "failed", "duplicate", "needs_check"})}
+        "counter",
+        {
+            "status": frozenset(
+                {"completed", "failed", "duplicate", "needs_check", "return_unknown"}
+            )
+        },
     ),
     "return_handler_dead_letters_total": Metric("counter", {"reason": None}),
     "return_handler_duplicates_total": Metric("counter", {}),

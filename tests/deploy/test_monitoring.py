@@ -25,6 +25,7 @@ EXPECTED_ALERTS = {
     "ReturnHandlerConsumerLagGrowing",
     "ReturnHandlerDeadLetters",
     "ReturnHandlerFailedOutcomes",
+    "ReturnHandlerCancellationsOfUnknownReturns",
     "ReturnHandlerPausedForCapillaryOutage",
     "ReturnHandlerCapillaryThrottled",
     "ReturnHandlerNotReady",

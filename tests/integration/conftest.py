@@ -130,6 +130,7 @@ async def kafka(
     return KafkaSettings(
         bootstrap_servers=bootstrap_servers,
         returns_topic=await topic_factory("returns"),
+        routed_topic=await topic_factory("routed"),
         outcomes_topic=await topic_factory("outcomes"),
         dead_letter_topic=await topic_factory("dead"),
         retry_topic=await topic_factory("retry"),

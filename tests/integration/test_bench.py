@@ -3,21 +3,33 @@
 Runs ``bench/throughput.py`` as a child process (it starts the sandbox and the service as
 its own children and stops them again) with 40 events, no API latency and a naive loop of
 10, then draws the chart from a one-point sweep file. No assertion on any number that
-depends on time: ``make bench`` measures, this only checks the bench works.
+depends on time: ``make bench`` measures, this only checks the bench works. ``--misroute``
+is checked where it differs, in its publisher (a second whole run would double the time).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+
+from service.kafka.partitioner import java_partition
 
 ROOT = Path(__file__).resolve().parents[2]
+# The bench scripts are not a package: they import each other from the bench folder.
+if str(ROOT / "bench") not in sys.path:
+    sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_world import build_mix  # noqa: E402
+from throughput import parse_args, publish_paced  # noqa: E402
+
 THROUGHPUT = ROOT / "bench" / "throughput.py"
 CHART = ROOT / "bench" / "chart.py"
 CONTRACT_KEYS = (
@@ -93,6 +105,10 @@ def test_tiny_bench_writes_every_key_and_every_event_gets_an_outcome(
     assert result["naive"]["events"] == 10
     assert result["api_calls"] > 0
     assert result["http_429"] == 0
+    # aiokafka partitions keys as Java does: the service routes nothing.
+    assert result["misrouted"] is False
+    assert result["routed"]["metric_measured"] == 0
+    assert result["routed"]["topic_records"] == 0
     assert code == 0, text
 
     # The chart draws from a sweep file; one point made of this run is enough to prove it.
@@ -112,3 +128,36 @@ def test_tiny_bench_writes_every_key_and_every_event_gets_an_outcome(
     )
     assert code == 0, text
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.timeout(30)
+async def test_misrouted_publishing_puts_every_event_on_another_partition_than_its_keys(
+    bootstrap_servers: str, fresh_topic: str
+) -> None:
+    world = build_mix(30, random.Random("misroute"), "smoke")
+    await publish_paced(bootstrap_servers, fresh_topic, world, 0, {}, misroute_over=3)
+
+    consumer = AIOKafkaConsumer(
+        fresh_topic,
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    placed: dict[bytes, int] = {}
+    try:
+        while len(placed) < len(world.events):
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                placed.update((r.value, r.partition) for r in records)
+    finally:
+        await consumer.stop()
+    assert all(placed[value] == (java_partition(key, 3) + 1) % 3 for key, value in world.events)
+
+
+def test_misroute_needs_two_partitions_and_writes_its_own_result() -> None:
+    assert parse_args(["--misroute"]).out.name == "misrouted.json"
+    assert parse_args(["--misroute", "--storm"]).out.name == "storm-misrouted.json"
+    assert parse_args([]).misroute is False
+    with pytest.raises(SystemExit):
+        parse_args(["--misroute", "--partitions=1"])

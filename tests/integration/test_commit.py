@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from service.clock import SystemClock
-from service.pipeline.commit import KafkaCommitter, KafkaStateReader
-from service.pipeline.records import Finished
-from service.pipeline.state import EventState
+from service.kafka.state_reader import KafkaStateReader
+from service.pipeline.commit import KafkaCommitter
+from service.pipeline.records import Committed, Finished, Record, RetryLater
+from service.pipeline.state import EventState, Progress
 from service.settings import KafkaSettings
 
 
@@ -24,9 +25,10 @@ class _CountingCommitter(KafkaCommitter):
         finished: Sequence[Finished],
         offsets: Mapping[str, int],
         states: Sequence[EventState],
-    ) -> list[EventState]:
+        progress: Progress | None = None,
+    ) -> list[Committed]:
         self.transactions += 1
-        return await super()._transaction(partition, finished, offsets, states)
+        return await super()._transaction(partition, finished, offsets, states, progress)
 
 
 async def test_start_markers_of_events_in_flight_share_transactions(kafka: KafkaSettings) -> None:
@@ -44,5 +46,35 @@ async def test_start_markers_of_events_in_flight_share_transactions(kafka: Kafka
 
     # Every marker is committed (read_committed sees them all) in a few transactions.
     records = await KafkaStateReader(kafka).read(0)
-    assert {key.decode() for key, _ in records} == {s.event_id for s in states}
+    assert {key.decode() for key, _, _ in records} == {s.event_id for s in states}
     assert 1 <= committer.transactions <= 10
+
+
+async def test_a_committed_state_record_is_read_back_at_its_offset(kafka: KafkaSettings) -> None:
+    committer = KafkaCommitter(kafka, clock=SystemClock())
+    await committer.open_partition(1)
+    now = datetime.now(UTC)
+    started = EventState(
+        event_id="evt-1", phase="started", at=now, input_partition=1, input_offset=4
+    )
+    retrying = started.model_copy(update={"phase": "retrying", "attempt": 2})
+    record = Record(kafka.returns_topic, 1, 4, b"k", b"{}")
+    reader = KafkaStateReader(kafka)
+    try:
+        await committer.record_start(1, started)
+        [written] = await committer.commit(
+            1, [Finished(record, RetryLater(record, "evt-1", 2, 0, "737"), retrying)], {}
+        )
+        # At once, without waiting for the last stable offset: memory keeps only the offset.
+        fetched = await reader.fetch(1, written.offset)
+        restored = await reader.read(1)
+        again = [await reader.fetch(1, offset) for _, _, offset in restored]
+    finally:
+        await committer.stop()
+        await reader.aclose()
+
+    assert written.state == retrying
+    assert fetched == (b"evt-1", retrying.to_bytes())
+    # Every offset a restore reads finds its own record (transaction markers in between).
+    assert again == [(key, value) for key, value, _ in restored]
+    assert [value for _, value, _ in restored] == [started.to_bytes(), retrying.to_bytes()]

@@ -153,6 +153,7 @@ async def test_cli_run_stops_cleanly_on_sigterm(kafka: KafkaSettings, sandbox: S
         "RETURN_HANDLER_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
         "RETURN_HANDLER_KAFKA__STATE_TOPIC": kafka.state_topic,
         "RETURN_HANDLER_KAFKA__RETRY_TOPIC": kafka.retry_topic,
+        "RETURN_HANDLER_KAFKA__ROUTED_TOPIC": kafka.routed_topic,
         "RETURN_HANDLER_KAFKA__GROUP_ID": kafka.group_id,
         "RETURN_HANDLER_CAPILLARY__LOYALTY_BASE_URL": sandbox.base_url,
         "RETURN_HANDLER_CAPILLARY__GATEWAY_BASE_URL": sandbox.base_url,

@@ -2,12 +2,14 @@
 
 Three example events (a full return, a redeemed coupon, the cancellation of the full return)
 and the full return delivered again go through the service against the sandbox with the
-demo seed and policy; then the commands read the outcomes topic as an operator would.
+demo seed and policy; then the commands read the outcomes topic (and inspect the state
+topic's ledger) as an operator would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +21,7 @@ from typer.testing import CliRunner, Result
 from capillary_sandbox import Sandbox, SandboxConfig
 from service.cli import app
 from service.events import ReturnType
-from service.operate.inspect import FoundOutcome
+from service.operate.inspect import FoundLedger, FoundOutcome
 from service.operate.report import OutcomeReport
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.settings import KafkaSettings, Settings
@@ -104,6 +106,7 @@ async def test_inspect_and_report_read_what_the_service_wrote(
 
     monkeypatch.setenv("RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS", kafka.bootstrap_servers)
     monkeypatch.setenv("RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC", kafka.outcomes_topic)
+    monkeypatch.setenv("RETURN_HANDLER_KAFKA__STATE_TOPIC", kafka.state_topic)
     monkeypatch.setenv("COLUMNS", "200")
 
     # By order id: the full return, its cancellation and the repeated delivery, newest first.
@@ -125,12 +128,27 @@ async def test_inspect_and_report_read_what_the_service_wrote(
     assert request_ids
     assert all(rid in blocks[3] for rid in request_ids)
     assert "revoke_loyalty_earn" in blocks[3]
+    # Then the order's ledger: what the return took back and what its cancellation gave back.
+    # The layout pads columns; what matters is what stands beside what.
+    ledger = re.sub(r" +", " ", text.split(f"Ledger of ORD-100231 ({kafka.state_topic})")[1])
+    assert "ret-20261120-0001 · FULL · done" in ledger
+    assert "cancelled by ret-20261120-0001-cancel (first: gives back what this took back)" in ledger
+    assert "ret-20261120-0001-cancel · CANCELLED · done" in ledger
+    assert "take back loyalty_earn:974 revoked" in ledger
+    assert "give back loyalty_issue:2714/202779 restored replaces loyalty_earn:974 earned_id=" in (
+        ledger
+    )
 
     # By event id, as JSON: the redeemed coupon, refused and flagged for clawback.
     by_event = await _cli("inspect", "ret-20261120-0008", "--json")
     assert by_event.exit_code == 0, by_event.output
-    [line] = by_event.stdout.splitlines()
+    line, last = by_event.stdout.splitlines()
     found = FoundOutcome.model_validate_json(line)
+    [redeemed] = FoundLedger.model_validate_json(last).ledger
+    assert redeemed.event_id == "ret-20261120-0008"
+    assert ("coupon", ActionStatus.REFUSED_REDEEMED) in [
+        (i.item.split(":")[0], i.status) for i in redeemed.items
+    ]
     assert found.position.topic == kafka.outcomes_topic
     assert found.outcome.event.order_id == "ORD-100315"
     [coupon] = [i for a in found.outcome.actions for i in a.items]
@@ -140,6 +158,12 @@ async def test_inspect_and_report_read_what_the_service_wrote(
     missing = await _cli("inspect", "ORD-NOPE", "--since", started.isoformat())
     assert missing.exit_code == 1
     assert "no outcome for 'ORD-NOPE'" in missing.output
+    # No outcome since then, but the ledger knows the order: found.
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    ledger_only = await _cli("inspect", "ORD-100231", "--since", later.isoformat())
+    assert ledger_only.exit_code == 0, ledger_only.output
+    assert "Ledger of ORD-100231" in ledger_only.stdout
+    assert "0 outcome(s) of 'ORD-100231'" in ledger_only.stderr
 
     # The report over the test's range, as JSON and as a chart.
     chart = tmp_path / "report.png"

@@ -69,6 +69,7 @@ def secure_kafka(
         returns_topic=unique_id("returns"),
         outcomes_topic=unique_id("outcomes"),
         dead_letter_topic=unique_id("dead"),
+        routed_topic=unique_id("routed"),
         retry_topic=unique_id("retry"),
         state_topic=unique_id("state"),
         group_id=unique_id("group"),
@@ -85,6 +86,7 @@ async def test_the_service_takes_back_an_example_return_over_sasl_ssl(
     assert sorted(created) == sorted(
         [
             kafka.returns_topic,
+            kafka.routed_topic,
             kafka.retry_topic,
             kafka.state_topic,
             kafka.outcomes_topic,

@@ -20,6 +20,7 @@ from capillary_sandbox import FaultConfig, FaultRule, Sandbox
 from service.capillary.client import CapillaryClient
 from service.capillary.config import CapillaryRetrySettings
 from service.errors import DeadLetterFloodError
+from service.kafka.partitioner import java_partition
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.run import Runner
 from service.settings import KafkaSettings, ReliabilitySettings, Settings
@@ -59,13 +60,24 @@ async def _outcomes(kafka: KafkaSettings, count: int) -> list[OutcomeEvent]:
     ]
 
 
+def _one_customer_per_partition(partitions: int = 3) -> list[int]:
+    """Customer ids whose keys the service (and aiokafka) put on partitions 0, 1, 2..."""
+    found: dict[int, int] = {}
+    customer = 555_600_000
+    while len(found) < partitions:
+        found.setdefault(java_partition(str(customer).encode(), partitions), customer)
+        customer += 1
+    return [found[p] for p in range(partitions)]
+
+
 async def _produce_spread(kafka: KafkaSettings, values: list[bytes]) -> None:
-    """Publish over every partition (one key each), not one customer's."""
+    """Publish over every partition (each event keyed by its customer), not one customer's."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
     await producer.start()
     try:
-        for n, value in enumerate(values):
-            await producer.send_and_wait(kafka.returns_topic, value=value, partition=n % 3)
+        for value in values:
+            key = str(json.loads(value)["customer"]["id"]).encode()
+            await producer.send_and_wait(kafka.returns_topic, value=value, key=key)
     finally:
         await producer.stop()
 
@@ -106,16 +118,19 @@ async def test_crash_after_a_give_back_call_makes_no_second_call(
     await crashing.aclose()
     issued_before = sum(1 for c in sandbox.calls if c.endpoint == "enrol_and_earn")
 
-    # The redelivered cancellation repeats no give-back the crashed attempt made (the
-    # enrolment and the first earn): it asks for a check of those and makes the others.
+    # The redelivered cancellation repeats no give-back the crashed attempt made: the
+    # enrolment's answer was recorded with the next intent (restored, with its issual id);
+    # the first earn's was not (the crash came first): a check of that one, the others made.
     await _run_service_until(settings, _read_outcomes(kafka, 2))
     _, cancel = await _outcomes(kafka, 2)
     assert cancel.status is OutcomeStatus.NEEDS_CHECK
     give_backs = [a for a in cancel.actions if a.kind in ("enrol_loyalty", "issue_loyalty_earn")]
     assert issued_before == 2
-    assert [a.status for a in give_backs] == [ActionStatus.UNCONFIRMED] * 2 + [
-        ActionStatus.RESTORED
-    ] * (len(give_backs) - 2)
+    assert [a.status for a in give_backs] == [
+        ActionStatus.RESTORED,
+        ActionStatus.UNCONFIRMED,
+    ] + [ActionStatus.RESTORED] * (len(give_backs) - 2)
+    assert give_backs[0].items[0].detail["issual_id"]
     # One call per give-back in all: nothing was made twice.
     assert sum(1 for c in sandbox.calls if c.endpoint == "enrol_and_earn") == len(give_backs)
 
@@ -221,6 +236,7 @@ async def test_kill_9_then_restart_with_static_membership_loses_and_doubles_noth
         "RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC": kafka.outcomes_topic,
         "RETURN_HANDLER_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
         "RETURN_HANDLER_KAFKA__RETRY_TOPIC": kafka.retry_topic,
+        "RETURN_HANDLER_KAFKA__ROUTED_TOPIC": kafka.routed_topic,
         "RETURN_HANDLER_KAFKA__STATE_TOPIC": kafka.state_topic,
         "RETURN_HANDLER_KAFKA__GROUP_ID": kafka.group_id,
         "RETURN_HANDLER_KAFKA__GROUP_INSTANCE_ID": "it-static-1",
@@ -284,7 +300,16 @@ async def test_rebalance_to_a_second_instance_loses_and_doubles_nothing(
     # Calls slow enough that the second instance joins while work is in hand.
     sandbox.faults.configure(FaultConfig(default=FaultRule(latency_ms=100)))
     settings = _fast(kafka, sandbox)
-    events = [event_bytes(event_id=f"evt-rebalance-{n}") for n in range(30)]
+    # A customer per partition: each one's events run one after the other, so work waits
+    # on every partition when the second instance joins.
+    customers = _one_customer_per_partition()
+    events = [
+        event_bytes(
+            event_id=f"evt-rebalance-{n}",
+            customer={"id": customers[n % 3], "registration_source": "INSTORE"},
+        )
+        for n in range(30)
+    ]
     await _produce_spread(kafka, events[:15])
     first, second = build_service(settings), build_service(settings)
     stops = asyncio.Event(), asyncio.Event()

@@ -2,16 +2,18 @@
 
 One story, as an operator lives it:
 
-1. Live traffic: returns are taken back, cancelled returns give back (ENROL, EARN), three
-   customers have an open cart (their events fail: 737 with no retry left), and a broken
-   producer sends three events with a lower-case currency (dead letters).
+1. Live traffic: returns are taken back, three customers have an open cart (their events
+   fail: 737 with no retry left), and a broken producer sends three events with a
+   lower-case currency (dead letters). Two customers then cancel their returns: what those
+   returns took (an enrolment and its earn) is given back (ENROL, EARN).
 2. The causes are fixed: the carts close, and corrected copies of the broken events are put
    on the dead-letter topic (what a dead-letter editor does).
 3. The dead letters are replayed: the corrected ones run, the broken originals are listed as
    still invalid and not published.
 4. The failed events are replayed from the outcomes topic.
 5. The whole returns topic is replayed with --include-done in a window of 2, stopped after a
-   few outcomes, and resumed from its manifest on disk.
+   few outcomes, and resumed from its manifest on disk. The two cancelled returns are held
+   back: taking them back again would undo their give-backs.
 
 Then: every replayed event has exactly one outcome, no replay record was published twice,
 and the sandbox's ledger shows no benefit taken back twice and no earn issued twice.
@@ -37,6 +39,7 @@ from capillary_sandbox.state import Coupon, Customer, Enrolment, LoyaltyEarn
 from service.clock import SystemClock
 from service.operate.connect import client_options
 from service.operate.manifest import load, save
+from service.operate.preview import Selection
 from service.operate.read import TopicRecord, read_span
 from service.operate.replay import (
     ReplayRequest,
@@ -83,6 +86,7 @@ class World:
             coupon_series=base.coupon_series,
         )
         self.events: list[tuple[int, dict[str, Any]]] = []
+        self.cancellations: list[tuple[int, dict[str, Any]]] = []
         self.due_revoked: set[str] = set()
         self.due_earns: set[tuple[int, int]] = set()
         self.open_carts: list[int] = []
@@ -129,22 +133,21 @@ class World:
         return event
 
     def give_back(self, n: int) -> None:
-        """A cancelled return of a return made before: the enrolment and its earn go back."""
+        """A return that takes back an enrolment and its earn, and its cancellation.
+
+        The return (``rp-give-N-prior``) joins the live traffic; the cancellation
+        (``rp-give-N``) goes to :attr:`cancellations`, sent once the return's outcome is
+        there: the ledger gives back what the return took, and only that.
+        """
         customer = 730_500_000 + n
         issual, earn = 50_000_000 + n, 60_000_000 + n
         self.seed.customers.append(Customer(id=customer))
         self.seed.enrolments.append(
-            Enrolment(
-                issual_id=issual, promotion_id=ENROL_PROMOTION, customer_id=customer, active=False
-            )
+            Enrolment(issual_id=issual, promotion_id=ENROL_PROMOTION, customer_id=customer)
         )
         self.seed.loyalty_earns.append(
             LoyaltyEarn(
-                earn_id=earn,
-                promotion_id=ENROL_PROMOTION,
-                customer_id=customer,
-                issual_id=issual,
-                revoked=True,
+                earn_id=earn, promotion_id=ENROL_PROMOTION, customer_id=customer, issual_id=issual
             )
         )
         promotion = {
@@ -153,20 +156,32 @@ class World:
             "promotion_type": "LOYALTY_EARNING",
             "issual_id": str(issual),
         }
+        taken = {"loyalty_promotions": [{**promotion, "earn_ids": [earn]}]}
+        order = {
+            "order_id": f"ORD-rp-give-{n}",
+            "transaction_id": f"TX-rp-give-{n}",
+            "ordered_at": "2026-11-10T09:00:00Z",
+            "currency": "EUR",
+        }
+        self.due_revoked |= {f"loyalty_earn:{earn}", f"loyalty_enrolment:{issual}"}
         self.due_earns.add((ENROL_PROMOTION, customer))
-        event = event_dict(
+        who = {"id": customer, "registration_source": "INSTORE"}
+        ret = event_dict(event_id=f"rp-give-{n}-prior", order=order, customer=who, earned=taken)
+        self.events.append((customer, ret))
+        cancel = event_dict(
             event_id=f"rp-give-{n}",
             return_type="CANCELLED",
-            customer={"id": customer, "registration_source": "INSTORE"},
+            order=order,
+            customer=who,
             amounts={"before": "0", "after": "120.00"},
             earned={},
             cancelled_return={
                 "return_event_id": f"rp-give-{n}-prior",
-                "taken_back": {"loyalty_promotions": [{**promotion, "earn_ids": [earn]}]},
+                "taken_back": taken,
                 "enrolments_revoked": [promotion],
             },
         )
-        self.events.append((customer, event))
+        self.cancellations.append((customer, cancel))
 
 
 async def _produce(
@@ -201,8 +216,8 @@ async def _replay(
     window: int = 50,
     stop: asyncio.Event | None = None,
     progress: Callable[[RunProgress], None] | None = None,
-) -> tuple[str, RunResult, int]:
-    """Preview and execute one replay as the command does; (replay id, result, to replay)."""
+) -> tuple[str, RunResult, Selection]:
+    """Preview and execute one replay as the command does; (replay id, result, selection)."""
     now = SystemClock().now()
     selection = await prepare(settings, request, planner=make_planner(load_policy(None)), now=now)
     manifest = new_manifest(selection, request, settings, now)
@@ -215,7 +230,7 @@ async def _replay(
         stop=stop or asyncio.Event(),
         progress=progress,
     )
-    return manifest.replay_id, result, len(selection.chosen)
+    return manifest.replay_id, result, selection
 
 
 async def test_replays_fix_dead_letters_and_failures_resume_and_never_do_anything_twice(
@@ -252,18 +267,34 @@ async def test_replays_fix_dead_letters_and_failures_resume_and_never_do_anythin
             )
 
         await until(first_results, "9 outcomes and 3 dead letters")
+        # Two customers cancel their returns, now that the ledger holds what those took.
+        await _produce(
+            bootstrap,
+            kafka.returns_topic,
+            [(str(c).encode(), json.dumps(e).encode(), []) for c, e in world.cancellations],
+        )
+
+        async def cancellations_answered() -> bool:
+            return len(await _outcomes(kafka)) >= 11
+
+        await until(cancellations_answered, "the outcomes of the 2 cancellations")
         first = {o.event.event_id: o for o in await _outcomes(kafka)}
         assert {e for e, o in first.items() if o.status is OutcomeStatus.FAILED} == {
             "rp-take-4",
             "rp-take-5",
             "rp-take-6",
         }
-        assert all(
-            a.status is ActionStatus.RESTORED
-            for e in ("rp-give-0", "rp-give-1")
-            for a in first[e].actions
-            if a.kind in ("enrol_loyalty", "issue_loyalty_earn")
-        )
+        for cancelled in ("rp-give-0", "rp-give-1"):
+            given = [
+                (a.kind, a.status)
+                for a in first[cancelled].actions
+                if a.kind in ("enrol_loyalty", "issue_loyalty_earn")
+            ]
+            assert given == [
+                ("enrol_loyalty", ActionStatus.RESTORED),
+                ("issue_loyalty_earn", ActionStatus.RESTORED),
+            ]
+            assert first[cancelled].status is OutcomeStatus.COMPLETED
 
         # 2. The fixes: the carts close; corrected copies go on the dead-letter topic.
         for customer in world.open_carts:
@@ -297,8 +328,8 @@ async def test_replays_fix_dead_letters_and_failures_resume_and_never_do_anythin
             reason="carts closed",
             filters=Filters(statuses=frozenset({OutcomeStatus.FAILED})),
         )
-        failed_id, failed_run, failed_count = await _replay(settings, failed_request, tmp_path)
-        assert failed_count == 3
+        failed_id, failed_run, failed = await _replay(settings, failed_request, tmp_path)
+        assert len(failed.chosen) == 3
         assert failed_run.finished
         assert failed_run.by_status() == Counter({"completed": 3})
 
@@ -312,10 +343,18 @@ async def test_replays_fix_dead_letters_and_failures_resume_and_never_do_anythin
             if where.answered >= 4:
                 interrupt.set()
 
-        all_id, stopped, all_count = await _replay(
+        all_id, stopped, everything = await _replay(
             settings, all_request, tmp_path, window=2, stop=interrupt, progress=stop_after_four
         )
-        assert all_count == 12  # 9 events and the 3 fixed ones (their copies on returns)
+        all_count = len(everything.chosen)
+        # 7 returns, the 2 cancellations and the 3 fixed ones (their copies on returns).
+        assert all_count == 12
+        # The cancelled returns are held back: taken back again, what their cancellations
+        # gave back would be gone.
+        assert sorted((h.event_id, h.why.split(" since")[0]) for h in everything.held_back) == [
+            ("rp-give-0-prior", "cancelled by rp-give-0"),
+            ("rp-give-1-prior", "cancelled by rp-give-1"),
+        ]
         assert stopped.stopped
         assert 4 <= len(stopped.answered) < all_count
         resumed = await run(
@@ -378,6 +417,8 @@ def _env(kafka: KafkaSettings) -> dict[str, str]:
         "RETURN_HANDLER_KAFKA__RETURNS_TOPIC": kafka.returns_topic,
         "RETURN_HANDLER_KAFKA__OUTCOMES_TOPIC": kafka.outcomes_topic,
         "RETURN_HANDLER_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
+        # The replay reads the ledger: what was given back, which returns were cancelled since.
+        "RETURN_HANDLER_KAFKA__STATE_TOPIC": kafka.state_topic,
         "COLUMNS": "120",
     }
 

@@ -24,6 +24,7 @@ async def test_topics_partitioned_apart_stop_the_started_consumer_with_one_line(
         "PYTHONWARNINGS": "always::ResourceWarning",
         "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers,
         "RETURN_HANDLER_KAFKA__RETURNS_TOPIC": await topic_factory("returns", partitions=3),
+        "RETURN_HANDLER_KAFKA__ROUTED_TOPIC": await topic_factory("routed", partitions=3),
         "RETURN_HANDLER_KAFKA__RETRY_TOPIC": await topic_factory("retry", partitions=3),
         "RETURN_HANDLER_KAFKA__STATE_TOPIC": await topic_factory("state", partitions=2),
         "RETURN_HANDLER_KAFKA__GROUP_ID": unique_id("group"),
@@ -46,5 +47,5 @@ async def test_topics_partitioned_apart_stop_the_started_consumer_with_one_line(
     assert process.returncode == 2, text
     [line] = text.splitlines()
     assert "must have the same number of partitions" in line
-    assert "RETURN_HANDLER_KAFKA__RETRY_TOPIC / __STATE_TOPIC" in line
+    assert "RETURN_HANDLER_KAFKA__ROUTED_TOPIC / __RETRY_TOPIC / __STATE_TOPIC" in line
     assert not [word for word in NOISE if word in text]

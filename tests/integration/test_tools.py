@@ -24,14 +24,16 @@ def kafka(bootstrap_servers: str, unique_id: Callable[[str], str]) -> KafkaSetti
         dead_letter_topic=unique_id("tools-dead"),
         # Its own, or the test would depend on whether another left the default ones behind.
         retry_topic=unique_id("tools-retry"),
+        routed_topic=unique_id("tools-routed"),
         state_topic=unique_id("tools-state"),
     )
 
 
 def _names(kafka: KafkaSettings) -> list[str]:
-    """The five topics, in the order ensure_topics creates them."""
+    """The six topics, in the order ensure_topics creates them."""
     return [
         kafka.returns_topic,
+        kafka.routed_topic,
         kafka.retry_topic,
         kafka.state_topic,
         kafka.outcomes_topic,

@@ -110,6 +110,7 @@ def test_format_outcome_heads_each_outcome_status() -> None:
         OutcomeStatus.FAILED: "FAIL",
         OutcomeStatus.DUPLICATE: "DUP",
         OutcomeStatus.NEEDS_CHECK: "CHECK",
+        OutcomeStatus.RETURN_UNKNOWN: "ASK",
     }
 
 

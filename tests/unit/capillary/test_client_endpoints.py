@@ -333,3 +333,48 @@ async def test_http_404_without_json_names_the_base_url_setting(harness: Harness
     )
     assert result.result_class is ResultClass.UNAVAILABLE
     assert "GATEWAY_BASE_URL" in (result.next_step or "")
+
+
+async def test_an_earn_answered_but_unmatched_is_uncertain_for_every_customer_of_the_call(
+    harness: Harness,
+) -> None:
+    # Issued (HTTP 200) and answered with one item for two customers: it may have been made
+    # for both, so neither may be issued again.
+    harness.fake.script(LOYALTY_ENROL, reply(200, loyalty_ok({"entityId": 1, "earnedId": "77"})))
+    customers = [LoyaltyCustomer(identifier_value=v, source="INSTORE") for v in ("1", "2")]
+    results = await harness.client.issue_earn(PROMO, "id", customers)
+    assert [r.result_class for r in results] == [ResultClass.UNCERTAIN] * 2
+    assert "not repeated" in results[0].message
+    assert results[0].next_step is not None
+    assert "Do not replay" in results[0].next_step
+
+
+async def test_an_earn_item_naming_another_customer_is_uncertain(harness: Harness) -> None:
+    harness.fake.script(LOYALTY_ENROL, reply(200, loyalty_ok({"entityId": 9, "earnedId": "77"})))
+    customers = [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
+    [result] = await harness.client.issue_earn(PROMO, "id", customers)
+    assert result.result_class is ResultClass.UNCERTAIN
+
+
+async def test_an_earn_answered_in_an_unreadable_shape_is_uncertain(harness: Harness) -> None:
+    harness.fake.script(LOYALTY_ENROL, reply(200, {"response": "not a list"}))
+    customers = [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
+    [result] = await harness.client.issue_earn(PROMO, "id", customers)
+    assert result.result_class is ResultClass.UNCERTAIN
+
+
+async def test_a_revoke_answered_but_unmatched_stays_a_request_error(harness: Harness) -> None:
+    # A revoke is safe to repeat: the replay the message advises cannot take twice.
+    harness.fake.script(LOYALTY_REVOKE, reply(200, {"response": "not a list"}))
+    [result] = await harness.client.revoke_loyalty_earns(PROMO, "id", _customers("1", earn_ids=[5]))
+    assert result.result_class is E
+
+
+async def test_an_earn_answered_200_without_json_may_have_been_issued(harness: Harness) -> None:
+    # Capillary (or a proxy) carried the request out and answered something else than JSON:
+    # no item to read, and the executor must count the EARN as possibly made.
+    harness.fake.script(LOYALTY_ENROL, httpx.Response(200, text="<html>ok</html>"))
+    customers = [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
+    [result] = await harness.client.issue_earn(PROMO, "id", customers)
+    assert result.result_class is ResultClass.UNAVAILABLE
+    assert result.after_uncertain_attempt

@@ -7,7 +7,9 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli import _operate_error, app
+from service.errors import ConfigurationError
+from service.settings import Settings
 
 
 @pytest.fixture
@@ -44,3 +46,18 @@ def test_inspect_without_a_broker_exits_1_naming_the_setting(
     assert line.startswith("error: cannot reach Kafka")
     assert f"127.0.0.1:{closed_port}" in line
     assert "RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS" in line
+
+
+@pytest.mark.parametrize("which", ["STATE", "OUTCOMES"])
+def test_a_missing_topic_names_the_setting_of_that_topic(
+    which: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # inspect reads two topics: the line names the one that is missing.
+    settings = Settings()
+    topic = settings.kafka.state_topic if which == "STATE" else settings.kafka.outcomes_topic
+    missing = ConfigurationError(f"topic {topic!r} does not exist on this cluster", topic=topic)
+    exit_ = _operate_error(missing, settings)
+    assert exit_.exit_code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: no topic {topic!r}")
+    assert f"RETURN_HANDLER_KAFKA__{which}_TOPIC" in line

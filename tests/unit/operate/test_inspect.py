@@ -8,16 +8,32 @@ from datetime import timedelta
 
 from rich.console import Console
 
+from service.ledger import LedgerEntry
 from service.operate.inspect import (
     FoundOutcome,
     as_json_line,
+    ledger_json_line,
+    ledger_of,
     matches,
     newest_first,
     nothing_found,
     render,
+    render_ledger,
 )
+from service.operate.ledger import LedgerBook
 from service.outcome import ActionStatus, FirstOutcome, OutcomeStatus, ReplayInfo, SourceRecord
-from tests.unit.operate.build import DAY, action, item, outcome, position
+from tests.unit.operate.build import (
+    DAY,
+    action,
+    entry,
+    issued,
+    item,
+    outcome,
+    position,
+    state,
+    state_record,
+    taken,
+)
 
 
 def _text(found: FoundOutcome) -> str:
@@ -161,3 +177,105 @@ def test_nothing_found_names_the_id_the_topic_and_since() -> None:
     assert "since 2026-11-20 10:00:00 UTC" in line
     assert "--since" in line
     assert "whole topic" in nothing_found("ORD-9", "return-outcomes", None)
+
+
+def _order_book() -> LedgerBook:
+    """An order returned (one earn revoked, one not found), cancelled twice; another order."""
+    book = LedgerBook()
+    states = [
+        state(entry("ret-1", taken(974), taken(975, status=ActionStatus.NOT_FOUND)), minutes=0),
+        state(entry("can-1", issued(974, earned_id="1201"), cancels="ret-1"), minutes=5),
+        state(entry("can-2", cancels="ret-1"), minutes=9),
+        state(entry("ret-9", taken(976), order_id="ORD-9"), minutes=1),
+    ]
+    for offset, found in enumerate(states):
+        book.add(state_record(found, offset))
+    return book
+
+
+def test_ledger_of_an_order_is_every_entry_of_the_order_oldest_first() -> None:
+    found = ledger_of(_order_book(), "ORD-1")
+    assert [s.event_id for s in found] == ["ret-1", "can-1", "can-2"]
+    assert ledger_of(_order_book(), "ORD-NOPE") == []
+
+
+def test_ledger_of_an_event_is_its_entry_and_its_return_or_its_cancellations() -> None:
+    book = _order_book()
+    assert [s.event_id for s in ledger_of(book, "can-1")] == ["ret-1", "can-1"]
+    assert [s.event_id for s in ledger_of(book, "ret-1")] == ["ret-1", "can-1", "can-2"]
+    assert [s.event_id for s in ledger_of(book, "ret-9")] == ["ret-9"]
+
+
+def test_the_ledger_section_shows_what_each_event_took_and_gave_back_and_by_whom() -> None:
+    book = _order_book()
+    console = Console(record=True, width=160, color_system=None)
+    console.print(render_ledger(ledger_of(book, "ORD-1"), book, "ORD-1", "rh-state"))
+    text = re.sub(r" +", " ", console.export_text())
+
+    assert text.startswith("Ledger of ORD-1 (rh-state)\n")
+    assert "ret-1 · FULL · done 2026-11-20 10:00:00 UTC" in text
+    assert "take back loyalty_earn:974 revoked code 200" in text
+    assert "take back loyalty_earn:975 not_found" in text
+    assert "cancelled by can-1 (first: gives back what this took back)" in text
+    assert "cancelled by can-2 (after can-1: gives nothing back again)" in text
+    assert "can-1 · CANCELLED · done 2026-11-20 10:05:00 UTC" in text
+    assert "cancels ret-1 (gives back what it took)" in text
+    assert (
+        "give back loyalty_issue:2714/202090 restored code 200 replaces loyalty_earn:974 "
+        "earned_id=1201" in text
+    )
+    assert "can-2 · CANCELLED · done 2026-11-20 10:09:00 UTC" in text
+    assert "cancels ret-1 (after can-1: gives nothing back again)" in text
+    assert "items none (no call reached Capillary)" in text
+
+
+def test_the_ledger_section_without_entries_says_why_there_may_be_none() -> None:
+    console = Console(record=True, width=160, color_system=None)
+    console.print(render_ledger([], LedgerBook(), "ORD-1", "rh-state"))
+    text = console.export_text()
+    assert "Ledger of ORD-1 (rh-state)" in text
+    assert "no entry: forgotten after the dedupe window" in text
+
+
+def test_the_ledger_json_line_is_one_object_with_every_entry_as_the_service_keeps_it() -> None:
+    found = ledger_of(_order_book(), "ORD-1")
+    line = ledger_json_line(found)
+    assert "\n" not in line
+    data = json.loads(line)
+    assert list(data) == ["ledger"]
+    assert [e["event_id"] for e in data["ledger"]] == ["ret-1", "can-1", "can-2"]
+    assert [LedgerEntry.model_validate(e) for e in data["ledger"]] == [s.ledger for s in found]
+    [given] = data["ledger"][1]["items"]
+    assert (given["status"], given["replaces"], given["earned_id"]) == (
+        "restored",
+        "loyalty_earn:974",
+        "1201",
+    )
+    assert json.loads(ledger_json_line([])) == {"ledger": []}
+
+
+def test_nothing_found_with_the_state_topic_names_both_topics() -> None:
+    line = nothing_found("ORD-9", "return-outcomes", None, "rh-state")
+    assert "\n" not in line
+    assert "no outcome for 'ORD-9' in return-outcomes (in the whole topic)" in line
+    assert "no ledger entry in rh-state" in line
+    assert "RETURN_HANDLER_KAFKA__STATE_TOPIC" in line
+
+
+def test_render_names_the_attempt_that_got_an_items_result() -> None:
+    earlier = item(ActionStatus.REVOKED, "loyalty_earn:974", code=200).model_copy(
+        update={"attempt": 1}
+    )
+    found = outcome(action("revoke_loyalty_earn", earlier, request_ids=["r-1"]))
+    text = _text(FoundOutcome(position=position(), outcome=found))
+    assert "loyalty_earn:974 revoked code 200 attempt 1" in text
+
+
+def test_render_of_a_return_unknown_outcome_shows_its_status() -> None:
+    unknown = outcome(
+        action("report", status=ActionStatus.SKIPPED),
+        status=OutcomeStatus.RETURN_UNKNOWN,
+        event_id="can-7",
+    )
+    text = _text(FoundOutcome(position=position(), outcome=unknown))
+    assert "status return_unknown · take_back · FULL" in text

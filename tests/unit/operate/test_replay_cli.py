@@ -1,12 +1,16 @@
-"""``return-handler replay``: what it refuses, in one line and exit code 2, before any Kafka."""
+"""``return-handler replay``: what it refuses, in one line and exit code 2, before any Kafka;
+what it passes on."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
+from service.operate import replay
 from tests.factories import event_bytes
 
 
@@ -48,3 +52,19 @@ def test_resume_takes_an_id_it_knows_and_nothing_else(cli: CliRunner, tmp_path: 
     assert (code, f"no replay {'a' * 32}" in output) == (2, True)
     code, output = _replay(cli, "--resume", "a" * 32, "--source", "returns")
     assert (code, "leave out --source" in output) == (2, True)
+
+
+def test_include_cancelled_reaches_the_request_and_is_off_by_default(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[Any] = []
+
+    async def main(settings: object, *, request: Any, **options: object) -> int:
+        asked.append(request)
+        return 0
+
+    monkeypatch.setattr(replay, "main", main)
+    select = ["--source", "returns", "--reason", "audit"]
+    assert _replay(cli, *select, "--include-cancelled")[0] == 0
+    assert _replay(cli, *select)[0] == 0
+    assert [request.include_cancelled for request in asked] == [True, False]

@@ -32,9 +32,10 @@ def _manifest() -> Manifest:
             statuses=["failed"],
             since=datetime(2026, 11, 24, tzinfo=UTC),
             allow_reissue=["evt-2"],
+            include_cancelled=True,
         ),
         entries=[
-            ManifestEntry(sequence=1, source="returns:0:4", event_id="evt-1"),
+            ManifestEntry(sequence=1, source="returns:0:4", event_id="evt-1", allow_cancelled=True),
             ManifestEntry(
                 sequence=2,
                 source="returns-dead-letter:2:9",
@@ -65,3 +66,13 @@ def test_loading_an_unknown_or_malformed_replay_says_what_to_do(tmp_path: Path) 
     (tmp_path / f"{broken}.json").write_text('{"replay_id": "x"}')
     with pytest.raises(OperatorInputError, match="not a replay manifest"):
         load(tmp_path, broken)
+
+
+def test_a_manifest_written_before_include_cancelled_existed_still_reads() -> None:
+    written = _manifest().model_dump(mode="json")
+    del written["parameters"]["include_cancelled"]
+    for entry in written["entries"]:
+        del entry["allow_cancelled"]
+    old = Manifest.model_validate(written)
+    assert not old.parameters.include_cancelled
+    assert not any(entry.allow_cancelled for entry in old.entries)

@@ -184,7 +184,12 @@ def test_the_published_record_carries_the_replay_contract_the_service_reads() ->
         entries=[],
     )
     entry = ManifestEntry(
-        sequence=4, source="returns:1:7", event_id="evt-9", issued=["issue"], allow_reissue=True
+        sequence=4,
+        source="returns:1:7",
+        event_id="evt-9",
+        issued=["issue"],
+        allow_reissue=True,
+        allow_cancelled=True,
     )
     item = outgoing(manifest, entry, event, b"{}")
     assert item.key == b"555567088"  # by customer, as the service's producers key events
@@ -202,6 +207,10 @@ def test_the_published_record_carries_the_replay_contract_the_service_reads() ->
     )
     assert replay.issued == frozenset({"issue"})
     assert replay.allow_reissue
+    assert replay.allow_cancelled
+    # Without --include-cancelled nothing says so: the service holds a cancelled return back.
+    plain = outgoing(manifest, entry.model_copy(update={"allow_cancelled": False}), event, b"{}")
+    assert "rh-replay-allow-cancelled" not in dict(plain.headers)
 
 
 def test_make_request_refuses_what_cannot_be_done(tmp_path: Path) -> None:

@@ -263,6 +263,7 @@ def test_json_has_a_schema_version_reads_back_and_matches_the_published_schema()
         "given_back",
         "refusals",
         "failures",
+        "return_unknown_event_ids",
         "days",
     }
     assert data["taken_back"][0] == {
@@ -312,3 +313,66 @@ def test_render_shows_each_section_with_its_counts() -> None:
     assert "│ 2026-11-21 │ 3 │ 1 │ 2 │ 3 │ 1 │" in text
     assert "1 day(s) without outcomes left out" in text
     assert "Benefits given back (items)" in text
+
+
+def _unknown(event_id: str, at: datetime, *, replay: ReplayInfo | None = None) -> OutcomeEvent:
+    return outcome(
+        action("report", status=R.SKIPPED),
+        event_id=event_id,
+        return_type=ReturnType.CANCELLED,
+        decision=Decision.NOTHING_TO_DO,
+        status=OutcomeStatus.RETURN_UNKNOWN,
+        processed_at=at,
+        replay=replay,
+    )
+
+
+def test_return_unknown_is_counted_apart_from_failures_with_its_latest_event_ids() -> None:
+    day2 = DAY + timedelta(days=1)
+    report = _report(
+        *_world(),
+        _unknown("evt-unknown-1", DAY),
+        _unknown("evt-unknown-2", day2),
+        _unknown("evt-unknown-1", day2 + timedelta(hours=1), replay=REPLAY),
+    )
+
+    assert report.totals.return_unknown == 3
+    # Not failures: nothing failed, an operator looks at what the return took.
+    assert (report.totals.failed, report.totals.needs_check) == (3, 2)
+    assert all(g.status is not OutcomeStatus.RETURN_UNKNOWN for g in report.failures)
+    assert (ReturnType.CANCELLED, OutcomeStatus.RETURN_UNKNOWN, 2) in [
+        (e.return_type, e.status, e.outcomes) for e in report.events
+    ]
+    assert (OutcomeStatus.RETURN_UNKNOWN, 1) in [(r.status, r.outcomes) for r in report.replays]
+    assert report.return_unknown_event_ids == ["evt-unknown-1", "evt-unknown-2"]
+    assert [(d.day, d.return_unknown, d.failures) for d in report.days] == [
+        (date(2026, 11, 20), 1, 4),
+        (date(2026, 11, 21), 2, 1),
+        (date(2026, 11, 22), 0, 0),
+    ]
+    jsonschema.validate(
+        json.loads(report.model_dump_json()), json.loads(render_all()[OUTCOME_REPORT_FILE])
+    )
+
+    console = Console(record=True, width=220, color_system=None)
+    console.print(render(report))
+    text = re.sub(r" +", " ", console.export_text())
+    assert (
+        "Return unknown: 3 cancellation(s) of a return the ledger does not know, nothing given "
+        "back (latest: evt-unknown-1, evt-unknown-2)" in text
+    )
+    # Its own column in the events table (completed, failed, needs_check, return_unknown,
+    # total) and in the days table.
+    assert "┃ return type ┃ completed ┃ failed ┃ needs_check ┃ return_unknown ┃ total ┃" in text
+    assert "│ CANCELLED │ 1 │ 0 │ 2 │ 2 │ 5 │" in text
+    assert "┃ failures ┃ return unknown ┃" in text
+    assert "│ 2026-11-21 │ 4 │ 1 │ 2 │ 3 │ 1 │ 2 │" in text
+
+
+def test_a_report_without_return_unknown_says_none() -> None:
+    report = _report(*_world())
+    assert report.totals.return_unknown == 0
+    assert report.return_unknown_event_ids == []
+    console = Console(record=True, width=200, color_system=None)
+    console.print(render(report))
+    assert "Return unknown: 0" in console.export_text()

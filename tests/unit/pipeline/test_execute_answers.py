@@ -31,6 +31,7 @@ from service.capillary.models import (
     LoyaltyPromotionRef,
 )
 from service.events import LoyaltyPromotionType
+from service.ledger import Prior
 from service.outcome import ActionResult, ActionStatus
 from service.pipeline.execute import Executor
 from tests.factories import event, plan_of, why
@@ -77,7 +78,7 @@ async def _run(
 ) -> list[ActionResult]:
     executor = Executor(harness.client, flag_redeemed_for_clawback=clawback)
     if tried_before:
-        return await executor.execute(event(), plan_of(*actions), tried_before=True)
+        return await executor.execute(event(), plan_of(*actions), prior=Prior(tried_before=True))
     return await executor.execute(event(), plan_of(*actions))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,11 +24,19 @@ from service.actions import (
 from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
 from service.errors import CapillaryUnavailableError
-from service.events import LoyaltyPromotionType, ReturnEvent
+from service.events import LoyaltyPromotionType, ReturnEvent, ReturnType
+from service.ledger import CustomerMark, LedgerEntry, LedgerFacts, LedgerItem
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.execute import Executor
 from service.pipeline.process import NotDue, Planner, Processor
-from service.pipeline.records import AlreadyFinished, DeadLetter, Finished, Record, RetryLater
+from service.pipeline.records import (
+    AlreadyFinished,
+    DeadLetter,
+    Finished,
+    Record,
+    RetryLater,
+    origin_in,
+)
 from service.pipeline.replays import replay_headers
 from service.pipeline.retries import RetryPolicy, retry_headers
 from service.pipeline.state import EventState, Intent, OutcomeRef, StateStore
@@ -47,7 +56,7 @@ EVENT_ID = "evt-test-0001"
 
 
 def _planner(*actions: Action, decision: Decision = Decision.TAKE_BACK) -> Planner:
-    def plan(event: ReturnEvent, now: datetime) -> Plan:
+    def plan(event: ReturnEvent, now: datetime, facts: LedgerFacts | None = None, /) -> Plan:
         return Plan(
             event_id=event.event_id,
             decision=decision,
@@ -81,7 +90,7 @@ class _Setup:
         self.api = api or FakeCapillary()
         self.reader = FakeStateReader()
         self.state = StateStore(self.reader, window=timedelta(days=35))
-        self.committer = FakeCommitter()
+        self.committer = FakeCommitter(state_topic=self.reader)
         self.clock = FakeClock()
         self.planner = planner
         self.processor = self.make_processor()
@@ -288,6 +297,30 @@ async def test_open_cart_sends_the_event_down_the_retry_path() -> None:
     assert result.result.not_before_ms == now_ms + 30_000
     assert result.state is not None
     assert (result.state.phase, result.state.attempt) == ("retrying", 2)
+    # Answered (737): nothing left that may have been made without an answer.
+    assert result.state.intents == []
+
+
+async def test_the_retry_of_an_open_cart_asks_the_deactivation_again() -> None:
+    open_cart = ItemResult(item="deactivation:x", result_class=ResultClass.TRANSIENT, code=737)
+    s = await _Setup(
+        DEACTIVATE, FakeCapillary(answers={"deactivate_promotion": [open_cart]})
+    ).ready()
+    first = await s.processor.handle(_record(event_bytes(), offset=3))
+    assert isinstance(first, Finished)
+    assert first.state is not None
+    s.reader.put(1, first.state)
+    await s.ready()
+    s.api.answers.clear()  # the cart closed
+    source = _record(event_bytes(), offset=3)
+    headers = tuple(retry_headers(source, attempt=2, not_before_ms=0, reason="737"))
+    origin = origin_in(headers, "returns")
+    retry = Record("returns-retry", 1, 60, b"k", source.value, headers, None, origin)
+
+    outcome = _outcome(await s.processor.handle(retry))
+
+    assert [name for name, _ in s.api.calls] == ["deactivate_promotion", "deactivate_promotion"]
+    assert outcome.status is OutcomeStatus.COMPLETED
 
 
 async def test_retry_record_before_its_time_is_not_due() -> None:
@@ -328,7 +361,7 @@ async def test_handle_clears_log_context_after_each_record() -> None:
 
 
 async def test_handle_rules_crash_dead_letters_the_event_instead_of_blocking() -> None:
-    def broken(event: ReturnEvent, now: datetime) -> Plan:
+    def broken(event: ReturnEvent, now: datetime, facts: LedgerFacts | None = None, /) -> Plan:
         raise ZeroDivisionError("division by zero")
 
     s = await _Setup(broken).ready()
@@ -392,7 +425,7 @@ async def test_redelivery_after_a_crash_between_two_give_backs_makes_only_the_mi
     assert [i.action_id for i in s.committer.starts[-1][1].intents] == ["enrol", "issue"]
 
 
-async def test_outage_after_one_give_back_keeps_only_the_intent_of_the_one_made() -> None:
+async def test_outage_after_one_give_back_keeps_it_restored_and_makes_the_rest_next() -> None:
     down = ItemResult(item="earn:x", result_class=ResultClass.UNAVAILABLE, message="HTTP 503")
     s = await _Setup(GIVE_BACK, FakeCapillary(answers={"issue_earn": [down]})).ready()
     with pytest.raises(CapillaryUnavailableError):
@@ -405,10 +438,29 @@ async def test_outage_after_one_give_back_keeps_only_the_intent_of_the_one_made(
         ["enrol"],
     ]
 
+    # What the interrupted attempt confirmed goes with its state: the enrolment was made.
+    ledger = s.committer.starts[-1][1].ledger
+    assert ledger is not None
+    assert [(i.action_id, i.status) for i in ledger.items] == [
+        ("cart", ActionStatus.REVOKED),
+        ("enrol", ActionStatus.RESTORED),
+    ]
+
     s.api.answers.clear()
     outcome = _outcome(await s.processor.handle(_record(event_bytes())))
-    assert {a.action_id: a.status for a in outcome.actions}["enrol"] is ActionStatus.UNCONFIRMED
-    assert {a.action_id: a.status for a in outcome.actions}["issue"] is ActionStatus.RESTORED
+    assert {a.action_id: a.status for a in outcome.actions} == {
+        "cart": ActionStatus.REVOKED,
+        "enrol": ActionStatus.RESTORED,
+        "issue": ActionStatus.RESTORED,
+    }
+    assert outcome.status is OutcomeStatus.COMPLETED
+    # Nothing asked twice: the cart earn and the enrolment came from the ledger.
+    assert [name for name, _ in s.api.calls] == [
+        "revoke_cart_earns",
+        "enrol",
+        "issue_earn",
+        "issue_earn",
+    ]
 
 
 async def test_the_same_record_read_again_after_its_outcome_publishes_nothing() -> None:
@@ -436,8 +488,10 @@ async def test_a_retry_record_read_again_after_it_was_sent_on_publishes_nothing(
     source = _record(event_bytes(), offset=3)
 
     def retry_record(attempt: int) -> Record:
-        headers = retry_headers(source, attempt=attempt, not_before_ms=0, reason="737")
-        return Record("returns-retry", 1, 50 + attempt, b"k", source.value, tuple(headers))
+        headers = tuple(retry_headers(source, attempt=attempt, not_before_ms=0, reason="737"))
+        # The origin as the consumer reads it from the headers.
+        origin = origin_in(headers, "returns")
+        return Record("returns-retry", 1, 50 + attempt, b"k", source.value, headers, None, origin)
 
     again = await s.processor.handle(retry_record(2))
     assert isinstance(again, Finished)
@@ -538,3 +592,302 @@ async def test_a_replay_record_read_again_after_its_outcome_publishes_nothing() 
     assert isinstance(again, Finished)
     assert isinstance(again.result, AlreadyFinished)
     assert len(s.api.calls) == 1
+
+
+# --- the ledger ---------------------------------------------------------------------------------
+
+
+def _ledger_item(action_id: str, kind: str, item: str, status: ActionStatus) -> LedgerItem:
+    return LedgerItem(action_id=action_id, kind=kind, item=item, status=status)
+
+
+def _entry(*items: LedgerItem, event_id: str = EVENT_ID, cancels: str | None = None) -> LedgerEntry:
+    return LedgerEntry(
+        event_id=event_id,
+        return_type=ReturnType.CANCELLED if cancels else ReturnType.FULL,
+        order_id="ORD-1001",
+        customer=CustomerMark(id=555567088),
+        cancels=cancels,
+        items=list(items),
+    )
+
+
+class _Facts:
+    """A planner that plans nothing and keeps the ledger facts it was given."""
+
+    def __init__(self) -> None:
+        self.seen: list[LedgerFacts | None] = []
+
+    def __call__(
+        self, event: ReturnEvent, now: datetime, facts: LedgerFacts | None = None, /
+    ) -> Plan:
+        self.seen.append(facts)
+        return _planner()(event, now, facts)
+
+
+def _cancellation(return_event_id: str = "ret-9") -> bytes:
+    return event_bytes(
+        return_type="CANCELLED",
+        amounts={"before": "0", "after": "120.00"},
+        earned={},
+        cancelled_return={"return_event_id": return_event_id},
+    )
+
+
+async def test_a_cancellation_of_a_return_on_the_retry_path_waits_and_gives_nothing() -> None:
+    planner = _Facts()
+    s = _Setup(planner)
+    s.remember(event_id="ret-9", phase="retrying", attempt=2)
+    await s.ready()
+
+    result = await s.processor.handle(_record(_cancellation()))
+
+    assert isinstance(result, Finished)
+    assert isinstance(result.result, RetryLater)
+    assert "waiting: its return ret-9 has no outcome yet (retrying)" in result.result.reason
+    assert planner.seen == []  # nothing planned, nothing called
+    assert s.api.calls == []
+
+
+async def test_a_cancellation_gets_its_returns_ledger_and_who_cancelled_it_first() -> None:
+    planner = _Facts()
+    s = _Setup(planner)
+    returned = _entry(
+        _ledger_item("r1", "revoke_loyalty_earn", "loyalty_earn:957", ActionStatus.REVOKED),
+        event_id="ret-9",
+    )
+    s.remember(
+        event_id="ret-9",
+        phase="done",
+        outcome=OutcomeRef(partition=0, offset=1, status=OutcomeStatus.COMPLETED),
+        ledger=returned,
+    )
+    s.remember(
+        event_id="can-first",
+        phase="done",
+        outcome=OutcomeRef(partition=0, offset=2, status=OutcomeStatus.COMPLETED),
+        ledger=_entry(event_id="can-first", cancels="ret-9"),
+    )
+    await s.ready()
+
+    await s.processor.handle(_record(_cancellation()))
+
+    [facts] = planner.seen
+    assert facts is not None
+    assert facts.returned is not None
+    assert facts.returned.items == tuple(returned.items)
+    assert facts.returned.cancelled_by == "can-first"
+
+
+async def test_a_cancellation_of_a_return_the_ledger_does_not_know_plans_without_it() -> None:
+    planner = _Facts()
+    s = await _Setup(planner).ready()
+
+    await s.processor.handle(_record(_cancellation()))
+
+    assert planner.seen == [LedgerFacts()]
+
+
+async def test_a_replayed_return_that_was_cancelled_since_is_planned_as_such() -> None:
+    planner = _Facts()
+    s = _Setup(planner)
+    s.remember(
+        phase="done", outcome=OutcomeRef(partition=2, offset=40, status=OutcomeStatus.FAILED)
+    )
+    s.remember(
+        event_id="can-1",
+        phase="done",
+        outcome=OutcomeRef(partition=2, offset=41, status=OutcomeStatus.COMPLETED),
+        ledger=_entry(event_id="can-1", cancels=EVENT_ID),
+    )
+    await s.ready()
+
+    await s.processor.handle(_record(event_bytes(), headers=_replay()))
+    await s.processor.handle(
+        _record(event_bytes(), offset=9, headers=_replay(allow_cancelled=True))
+    )
+
+    assert [f.cancelled_by if f else None for f in planner.seen] == ["can-1", None]
+
+
+async def test_a_replay_makes_no_deactivation_the_ledger_shows_made() -> None:
+    s = _Setup(DEACTIVATE)
+    s.remember(
+        phase="done",
+        outcome=OutcomeRef(partition=2, offset=40, status=OutcomeStatus.COMPLETED),
+        ledger=_entry(
+            _ledger_item(
+                "d1", "deactivate_cart_promotion", "deactivation:p/1/e9", ActionStatus.REVOKED
+            )
+        ),
+    )
+    await s.ready()
+
+    outcome = _outcome(await s.processor.handle(_record(event_bytes(), headers=_replay())))
+
+    assert s.api.calls == []
+    assert outcome.actions[0].status is ActionStatus.ALREADY_REVOKED
+    assert "earlier outcome" in outcome.actions[0].items[0].message
+
+
+async def test_a_replay_reads_invalid_as_not_found_when_the_ledger_found_it_missing_before() -> (
+    None
+):
+    gone = ItemResult(item="coupon:A", result_class=ResultClass.GONE, code=682)
+    revoked = ItemResult(item="coupon:B", result_class=ResultClass.GONE, code=682)
+    s = _Setup(COUPONS, FakeCapillary(answers={"revoke_coupons_by_codes": [gone, revoked]}))
+    s.remember(
+        phase="done",
+        outcome=OutcomeRef(partition=2, offset=40, status=OutcomeStatus.FAILED),
+        ledger=_entry(
+            _ledger_item("c1", "revoke_coupon_codes", "coupon:A", ActionStatus.NOT_FOUND),
+            _ledger_item("c1", "revoke_coupon_codes", "coupon:B", ActionStatus.FAILED),
+        ),
+    )
+    await s.ready()
+
+    outcome = _outcome(await s.processor.handle(_record(event_bytes(), headers=_replay())))
+
+    # A was missing before the first attempt; B's "invalid" now is that attempt's unknown work.
+    assert [(i.item, i.status) for i in outcome.actions[0].items] == [
+        ("coupon:A", ActionStatus.NOT_FOUND),
+        ("coupon:B", ActionStatus.ALREADY_REVOKED),
+    ]
+
+
+async def test_the_last_attempt_of_the_retry_path_reports_what_the_first_one_took() -> None:
+    closed = FakeCapillary()
+    s = _Setup(COUPONS, closed)
+    s.remember(
+        phase="retrying",
+        attempt=2,
+        ledger=_entry(
+            _ledger_item("c1", "revoke_coupon_codes", "coupon:A", ActionStatus.REVOKED),
+            _ledger_item("c1", "revoke_coupon_codes", "coupon:B", ActionStatus.REVOKED),
+        ),
+    )
+    await s.ready()
+    source = _record(event_bytes(), offset=3)
+    headers = tuple(retry_headers(source, attempt=2, not_before_ms=0, reason="737"))
+    retry = Record(
+        "returns-retry", 1, 60, b"k", source.value, headers, None, origin_in(headers, "returns")
+    )
+
+    outcome = _outcome(await s.processor.handle(retry))
+
+    assert s.api.calls == []  # settled by attempt 1: not asked again
+    assert [(i.status, i.attempt) for i in outcome.actions[0].items] == [
+        (ActionStatus.REVOKED, 1),
+        (ActionStatus.REVOKED, 1),
+    ]
+
+
+async def test_a_cancellation_waits_for_its_returns_outcome_to_be_committed() -> None:
+    planner = _Facts()
+    s = await _Setup(planner).ready()
+    returned = EventState(
+        event_id="ret-9",
+        phase="done",
+        at=s.clock.now(),
+        input_partition=1,
+        input_offset=2,
+        ledger=_entry(event_id="ret-9"),
+    )
+    s.state.remember(1, returned)  # finished a moment ago: known, not committed
+    waiting = asyncio.Event()
+    committed_of = s.state.committed
+
+    async def spied(partition: int, event_id: str, seconds: float) -> bool:
+        waiting.set()
+        return await committed_of(partition, event_id, seconds)
+
+    s.state.committed = spied  # type: ignore[method-assign]
+    cancel = asyncio.create_task(s.processor.handle(_record(_cancellation())))
+    await waiting.wait()
+    assert planner.seen == []
+
+    committed = returned.model_copy(
+        update={"outcome": OutcomeRef(partition=0, offset=5, status=OutcomeStatus.COMPLETED)}
+    )
+    s.state.remember(1, committed, offset=s.reader.put(1, committed))
+    await cancel
+
+    [facts] = planner.seen
+    assert facts is not None
+    assert facts.returned is not None
+
+
+async def test_a_cancellation_whose_return_is_never_committed_takes_the_retry_path() -> None:
+    planner = _Facts()
+    s = await _Setup(planner).ready()
+    s.processor = Processor(
+        planner=planner,
+        executor=Executor(s.api),
+        clock=s.clock,
+        state=s.state,
+        starts=s.committer,
+        retry_policy=RetryPolicy(max_attempts=3, initial_delay_seconds=30, max_delay_seconds=600),
+        commit_wait_seconds=0.01,
+    )
+    s.state.remember(
+        1,
+        EventState(
+            event_id="ret-9", phase="done", at=s.clock.now(), input_partition=1, input_offset=2
+        ),
+    )
+
+    result = await s.processor.handle(_record(_cancellation()))
+
+    assert isinstance(result, Finished)
+    assert isinstance(result.result, RetryLater)
+    assert "no committed outcome yet" in result.result.reason
+    assert planner.seen == []
+
+
+async def test_a_deactivation_called_before_a_crash_is_not_called_again() -> None:
+    s = await _Setup(DEACTIVATE).ready()
+    first = await s.processor.handle(_record(event_bytes()))
+    # Its intent was committed before the call.
+    assert [[i.action_id for i in st.intents] for _, st in s.committer.starts] == [[], ["d1"]]
+    assert _outcome(first).actions[0].status is ActionStatus.REVOKED
+
+    # A crash before the outcome was committed: the record is read again.
+    crashed = _Setup(DEACTIVATE)
+    crashed.reader.partitions[1] = [s.reader.partitions[1][-1]]
+    await crashed.ready()
+    again = _outcome(await crashed.processor.handle(_record(event_bytes())))
+
+    assert crashed.api.calls == []
+    assert again.status is OutcomeStatus.NEEDS_CHECK
+    assert again.actions[0].status is ActionStatus.UNCONFIRMED
+    assert "deactivate it by hand only if not" in (again.actions[0].next_step or "")
+
+
+async def test_a_deactivation_left_unconfirmed_stays_uncalled_through_an_outage() -> None:
+    # A crash after its call, then an outage on a later call of the re-run, then the re-run
+    # of that: the deactivation is never asked again.
+    down = ItemResult(item="coupon:A", result_class=ResultClass.UNAVAILABLE, message="HTTP 503")
+    planner = _planner(
+        DeactivateCartPromotion(
+            action_id="d1", customer_id=555567088, promotion_id="p" * 24, earn_id="e9", **WHY
+        ),
+        RevokeCouponCodes(action_id="c1", series_id=415446, codes=["A"], **WHY),
+    )
+    s = _Setup(planner, FakeCapillary(answers={"revoke_coupons_by_codes": [down]}))
+    intent = Intent(
+        action_id="d1", kind="deactivate_cart_promotion", customer="id:1", promotion="p"
+    )
+    s.remember(phase="started", input_offset=7, intents=[intent])
+    await s.ready()
+    with pytest.raises(CapillaryUnavailableError):
+        await s.processor.handle(_record(event_bytes()))
+
+    s.api.answers.clear()
+    outcome = _outcome(await s.processor.handle(_record(event_bytes())))
+
+    assert [name for name, _ in s.api.calls] == [
+        "revoke_coupons_by_codes",
+        "revoke_coupons_by_codes",
+    ]
+    assert outcome.actions[0].status is ActionStatus.UNCONFIRMED
+    assert outcome.status is OutcomeStatus.NEEDS_CHECK

@@ -16,20 +16,23 @@ from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
 from service.errors import DeadLetterFloodError
 from service.events import ReturnEvent
+from service.kafka.partitioner import java_partition
+from service.ledger import LedgerFacts
 from service.observe.tracing import Tracing
-from service.outcome import OutcomeEvent
+from service.outcome import OutcomeEvent, OutcomeStatus, SourceRecord
 from service.pipeline.execute import Executor
 from service.pipeline.flood import DeadLetterCap
 from service.pipeline.process import Planner, Processor
-from service.pipeline.records import Record
+from service.pipeline.records import Record, Routed, origin_headers, origin_in
 from service.pipeline.retries import RetryPolicy
+from service.pipeline.route import Router
 from service.pipeline.run import Runner
-from service.pipeline.state import EventState, StateStore
+from service.pipeline.state import PROGRESS_KEY, EventState, Progress, StateStore
 from tests.factories import event_bytes
 from tests.fakes import FakeCapillary, FakeCommitter, FakeSource, FakeStateReader
 
 
-def _empty_plan(event: ReturnEvent, now: datetime) -> Plan:
+def _empty_plan(event: ReturnEvent, now: datetime, facts: LedgerFacts | None = None, /) -> Plan:
     return Plan(
         event_id=event.event_id,
         decision=Decision.NOTHING_TO_DO,
@@ -39,7 +42,7 @@ def _empty_plan(event: ReturnEvent, now: datetime) -> Plan:
     )
 
 
-def _coupon_plan(event: ReturnEvent, now: datetime) -> Plan:
+def _coupon_plan(event: ReturnEvent, now: datetime, facts: LedgerFacts | None = None, /) -> Plan:
     action = RevokeCouponCodes(
         action_id="c", reason_code="full_return", reason="r", series_id=1, codes=["A"]
     )
@@ -100,6 +103,7 @@ class _Setup:
         bound: int = 100,
         commit_interval: float = 3600,
         tracing: Tracing | None = None,
+        router: Router | None = None,
     ) -> None:
         self.clock = FakeClock()
         source.clock = self.clock
@@ -107,7 +111,7 @@ class _Setup:
         self.api = api or FakeCapillary()
         self.reader = FakeStateReader()
         self.state = StateStore(self.reader, window=timedelta(days=35))
-        self.committer = FakeCommitter()
+        self.committer = FakeCommitter(state_topic=self.reader)
         self.probe = probe or _Probe()
         processor = Processor(
             planner=planner,
@@ -131,6 +135,7 @@ class _Setup:
             probe_initial_seconds=1,
             probe_max_seconds=4,
             tracing=tracing,
+            router=router,
         )
 
     async def run_until_drained(self) -> None:
@@ -170,6 +175,40 @@ async def test_run_remembers_what_it_committed_so_a_redelivery_is_a_duplicate() 
     await s.run_until_drained()
     statuses = [o.status.value for o in s.committer.outcomes]
     assert statuses == ["completed", "duplicate"]
+
+
+async def test_run_routes_a_record_off_its_keys_partition_and_handles_the_copy_there() -> None:
+    key = b"555567088"
+    home = java_partition(key, 3)
+    elsewhere = (home + 1) % 3
+    value = event_bytes(event_id="e-routed")
+    misplaced = Record("returns", elsewhere, 7, key, value)
+    source = FakeSource(batches=[[misplaced]])
+    s = _Setup(source, planner=_coupon_plan, router=Router("returns"))
+    await s.run_until_drained()
+
+    # Nothing is called for the misplaced record: its copy goes to the key's partition, in
+    # the transaction that commits its offset.
+    [(partition, [finished], offsets)] = s.committer.commits
+    assert (partition, offsets) == (elsewhere, {"returns": 8})
+    assert finished.result == Routed(misplaced, home, key)
+    assert s.api.calls == []
+    assert s.runner.stats.routed == 1
+
+    # The copy as the consumer reads it from the routed topic: handled, named by its original;
+    # the same event arriving on its key's partition too is then a duplicate.
+    headers = tuple(origin_headers(misplaced))
+    copy = Record("routed", home, 0, key, value, headers, origin=origin_in(headers, "returns"))
+    direct = Record("returns", home, 3, key, value)
+    s2 = _Setup(
+        FakeSource(batches=[[copy], [direct]]), planner=_coupon_plan, router=Router("returns")
+    )
+    await s2.run_until_drained()
+    first, second = s2.committer.outcomes
+    assert first.status is OutcomeStatus.COMPLETED
+    assert first.event.record == SourceRecord(topic="returns", partition=elsewhere, offset=7)
+    assert second.status is OutcomeStatus.DUPLICATE
+    assert len(s2.api.calls) == 1
 
 
 async def test_run_sets_up_assigned_partitions_and_settles_revoked_ones() -> None:
@@ -401,7 +440,9 @@ class _GatedCapillary(FakeCapillary):
                 await self.changed.wait()
 
 
-def _coupon_per_event(event: ReturnEvent, now: datetime) -> Plan:
+def _coupon_per_event(
+    event: ReturnEvent, now: datetime, facts: LedgerFacts | None = None, /
+) -> Plan:
     """One coupon call per event, its code the event id (so the fake knows whose call)."""
     action = RevokeCouponCodes(
         action_id="c", reason_code="full_return", reason="r", series_id=1, codes=[event.event_id]
@@ -450,8 +491,10 @@ async def test_run_offsets_stop_at_the_first_unfinished_event_outcomes_do_not() 
         while sorted(o.event.event_id for o in s.committer.outcomes) != ["e-1", "e-2"]:
             await s.committer.committed.wait()
 
-    # e-1 and e-2 are published; the offset cannot pass unfinished e-0.
+    # e-1 and e-2 are published; the offset cannot pass unfinished e-0, and the partition's
+    # progress record says which records beyond it are finished.
     assert s.committer.offsets() == {}
+    assert _progress(s.reader, 0) == {"returns": [1, 2]}
     api.gate("e-0").set()
     async with asyncio.timeout(5):
         while s.committer.offsets() != {("returns", 0): 3}:
@@ -459,6 +502,32 @@ async def test_run_offsets_stop_at_the_first_unfinished_event_outcomes_do_not() 
     stop.set()
     await task
     assert sorted(o.event.event_id for o in s.committer.outcomes) == ["e-0", "e-1", "e-2"]
+
+
+def _progress(reader: FakeStateReader, partition: int) -> dict[str, list[int]]:
+    """The newest progress record of a state partition."""
+    values = [v for k, v in reader.partitions.get(partition, []) if k == PROGRESS_KEY]
+    return Progress.model_validate_json(values[-1] or b"{}").finished if values else {}
+
+
+async def test_run_after_a_restart_publishes_nothing_for_records_its_progress_shows_finished() -> (
+    None
+):
+    # Offset 1 was finished and committed before the crash, as its progress record says,
+    # while offset 0 was not: both are read again. Offset 1's event was replayed since (its
+    # state names another delivery), which its state alone could not tell.
+    reader = FakeStateReader()
+    reader.partitions[0] = [
+        (PROGRESS_KEY, Progress(finished={"returns": [1]}).model_dump_json().encode())
+    ]
+    s = _Setup(FakeSource(batches=[_records(0, range(0, 2))]), planner=_coupon_plan)
+    s.reader.partitions.update(reader.partitions)
+    await s.run_until_drained()
+
+    assert [o.event.event_id for o in s.committer.outcomes] == ["e-0-0"]
+    assert len(s.api.calls) == 1
+    assert s.runner.stats.read_again == 1
+    assert s.committer.offsets() == {("returns", 0): 2}
 
 
 async def test_run_at_the_bound_pauses_and_the_rest_of_the_fetch_waits_for_room() -> None:

@@ -128,12 +128,14 @@ def _parsed(**overrides: object) -> ReturnEvent:
     return ReturnEvent.model_validate_json(event_bytes(**overrides))
 
 
-def test_ordering_key_is_the_customer_id_else_the_message_key_else_the_partition() -> None:
+def test_ordering_key_is_the_customer_key_whichever_identifiers_the_events_carry() -> None:
     by_id = _parsed(customer={"id": 42, "mobile": "11223569865"})
     by_mobile = _parsed(customer={"mobile": "11223569865"})
-    keyed = Record("returns", 3, 7, b"customer-9", b"{}")
+    keyed = Record("returns", 3, 7, b"42", b"{}")
     unkeyed = Record("returns", 3, 8, None, b"{}")
 
-    assert ordering_key(keyed, by_id) == ordering_key(unkeyed, by_id) == ("customer", 42)
-    assert ordering_key(keyed, by_mobile) == ("key", b"customer-9")
-    assert ordering_key(unkeyed, by_mobile) == ("partition", "returns", 3)
+    # One producer keyed both by the customer: one key, whatever each event names.
+    assert ordering_key(keyed, by_id) == ordering_key(keyed, by_mobile) == b"42"
+    # Without a Kafka key: the key the router gives the record (the customer's id first).
+    assert ordering_key(unkeyed, by_id) == b"42"
+    assert ordering_key(unkeyed, by_mobile) == b"11223569865"

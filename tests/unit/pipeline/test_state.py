@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from service.outcome import OutcomeStatus
+import pytest
+
+from service.errors import BrokerError
+from service.events import ReturnType
+from service.ledger import CustomerMark, LedgerEntry, LedgerItem
+from service.outcome import ActionStatus, OutcomeStatus
 from service.pipeline.state import EventState, Intent, OutcomeRef, StateStore
 from tests.fakes import FakeStateReader
 
@@ -73,3 +78,90 @@ async def test_expire_forgets_what_the_window_left_behind_while_running() -> Non
     assert store.expire(later) == 1
     assert store.size() == 1
     assert store.lookup(1, "late", later) is not None
+
+
+def _ledger(event_id: str, cancels: str | None = None) -> LedgerEntry:
+    return LedgerEntry(
+        event_id=event_id,
+        return_type=ReturnType.CANCELLED if cancels else ReturnType.FULL,
+        order_id="ORD-1",
+        customer=CustomerMark(id=555567088),
+        cancels=cancels,
+        items=[
+            LedgerItem(
+                action_id="revoke_loyalty_earn:2714/202090:957",
+                kind="revoke_loyalty_earn",
+                item="loyalty_earn:957",
+                status=ActionStatus.REVOKED,
+                earn_id=957,
+            )
+        ],
+    )
+
+
+async def test_a_done_state_is_packed_and_its_ledger_read_back_from_its_record() -> None:
+    reader = FakeStateReader()
+    reader.put(1, _done("noise", NOW))
+    ret = _done("ret-1", NOW).model_copy(update={"ledger": _ledger("ret-1")})
+    reader.put(1, ret)
+    store = StateStore(reader, window=timedelta(days=35))
+    await store.restore(1, NOW)
+
+    assert store.lookup(1, "ret-1", NOW) is not None
+    assert reader.fetches == 0  # memory keeps the record's offset, not the entry
+    assert await store.entry(1, "ret-1") == ret
+    assert reader.fetches == 1
+    assert await store.entry(1, "nobody") is None
+
+
+async def test_an_entry_not_where_it_was_committed_is_a_broker_error() -> None:
+    reader = FakeStateReader()
+    store = StateStore(reader, window=timedelta(days=35))
+    await store.restore(1, NOW)
+    store.remember(1, _done("ret-1", NOW), offset=5)  # nothing at offset 5
+
+    with pytest.raises(BrokerError, match="not where it was committed"):
+        await store.entry(1, "ret-1")
+
+
+async def test_the_first_cancellation_of_a_return_is_known_after_a_restore() -> None:
+    reader = FakeStateReader()
+    reader.put(1, _done("ret-1", NOW).model_copy(update={"ledger": _ledger("ret-1")}))
+    reader.put(1, _done("can-1", NOW).model_copy(update={"ledger": _ledger("can-1", "ret-1")}))
+    # A second cancellation decided against the return records no `cancels`: only the first.
+    reader.put(1, _done("can-2", NOW).model_copy(update={"ledger": _ledger("can-2")}))
+    store = StateStore(reader, window=timedelta(days=35))
+    await store.restore(1, NOW)
+
+    assert store.cancellation_of(1, "ret-1") == "can-1"
+    assert store.cancellation_of(1, "ret-2") is None
+    assert store.cancellation_of(2, "ret-1") is None
+
+
+async def test_a_cancellation_in_flight_counts_as_the_first_and_expires_with_its_event() -> None:
+    store = StateStore(FakeStateReader(), window=timedelta(days=35))
+    await store.restore(1, NOW)
+    started = EventState(
+        event_id="can-1",
+        phase="started",
+        at=NOW - timedelta(days=30),
+        input_partition=1,
+        input_offset=9,
+        ledger=_ledger("can-1", "ret-1"),
+    )
+    store.remember(1, started)
+    assert store.cancellation_of(1, "ret-1") == "can-1"
+
+    store.expire(NOW + timedelta(days=6))
+    assert store.cancellation_of(1, "ret-1") is None
+
+
+async def test_a_routed_record_keeps_the_partition_of_the_producers_record() -> None:
+    # Handled on partition 1, read from partition 2 of the returns topic: both are kept.
+    reader = FakeStateReader()
+    reader.put(1, _done("e", NOW).model_copy(update={"input_partition": 2, "input_offset": 11}))
+    store = StateStore(reader, window=timedelta(days=35))
+    await store.restore(1, NOW)
+    found = store.lookup(1, "e", NOW)
+    assert found is not None
+    assert (found.input_partition, found.input_offset) == (2, 11)

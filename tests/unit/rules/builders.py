@@ -5,9 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from service.actions import Plan, Report
+from service.actions import (
+    Action,
+    DeactivateCartPromotion,
+    Plan,
+    Report,
+    RevokeCartEarn,
+    RevokeCouponCodes,
+    RevokeLoyaltyEarn,
+    RevokeLoyaltyEnrolment,
+)
 from service.events import ReturnEvent
-from service.rules import Policy
+from service.ledger import LedgerEntry, entry_of
+from service.outcome import ActionResult, ActionStatus, ItemResult
+from service.rules import Policy, plan
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -120,3 +131,61 @@ def shape(plan: Plan) -> list[tuple[str, str, str]]:
         else (a.kind, a.action_id, a.reason_code)
         for a in plan.actions
     ]
+
+
+def ledger_of(
+    returned: ReturnEvent,
+    rules: Policy | None = None,
+    statuses: dict[str, tuple[ActionStatus, int | None]] | None = None,
+) -> LedgerEntry:
+    """The ledger entry of ``returned`` as if every call revoked its items.
+
+    ``statuses`` overrides an item's (status, Capillary code) by its item name as the
+    client names it: ``loyalty_earn:974``, ``enrolment``, ``cart_earn:<id>``, ``coupon:<code>``.
+    """
+    rules = rules or policy()
+    statuses = statuses or {}
+    taken = plan(returned, rules, NOW)
+    results = []
+    for action in taken.actions:
+        if isinstance(action, Report):
+            results.append(
+                ActionResult(
+                    action_id=action.action_id,
+                    kind=action.kind,
+                    reason_code=action.reason_code,
+                    reason=action.reason,
+                    status=ActionStatus.SKIPPED,
+                    report_kind=str(action.report_kind),
+                )
+            )
+            continue
+        items = []
+        for name in _item_names(action):
+            status, code = statuses.get(name, (ActionStatus.REVOKED, None))
+            items.append(ItemResult(item=name, status=status, code=code))
+        results.append(
+            ActionResult(
+                action_id=action.action_id,
+                kind=action.kind,
+                reason_code=action.reason_code,
+                reason=action.reason,
+                status=items[0].status,
+                items=items,
+            )
+        )
+    return entry_of(returned, taken, results, attempt=1)
+
+
+def _item_names(action: Action) -> list[str]:
+    if isinstance(action, RevokeLoyaltyEarn):
+        return [f"loyalty_earn:{earn}" for earn in action.earn_ids or []]
+    if isinstance(action, RevokeLoyaltyEnrolment):
+        return ["enrolment"]
+    if isinstance(action, RevokeCartEarn):
+        return [f"cart_earn:{earn}" for earn in action.earn_ids]
+    if isinstance(action, DeactivateCartPromotion):
+        return [f"deactivation:{action.promotion_id}/{action.customer_id}/{action.earn_id}"]
+    if isinstance(action, RevokeCouponCodes):
+        return [f"coupon:{code}" for code in action.codes]
+    return [action.action_id]

@@ -14,11 +14,12 @@ import pytest
 
 from service.actions import Decision
 from service.events import ReturnEvent
+from service.ledger import LedgerFacts, ReturnRecord
 from service.plan_display import plan_to_text
 from service.policy_file import load_policy
 from service.rules import plan
 
-from .builders import NOW, shape
+from .builders import NOW, ledger_of, shape
 
 ROOT = Path(__file__).resolve().parents[3]
 EVENTS = ROOT / "examples" / "events"
@@ -169,7 +170,14 @@ def test_examples_folder_holds_exactly_the_expected_files_headline_first() -> No
 def test_example_plan_explains_the_case(name: str) -> None:
     decision, expected = EXPECTED[name]
 
-    result = plan(_load(name), load_policy(POLICY), NOW)
+    rules = load_policy(POLICY)
+    # The demo publishes the cancellation after its return: the ledger knows what 01 took.
+    facts = (
+        LedgerFacts(returned=ReturnRecord.of(ledger_of(_load("01-full-return.json"), rules)))
+        if name == "09-cancelled-return.json"
+        else None
+    )
+    result = plan(_load(name), rules, NOW, facts)
     text = plan_to_text(result, width=400)
 
     assert shape(result) == expected
