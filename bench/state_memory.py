@@ -13,11 +13,11 @@ planned by the service's rules and recorded by its ledger code (``entry_of``) on
 placeholders for the ids, then filled in per event; a sample of records is checked byte for
 byte against the same path run with the real ids.
 
-A restore runs as the service's does: ``KafkaStateReader.read`` returns a partition's
-records as one list, and the service sets up every assigned partition at once
-(``asyncio.gather`` in ``run.py``), so the three lists are alive together before they are
-applied. The records are made while they are "read"; that time is not counted in the
-restore. For comparison, a restore one partition at a time is measured too.
+A restore runs as the service's does: ``KafkaStateReader.read`` gives a partition's records
+a fetched batch at a time (so no partition is ever held whole), and the service sets up every
+assigned partition at once (``asyncio.gather`` in ``run.py``). The records are made while
+they are "read"; that time is not counted in the restore. For comparison, a restore one
+partition at a time is measured too.
 
 Reports the restore's seconds, the heap the store holds afterwards (tracemalloc; also split
 by structure) and per remembered event, the process's RSS before, at its peak during and
@@ -38,7 +38,7 @@ import random
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -364,14 +364,15 @@ class GeneratedTopic:
         """Per kind (return, cancellation): records, key bytes, value bytes (first read)."""
         self._sized: set[int] = set()
 
-    async def read(self, partition: int) -> Iterable[tuple[bytes, bytes | None, int]]:
-        """Every record of the partition, as one list: what ``KafkaStateReader.read`` does."""
-        records: list[tuple[bytes, bytes | None, int]] = []
+    async def read(self, partition: int) -> AsyncIterator[list[tuple[bytes, bytes | None, int]]]:
+        """Every record of the partition, a batch at a time: what ``KafkaStateReader.read``
+        gives (a fetch of at most 10,000 records)."""
         size = partition not in self._sized
         self._sized.add(partition)
         stride = PARTITIONS * CHUNK
         for start in range(partition, self._events, stride):
             started = time.perf_counter()
+            records: list[tuple[bytes, bytes | None, int]] = []
             for n in range(start, min(start + stride, self._events), PARTITIONS):
                 key, value = self._shapes.record(n)
                 records.append((key, value, _record_offset(n)))
@@ -383,8 +384,7 @@ class GeneratedTopic:
                     counts[1] += len(key)
                     counts[2] += len(value)
             self.making_seconds += time.perf_counter() - started
-            await asyncio.sleep(0)
-        return records
+            yield records
 
     async def fetch(self, partition: int, offset: int) -> tuple[bytes, bytes | None] | None:
         """The record at ``offset`` (the inverse of the offsets ``read`` gives)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -211,11 +211,13 @@ class FakeStateReader:
     partitions: dict[int, list[tuple[bytes, bytes | None]]] = field(default_factory=dict)
     fetches: int = 0
 
-    async def read(self, partition: int) -> list[tuple[bytes, bytes | None, int]]:
-        return [
-            (key, value, offset)
-            for offset, (key, value) in enumerate(self.partitions.get(partition, []))
-        ]
+    async def read(self, partition: int) -> AsyncIterator[list[tuple[bytes, bytes | None, int]]]:
+        records = self.partitions.get(partition, [])
+        # Two batches at most, as a real read gives them: what is applied across them counts.
+        half = len(records) // 2
+        for start, stop in ((0, half), (half, len(records))):
+            if stop > start:
+                yield [(records[o][0], records[o][1], o) for o in range(start, stop)]
 
     async def fetch(self, partition: int, offset: int) -> tuple[bytes, bytes | None] | None:
         self.fetches += 1

@@ -11,7 +11,7 @@ committed record is readable at once, before the last stable offset catches up w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -33,8 +33,9 @@ class KafkaStateReader:
         self._fetcher: AIOKafkaConsumer | None = None
         self._fetching = asyncio.Lock()
 
-    async def read(self, partition: int) -> Iterable[tuple[bytes, bytes | None, int]]:
-        """Every (key, value, offset) of state partition ``partition``, in order."""
+    async def read(self, partition: int) -> AsyncIterator[list[tuple[bytes, bytes | None, int]]]:
+        """Every (key, value, offset) of state partition ``partition``, in order, a fetched
+        batch at a time."""
         tp = TopicPartition(self._settings.state_topic, partition)
         consumer = AIOKafkaConsumer(
             **self._connection.kwargs(),
@@ -42,7 +43,6 @@ class KafkaStateReader:
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
-        records: list[tuple[bytes, bytes | None, int]] = []
         try:
             await consumer.start()
             consumer.assign([tp])
@@ -51,16 +51,17 @@ class KafkaStateReader:
             async with asyncio.timeout(_RESTORE_DEADLINE_SECONDS):
                 while await consumer.position(tp) < end:
                     batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
-                    for message in batch.get(tp, []):
-                        if message.key is not None:
-                            records.append((message.key, message.value, message.offset))
+                    yield [
+                        (message.key, message.value, message.offset)
+                        for message in batch.get(tp, [])
+                        if message.key is not None
+                    ]
         except (KafkaError, TimeoutError) as exc:
             raise BrokerError(
                 "cannot read the state topic", topic=tp.topic, partition=partition, error=repr(exc)
             ) from exc
         finally:
             await consumer.stop()
-        return records
 
     async def fetch(self, partition: int, offset: int) -> tuple[bytes, bytes | None] | None:
         """The (key, value) of the record at ``offset``; ``None`` if no record is there."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -262,8 +262,9 @@ class _Partition:
 class StateReader(Protocol):
     """Reads the state topic: one partition whole, or one record at an offset."""
 
-    async def read(self, partition: int) -> Iterable[tuple[bytes, bytes | None, int]]:
-        """Every (key, value, offset) of the partition, in order; ``None`` for a tombstone."""
+    def read(self, partition: int) -> AsyncIterator[Sequence[tuple[bytes, bytes | None, int]]]:
+        """Every (key, value, offset) of the partition, in order, a batch at a time (so a
+        restore never holds the whole partition); ``None`` for a tombstone."""
         ...
 
     async def fetch(self, partition: int, offset: int) -> tuple[bytes, bytes | None] | None:
@@ -284,11 +285,12 @@ class StateStore:
         """Read state partition ``partition``; returns how many event ids it remembers."""
         cache = _Partition()
         oldest = now - self._window
-        for key, value, offset in await self._reader.read(partition):
-            if key == PROGRESS_KEY:
-                cache.progress = Progress.model_validate_json(value) if value else Progress()
-            else:
-                cache.apply_raw(key.decode(), value, oldest, offset)
+        async for batch in self._reader.read(partition):
+            for key, value, offset in batch:
+                if key == PROGRESS_KEY:
+                    cache.progress = Progress.model_validate_json(value) if value else Progress()
+                else:
+                    cache.apply_raw(key.decode(), value, oldest, offset)
         self._partitions[partition] = cache
         return len(cache.done) + len(cache.open)
 

@@ -45,7 +45,7 @@ async def test_start_markers_of_events_in_flight_share_transactions(kafka: Kafka
         await committer.stop()
 
     # Every marker is committed (read_committed sees them all) in a few transactions.
-    records = await KafkaStateReader(kafka).read(0)
+    records = [r async for batch in KafkaStateReader(kafka).read(0) for r in batch]
     assert {key.decode() for key, _, _ in records} == {s.event_id for s in states}
     assert 1 <= committer.transactions <= 10
 
@@ -67,7 +67,7 @@ async def test_a_committed_state_record_is_read_back_at_its_offset(kafka: KafkaS
         )
         # At once, without waiting for the last stable offset: memory keeps only the offset.
         fetched = await reader.fetch(1, written.offset)
-        restored = await reader.read(1)
+        restored = [r async for batch in reader.read(1) for r in batch]
         again = [await reader.fetch(1, offset) for _, _, offset in restored]
     finally:
         await committer.stop()
