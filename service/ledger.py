@@ -98,6 +98,16 @@ class LoyaltyRef(_Model):
         )
 
     @classmethod
+    def named(cls, earn: LoyaltyEarn) -> LoyaltyRef:
+        """The promotion as an event names it."""
+        return cls(
+            program_id=earn.program_id,
+            promotion_id=earn.promotion_id,
+            promo_identifier=earn.promo_identifier,
+            promotion_type=earn.promotion_type,
+        )
+
+    @classmethod
     def of(cls, target: LoyaltyTarget) -> LoyaltyRef:
         """The promotion of a planned loyalty call."""
         return cls(
@@ -407,12 +417,7 @@ class ReturnRecord:
         """What the cancellation claims its return took, taken at its word."""
         items: list[LedgerItem] = []
         for earn in cancelled.taken_back.loyalty_promotions:
-            ref = LoyaltyRef(
-                program_id=earn.program_id,
-                promotion_id=earn.promotion_id,
-                promo_identifier=earn.promo_identifier,
-                promotion_type=earn.promotion_type,
-            )
+            ref = LoyaltyRef.named(earn)
             items.extend(
                 LedgerItem(
                     action_id=f"claim:loyalty_earn:{earn_id}",
@@ -425,12 +430,7 @@ class ReturnRecord:
                 for earn_id in earn.earn_ids
             )
         for earn in cancelled.enrolments_revoked:
-            ref = LoyaltyRef(
-                program_id=earn.program_id,
-                promotion_id=earn.promotion_id,
-                promo_identifier=earn.promo_identifier,
-                promotion_type=earn.promotion_type,
-            )
+            ref = LoyaltyRef.named(earn)
             items.append(
                 LedgerItem(
                     action_id=f"claim:loyalty_enrolment:{ref.key}",

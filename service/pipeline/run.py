@@ -365,9 +365,7 @@ class Runner:
                 self._forget_progress(partition)
                 self._held = {tp: due for tp, due in self._held.items() if tp[1] != partition}
                 self._rewind_to = {tp: o for tp, o in self._rewind_to.items() if tp[1] != partition}
-                self._done_offsets = {
-                    tp: o for tp, o in self._done_offsets.items() if tp[1] != partition
-                }
+                self._forget_done_offsets(partition)
                 self._state.forget(partition)
                 await self._committer.close_partition(partition)
         finally:
@@ -618,9 +616,12 @@ class Runner:
 
     def _take_done_offsets(self, partition: int) -> None:
         """What the partition's progress record says finished beyond its committed prefix."""
-        self._done_offsets = {tp: o for tp, o in self._done_offsets.items() if tp[1] != partition}
+        self._forget_done_offsets(partition)
         for topic, offsets in self._state.finished_above(partition).items():
             self._done_offsets[(topic, partition)] = offsets
+
+    def _forget_done_offsets(self, partition: int) -> None:
+        self._done_offsets = {tp: o for tp, o in self._done_offsets.items() if tp[1] != partition}
 
     # --- trouble -------------------------------------------------------------------------------
 
