@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -196,6 +197,11 @@ class Progress(BaseModel):
     consumed offset has not passed them yet."""
 
 
+_LEDGER_FIELD = b',"ledger":'
+_CANCELS = re.compile(rb'"cancels":"([A-Za-z0-9._:\-]+)"')
+"""The return a ledger entry cancels (an event id: no character a JSON string escapes)."""
+
+
 class _Partition:
     def __init__(self) -> None:
         self.done: dict[int, int] = {}
@@ -205,11 +211,17 @@ class _Partition:
         self.progress = Progress()
 
     def apply_raw(self, event_id: str, value: bytes | None, oldest: datetime, offset: int) -> None:
-        """Apply one record of the state topic; ``done`` records skip the model (restore speed)."""
+        """Apply one record of the state topic; ``done`` records skip the model (restore speed).
+
+        The ledger entry is a record's last field and most of its bytes: memory keeps only its
+        offset, and which return it cancels, so a ``done`` record's head alone is parsed.
+        """
         if value is None:
             self.apply(event_id, None, None)
             return
-        data = json.loads(value)
+        cut = value.find(_LEDGER_FIELD)
+        # A JSON string cannot hold an unescaped quote: the only match is the field itself.
+        data = json.loads(value[:cut] + b"}" if cut > 0 else value)
         at = datetime.fromisoformat(data["at"])
         if at < oldest:
             self.apply(event_id, None, None)
@@ -226,11 +238,11 @@ class _Partition:
                 record_offset=offset,
             ).pack()
             self.open.pop(event_id, None)
-            cancels = (data.get("ledger") or {}).get("cancels")
-            if isinstance(cancels, str):
-                self.cancelled_by.setdefault(cancels, event_id)
+            cancels = _CANCELS.search(value, cut) if cut > 0 else None
+            if cancels is not None:
+                self.cancelled_by.setdefault(cancels.group(1).decode(), event_id)
         else:
-            self.apply(event_id, EventState.model_validate(data), None)
+            self.apply(event_id, EventState.model_validate_json(value), None)
 
     def apply(self, event_id: str, state: EventState | None, offset: int | None) -> None:
         key = _key(event_id)

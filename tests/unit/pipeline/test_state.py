@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -165,3 +166,29 @@ async def test_a_routed_record_keeps_the_partition_of_the_producers_record() -> 
     found = store.lookup(1, "e", NOW)
     assert found is not None
     assert (found.input_partition, found.input_offset) == (2, 11)
+
+
+def test_the_ledger_is_a_state_records_last_field() -> None:
+    # A restore parses a done record's head only: what comes before the ledger.
+    state = _done("can-1", NOW).model_copy(update={"ledger": _ledger("can-1", "ret-1")})
+    value = json.loads(state.to_bytes())
+    assert list(value)[-1] == "ledger"
+    assert list(EventState.model_fields)[-1] == "ledger"
+
+
+async def test_a_restore_reads_a_done_records_head_and_what_it_cancels_whatever_its_text() -> None:
+    tricky = _ledger("can-1", "ret-1").model_copy(
+        update={"order_id": 'ORD ","ledger":{"cancels":"ret-9"} "cancels":"ret-8"'}
+    )
+    reader = FakeStateReader()
+    reader.put(1, _done("can-1", NOW).model_copy(update={"ledger": tricky}))
+    store = StateStore(reader, window=timedelta(days=35))
+    await store.restore(1, NOW)
+
+    found = store.lookup(1, "can-1", NOW)
+    assert found is not None
+    assert found.outcome == OutcomeRef(partition=2, offset=40, status=OutcomeStatus.NEEDS_CHECK)
+    assert store.cancellation_of(1, "ret-1") == "can-1"
+    assert store.cancellation_of(1, "ret-9") is None
+    assert store.cancellation_of(1, "ret-8") is None
+    assert (await store.entry(1, "can-1")) is not None
