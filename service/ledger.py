@@ -58,6 +58,12 @@ GIVE_BACK_KINDS = frozenset({"enrol_loyalty", "issue_loyalty_earn"})
 TAKEN = frozenset({ActionStatus.REVOKED, ActionStatus.ALREADY_REVOKED})
 """Item statuses that leave the benefit taken back."""
 
+AS_DONE_BEFORE = {
+    ActionStatus.REVOKED: ActionStatus.ALREADY_REVOKED,
+    ActionStatus.RESTORED: ActionStatus.ALREADY_RESTORED,
+}
+"""How a later outcome of the same event reports what an earlier one did."""
+
 SETTLED = frozenset(
     {
         ActionStatus.REVOKED,
@@ -223,14 +229,22 @@ def entry_of(
 
     ``results`` may cover only the first actions of the plan (an attempt interrupted by an
     outage). Items of ``earlier`` whose action is not among the results (a policy that
-    changed between attempts, actions not reached) are kept.
+    changed between attempts, actions not reached) are kept, and so is an earlier item a
+    result only repeats as done before (a replay's ``already_restored``): the ledger keeps
+    the first-hand account, with its attempt.
     """
     actions = {action.action_id: action for action in plan.actions}
+    before = {(i.action_id, i.item): i for i in earlier.items} if earlier is not None else {}
     items: list[LedgerItem] = []
     for result in results:
         action = actions.get(result.action_id)
-        if action is not None:
-            items.extend(_items(action, result, attempt))
+        if action is None:
+            continue
+        for item in _items(action, result, attempt):
+            first = before.get((item.action_id, item.item))
+            if first is not None and AS_DONE_BEFORE.get(first.status) is item.status:
+                item = first
+            items.append(item)
     done = {result.action_id for result in results}
     if earlier is not None:
         kept = [item for item in earlier.items if item.action_id not in done]
@@ -477,6 +491,7 @@ class LedgerFacts:
 
 
 __all__ = [
+    "AS_DONE_BEFORE",
     "GIVE_BACK_KINDS",
     "SETTLED",
     "TAKEN",

@@ -47,7 +47,7 @@ from service.capillary.results import ItemResult as ApiItemResult
 from service.capillary.results import ResultClass
 from service.errors import CapillaryInterruptedError, CapillaryUnavailableError
 from service.events import ReturnEvent
-from service.ledger import SETTLED, LedgerEntry, LedgerItem, Prior
+from service.ledger import AS_DONE_BEFORE, SETTLED, LedgerEntry, LedgerItem, Prior
 from service.logging import get_logger
 from service.outcome import ActionResult, ActionStatus, ItemResult
 
@@ -519,10 +519,6 @@ def results_from_ledger(
 _GONE_NOW = frozenset({ActionStatus.ALREADY_REVOKED, ActionStatus.NOT_FOUND})
 _TAKEN_BEFORE = frozenset({ActionStatus.REVOKED, ActionStatus.ALREADY_REVOKED})
 _MADE = frozenset({ActionStatus.RESTORED, ActionStatus.ALREADY_RESTORED})
-_AS_BEFORE = {
-    ActionStatus.REVOKED: ActionStatus.ALREADY_REVOKED,
-    ActionStatus.RESTORED: ActionStatus.ALREADY_RESTORED,
-}
 
 
 def _done_before(
@@ -581,7 +577,7 @@ def _item_from_ledger(item: LedgerItem, prior: Prior, attempt: int) -> ItemResul
     if prior.published:
         return ItemResult(
             item=item.item,
-            status=_AS_BEFORE.get(item.status, item.status),
+            status=AS_DONE_BEFORE.get(item.status, item.status),
             code=item.code,
             message="done by an earlier outcome of this event (the ledger says so); not asked "
             "again",

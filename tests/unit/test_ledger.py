@@ -138,3 +138,23 @@ def test_a_customer_mark_tells_another_customer_apart_and_keeps_no_contact_data(
     assert tom.same_as(unrelated) is None
     assert "11223569865" not in tom.model_dump_json()
     assert "tom@example.com" not in tom.model_dump_json().lower()
+
+
+def test_a_replay_that_only_repeats_what_was_done_keeps_the_first_hand_account() -> None:
+    issue = IssueLoyaltyEarn(action_id="i", target=TARGET, replaces_earn_id=974, **WHY)
+    made = ItemResult(
+        item="loyalty_issue:202779/x", status=ActionStatus.RESTORED, detail={"earned_id": "5001"}
+    )
+    first = entry_of(event(), _plan(issue), [_result("i", "issue_loyalty_earn", made)], attempt=1)
+    repeated = ItemResult(item="loyalty_issue:202779/x", status=ActionStatus.ALREADY_RESTORED)
+
+    again = entry_of(
+        event(),
+        _plan(issue),
+        [_result("i", "issue_loyalty_earn", repeated)],
+        attempt=1,
+        earlier=first,
+    )
+
+    assert again.items == first.items
+    assert (again.items[0].status, again.items[0].earned_id) == (ActionStatus.RESTORED, "5001")
