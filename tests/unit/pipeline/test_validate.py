@@ -93,3 +93,20 @@ def test_validate_registration_source_in_any_case_is_read_as_upper_case(given: s
     parsed = validate(_record(event_bytes(customer=customer)))
     assert isinstance(parsed, ReturnEvent)
     assert parsed.customer.registration_source == "INSTORE"
+
+
+def test_a_cancellation_naming_only_its_return_is_valid_and_the_schema_says_so() -> None:
+    # What it took is the ledger's to say: taken_back is a hint a producer may leave out.
+    bare = event_bytes(
+        return_type="CANCELLED",
+        amounts={"before": "0", "after": "120.00"},
+        earned={},
+        cancelled_return={"return_event_id": "ret-1"},
+    )
+    parsed = validate(_record(bare))
+    assert isinstance(parsed, ReturnEvent)
+    assert parsed.cancelled_return is not None
+    assert parsed.cancelled_return.taken_back.is_empty
+    schema = ReturnEvent.model_json_schema()["$defs"]["CancelledReturn"]
+    assert schema["required"] == ["return_event_id"]
+    assert "hint" in schema["properties"]["taken_back"]["description"]
