@@ -8,17 +8,26 @@ models; ``return-handler schemas --check`` fails when the two drift.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.event_fields import (
+    ZERO_AMOUNT_PATTERN,
+    Money,
+    PositiveAmount,
+    PositiveId,
+    Quantity,
+    Timestamp,
+    anchored,
+    any_case,
+    matching,
+)
 
 SCHEMA_VERSION: Literal["1"] = "1"
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
-Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=4)]
-CartId = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{24}$", description="24-hex cart id")]
+CartId = Annotated[str, matching(r"[0-9a-fA-F]{24}", "24-hex cart id.")]
 
 
 class _Model(BaseModel):
@@ -89,39 +98,66 @@ class RegistrationSource(StrEnum):
     ALL = "ALL"
 
 
-def _upper_case(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
-
-
-RegistrationSourceName = Annotated[RegistrationSource, BeforeValidator(_upper_case)]
+RegistrationSourceName = Annotated[
+    RegistrationSource,
+    any_case(
+        RegistrationSource,
+        "Capillary's registration source, needed by loyalty calls: one of FACEBOOK, "
+        "WEB_ENGAGE, INSTORE, MARTJACK, TMALL, TAOBAO, JD, ECOMMERCE, WEBSITE, LINE, ALL "
+        "(any ASCII case; read as upper case). The policy supplies a default per channel when "
+        "absent.",
+    ),
+]
 """A registration source in any case, read as upper case; other values are refused."""
+
+
+def _present(name: str) -> dict[str, Any]:
+    # "given and not null": the JSON Schema form of a model check on ``is not None``.
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+Mobile = Annotated[
+    str, matching(r"\+?[0-9]{6,16}", "Digits with the country code, an optional leading +.")
+]
+# Whitespace and control characters spelt out: \s means different sets to Python and ECMA.
+Email = Annotated[
+    str,
+    matching(
+        r"[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+",
+        "One @ between two runs of visible characters.",
+        254,
+    ),
+]
 
 
 class CustomerRef(_Model):
     """The customer, by any identifiers the sender knows. At least one is required."""
 
-    id: int | None = Field(default=None, gt=0, description="Capillary's numeric customer id.")
-    mobile: str | None = Field(default=None, pattern=r"^\+?[0-9]{6,16}$")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [_present(name) for name in ("id", "mobile", "email", "external_id")]
+        }
+    )
+
+    id: PositiveId | None = None
+    """Capillary's numeric customer id."""
+    mobile: Mobile | None = None
     """Mobile number with country code, digits only; a leading + is dropped in calls."""
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)
+    email: Email | None = None
     """E-mail address."""
     external_id: str | None = Field(default=None, min_length=1, max_length=64)
     """The shop's own customer id, as registered in Capillary."""
-    registration_source: RegistrationSourceName | None = Field(
-        default=None,
-        description=(
-            "Capillary's registration source, needed by loyalty calls: one of FACEBOOK, "
-            "WEB_ENGAGE, INSTORE, MARTJACK, TMALL, TAOBAO, JD, ECOMMERCE, WEBSITE, LINE, ALL "
-            "(any case; read as upper case). The policy supplies a default per channel when "
-            "absent."
-        ),
-    )
+    registration_source: RegistrationSourceName | None = None
+    """Where the customer registered; the policy supplies a default per channel when absent."""
 
     @model_validator(mode="after")
     def _needs_an_identifier(self) -> CustomerRef:
         if self.id is None and not (self.mobile or self.email or self.external_id):
             raise ValueError("customer needs at least one of id, mobile, email, external_id")
         return self
+
+
+Currency = Annotated[str, matching(r"[A-Z]{3}", "ISO 4217 code, upper case.")]
 
 
 class OrderRef(_Model):
@@ -131,9 +167,9 @@ class OrderRef(_Model):
     """The shop's order number."""
     transaction_id: str = Field(min_length=1, max_length=128)
     """The original transaction's id in Capillary."""
-    ordered_at: AwareDatetime | None = None
+    ordered_at: Timestamp | None = None
     """When the order was placed; the return window counts from here."""
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: Currency
     """ISO 4217 code of every amount in the event."""
 
 
@@ -182,7 +218,7 @@ class Threshold(_Model):
 
     kind: ThresholdKind
     """SPEND (money kept) or QUANTITY (units kept)."""
-    minimum: Annotated[Decimal, Field(gt=0)]
+    minimum: PositiveAmount
     """The least the customer must keep for the benefit to stay."""
     sku: str | None = Field(
         default=None, description="For QUANTITY: count only this SKU; absent counts every item."
@@ -207,16 +243,20 @@ class LoyaltyPromotionType(StrEnum):
 class LoyaltyEarn(_Model):
     """A loyalty promotion the order earned."""
 
-    program_id: int = Field(gt=0)
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [_present("promotion_id"), _present("promo_identifier")]}
+    )
+
+    program_id: PositiveId
     """Capillary loyalty program id."""
-    promotion_id: int | None = Field(default=None, gt=0)
+    promotion_id: PositiveId | None = None
     """Promotion id; give this or promo_identifier."""
     promo_identifier: str | None = Field(default=None, min_length=1, max_length=64)
     """The promotion's external identifier; give this or promotion_id."""
     promotion_type: LoyaltyPromotionType
     """Enrol-and-issue (LOYALTY_EARNING, ISSUE_AND_EARN) or direct (LOYALTY, DIRECT_EARN,
     DIRECT)."""
-    earn_ids: list[Annotated[int, Field(gt=0)]] = Field(
+    earn_ids: list[PositiveId] = Field(
         default_factory=list,
         description="Empty: the sender does not know them; the policy decides what to do.",
     )
@@ -263,7 +303,7 @@ class CartPromotionEarn(_Model):
 class CouponsIssued(_Model):
     """Coupons of one series that the order issued."""
 
-    series_id: int = Field(gt=0)
+    series_id: PositiveId
     """Coupon series id."""
     codes: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1)
     """The codes the order issued."""
@@ -309,18 +349,50 @@ class CancelledReturn(_Model):
     )
 
 
+EventId = Annotated[str, matching(r"[A-Za-z0-9._:-]+", "Letters, digits and . _ : -", 128)]
+
+
+def _when(kind: ReturnType, then: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "if": {"required": ["return_type"], "properties": {"return_type": {"const": kind.value}}},
+        "then": then,
+    }
+
+
+def _lines(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"minItems": 1}}}
+
+
+# The checks of ``_consistent_with_type``, as JSON Schema.
+_TYPE_RULES = [
+    _when(ReturnType.CANCELLED, _present("cancelled_return")),
+    {
+        "if": {"properties": {"return_type": {"not": {"const": ReturnType.CANCELLED.value}}}},
+        "then": {"properties": {"cancelled_return": {"type": "null"}}},
+    },
+    _when(ReturnType.LINE_ITEM, _lines("returned_lines")),
+    _when(ReturnType.EXCHANGE, {"allOf": [_lines("returned_lines"), _lines("exchanged_lines")]}),
+    _when(
+        ReturnType.FULL,
+        {
+            "properties": {
+                "amounts": {"properties": {"after": {"pattern": anchored(ZERO_AMOUNT_PATTERN)}}}
+            }
+        },
+    ),
+]
+
+
 class ReturnEvent(_Model):
     """One return, refund, exchange or cancelled return."""
 
+    model_config = ConfigDict(json_schema_extra={"allOf": list(_TYPE_RULES)})
+
     schema_version: Literal["1"] = SCHEMA_VERSION
     """Version of this schema."""
-    event_id: str = Field(
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9._:\-]+$",
-        description="Idempotency key: the same event_id is the same return.",
-    )
-    occurred_at: AwareDatetime
+    event_id: EventId
+    """Idempotency key: the same event_id is the same return."""
+    occurred_at: Timestamp
     """When the return, refund or cancellation happened."""
     return_type: ReturnType
     """What happened."""
@@ -357,9 +429,6 @@ class ReturnEvent(_Model):
             raise ValueError("an EXCHANGE event needs exchanged_lines")
         if kind is ReturnType.FULL and self.amounts.after != 0:
             raise ValueError("a FULL return keeps nothing: amounts.after must be 0")
-        known = {line.line_id for line in self.order_lines}
-        if self.order_lines:
-            unknown = [r.line_id for r in self.returned_lines if r.line_id not in known]
-            if unknown:
-                raise ValueError(f"returned_lines name lines not in order_lines: {unknown}")
+        # Returned lines that order_lines does not name are not refused here (JSON Schema
+        # cannot compare two lists): the rules read them as lines they cannot count.
         return self

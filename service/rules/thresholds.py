@@ -40,6 +40,16 @@ class Kept:
     lines_known: bool
     quantity_by_sku: Mapping[str, Decimal] = field(default_factory=dict)
     spend_by_sku: Mapping[str, Decimal] = field(default_factory=dict)
+    unknown_lines: tuple[str, ...] = ()
+
+    @property
+    def why_lines_unknown(self) -> str:
+        """Why units or spend per SKU cannot be counted."""
+        if self.unknown_lines:
+            return "returned_lines name lines that order_lines does not: " + ", ".join(
+                self.unknown_lines
+            )
+        return "the event has no order lines"
 
     @property
     def keeps_nothing(self) -> bool:
@@ -83,6 +93,14 @@ def what_is_kept(event: ReturnEvent) -> Kept:
         returned_qty[back.line_id] = returned_qty.get(back.line_id, ZERO) + back.quantity
         returned_amount[back.line_id] = returned_amount.get(back.line_id, ZERO) + back.amount
 
+    # Goods back from a line the order does not list cannot be netted against any SKU:
+    # counting them nowhere would overstate what is kept, so nothing per line is counted.
+    listed = {line.line_id for line in event.order_lines}
+    unknown = tuple(
+        dict.fromkeys(b.line_id for b in event.returned_lines if b.line_id not in listed)
+    )
+    if not event.order_lines:
+        unknown = ()
     quantities: dict[str, Decimal] = {}
     spends: dict[str, Decimal] = {}
     full = event.return_type is ReturnType.FULL
@@ -101,9 +119,10 @@ def what_is_kept(event: ReturnEvent) -> Kept:
         spend=spend,
         goods_back=goods_back,
         goods_out=goods_out,
-        lines_known=bool(event.order_lines),
+        lines_known=bool(event.order_lines) and not unknown,
         quantity_by_sku=MappingProxyType(quantities),
         spend_by_sku=MappingProxyType(spends),
+        unknown_lines=unknown,
     )
 
 
@@ -138,7 +157,7 @@ def evaluate(threshold: Threshold, kept: Kept) -> Verdict:
             return Verdict(
                 None,
                 "threshold_unknowable",
-                f"the spend{scope} kept cannot be worked out: the event has no order lines",
+                f"the spend{scope} kept cannot be worked out: {kept.why_lines_unknown}",
             )
         shown, wanted = money(value, kept.currency), money(minimum, kept.currency)
         if value >= minimum:
@@ -157,7 +176,7 @@ def evaluate(threshold: Threshold, kept: Kept) -> Verdict:
         return Verdict(
             None,
             "threshold_unknowable",
-            f"the units{scope} kept cannot be counted: the event has no order lines",
+            f"the units{scope} kept cannot be counted: {kept.why_lines_unknown}",
         )
     if units >= minimum:
         return Verdict(

@@ -55,7 +55,8 @@ def test_plan_of_the_invalid_example_names_each_bad_field_without_pydantic_s_dum
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"error: {bad} is not a valid return event (5 problem(s)):",
-        "  occurred_at: Input should be a valid datetime or date, input is too short",
+        "  occurred_at: must be an RFC 3339 date-time with seconds and an offset, such as "
+        "2026-11-20T10:15:00+01:00 or 2026-11-20T09:15:00Z",
         "  source: Field required",
         "  order: Field required",
         "  customer: Field required",

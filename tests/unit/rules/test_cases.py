@@ -116,6 +116,10 @@ def _broad_revoke_all(result: Plan) -> None:
     assert action.broad
 
 
+def _reason_names_the_unknown_line(made: Plan) -> None:
+    assert "returned_lines name lines that order_lines does not: 9" in made.actions[0].reason
+
+
 def _voucher_earns(result: Plan) -> None:
     deactivations = [a for a in result.actions if isinstance(a, DeactivateCartPromotion)]
     assert [(a.earn_id, a.broad, a.customer_id) for a in deactivations] == [
@@ -347,6 +351,18 @@ CASES: dict[str, Case] = {
         ),
         Decision.NOTHING_TO_DO,
         [("report/skipped_by_policy", f"cart_promotion:{CART_ID}", "no_threshold_kept")],
+    ),
+    # The model once refused such an event; JSON Schema cannot compare two lists, so the
+    # rules say what they cannot count instead (issue 22: one contract, two renderings).
+    "partial_return_of_a_line_the_order_does_not_list_cannot_count_units": Case(
+        partial(
+            "70",
+            returned=[{"line_id": "9", "quantity": "1", "amount": "30"}],
+            earned={"cart_promotions": [with_(CART, threshold=quantity("2"))]},
+        ),
+        Decision.NOTHING_TO_DO,
+        [("report/skipped_by_policy", f"cart_promotion:{CART_ID}", "no_threshold_kept")],
+        check=_reason_names_the_unknown_line,
     ),
     "partial_return_keeping_nothing_is_a_full_return": Case(
         partial("0", earned={"loyalty_promotions": [with_(EI, threshold=spend("1"))]}),
