@@ -416,6 +416,7 @@ async def run_naive(
                 event,
                 plan,
                 results,
+                outcome_id=uuid.uuid4(),
                 record=record,
                 processed_at=datetime.now(UTC),
                 duration_ms=(time.monotonic() - started) * 1000,

@@ -1,3 +1,3 @@
 """return-handler: takes back what returned or refunded orders earned in Capillary."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Literal
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -21,7 +22,10 @@ OUTCOME_SCHEMA_VERSION: Literal["1"] = "1"
 
 class _Model(BaseModel):
     # Attribute docstrings become the field descriptions of the published JSON Schema.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # Open to additions: fields are added within v1 (README, "Compatibility"), so a reader
+    # of another version ignores the fields it does not know, and the published schema
+    # allows them.
+    model_config = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
 
 
 class ActionStatus(StrEnum):
@@ -237,6 +241,11 @@ class OutcomeEvent(_Model):
 
     schema_version: Literal["1"] = OUTCOME_SCHEMA_VERSION
     """Version of this schema; a breaking change gets a new version and file."""
+    outcome_id: UUID | None = None
+    """This outcome's own id (a random UUID), also its CloudEvents ``ce_id``: unique across
+    deployments and topic re-creations, kept when the outcome is read again. A redelivered or
+    replayed event gets an outcome of its own, with a new id. Always written since 0.2.0;
+    absent from outcomes written before (a field added within v1 is optional to readers)."""
     event: EventIdentity
     """The input event this outcome answers."""
     status: OutcomeStatus

@@ -12,6 +12,7 @@ import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -19,6 +20,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -290,7 +292,7 @@ class ConcurrencySettings(BaseModel):
 
 
 class ObservabilitySettings(BaseModel):
-    """The HTTP port (health, readiness, metrics), tracing and the outputs' envelope."""
+    """The HTTP port (health, readiness, metrics, schemas), tracing and the outputs' envelope."""
 
     host: str = Field(default="0.0.0.0", description="Address the HTTP port listens on.")
     port: int = Field(
@@ -311,11 +313,37 @@ class ObservabilitySettings(BaseModel):
         description="OTLP/HTTP collector for traces, e.g. http://otel-collector:4318; unset: "
         "no export (trace context still goes into the outputs' headers).",
     )
-    cloudevents_source: str = Field(
-        default="/return-handler",
+    cloudevents_source: str | None = Field(
+        default=None,
         min_length=1,
-        description="ce_source header of outcomes and dead letters (a URI reference).",
+        description="ce_source header of outcomes and dead letters (a URI reference); unset: "
+        "/return-handler/{Kafka cluster id}/{group id}, so no two deployments share one.",
     )
+    schemas_url: str | None = Field(
+        default=None,
+        description="Base URL where consumers fetch the published schemas; an outcome's "
+        "ce_dataschema is it plus outcome-event.v1.json. Unset: http://{host name}:{port}"
+        "/schemas/, served by the service itself.",
+    )
+    created_series: bool = Field(
+        default=False,
+        description="Also export the creation-time series (names ending in _created) of every "
+        "counter and histogram; off, as they double those series for a value rarely used.",
+    )
+
+    @field_validator("schemas_url")
+    @classmethod
+    def _absolute_base(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if not parts.scheme or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                "must be an absolute URL without query or fragment, the folder holding "
+                "outcome-event.v1.json, e.g. https://schemas.example.com/return-handler/"
+            )
+        # A base without its slash would lose its last segment when a file name is joined on.
+        return url if url.endswith("/") else url + "/"
 
 
 class Settings(BaseSettings):

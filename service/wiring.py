@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,10 +13,11 @@ from service.capillary.client import CapillaryClient
 from service.clock import Clock, SystemClock
 from service.errors import ConfigurationError
 from service.events import ReturnEvent
+from service.ids import Ids, RandomIds
 from service.kafka.state_reader import KafkaStateReader
 from service.ledger import LedgerFacts
 from service.observe.health import Health
-from service.observe.http import HttpPort
+from service.observe.http import SCHEMAS_PATH, HttpPort
 from service.observe.metrics import Metrics, Watch
 from service.observe.tracing import Tracing
 from service.pipeline.coalesce import Coalescer
@@ -24,12 +26,14 @@ from service.pipeline.consume import KafkaSource
 from service.pipeline.execute import Executor
 from service.pipeline.flood import DeadLetterCap
 from service.pipeline.process import Planner, Processor
+from service.pipeline.publish import Envelope, deployment_source
 from service.pipeline.retries import RetryPolicy
 from service.pipeline.route import Router
 from service.pipeline.run import Runner
 from service.pipeline.state import StateStore
 from service.policy_file import load_policy
 from service.rules import Policy, plan
+from service.schemas import OUTCOME_EVENT_FILE, render_all
 from service.secret_files import check_readable
 from service.settings import Settings
 
@@ -71,9 +75,12 @@ def make_planner(policy: Policy) -> Planner:
     return planner
 
 
-def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
+def build_service(
+    settings: Settings, *, clock: Clock | None = None, ids: Ids | None = None
+) -> Service:
     """Build the consumer, scheduler, coalescer, Capillary client, executor and producers."""
     clock = clock or SystemClock()
+    ids = ids or RandomIds()
     if settings.capillary is None:
         raise ConfigurationError(
             "no Capillary credentials: set RETURN_HANDLER_CAPILLARY__USERNAME and "
@@ -88,7 +95,7 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
     # Kafka's pieces first: they load the TLS files, and fail before anything holds resources.
     source = KafkaSource(kafka)
     observability = settings.observability
-    metrics = Metrics(process=True)
+    metrics = Metrics(process=True, created_series=observability.created_series)
     tracing = Tracing.build(
         otlp_endpoint=observability.otlp_endpoint,
         service_name="return-handler",
@@ -105,11 +112,27 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         tracing=tracing,
     )
     executor = Executor(coalescer, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)
+    host_name = socket.gethostname()
+
+    def cloudevents_source() -> str:
+        # Learnt when the consumer first connects, before any output is published.
+        return observability.cloudevents_source or deployment_source(
+            source.cluster_id, kafka.group_id
+        )
+
+    def outcome_schema() -> str:
+        # The bound port, once listening: port 0 takes any free one.
+        base = observability.schemas_url or (
+            f"http://{host_name}:{http.port or observability.port}{SCHEMAS_PATH}"
+        )
+        return base + OUTCOME_EVENT_FILE
+
     committer = KafkaCommitter(
         kafka,
         clock=clock,
+        ids=ids,
+        envelope=Envelope(source=cloudevents_source, outcome_schema=outcome_schema),
         metrics=metrics,
-        cloudevents_source=observability.cloudevents_source,
     )
     state_reader = KafkaStateReader(kafka)
     state = StateStore(state_reader, window=timedelta(days=reliability.dedupe_window_days))
@@ -117,6 +140,7 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         planner=make_planner(policy),
         executor=executor,
         clock=clock,
+        ids=ids,
         state=state,
         starts=committer,
         retry_policy=RetryPolicy(
@@ -163,7 +187,11 @@ def build_service(settings: Settings, *, clock: Clock | None = None) -> Service:
         not_ready=runner.not_ready,
     )
     http = HttpPort(
-        host=observability.host, port=observability.port, health=health, metrics=metrics
+        host=observability.host,
+        port=observability.port,
+        health=health,
+        metrics=metrics,
+        schemas=render_all(),
     )
     return Service(
         runner=runner,

@@ -1,13 +1,16 @@
-"""The service's one small HTTP port: /healthz, /readyz and /metrics, in its event loop.
+"""The service's one small HTTP port: /healthz, /readyz, /metrics and /schemas/, in its loop.
 
 Served by aiohttp (already the transport under httpx) inside the service's own event loop,
 so a blocked loop cannot answer its liveness probe either.
+
+/schemas/<file> serves the documents ``return-handler schemas`` writes (``render_all()``),
+so the ``ce_dataschema`` of an outcome is an address that answers with its schema.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -31,16 +34,48 @@ def _route(check: Callable[[], Verdict]) -> Handler:
     return answer
 
 
-class HttpPort:
-    """Serves health, readiness and metrics until stopped."""
+SCHEMAS_PATH = "/schemas/"
+_MEDIA_TYPES = {".json": "application/schema+json", ".yaml": "application/yaml"}
 
-    def __init__(self, *, host: str, port: int, health: Health, metrics: Metrics) -> None:
+
+def _documents(documents: Mapping[str, str]) -> Handler:
+    async def answer(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        content = documents.get(name)
+        if content is None:
+            return web.json_response(
+                {"error": f"no schema {name!r}; published: {', '.join(sorted(documents))}"},
+                status=404,
+            )
+        media_type = next(
+            (kind for suffix, kind in _MEDIA_TYPES.items() if name.endswith(suffix)),
+            "text/plain",
+        )
+        return web.Response(text=content, content_type=media_type, charset="utf-8")
+
+    return answer
+
+
+class HttpPort:
+    """Serves health, readiness, metrics and the published schemas until stopped."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        health: Health,
+        metrics: Metrics,
+        schemas: Mapping[str, str] | None = None,
+    ) -> None:
+        """``schemas``: file name to content, served at /schemas/<name>."""
         self._host = host
         self._port = port
         app = web.Application()
         app.router.add_get("/healthz", _route(health.live))
         app.router.add_get("/readyz", _route(health.ready))
-        app.router.add_get("/metrics", make_aiohttp_handler(metrics.registry))
+        app.router.add_get("/metrics", make_aiohttp_handler(metrics.exposed))
+        app.router.add_get(SCHEMAS_PATH + "{name}", _documents(dict(schemas or {})))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.port: int | None = None
         """The bound port, once started (useful when ``port`` was 0)."""

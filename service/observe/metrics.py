@@ -7,6 +7,11 @@ the hot path pays nothing for it.
 
 The names are a contract: the Helm chart's alerts and dashboard use them
 (``tests/deploy`` checks that every name they use is exported here).
+
+prometheus_client adds a ``*_created`` series (the creation time) to every counter and
+histogram series, which doubles their count for a value hardly anyone queries. It is off
+unless asked for, per ``Metrics`` instance: the library's own switch
+(``disable_created_metrics``) is one global for the whole process.
 """
 
 from __future__ import annotations
@@ -84,12 +89,37 @@ class _StateCollector(Collector):
         yield lag
 
 
+class _WithoutCreated(Collector):
+    """Another registry's metrics, without the ``*_created`` samples of its counters and
+    histograms."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._registry.collect():
+            if family.type in _WITH_CREATED:
+                created = f"{family.name}_created"
+                # Collected families are built afresh on every collect: ours to trim.
+                family.samples = [s for s in family.samples if s.name != created]
+            yield family
+
+
+_WITH_CREATED = ("counter", "histogram", "summary", "gaugehistogram")
+
+
 class Metrics:
     """Every metric the service exports; pass one instance to every step that counts."""
 
-    def __init__(self, *, process: bool = False) -> None:
+    def __init__(self, *, process: bool = False, created_series: bool = False) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        """Every metric, as counted (``*_created`` included); tests read values here."""
         registry = self.registry
+        self.exposed: CollectorRegistry = registry
+        """What /metrics serves: ``registry``, without ``*_created`` unless asked for."""
+        if not created_series:
+            self.exposed = CollectorRegistry(auto_describe=True)
+            self.exposed.register(_WithoutCreated(registry))
         if process:
             # Memory, CPU and open files of this process, under the usual process_* names.
             ProcessCollector(registry=registry)
@@ -186,13 +216,13 @@ class Metrics:
         self.registry.register(_StateCollector(watch))
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry)
+        """The Prometheus text exposition of every metric, as /metrics serves it."""
+        return generate_latest(self.exposed)
 
     def names(self) -> set[str]:
         """The exported metric family names (as written, e.g. with ``_total``)."""
         found: set[str] = set()
-        for family in self.registry.collect():
+        for family in self.exposed.collect():
             if family.type in ("counter",):
                 found.add(f"{family.name}_total")
             else:

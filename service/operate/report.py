@@ -75,7 +75,10 @@ _KIND_ORDER = (
 
 class _Model(BaseModel):
     # Attribute docstrings become the field descriptions of schemas/outcome-report.v1.json.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # Open to additions: fields are added within v1 (README, "Compatibility"), so a reader
+    # of another version ignores the fields it does not know, and the published schema
+    # allows them.
+    model_config = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
 
 
 class EventCount(_Model):

@@ -29,12 +29,13 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from service.clock import Clock
 from service.errors import BrokerError
+from service.ids import Ids
 from service.logging import get_logger
 from service.observe.metrics import Metrics
 from service.outcome import OutcomeEvent, OutcomeStatus
 from service.pipeline.kafka_connection import connection_options
 from service.pipeline.publish import (
-    DEFAULT_SOURCE,
+    Envelope,
     dead_letter_headers,
     outcome_bytes,
     outcome_headers,
@@ -63,14 +64,17 @@ class KafkaCommitter:
         settings: KafkaSettings,
         *,
         clock: Clock,
+        ids: Ids,
+        envelope: Envelope,
         metrics: Metrics | None = None,
-        cloudevents_source: str = DEFAULT_SOURCE,
     ) -> None:
         self._settings = settings
         self._connection = connection_options(settings)
         self._clock = clock
+        self._ids = ids
+        """Makes each dead letter's ``ce_id``."""
+        self._envelope = envelope
         self._metrics = metrics or Metrics()
-        self._source = cloudevents_source
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._next: dict[int, _Wave] = {}
@@ -288,6 +292,10 @@ class KafkaCommitter:
             if isinstance(result, AlreadyFinished):
                 continue  # committed before: only its offset moves on
             if isinstance(result, OutcomeEvent):
+                if result.outcome_id is None:
+                    # Outcomes written before 0.2.0 have no id; one published again gets
+                    # one, the same in its body and its ce_id.
+                    result = result.model_copy(update={"outcome_id": self._ids()})
                 key = (
                     item.record.key
                     if item.record.key is not None
@@ -297,14 +305,19 @@ class KafkaCommitter:
                     settings.outcomes_topic,
                     value=outcome_bytes(result),
                     key=key,
-                    headers=outcome_headers(result, item, self._source),
+                    headers=outcome_headers(result, item, self._envelope),
                 )
             elif isinstance(result, DeadLetter):
                 fut = await producer.send(
                     settings.dead_letter_topic,
                     value=result.record.value,
                     key=result.record.key,
-                    headers=dead_letter_headers(result, self._clock.now(), self._source),
+                    headers=dead_letter_headers(
+                        result,
+                        self._clock.now(),
+                        event_id=self._ids(),
+                        source=self._envelope.source(),
+                    ),
                 )
             elif isinstance(result, Routed):
                 fut = await producer.send(

@@ -80,6 +80,8 @@ class KafkaSource:
         """Set once partitions (possibly none) are assigned; unset while they are revoked."""
         self._next: dict[TopicPartition, int] = {}
         self._connection = connection_options(settings)
+        self.cluster_id: str | None = None
+        """The Kafka cluster's id, once start() connected (``None`` if the brokers send none)."""
         # Made in start(): a consumer that exists is one that start() or stop() closes.
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -103,7 +105,7 @@ class KafkaSource:
         protocol) raises what to fix; whatever start() opened is closed again when it fails.
         """
         settings = self._settings
-        await check_connection(settings, self._connection)
+        self.cluster_id = await check_connection(settings, self._connection)
         self._consumer = AIOKafkaConsumer(
             **self._connection.kwargs(),
             client_id=f"{settings.client_id}-consumer",

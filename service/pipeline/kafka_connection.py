@@ -12,7 +12,9 @@ that did not sign the broker's certificate and a broker that is down all look al
 :func:`check_connection` opens one connection the way the clients do (aiokafka's own
 ``AIOKafkaConnection``: TLS handshake, ApiVersions, SASL authentication, then a metadata
 request), where each of those surfaces as itself: ``SaslAuthenticationFailed``,
-``ssl.SSLCertVerificationError``, ``ConnectionRefusedError``.
+``ssl.SSLCertVerificationError``, ``ConnectionRefusedError``. Its metadata answer also names
+the cluster (its id), which the clients' answers are not kept for: the outputs' default
+CloudEvents source is made from it.
 """
 
 from __future__ import annotations
@@ -164,10 +166,11 @@ def _reason(exc: OSError) -> str:
     return str(getattr(exc, "reason", None) or type(exc).__name__)
 
 
-async def check_connection(kafka: KafkaSettings, options: ConnectionOptions) -> None:
+async def check_connection(kafka: KafkaSettings, options: ConnectionOptions) -> str | None:
     """Connect to the bootstrap servers as the clients will; raise what to fix if none answers.
 
-    Succeeds as soon as one bootstrap server completes TLS, SASL and a metadata request.
+    Succeeds as soon as one bootstrap server completes TLS, SASL and a metadata request, and
+    returns the cluster id that answer names (``None`` from brokers before Kafka 0.10.1).
     Otherwise raises a :class:`ConfigurationError` naming the setting to fix (password, CA,
     protocol, mechanism, server names) or, when no server could be reached at all, a
     :class:`BrokerError`.
@@ -185,16 +188,14 @@ async def check_connection(kafka: KafkaSettings, options: ConnectionOptions) -> 
     for host, port, _ in hosts:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-                await _connect(host, port, options)
+                return await _connect(host, port, options)
         except (OSError, KafkaError, TimeoutError) as exc:
             problems.append(_explain(exc, f"{host}:{port}", kafka))
-        else:
-            return
     # A setting to fix matters more than a server that is down: name it first.
     raise next((p for p in problems if isinstance(p, ConfigurationError)), problems[0])
 
 
-async def _connect(host: str, port: int, options: ConnectionOptions) -> None:
+async def _connect(host: str, port: int, options: ConnectionOptions) -> str | None:
     # What aiokafka.conn.create_conn does, but keeping the connection when connect() fails:
     # after a refused SASL login the socket is still closing, and a process that exits
     # then reports an unclosed transport.
@@ -213,7 +214,11 @@ async def _connect(host: str, port: int, options: ConnectionOptions) -> None:
         await connection.connect()
         # A listener that wants SASL answers ApiVersions to anyone and hangs up only on
         # the next request: ask what the clients' bootstrap asks.
-        await connection.send(MetadataRequest([]))
+        metadata = await connection.send(MetadataRequest([]))
+        # Metadata v0 and v1 have no cluster_id; aiokafka negotiates v2 or later with any
+        # broker since 0.10.1.
+        cluster_id = getattr(metadata, "cluster_id", None)
+        return cluster_id if isinstance(cluster_id, str) and cluster_id else None
     finally:
         closed = connection.close()
         # Resolved when the transport is gone; no transport was made if the TCP or TLS

@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from uuid import UUID
 
 from service import __version__
 from service.actions import DeactivateCartPromotion, Plan, Report, ReportKind
@@ -29,6 +30,7 @@ from service.capillary.codes import OPEN_CART_CODE
 from service.clock import Clock
 from service.errors import CapillaryInterruptedError
 from service.events import ReturnEvent, ReturnType
+from service.ids import Ids
 from service.ledger import LedgerEntry, LedgerFacts, Prior, ReturnRecord, entry_of
 from service.logging import (
     add_event_context,
@@ -104,6 +106,7 @@ class Processor:
         planner: Planner,
         executor: Executor,
         clock: Clock,
+        ids: Ids,
         state: StateStore,
         starts: StartRecorder,
         retry_policy: RetryPolicy,
@@ -112,6 +115,8 @@ class Processor:
         self._planner = planner
         self._executor = executor
         self._clock = clock
+        self._ids = ids
+        """Makes each outcome's ``outcome_id``."""
         self._state = state
         self._starts = starts
         self._retry = retry_policy
@@ -284,6 +289,7 @@ class Processor:
             event,
             plan,
             results,
+            outcome_id=self._ids(),
             record=record,
             processed_at=self._clock.now(),
             duration_ms=(self._clock.monotonic() - started) * 1000,
@@ -362,6 +368,7 @@ class Processor:
         now = self._clock.now()
         plan = self._planner(event, now)
         outcome = OutcomeEvent(
+            outcome_id=self._ids(),
             event=_identity(event, record),
             status=OutcomeStatus.FAILED,
             decision=plan.decision,
@@ -426,6 +433,7 @@ class Processor:
                 event,
                 plan,
                 results,
+                outcome_id=self._ids(),
                 record=record,
                 processed_at=now,
                 duration_ms=(self._clock.monotonic() - started) * 1000,
@@ -467,6 +475,7 @@ class Processor:
             how = "(its outcome is being committed)"
         summary = f"Duplicate of the delivery at {where} {how}; nothing was called."
         outcome = OutcomeEvent(
+            outcome_id=self._ids(),
             event=_identity(event, record),
             status=OutcomeStatus.DUPLICATE,
             decision=plan.decision,
@@ -621,6 +630,7 @@ def build_outcome(
     plan: Plan,
     results: list[ActionResult],
     *,
+    outcome_id: UUID,
     record: Record | None,
     processed_at: datetime,
     duration_ms: float,
@@ -647,6 +657,7 @@ def build_outcome(
         for result in results
     )
     return OutcomeEvent(
+        outcome_id=outcome_id,
         event=_identity(event, record),
         status=status,
         decision=plan.decision,

@@ -23,6 +23,7 @@ from tests.deploy.helm import (
     CHART,
     CI_VALUES,
     FULLNAME,
+    NAMESPACE,
     Manifest,
     container,
     env,
@@ -292,6 +293,18 @@ def test_the_otlp_endpoint_is_passed_on_and_empty_by_default() -> None:
     assert (
         env(render([values_file("all-on")]))["RETURN_HANDLER_OBSERVABILITY__OTLP_ENDPOINT"]
         == "https://otel-collector.observability:4318"
+    )
+
+
+def test_the_outcomes_dataschema_is_the_services_schemas_through_the_chart_service() -> None:
+    manifests = render(sets=["observability.port=9100"])
+    service = find(manifests, "Service")["metadata"]["name"]
+    assert env(manifests)["RETURN_HANDLER_OBSERVABILITY__SCHEMAS_URL"] == (
+        f"http://{service}.{NAMESPACE}.svc:9100/schemas/"
+    )
+    assert (
+        env(render([values_file("all-on")]))["RETURN_HANDLER_OBSERVABILITY__SCHEMAS_URL"]
+        == "https://schemas.example.com/return-handler/"
     )
 
 

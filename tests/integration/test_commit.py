@@ -7,11 +7,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from service.clock import SystemClock
+from service.ids import CountingIds
 from service.kafka.state_reader import KafkaStateReader
 from service.pipeline.commit import KafkaCommitter
+from service.pipeline.publish import Envelope
 from service.pipeline.records import Committed, Finished, Record, RetryLater
 from service.pipeline.state import EventState, Progress
 from service.settings import KafkaSettings
+
+ENVELOPE = Envelope.fixed("/test", "http://schemas.test/outcome-event.v1.json")
 
 
 class _CountingCommitter(KafkaCommitter):
@@ -32,7 +36,7 @@ class _CountingCommitter(KafkaCommitter):
 
 
 async def test_start_markers_of_events_in_flight_share_transactions(kafka: KafkaSettings) -> None:
-    committer = _CountingCommitter(kafka, clock=SystemClock())
+    committer = _CountingCommitter(kafka, clock=SystemClock(), ids=CountingIds(), envelope=ENVELOPE)
     await committer.open_partition(0)
     now = datetime.now(UTC)
     states = [
@@ -51,7 +55,7 @@ async def test_start_markers_of_events_in_flight_share_transactions(kafka: Kafka
 
 
 async def test_a_committed_state_record_is_read_back_at_its_offset(kafka: KafkaSettings) -> None:
-    committer = KafkaCommitter(kafka, clock=SystemClock())
+    committer = KafkaCommitter(kafka, clock=SystemClock(), ids=CountingIds(), envelope=ENVELOPE)
     await committer.open_partition(1)
     now = datetime.now(UTC)
     started = EventState(

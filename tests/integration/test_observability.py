@@ -143,8 +143,10 @@ async def test_health_readiness_and_metrics_while_events_flow(
     headers = dict(first.headers)
     assert headers["ce_specversion"] == b"1.0"
     assert headers["ce_type"] == b"return-handler.outcome.v1"
-    assert headers["ce_source"] == b"/return-handler"
-    assert headers["ce_id"].decode().startswith(f"{kafka.returns_topic}:")
+    assert headers["ce_source"].decode().endswith(f"/{kafka.group_id}")
+    assert headers["ce_id"].decode() == str(
+        OutcomeEvent.model_validate_json(first.value).outcome_id
+    )
     # Without an exporter the outcome passes the input's trace context on as it came.
     assert headers["traceparent"].decode() == TRACEPARENT
     [dead] = await read_topic(kafka, kafka.dead_letter_topic, count=1, wait_seconds=30)

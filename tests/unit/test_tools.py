@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import UUID
 
 from service.actions import Decision
 from service.events import ReturnType
@@ -23,6 +24,7 @@ NOW = datetime(2026, 11, 24, tzinfo=UTC)
 
 def _outcome(*actions: ActionResult, status: OutcomeStatus = OutcomeStatus.COMPLETED) -> bytes:
     outcome = OutcomeEvent(
+        outcome_id=UUID("6f1c2b7e-1d2a-4c3b-9e4f-5a6b7c8d9e0f"),
         event=EventIdentity(
             event_id="evt-1",
             return_type=ReturnType.CANCELLED,

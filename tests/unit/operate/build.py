@@ -4,6 +4,7 @@ test cares about."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import NAMESPACE_URL, uuid5
 
 from service.actions import Decision
 from service.events import LoyaltyPromotionType, ReturnType
@@ -76,6 +77,8 @@ def outcome(
     duplicate_of: FirstOutcome | None = None,
 ) -> OutcomeEvent:
     return OutcomeEvent(
+        # The same arguments make the same outcome, id included.
+        outcome_id=uuid5(NAMESPACE_URL, f"outcome:{event_id}:{offset}:{processed_at}:{status}"),
         event=EventIdentity(
             event_id=event_id,
             return_type=return_type,

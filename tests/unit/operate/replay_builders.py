@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
 from service.operate.read import TopicRecord
 from service.outcome import OutcomeEvent
@@ -38,6 +39,8 @@ def outcome(
 ) -> OutcomeEvent:
     """An outcome of ``event_id`` written ``minutes`` after T0."""
     data: dict[str, Any] = {
+        # The same arguments make the same outcome, id included.
+        "outcome_id": str(uuid5(NAMESPACE_URL, f"outcome:{event_id}:{status}:{minutes}:{record}")),
         "event": {
             "event_id": event_id,
             "return_type": "FULL",

@@ -25,6 +25,7 @@ from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
 from service.errors import CapillaryUnavailableError
 from service.events import LoyaltyPromotionType, ReturnEvent, ReturnType
+from service.ids import CountingIds
 from service.ledger import CustomerMark, LedgerEntry, LedgerFacts, LedgerItem
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.execute import Executor
@@ -100,6 +101,7 @@ class _Setup:
             planner=self.planner,
             executor=Executor(self.api),
             clock=self.clock,
+            ids=CountingIds(),
             state=self.state,
             starts=self.committer,
             retry_policy=RetryPolicy(
@@ -824,6 +826,7 @@ async def test_a_cancellation_whose_return_is_never_committed_takes_the_retry_pa
         planner=planner,
         executor=Executor(s.api),
         clock=s.clock,
+        ids=CountingIds(),
         state=s.state,
         starts=s.committer,
         retry_policy=RetryPolicy(max_attempts=3, initial_delay_seconds=30, max_delay_seconds=600),

@@ -16,6 +16,7 @@ from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
 from service.errors import DeadLetterFloodError
 from service.events import ReturnEvent
+from service.ids import CountingIds
 from service.kafka.partitioner import java_partition
 from service.ledger import LedgerFacts
 from service.observe.tracing import Tracing
@@ -117,6 +118,7 @@ class _Setup:
             planner=planner,
             executor=Executor(self.api),
             clock=self.clock,
+            ids=CountingIds(),
             state=self.state,
             starts=self.committer,
             retry_policy=RetryPolicy(max_attempts=3, initial_delay_seconds=1, max_delay_seconds=8),
