@@ -9,7 +9,7 @@ DEV_LOCK := requirements/dev.lock.txt
 # The pip that installs it, so a fresh install is made by the same installer every time.
 PIP_VERSION := 26.3
 
-.PHONY: help demo test lint lint-deploy typecheck unit integration schemas kafka-up kafka-down kafka-status sandbox run clean
+.PHONY: help demo test lint lint-deploy typecheck unit integration schemas asyncapi kafka-up kafka-down kafka-status sandbox run clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ lint-deploy: ## hadolint the Dockerfile, helm lint and template the chart (insta
 schemas: $(INSTALLED) ## Regenerate schemas/ from the models
 	$(BIN)/return-handler schemas --out schemas
 
+asyncapi: ## Validate schemas/asyncapi.yaml with the official AsyncAPI parser (npm ci's it once)
+	bash scripts/asyncapi.sh
+
 kafka-up: ## Start the local single-node KRaft broker (fetches the jars once)
 	bash scripts/kafka.sh up
 
@@ -79,7 +82,7 @@ run: $(INSTALLED) ## Run the service against the local broker and sandbox (demo 
 
 clean: ## Remove the virtualenv, caches and local broker data
 	-bash scripts/kafka.sh down
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache scripts/asyncapi/node_modules
 
 .PHONY: chaos chaos-short
 chaos: $(INSTALLED) ## Chaos run: 5,000 events, 5 kills, a broker restart, 30 s of 503s, 20 s of 401s

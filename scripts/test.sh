@@ -13,6 +13,9 @@ step "mypy --strict"
 $BIN/mypy
 step "schemas match the models"
 $BIN/return-handler schemas --check --out schemas
+# Any error or warning fails; it installs the pinned parser once (npm ci, a few seconds).
+step "AsyncAPI document (official parser, scripts/asyncapi.sh)"
+bash scripts/asyncapi.sh
 # hadolint and helm lint; it also builds the pinned helm once (about 70 s, cached in the
 # git-ignored .cache/tools), which tests/deploy/ then renders the chart with.
 step "lint the Dockerfile and the Helm chart (scripts/lint-deploy.sh)"
