@@ -164,7 +164,13 @@ class WorldBuilder:
                 else []
             ),
             "coupon_series": [
-                {"series_id": s, "threshold": {"kind": "SPEND", "minimum": ENROL_THRESHOLD}}
+                {
+                    "series_id": s,
+                    # The bench's series hold no generic code: codes of many returns may
+                    # share a call, as a merchant who knows it declares.
+                    "contains_generic_code": False,
+                    "threshold": {"kind": "SPEND", "minimum": ENROL_THRESHOLD},
+                }
                 for s in self.series
             ],
         }

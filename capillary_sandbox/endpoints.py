@@ -47,15 +47,20 @@ Loyalty bulk (``revokeEnrolAndEarn``, ``enrolAndEarn``)
     promotion are revoked and listed in ``revokedEarnIds`` (request order, each once); the
     others (unknown, foreign, already revoked, repeated) are simply not listed. Only when
     nothing is revoked does the item answer 8903 (also for ``earnIds`` not a list).
-  * REVOKE_ENROL with earns still active answers 8904 "issual cannot be revoked while earns
-    are active; revoke the earns first" (undocumented, deliberately distinct from 8903 so a
-    client does not take it for "already revoked"); a customer not (or no longer) enrolled
-    answers 8903 "Issual passed is either invalid or already revoked".
+  * REVOKE_ENROL with earns still active answers 8896 "Error occurred while issuing
+    promotion to the customer" (the page's tables give no code for this refusal; 8896 is
+    the code its examples show outside the tables, under the title "Invalid customerId",
+    and the one the API README's notes give for it; distinct from 8903 so a client does
+    not take it for "already revoked"); a customer not (or no longer) enrolled answers 8903
+    "Issual passed is either invalid or already revoked". An unknown customer answers 8015,
+    as the table says.
   * The result echoes ``promotionId`` when the request named it, else ``promoIdentifier``.
 
 Cart ``revokeEarn``
-  * Request-level errors: 400 (missing/invalid fields, ``customerId`` not a JSON number,
-    more than 1000 earn ids in total) and 404 (unknown customer), with ``data: null``.
+  * Request-level errors: 400 (missing/invalid fields, ``{}`` or a body that is not a JSON
+    object included: the page's "Check required parameters"; ``customerId`` not a JSON
+    number, more than 1000 earn ids in total) and 404 (unknown customer), with
+    ``data: null``. A refused request changes nothing.
   * Per earn: unknown, not this customer's or promotion's, or already revoked (including a
     repeat of an earlier successful revoke) all answer 731 "Earn ID passed is not valid":
     the sandbox, like the pages, has no separate "already revoked" code. Redeemed: 729.
@@ -70,7 +75,10 @@ Coupon ``revoke``
   * Top-level refusals answer HTTP 400 with ``success: false``: 756 (neither codes nor
     customer), 108 (a single code of a generic series without a ``customer``), 712 (expired
     series), and code 400 for: more than 50 codes, more than one code without
-    ``couponSeriesId``, more than 100 unredeemed coupons of a customer (undocumented), a bad
+    ``couponSeriesId``, a ``couponSeriesId`` that is not a JSON integer (the table's type;
+    every example sends a number), an empty ``couponCodes`` list beside a ``customer`` (the
+    pages do not say whether it means "by customer"; refused rather than read as the
+    broadest request), more than 100 unredeemed coupons of a customer (undocumented), a bad
     ``couponCodeCase``; code 404 for an unknown series or customer.
   * A generic code may be issued to several customers, one coupon each (see ``state.py``).
     A request may carry both ``couponCodes`` and ``customer``; with a customer, each code
@@ -81,11 +89,13 @@ Coupon ``revoke``
     the given ``customer`` (checked first); 682 for codes not found, not in the given series,
     already revoked or repeated in the request; 405 for redeemed.
   * The documented hazard: more than one code with a ``couponSeriesId`` whose series contains
-    a generic coupon revokes every unredeemed coupon of that series, of every customer,
-    whether or not a ``customer`` is named (it only has to exist). The answer lists every
-    coupon revoked (those of the codes sent first); ``failedToRevoke`` holds only codes
-    sent that none of it revoked: 405 if redeemed, else 682 (not in the series, already
-    revoked, repeated). A code of someone else is revoked with the series, so never 404.
+    a generic coupon revokes every unredeemed coupon of that series, of every customer.
+    With a ``customer`` named ("a user ID must be provided when dealing with generic coupon
+    series"), only that customer's: every unredeemed coupon of theirs in the series, codes
+    sent or not. The answer lists every coupon revoked (those of the codes sent first);
+    ``failedToRevoke`` holds only codes sent that none of it revoked: 404 for a code of the
+    series the named customer does not hold, else 405 if redeemed, else 682 (not in the
+    series, already revoked, repeated).
   * By customer: the customer's unredeemed coupons (of the series, when given; else skipping
     expired series) are revoked; redeemed ones are neither revoked nor reported.
   * ``couponCodeCase`` (default UPPER) applies to every code the answer shows, including the
@@ -94,6 +104,9 @@ Coupon ``revoke``
 ``deactivate``
   * HTTP 200 ``{"data": true, "errors": []}`` on success; errors answer ``{"data": false,
     "errors": [{"code", "message"}]}`` with HTTP 400 (400, 707, 729, 731, 736, 737) or 404.
+  * The page's request has an empty body (``--data ''``): any body, ``{}`` included, is
+    refused 400 "GLOBAL.INVALID_INPUT" before anything else (the page says nothing of a
+    body; refusing it is the strictest reading).
   * Checks in order: params (400; an unknown customer is 400 too), promotion unknown or
     inactive (404), POS/CODE (707), mode vs ``earnId`` (736: PAYMENT_VOUCHER needs one, other
     modes take none; ``earnId=null`` counts as sent), earn unknown, not this customer's or
@@ -226,6 +239,7 @@ _INSUFFICIENT = (
     "are required"
 )
 _EMPTY_IDENTIFIER = "identifierName, identifierValue, source can not be empty"
+_ISSUING_ERROR = "Error occurred while issuing promotion to the customer"
 _NOT_FOUND = "Customer not found for the given identifiers"
 
 
@@ -358,7 +372,7 @@ def _earn(state: SandboxState, promotion: LoyaltyPromotion, customer: Customer) 
     if promotion.enrol_and_issue:
         enrolment = state.enrolments.get((promotion.id, customer.id))
         if enrolment is None:
-            raise _ItemError(8896, "Error occurred while issuing promotion to the customer")
+            raise _ItemError(8896, _ISSUING_ERROR)
         issual_id = enrolment.issual_id
     else:
         issual_id = state.new_issual_id()  # the documented "dummy issualId"
@@ -410,9 +424,7 @@ def _revoke_enrol(
         raise _ItemError(8903, "Issual passed is either invalid or already revoked")
     earns = state.loyalty_earns_by_owner.get((promotion.id, customer.id), [])
     if any(not e.revoked for e in earns):
-        raise _ItemError(
-            8904, "issual cannot be revoked while earns are active; revoke the earns first"
-        )
+        raise _ItemError(8896, _ISSUING_ERROR)
     state.end_enrolment(enrolment)
     return {"issualId": str(enrolment.issual_id)}
 
@@ -558,12 +570,17 @@ def coupon_revoke(state: SandboxState, body: object, code_case: str | None) -> R
     customer_keys = {k: v for k, v in (customer_spec or {}).items() if v not in (None, "")}
     if not codes and not customer_keys:
         return _coupon_fail(756, "CouponCode/s or customer info is mandatory")
+    if codes == []:
+        return _coupon_fail(
+            400, "couponCodes must not be empty; leave it out to revoke by customer"
+        )
 
     series: CouponSeries | None = None
     raw_series = body.get("couponSeriesId")
-    if raw_series not in (None, ""):
-        series_id = _as_int(raw_series)
-        series = state.coupon_series.get(series_id) if series_id is not None else None
+    if raw_series is not None:
+        if not isinstance(raw_series, int) or isinstance(raw_series, bool):
+            return _coupon_fail(400, "couponSeriesId must be an integer")
+        series = state.coupon_series.get(raw_series)
         if series is None:
             return _coupon_fail(404, "Coupon series not found")
         if series.expired:
@@ -618,7 +635,7 @@ def _revoke_by_codes(
             if own_series.expired and (series is None or series.id == own_series.id):
                 return _coupon_fail(712, "Coupon Series / Campaign has expired")
     if series is not None and series.generic and len(codes) > 1:
-        return _revoke_whole_series(state, codes, series, case)
+        return _revoke_whole_series(state, codes, series, customer, case)
 
     failures: dict[int, list[str]] = {}
     targets: list[Coupon] = []
@@ -648,11 +665,20 @@ def _revoke_by_codes(
 
 
 def _revoke_whole_series(
-    state: SandboxState, codes: list[str], series: CouponSeries, case: str
+    state: SandboxState,
+    codes: list[str],
+    series: CouponSeries,
+    customer: Customer | None,
+    case: str,
 ) -> Reply:
     """The documented hazard: several codes with the id of a series that contains a generic
-    code revoke every unredeemed coupon of that series, of every customer, named or not."""
+    code revoke every unredeemed coupon of that series: of every customer, or of the one
+    named."""
     members = state.coupons_by_series.get(series.id, [])
+    held: set[str] = set()
+    if customer is not None:
+        members = [c for c in members if c.customer_id == customer.id]
+        held = {c.code.upper() for c in members}
     first_sent: dict[str, int] = {}
     for position, code in enumerate(codes):
         first_sent.setdefault(code.upper(), position)
@@ -671,7 +697,13 @@ def _revoke_whole_series(
             redeemed = key not in answered and any(
                 c.redeemed for c in members if c.code.upper() == key
             )
-            failures.setdefault(405 if redeemed else 682, []).append(code)
+            foreign = (
+                customer is not None
+                and key not in held
+                and bool(state.coupons_by_code.get(key))
+                and any(c.series_id == series.id for c in state.coupons_by_code[key])
+            )
+            failures.setdefault(404 if foreign else 405 if redeemed else 682, []).append(code)
         answered.add(key)
     return _coupon_success(state, targets, failures, case)
 
@@ -743,9 +775,20 @@ def _deactivate_fail(status: int, code: int, message: str) -> Reply:
 
 
 def deactivate(
-    state: SandboxState, promotion_id: str, customer_param: str | None, earn_param: str | None
+    state: SandboxState,
+    promotion_id: str,
+    customer_param: str | None,
+    earn_param: str | None,
+    body: object = None,
 ) -> Reply:
-    """``POST /api_gateway/v1/promotions/{promotionId}/deactivate?customerId=&earnId=``."""
+    """``POST /api_gateway/v1/promotions/{promotionId}/deactivate?customerId=&earnId=``.
+
+    ``body`` is the parsed request body, None when it was empty.
+    """
+    if body is not None:
+        return _deactivate_fail(
+            400, 400, "GLOBAL.INVALID_INPUT: The request takes no body (parameters go in the URL)."
+        )
     if not promotion_id or customer_param is None or not customer_param.strip().isdigit():
         return _deactivate_fail(
             400, 400, "GLOBAL.INVALID_INPUT: Required parameters are missing or invalid."

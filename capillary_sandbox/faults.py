@@ -186,12 +186,19 @@ class RateLimiter:
     """Sliding one-minute window per endpoint; ``None`` means unlimited.
 
     ``limits`` is keyed by endpoint name; ``"*"`` applies to business endpoints without
-    their own entry.
+    their own entry. ``window_seconds`` shrinks the minute, so a test can play a minute's
+    case in seconds (both the limits and the client's pace scaled alike).
     """
 
-    def __init__(self, limits: dict[str, int | None], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        limits: dict[str, int | None],
+        clock: Callable[[], float],
+        window_seconds: float = 60.0,
+    ) -> None:
         self._limits = dict(limits)
         self._clock = clock
+        self._window = window_seconds
         self._seen: dict[str, deque[float]] = {}
 
     def _limit(self, endpoint: str) -> int | None:
@@ -206,9 +213,9 @@ class RateLimiter:
             return None
         now = self._clock()
         window = self._seen.setdefault(endpoint, deque())
-        while window and window[0] <= now - 60.0:
+        while window and window[0] <= now - self._window:
             window.popleft()
         if len(window) >= limit:
-            return max(1, math.ceil(window[0] + 60.0 - now))
+            return max(1, math.ceil(window[0] + self._window - now))
         window.append(now)
         return None

@@ -97,6 +97,11 @@ class SandboxConfig(BaseModel):
         default_factory=dict,
         description="requests a minute per endpoint name ('*' for every business endpoint)",
     )
+    rate_limit_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="the 'minute' the rate limits count over; shorter plays a case faster",
+    )
     random_seed: int = 0
     access_log: bool = False
     call_log_limit: int = Field(10_000, ge=0, description="oldest calls are forgotten first")
@@ -150,7 +155,9 @@ class Sandbox:
         self._clock = clock
         self.state = SandboxState(seed)
         self.faults = Faults(self.config.faults, random.Random(self.config.random_seed))
-        self._limiter = RateLimiter(self.config.rate_limit_per_minute, clock)
+        self._limiter = RateLimiter(
+            self.config.rate_limit_per_minute, clock, self.config.rate_limit_window_seconds
+        )
         self._calls: deque[CallRecord] = deque(maxlen=self.config.call_log_limit)
         self._tokens: dict[str, float] = {}
         self._refuse_credentials = False
@@ -275,11 +282,12 @@ class Sandbox:
             (
                 "/api_gateway/v1/promotions/{promotion_id:[^/]*}/deactivate",
                 "deactivate",
-                lambda r, _body: endpoints.deactivate(
+                lambda r, body: endpoints.deactivate(
                     self.state,
                     r.match_info["promotion_id"],
                     r.query.get("customerId"),
                     r.query.get("earnId"),
+                    body,
                 ),
             ),
             ("/v3/oauth/token/generate", "oauth_token", self._generate_token),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from service.events import LoyaltyPromotionType
 
@@ -107,16 +107,30 @@ class CouponCustomer(BaseModel):
 class RevokeCouponCodes(_Action):
     """Coupon revoke by codes. ``series_id`` None sends each code on its own.
 
-    A code of a series with a generic coupon (``generic``) goes on its own, with its
-    series id and the customer named: the revoke page asks for the user with generic
-    series, and several codes with the series id would revoke the whole series.
+    Several codes with the id of a series that holds a generic code revoke every coupon of
+    the series (the revoke page), and no answer says whether a series holds one, so what the
+    policy declares decides the request:
+
+    * ``generic`` (the series holds one): each code on its own, with the customer named
+      ("a user ID must be provided when dealing with generic coupon series");
+    * ``no_generic_code`` (declared free of them): up to 50 codes with the series id and no
+      customer, codes of other events' customers in the same call;
+    * neither (not known, the default): the codes go with ``customer`` named, so that only
+      this customer's coupons can go; without a customer, one code a call.
     """
 
     kind: Literal["revoke_coupon_codes"] = "revoke_coupon_codes"
     series_id: int | None
     codes: list[str]
     generic: bool = False
+    no_generic_code: bool = False
     customer: CouponCustomer | None = None
+
+    @model_validator(mode="after")
+    def _one_declaration(self) -> RevokeCouponCodes:
+        if self.generic and self.no_generic_code:
+            raise ValueError("a series cannot both hold a generic code and be free of them")
+        return self
 
 
 class RevokeCustomerCoupons(_Action):

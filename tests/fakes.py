@@ -327,6 +327,7 @@ class FakeCapillary:
         attribution: Attribution | None = None,
         *,
         generic: bool = False,
+        no_generic_code: bool = False,
         customer: CouponCustomer | None = None,
     ) -> list[ItemResult]:
         return self._answer(
@@ -335,6 +336,7 @@ class FakeCapillary:
             codes=list(codes),
             series_id=series_id,
             generic=generic,
+            no_generic_code=no_generic_code,
             customer=customer,
         )
 

@@ -61,9 +61,14 @@ def failed_items(call: Call, items: Sequence[str], failure: Failure) -> list[Ite
 
 
 def from_errors(
-    endpoint: Endpoint, call: Call, item: str, errors: Sequence[ApiError]
+    endpoint: Endpoint,
+    call: Call,
+    item: str,
+    errors: Sequence[ApiError],
+    action: str | None = None,
 ) -> ItemResult:
-    """An item Capillary refused: its first error's code, classified by the one table."""
+    """An item Capillary refused: its first error's code, classified by the one table
+    (``action``: the bulk action, where a code means something else for it)."""
     first = errors[0]
     if first.code is None:
         return item_result(
@@ -73,14 +78,14 @@ def from_errors(
             message=f"error without a code: {first.message}".strip(),
             next_step="File it with the request id.",
         )
-    if not is_known(endpoint, first.code):
+    if not is_known(endpoint, first.code, action):
         _log.warning(
             "capillary_unknown_code",
             endpoint=endpoint.value,
             code=first.code,
             request_ids=call.request_ids,
         )
-    info = classify(endpoint, first.code)
+    info = classify(endpoint, first.code, action)
     message = info.meaning
     if first.message and first.message.strip().lower() != info.meaning.lower():
         message = f"{info.meaning} (Capillary: {first.message.strip()})"

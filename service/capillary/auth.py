@@ -13,10 +13,10 @@ from typing import Protocol
 
 import httpx
 import structlog
-from aiolimiter import AsyncLimiter
 from pydantic import SecretStr, ValidationError
 
 from service.capillary.config import AuthMode, CapillaryConfig
+from service.capillary.limits import AdaptiveLimiter
 from service.capillary.models import OAuthTokenRequest, OAuthTokenResponse
 from service.clock import Clock
 from service.errors import CapillaryAuthError, CapillaryTransientError
@@ -85,7 +85,7 @@ class OAuthAuthenticator:
         config: CapillaryConfig,
         http: httpx.AsyncClient,
         clock: Clock,
-        limiter: AsyncLimiter | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> None:
         if config.oauth_key is None or config.oauth_secret is None:  # the config validator
             raise CapillaryAuthError("OAuth key and secret are not configured")
@@ -160,7 +160,7 @@ def build_authenticator(
     *,
     http: httpx.AsyncClient,
     clock: Clock,
-    limiter: AsyncLimiter | None = None,
+    limiter: AdaptiveLimiter | None = None,
 ) -> Authenticator:
     """The authenticator the settings ask for."""
     if config.auth_mode is AuthMode.OAUTH:

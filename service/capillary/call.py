@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import httpx
 import structlog
-from aiolimiter import AsyncLimiter
 from opentelemetry.trace import StatusCode
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from service.capillary.auth import Authenticator
 from service.capillary.codes import OPEN_CART_CODE, Endpoint, classify, transient_codes
 from service.capillary.config import AuthMode, CapillaryConfig
-from service.capillary.limits import RateLimiters
+from service.capillary.limits import AdaptiveLimiter, RateLimiters
 from service.capillary.models import Attribution
 from service.capillary.results import ResultClass
 from service.capillary.retry import (
@@ -228,7 +227,7 @@ class CallLoop:
         )
         return base + PATHS[endpoint].format(**path)
 
-    def limiter(self, endpoint: Endpoint) -> AsyncLimiter:
+    def limiter(self, endpoint: Endpoint) -> AdaptiveLimiter:
         """The rate limiter every attempt to ``endpoint`` acquires a permit from."""
         return self._limiters.for_endpoint(endpoint)
 
@@ -270,8 +269,10 @@ class CallLoop:
         while True:
             attempt += 1
             attempt_started = self._clock.monotonic()
+            limiter = self._limiters.for_endpoint(endpoint)
             if not (admitted and attempt == 1):
-                await self._limiters.for_endpoint(endpoint).acquire()
+                await limiter.acquire()
+            sent_at = self._clock.monotonic()
             outcome = await self._observed_attempt(
                 endpoint,
                 target,
@@ -281,6 +282,7 @@ class CallLoop:
                 params=params,
                 attribution=attribution,
             )
+            _teach(limiter, outcome, sent_at)
             if outcome.request_id:
                 request_ids.append(outcome.request_id)
             # A plain answer at the first attempt is the common case: DEBUG, so a storm does
@@ -500,9 +502,12 @@ class CallLoop:
         elif status in RETRIABLE_STATUSES:
             outcome.kind = _Kind.TRANSIENT
             if status in RETRY_AFTER_STATUSES:
-                outcome.retry_after = parse_retry_after(
+                retry_after = parse_retry_after(
                     response.headers.get("Retry-After"), self._clock.now()
                 )
+                if retry_after is not None:
+                    retry_after = min(retry_after, self._config.pacing.retry_after_max)
+                outcome.retry_after = retry_after
             outcome.ambiguous = status not in NOT_PROCESSED_STATUSES
             message = "rate limited (HTTP 429)" if status == 429 else f"HTTP {status}"
             outcome.failure = Failure(ResultClass.TRANSIENT, message, status)
@@ -517,6 +522,18 @@ class CallLoop:
             outcome.ambiguous = 500 in retry_codes
             outcome.failure = Failure(ResultClass.TRANSIENT, classify(endpoint, code).meaning, code)
         return outcome
+
+
+def _teach(limiter: AdaptiveLimiter, outcome: _Attempt, sent_at: float) -> None:
+    """What one attempt's answer says about the endpoint's pace."""
+    if outcome.status == 429:
+        limiter.throttled(outcome.retry_after, sent_at=sent_at)
+    elif outcome.retry_after is not None:
+        # A 503 that says when to come back: nobody should call before then.
+        limiter.hold(outcome.retry_after)
+    elif outcome.status is not None and outcome.status < 500:
+        # A 5xx says nothing about the limit; any other answer says this pace was granted.
+        limiter.answered()
 
 
 def read_answer(endpoint: Endpoint, model: type[M], call: Call) -> M | Failure:

@@ -12,19 +12,18 @@ import asyncio
 import math
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
-from aiolimiter import AsyncLimiter
 
 from service.capillary.auth import Authenticator, build_authenticator
-from service.capillary.call import CallLoop, HttpPools, Sleep
+from service.capillary.call import Call, CallLoop, HttpPools, Sleep
 from service.capillary.cart import CartCalls
 from service.capillary.codes import Endpoint
 from service.capillary.config import CapillaryConfig
 from service.capillary.coupons import CouponCalls
 from service.capillary.deactivate import DeactivateCalls
-from service.capillary.limits import RateLimiters
+from service.capillary.limits import AdaptiveLimiter, RateLimiters
 from service.capillary.loyalty import LoyaltyCalls
 from service.capillary.models import (
     Attribution,
@@ -41,6 +40,33 @@ from service.capillary.transport import AiohttpTransport
 from service.clock import Clock, SystemClock
 from service.observe.metrics import Metrics
 from service.observe.tracing import Tracing
+
+PROBE_REQUEST: dict[str, Any] = {}
+"""A coupon revoke naming nothing (no codes, customer or series): the coupon page answers
+it 756 "No coupon code or customer info is passed", so it changes nothing. The probe's
+only request: the api_gateway endpoints (cart revoke, deactivate) document no request
+that is both harmless and answered, so that host is not probed (``{}`` to cart
+revokeEarn is a malformed write, refused 400)."""
+
+PROBE_CODE = 756
+
+
+def probe_verdict(call: Call) -> str | None:
+    """``None`` if ``call`` got the coupon page's 756 refusal, else what it got instead."""
+    where = Endpoint.COUPON_REVOKE.value
+    if call.failure is not None:
+        return f"{where}: {call.failure.message}"
+    errors = call.body.get("errors") if isinstance(call.body, dict) else None
+    codes = [e.get("code") for e in errors or [] if isinstance(e, dict)]
+    if PROBE_CODE in codes:
+        return None
+    # A proxy's JSON 404, a 403 or a changed API would otherwise read as "up" and send
+    # every paused event down the retry path.
+    return (
+        f"{where}: HTTP {call.status} with codes {codes} to a revoke naming nothing, "
+        f"not the documented {PROBE_CODE}"
+    )
+
 
 CONNECTIONS_PER_POOL = 8
 """Connections of one pool of httpx's own transport; ``max_connections`` is spread over as
@@ -65,7 +91,15 @@ class CapillaryClient:
     ) -> None:
         self._config = config
         clock = clock or SystemClock()
-        limiters = rate_limiters or RateLimiters(config.rate_limits)
+        metrics = metrics or Metrics()
+        # The limiters wait on the client's clock and sleep: a test's fake time paces them.
+        limiters = rate_limiters or RateLimiters(
+            config.rate_limits,
+            config.pacing,
+            clock=clock,
+            sleep=sleep,
+            report=lambda name, pace: metrics.capillary_pace.labels(name).set(pace),
+        )
         t = config.timeouts
         timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
         transports: list[httpx.AsyncBaseTransport]
@@ -102,13 +136,13 @@ class CapillaryClient:
             retry_policy=retry_policy or RetryPolicy.from_config(config.retry),
             open_cart_policy=open_cart_policy or RetryPolicy.open_cart_from_config(config.retry),
             sleep=sleep,
-            metrics=metrics or Metrics(),
+            metrics=metrics,
             tracing=tracing or Tracing.off(),
         )
         self._loop = loop
         self.loyalty = LoyaltyCalls(loop)
         self.cart = CartCalls(loop)
-        self.coupons = CouponCalls(loop, config.coupon_code_case)
+        self.coupons = CouponCalls(loop, config.coupon_code_case, metrics)
         self.deactivation = DeactivateCalls(loop)
 
     def __repr__(self) -> str:
@@ -125,7 +159,7 @@ class CapillaryClient:
         share a request share it."""
         return self._loop.sends_attribution
 
-    def limiter(self, endpoint: Endpoint) -> AsyncLimiter:
+    def limiter(self, endpoint: Endpoint) -> AdaptiveLimiter:
         """The rate limiter of ``endpoint``, shared by every call to it."""
         return self._loop.limiter(endpoint)
 
@@ -154,17 +188,14 @@ class CapillaryClient:
         await self._pools.aclose()
 
     async def probe(self) -> str | None:
-        """Whether Capillary answers us on both hosts: ``None`` if so, else why not.
+        """Whether Capillary answers us: ``None`` if so, else why not.
 
-        Sends requests that change nothing (a coupon revoke and a cart revoke naming
-        nothing, which the pages answer 756 and 400), one attempt each: any readable
-        answer proves the host is up and takes our credentials.
+        One attempt of :data:`PROBE_REQUEST` (with OAuth, the token call first when no
+        token is held). Only the documented 756 proves the host is up and takes our
+        credentials; any other answer, readable or not, is reported as down.
         """
-        for endpoint in (Endpoint.COUPON_REVOKE, Endpoint.CART_REVOKE):
-            call = await self._loop.send(endpoint, json={}, retry=False)
-            if call.failure is not None:
-                return f"{endpoint.value}: {call.failure.message}"
-        return None
+        call = await self._loop.send(Endpoint.COUPON_REVOKE, json=PROBE_REQUEST, retry=False)
+        return probe_verdict(call)
 
     # --- the flat surface the executor calls (each family also stands on its own) --------
 
@@ -226,11 +257,17 @@ class CapillaryClient:
         attribution: Attribution | None = None,
         *,
         generic: bool = False,
+        no_generic_code: bool = False,
         customer: CouponCustomer | None = None,
     ) -> list[ItemResult]:
         """Coupon revoke by codes; see :meth:`CouponCalls.revoke_by_codes`."""
         return await self.coupons.revoke_by_codes(
-            codes, series_id, attribution, generic=generic, customer=customer
+            codes,
+            series_id,
+            attribution,
+            generic=generic,
+            no_generic_code=no_generic_code,
+            customer=customer,
         )
 
     async def revoke_coupons_by_customer(
@@ -253,4 +290,4 @@ class CapillaryClient:
         return await self.deactivation.deactivate(promotion_id, customer_id, earn_id, attribution)
 
 
-__all__ = ["CapillaryClient", "Sleep"]
+__all__ = ["PROBE_CODE", "PROBE_REQUEST", "CapillaryClient", "Sleep", "probe_verdict"]

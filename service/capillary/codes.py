@@ -19,12 +19,16 @@ Deliberate decisions
   for the same earn object in the same api_gateway family, and the sandbox answers it for a
   redeemed PAYMENT_VOUCHER earn. If production answers a redeemed voucher with 731, the
   outcome says ``not_found`` (or ``already_revoked`` on a repeat): never ``revoked``.
-* 8904 on REVOKE_ENROL is ``kept``: the revoke page says the issual must be revoked before
-  the enrolment but documents no code for the refusal. 8904 is the code our sandbox
-  answers while the customer still holds earns of the promotion (from other orders); if
-  production answers another code, add it here with the same class.
-* Unknown customer, promotion or code (8015, 8874, 8896, coupon 404, deactivate 404) is
-  ``not_found``. Unsupported types (8902, 730, 707, 108), inactive or
+* REVOKE_ENROL refused while the customer still holds earns of the promotion (from other
+  orders) is ``kept``: the revoke page says the issual must be revoked before the enrolment
+  but its tables give no code for the refusal. 8896 ("Error occurred while issuing
+  promotion to the customer"; the backend calls the enrolment the issual) is the code
+  issue 23 reports for it, and the sandbox answers it; it is ``kept`` on REVOKE_ENROL only
+  (:data:`ACTION_CODES`), ``not_found`` elsewhere, as the pages' one example titles it
+  "Invalid customerId". 8904 is the sandbox's former code for the same refusal, still read
+  the same way.
+* Unknown customer, promotion or code (8015, 8874, 8896 except on REVOKE_ENROL, coupon
+  404, deactivate 404) is ``not_found``. Unsupported types (8902, 730, 707, 108), inactive or
   expired (8892, 712), user groups (8899) are ``refused``: final, trying again cannot
   change them.
 * Codes that mean we sent something malformed or configured something wrongly are
@@ -71,6 +75,7 @@ _T = ResultClass.TRANSIENT
 
 _REPLAY_SAFE = "Nothing to do if an earlier attempt of this event revoked it."
 _CHECK_POLICY = "Check the IDs the policy file and the event give for this promotion."
+_ENROLMENT_KEPT = "Nothing to do: the enrolment stays while the customer holds other earns of it."
 
 # Codes shared by both loyalty bulk pages (the enrol page documents 11013; the revoke call
 # needs the same source field and answers it the same way).
@@ -107,7 +112,7 @@ CODES: dict[tuple[Endpoint, int], CodeInfo] = {
     (Endpoint.LOYALTY_REVOKE, 8904): CodeInfo(
         ResultClass.KEPT,
         "enrolment kept: other earns of this promotion remain",
-        "Nothing to do: the enrolment stays while the customer holds other earns of it.",
+        _ENROLMENT_KEPT,
     ),
     **{(Endpoint.LOYALTY_ENROL, code): info for code, info in _LOYALTY_COMMON.items()},
     # Cart revoke.
@@ -153,11 +158,28 @@ CODES: dict[tuple[Endpoint, int], CodeInfo] = {
     (Endpoint.COUPON_REVOKE, 405): CodeInfo(_D, "coupon already redeemed: cannot be revoked"),
     (Endpoint.COUPON_REVOKE, 682): CodeInfo(_G, "coupon not found", _REPLAY_SAFE),
     (Endpoint.COUPON_REVOKE, 108): CodeInfo(
-        _R, "generic coupon codes are not supported", "Name the series as generic in the policy."
+        _R,
+        "generic coupon codes are not supported",
+        # A lone code reaches Capillary without its customer only when the event names the
+        # customer in no way the policy allows for coupons.
+        "Declare the series in the policy (coupon_series: contains_generic_code: true) and "
+        "have the event name the customer: a generic code is revoked only with its customer.",
     ),
     (Endpoint.COUPON_REVOKE, 712): CodeInfo(_R, "coupon series / campaign has expired"),
     (Endpoint.COUPON_REVOKE, 756): CodeInfo(
         _E, "coupon codes or customer info is mandatory", "A client bug: file it."
+    ),
+}
+
+# Where one bulk action reads a code otherwise than the rest of its endpoint.
+ACTION_CODES: dict[tuple[Endpoint, str, int], CodeInfo] = {
+    # The issual (backend for enrolment) was not revoked because earns remain: whatever
+    # the example's title, nothing was taken, so the enrolment stays.
+    (Endpoint.LOYALTY_REVOKE, "REVOKE_ENROL", 8896): CodeInfo(
+        ResultClass.KEPT,
+        "enrolment kept: Capillary refused to revoke the issual while earns of this "
+        "promotion remain",
+        _ENROLMENT_KEPT,
     ),
 }
 
@@ -168,17 +190,19 @@ OPEN_CART_CODE = 737
 """The customer has an open cart: retried with its own, longer budget."""
 
 
-def classify(endpoint: Endpoint, code: int) -> CodeInfo:
-    """The table's entry, or a safe ``request_error`` for a code nobody documented."""
-    info = CODES.get((endpoint, code))
+def classify(endpoint: Endpoint, code: int, action: str | None = None) -> CodeInfo:
+    """The table's entry (``action``'s own first), or a safe ``request_error`` for a code
+    nobody documented."""
+    info = ACTION_CODES.get((endpoint, action, code)) if action else None
+    info = info or CODES.get((endpoint, code))
     if info is not None:
         return info
     return CodeInfo(_E, f"unknown code {code}", UNKNOWN_NEXT_STEP)
 
 
-def is_known(endpoint: Endpoint, code: int) -> bool:
-    """Whether the table documents this code for this endpoint."""
-    return (endpoint, code) in CODES
+def is_known(endpoint: Endpoint, code: int, action: str | None = None) -> bool:
+    """Whether the table documents this code for this endpoint (or this action of it)."""
+    return (endpoint, code) in CODES or (endpoint, action or "", code) in ACTION_CODES
 
 
 def transient_codes(endpoint: Endpoint) -> frozenset[int]:
@@ -189,6 +213,7 @@ def transient_codes(endpoint: Endpoint) -> frozenset[int]:
 
 
 __all__ = [
+    "ACTION_CODES",
     "CODES",
     "OPEN_CART_CODE",
     "CodeInfo",

@@ -90,6 +90,29 @@ class CapillaryRateLimits(BaseModel):
     oauth_token: int = Field(default=60, ge=1, description="Requests a minute.")
 
 
+class CapillaryPacingSettings(BaseModel):
+    """How 429s teach an endpoint's pace: halve it, then climb back to the configured limit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # A Retry-After of hours would stall the endpoint that long; the probe covers outages.
+    retry_after_max: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description="Longest Retry-After honoured, seconds: the endpoint waits at most this.",
+    )
+    decrease: float = Field(
+        default=0.5, gt=0, lt=1, description="Share of its pace an endpoint keeps after a 429."
+    )
+    increase: float = Field(
+        default=0.01,
+        gt=0,
+        le=1,
+        description="Share of the configured limit the pace climbs back per answered call.",
+    )
+
+
 class CapillaryConfig(BaseModel):
     """Everything the Capillary client needs; validated once at start-up."""
 
@@ -121,6 +144,7 @@ class CapillaryConfig(BaseModel):
     timeouts: CapillaryTimeouts = CapillaryTimeouts()
     retry: CapillaryRetrySettings = CapillaryRetrySettings()
     rate_limits: CapillaryRateLimits = CapillaryRateLimits()
+    pacing: CapillaryPacingSettings = CapillaryPacingSettings()
     # AS_IT_IS gives codes back as they were created, so answers match what we sent.
     coupon_code_case: CouponCodeCase = Field(
         default=CouponCodeCase.AS_IT_IS, description="couponCodeCase sent on coupon revokes."

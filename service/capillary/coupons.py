@@ -1,11 +1,20 @@
 """Coupons: revoke by codes (50 a call with a series id) or by customer (up to 100 coupons).
 
-Codes of a series that contains a generic coupon never travel together with the series
-id (the page: a multi-code call then revokes every coupon of the series) and never alone
-without the customer (the page: "Generic coupon codes are not supported for single
-revokes ... A user ID must be provided when dealing with generic coupon series"): each
-goes in its own request that names the customer. Whatever Capillary revoked beyond the
-codes sent comes back as results of their own, marked as not asked for.
+Several codes with the id of a series that contains a generic coupon revoke every coupon of
+the series (the page), and no answer says whether a series contains one. So the request
+depends on what the policy declares of the series:
+
+* it contains a generic code: each code in its own request that names the customer (the
+  page: "Generic coupon codes are not supported for single revokes ... A user ID must be
+  provided when dealing with generic coupon series");
+* it is declared free of them: up to 50 codes with the series id, whoever holds them;
+* nothing is known (the default): the codes go with their customer named, so that only
+  that customer's coupons can go; without a customer, one code a request (one code is never
+  revoked in bulk, and a lone generic code is refused, 108).
+
+Whatever Capillary revoked beyond the codes sent comes back as results of their own, marked
+as not asked for, and is counted (``return_handler_coupons_revoked_beyond_request_total``):
+each is a coupon some customer lost, which no API gives back.
 
 :meth:`CouponCalls.grouped_codes` keeps the two apart (one result per code asked, then what
 nobody asked), so that codes of several events can share a call (``coalesce.py``).
@@ -37,6 +46,7 @@ from service.capillary.models import (
     CouponRevokeResponse,
 )
 from service.capillary.results import ItemResult, ResultClass
+from service.observe.metrics import Metrics
 
 _ENDPOINT = Endpoint.COUPON_REVOKE
 _log = structlog.get_logger("service.capillary.client")
@@ -54,9 +64,12 @@ class CodeResults(NamedTuple):
 class CouponCalls:
     """The coupon revoke endpoint, one result per code."""
 
-    def __init__(self, loop: CallLoop, code_case: CouponCodeCase) -> None:
+    def __init__(
+        self, loop: CallLoop, code_case: CouponCodeCase, metrics: Metrics | None = None
+    ) -> None:
         self._loop = loop
         self._params = {"couponCodeCase": code_case.value}
+        self._beyond = (metrics or Metrics()).coupons_revoked_beyond_request
 
     async def revoke_by_codes(
         self,
@@ -65,13 +78,16 @@ class CouponCalls:
         attribution: Attribution | None = None,
         *,
         generic: bool = False,
+        no_generic_code: bool = False,
         customer: CouponCustomer | None = None,
     ) -> list[ItemResult]:
         """Revoke unredeemed coupons by code; one result per distinct code.
 
-        At most 50 codes a call with a series ID; without one, one code a call. For a
-        ``generic`` series each code goes alone, with ``customer`` and without the series
-        id; without a customer no call is made.
+        For a ``generic`` series each code goes alone, with ``customer`` and without the
+        series id; without a customer no call is made. Otherwise at most 50 codes a call
+        with the series id, with ``customer`` when given; but several codes without a
+        customer go together only for a series declared free of generic codes
+        (``no_generic_code``): else, and without a series id, one code a call.
         """
         sendable = list(dict.fromkeys(c for c in codes if c.strip()))
         results: list[ItemResult] = []
@@ -88,10 +104,12 @@ class CouponCalls:
         elif generic:
             for code in sendable:
                 request = CouponRevokeRequest(coupon_codes=[code], customer=customer)
-                results += _read(await self._send(request, attribution), [code])
+                results += self._read(await self._send(request, attribution), [code])
         else:
-            for batch in coupon_code_batches(sendable, series_id):
-                results += _read(await self._send_codes(batch, series_id, attribution), batch)
+            together = customer is not None or no_generic_code
+            for batch in coupon_code_batches(sendable, series_id if together else None):
+                call = await self._send_codes(batch, series_id, attribution, customer=customer)
+                results += self._read(call, batch)
         return results + empty_code_refusals(codes)
 
     async def grouped_codes(
@@ -100,20 +118,24 @@ class CouponCalls:
         series_id: int,
         attribution: Attribution | None = None,
         *,
+        customer: CouponCustomer | None = None,
         admitted: bool = False,
     ) -> CodeResults:
-        """Revoke codes of one series that has no generic code, at most 50 a call.
+        """Revoke codes of one series, at most 50 a call, with ``customer`` when given.
 
-        ``asked`` has one result per distinct code, in order, exactly as
-        :meth:`revoke_by_codes` answers it; ``unasked`` what the calls took beyond them.
-        ``admitted``: the first request's first rate permit is taken.
+        Without a customer, only for a series declared free of generic codes. ``asked``
+        has one result per distinct code, in order, exactly as :meth:`revoke_by_codes`
+        answers it; ``unasked`` what the calls took beyond them. ``admitted``: the first
+        request's first rate permit is taken.
         """
         asked: list[ItemResult] = []
         unasked: list[ItemResult] = []
         for batch in coupon_code_batches(codes, series_id):
-            call = await self._send_codes(batch, series_id, attribution, admitted=admitted)
+            call = await self._send_codes(
+                batch, series_id, attribution, customer=customer, admitted=admitted
+            )
             admitted = False  # the permit was for the first request only
-            answer = _read_answer(call, batch, "")
+            answer = self._read_answer(call, batch)
             asked += answer.asked
             unasked += answer.unasked
         return CodeResults(asked, unasked)
@@ -131,7 +153,8 @@ class CouponCalls:
         """
         request = CouponRevokeRequest(coupon_series_id=series_id, customer=customer)
         call = await self._send(request, attribution)
-        return _read(call, None, summary_item=f"coupons_of_customer:{customer.kind()}")
+        answer = _read_answer(call, None, f"coupons_of_customer:{customer.kind()}")
+        return answer.asked + answer.unasked
 
     async def _send_codes(
         self,
@@ -139,10 +162,24 @@ class CouponCalls:
         series_id: int | None,
         attribution: Attribution | None,
         *,
+        customer: CouponCustomer | None = None,
         admitted: bool = False,
     ) -> Call:
-        request = CouponRevokeRequest(coupon_series_id=series_id, coupon_codes=codes)
+        request = CouponRevokeRequest(
+            coupon_series_id=series_id, coupon_codes=codes, customer=customer
+        )
         return await self._send(request, attribution, admitted=admitted)
+
+    def _read(self, call: Call, asked: list[str]) -> list[ItemResult]:
+        answer = self._read_answer(call, asked)
+        return answer.asked + answer.unasked
+
+    def _read_answer(self, call: Call, asked: list[str]) -> CodeResults:
+        """The codes' results; what went beyond them is counted once, here, per call (the
+        coalescer hands it to every caller of the call)."""
+        answer = _read_answer(call, asked, "")
+        self._beyond.inc(len(answer.unasked))
+        return answer
 
     async def _send(
         self,
@@ -171,13 +208,8 @@ def empty_code_refusals(codes: Sequence[str]) -> list[ItemResult]:
     ]
 
 
-def _read(call: Call, asked: list[str] | None, *, summary_item: str = "") -> list[ItemResult]:
-    """Results for the codes asked (``None``: by customer, everything revoked was asked)."""
-    answer = _read_answer(call, asked, summary_item)
-    return answer.asked + answer.unasked
-
-
 def _read_answer(call: Call, asked: list[str] | None, summary_item: str) -> CodeResults:
+    """Results for the codes asked (``None``: by customer, everything revoked was asked)."""
     whole = [_item(c) for c in asked] if asked is not None else [summary_item]
     parsed = read_answer(_ENDPOINT, CouponRevokeResponse, call)
     if isinstance(parsed, Failure):
@@ -204,11 +236,12 @@ def _read_answer(call: Call, asked: list[str] | None, summary_item: str) -> Code
             call,
             _item(coupon.coupon_code),
             ResultClass.DONE,
-            message="revoked by Capillary although not asked for (a generic coupon in the "
-            "series makes a multi-code revoke take the whole series)",
-            detail=detail,
-            next_step="Mark the series as containing a generic code in the policy; "
-            "re-issue what the customers should keep.",
+            message="revoked by Capillary although not asked for: several codes with the id "
+            "of a series that holds a generic code take every coupon of the series (of the "
+            "customer named, when one is)",
+            detail={**detail, "not_asked_for": "revoked beyond the codes sent"},
+            next_step="Declare the series in the policy (coupon_series: contains_generic_code: "
+            "true) so that its codes go one by one; re-issue what the customer should keep.",
             asked=False,
         )
 

@@ -232,7 +232,8 @@ def _read(
     if not parsed.response and parsed.errors:
         # Refused as a whole: every item keeps Capillary's code.
         return [
-            [from_errors(endpoint, call, i, parsed.errors) for i in items] for items in items_of
+            [from_errors(endpoint, call, i, parsed.errors, action) for i in items]
+            for items in items_of
         ]
     if len(parsed.response) != len(customers):
         mismatch = Failure(
@@ -259,7 +260,7 @@ def _customer_results(
     call: Call,
 ) -> list[ItemResult]:
     if answer.errors:
-        return [from_errors(endpoint, call, item, answer.errors) for item in items]
+        return [from_errors(endpoint, call, item, answer.errors, action) for item in items]
     result = answer.result
     if result is None:
         empty = Failure(ResultClass.REQUEST_ERROR, "answer item has neither result nor errors")

@@ -225,7 +225,8 @@ class CouponCustomer(WireModel):
 
 class CouponRevokeRequest(WireModel):
     """Body of ``/v2/coupon/revoke``: codes (max 50; series ID for more than one), a customer,
-    or one code with its customer (how a generic series' code is revoked)."""
+    or codes with their customer ("a user ID must be provided when dealing with generic
+    coupon series": named, the customer bounds what a call can take to their coupons)."""
 
     coupon_series_id: int | None = None
     customer: CouponCustomer | None = None
@@ -237,9 +238,6 @@ class CouponRevokeRequest(WireModel):
             raise ValueError("couponCodes or customer is required")
         if self.coupon_codes and len(self.coupon_codes) > 1 and self.coupon_series_id is None:
             raise ValueError("couponSeriesId is required for more than one coupon code")
-        if self.customer is not None and self.coupon_codes and len(self.coupon_codes) > 1:
-            # Codes with a customer are the generic-series form: one code a request.
-            raise ValueError("a request naming the customer carries at most one code")
         return self
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -177,11 +177,24 @@ class Metrics:
             ["endpoint"],
             registry=registry,
         )
+        self.capillary_pace = Gauge(
+            f"{PREFIX}_capillary_pace_per_minute",
+            "Requests a minute each Capillary endpoint is paced to: its configured limit, "
+            "lower for a while after a 429.",
+            ["endpoint"],
+            registry=registry,
+        )
         self.coalesced_call_size = Histogram(
             f"{PREFIX}_coalesced_call_size",
             "Items (customers, codes, earn ids of several events) carried by one request.",
             ["endpoint"],
             buckets=_BATCH_SIZES,
+            registry=registry,
+        )
+        self.coupons_revoked_beyond_request = Counter(
+            f"{PREFIX}_coupons_revoked_beyond_request",
+            "Coupons Capillary revoked although no code sent named them (a multi-code revoke "
+            "of a series that holds a generic code): each is a customer's coupon lost.",
             registry=registry,
         )
         self.transactions = Counter(

@@ -112,8 +112,11 @@ class Coalescer:
     * loyalty REVOKE_EARN, REVOKE_ENROL, ENROL, EARN of one action, program, promotion,
       identifier name (and attribution where it is sent): up to 100 customers a call,
       never one customer twice;
-    * coupon codes of one series that has no generic code: up to 50 a call, never one code
-      twice (case aside);
+    * coupon codes of one series the policy declares free of generic codes
+      (``no_generic_code``): up to 50 a call, never one code twice (case aside);
+    * coupon codes of one series with one customer named: up to 50 a call, that customer's
+      codes only (other customers' codes never share a call of a series that may hold a
+      generic code: sent with its id, several codes would take every coupon of the series);
     * cart earns of one customer: up to 1,000 earn ids a call, never one id twice.
 
     Each caller gets exactly the results the client would have given for its own arguments
@@ -123,7 +126,8 @@ class Coalescer:
     its call took more than it asked; codes another caller asked are that caller's only.
 
     Passed through unmerged: revoke by customer, deactivate, codes of a generic series (each
-    alone with its customer) and codes without a series id (one a call).
+    alone with its customer), codes without a series id, and codes of a series not declared
+    free of generic codes without a customer (one a call).
 
     ``linger_seconds``: how long a batch waits for company after it opens. ``admit``: the
     rate permit (the client's own by default); ``clock`` and ``sleep`` time the linger.
@@ -284,27 +288,39 @@ class Coalescer:
         attribution: Attribution | None = None,
         *,
         generic: bool = False,
+        no_generic_code: bool = False,
         customer: CouponCustomer | None = None,
     ) -> list[ItemResult]:
-        """Coupon revoke by codes, merged with other callers' codes of the same series.
+        """Coupon revoke by codes, merged with other callers' codes of the same series and,
+        unless the series is declared free of generic codes, the same customer.
 
         Results: the codes asked in order, then what the calls took unasked, then the
         refusals of empty codes.
         """
-        if generic or series_id is None:
-            # Generic: each code alone with its customer. No series: one code a call.
+        if generic or series_id is None or (customer is None and not no_generic_code):
+            # Generic: each code alone with its customer. No series, or a series that may
+            # hold a generic code and no customer to bound the call: one code a call.
             return await self._client.revoke_coupons_by_codes(
-                codes, series_id, attribution, generic=generic, customer=customer
+                codes,
+                series_id,
+                attribution,
+                generic=generic,
+                no_generic_code=no_generic_code,
+                customer=customer,
             )
         sent = self._sent(attribution)
         coupons = self._client.coupons
         known_series = series_id
 
         async def send(batch: list[str]) -> list[tuple[ItemResult, list[ItemResult]]]:
-            answer = await coupons.grouped_codes(batch, known_series, sent, admitted=True)
+            answer = await coupons.grouped_codes(
+                batch, known_series, sent, customer=customer, admitted=True
+            )
             return [(result, answer.unasked) for result in answer.asked]
 
-        key = ("coupons", series_id, sent)
+        # The customer is part of the key: a call naming one customer carries only theirs.
+        whose = customer.model_dump_json() if customer is not None else None
+        key = ("coupons", series_id, sent, whose)
         owner = object()
         futures = [
             self._join(

@@ -117,6 +117,7 @@ class CapillaryApi(Protocol):
         attribution: Attribution | None = None,
         *,
         generic: bool = False,
+        no_generic_code: bool = False,
         customer: CouponCustomer | None = None,
     ) -> list[ApiItemResult]: ...
 
@@ -354,6 +355,7 @@ class Executor:
                     series_id,
                     attribution,
                     generic=generic,
+                    no_generic_code=action.no_generic_code,
                     customer=_coupon_customer(c) if c is not None else None,
                 )
             case RevokeCustomerCoupons(customer=c, series_id=series_id):

@@ -203,7 +203,11 @@ class CouponSeriesPolicy(_PolicyModel):
     """Rules for one coupon series."""
 
     series_id: int = Field(gt=0)
-    contains_generic_code: bool = False
+    contains_generic_code: bool | None = None
+    """True: the series holds a generic code; False: declared free of generic codes; None
+    (the default): not known. Capillary's answers never tell, and a multi-code revoke with
+    the id of a series that holds one takes every coupon of the series, so only a series
+    declared False may have codes of different customers in one call."""
     revoke_by_customer_instead_of_codes: bool = False
     revoke_by_customer_when_unlisted: bool = False
     threshold: Threshold | None = None

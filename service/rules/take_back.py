@@ -400,10 +400,15 @@ def take_back_coupons(
                 f"codes {', '.join(codes)}, including coupons of other orders",
             )
             continue
-        if rule is not None and rule.contains_generic_code:
+        generic = rule.contains_generic_code if rule is not None else None
+        if generic is True:
             _generic_codes(event, policy, builder, series_id, group, codes)
             continue
-        # One action however many codes: splitting to 50 a call is the client's.
+        if generic is None:
+            _codes_of_unknown_series(event, policy, builder, series_id, group, codes)
+            continue
+        # Declared free of generic codes: one action however many codes (splitting to 50 a
+        # call is the client's), which may share calls with other customers' codes.
         builder.call(
             RevokeCouponCodes(
                 action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
@@ -411,8 +416,46 @@ def take_back_coupons(
                 reason=group.reason,
                 series_id=series_id,
                 codes=codes,
+                no_generic_code=True,
             )
         )
+
+
+def _codes_of_unknown_series(
+    event: ReturnEvent,
+    policy: Policy,
+    builder: PlanBuilder,
+    series_id: int,
+    group: _Group,
+    codes: list[str],
+) -> None:
+    """Codes of a series the policy does not declare free of generic codes: with the customer.
+
+    Such a series may hold a generic code, and then several codes with its id revoke every
+    coupon of the series, of every customer. Named with the codes, the customer bounds what
+    can go to their own coupons; without one, each code goes alone (one code is never
+    revoked in bulk, and a lone generic code is refused, 108).
+    """
+    customer = coupon_customer(event, policy, f"revoking codes of coupon series {series_id}")
+    how = (
+        "the codes go with the customer named, so that only this customer's coupons can go"
+        if not isinstance(customer, Missing)
+        else f"{customer.reason}, so each code goes on its own (a lone code of a series that "
+        "holds a generic code is refused, never revoked with the series)"
+    )
+    builder.call(
+        RevokeCouponCodes(
+            action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
+            reason_code=group.reason_code,
+            reason=(
+                f"{group.reason}; the policy does not declare series {series_id} free of "
+                f"generic codes (coupon_series: contains_generic_code: false), so {how}"
+            ),
+            series_id=series_id,
+            codes=codes,
+            customer=None if isinstance(customer, Missing) else customer,
+        )
+    )
 
 
 def _generic_codes(

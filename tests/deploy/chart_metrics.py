@@ -53,6 +53,7 @@ CHART_METRICS: Mapping[str, Metric] = {
     ),
     "return_handler_events_in_flight": Metric("gauge", {}),
     "return_handler_coalesced_call_size": Metric("histogram", {"endpoint": CAPILLARY_ENDPOINTS}),
+    "return_handler_coupons_revoked_beyond_request_total": Metric("counter", {}),
     "return_handler_consumer_lag": Metric("gauge", {"topic": None, "partition": None}),
     "return_handler_paused": Metric("gauge", {"reason": frozenset({"capillary_outage"})}),
     "return_handler_transactions_total": Metric(

@@ -26,6 +26,7 @@ EXPECTED_ALERTS = {
     "ReturnHandlerDeadLetters",
     "ReturnHandlerFailedOutcomes",
     "ReturnHandlerCancellationsOfUnknownReturns",
+    "ReturnHandlerCouponsRevokedBeyondRequest",
     "ReturnHandlerPausedForCapillaryOutage",
     "ReturnHandlerCapillaryThrottled",
     "ReturnHandlerNotReady",

@@ -174,6 +174,21 @@ async def test_client_unknown_code_is_request_error_and_logged() -> None:
     assert any(e["event"] == "capillary_unknown_code" and e["code"] == 4242 for e in logs)
 
 
+async def test_8896_is_kept_on_revoke_enrol_and_not_found_on_the_other_actions() -> None:
+    h = make_harness()
+    h.fake.script(LOYALTY_REVOKE, reply(200, {"response": [loyalty_error(8896)]}))
+    h.fake.script(LOYALTY_ENROL, reply(200, {"response": [loyalty_error(8896)]}))
+    customer = LoyaltyCustomer(identifier_value="423927867", source="INSTORE")
+    earns = LoyaltyCustomerEarns(identifier_value="423927867", source="INSTORE", earn_ids=[974])
+    async with h.client:
+        [enrolment] = await h.client.revoke_loyalty_enrolments(PROMO, "id", [customer])
+        [earn] = await h.client.revoke_loyalty_earns(PROMO, "id", [earns])
+        [issue] = await h.client.issue_earn(PROMO, "id", [customer])
+    assert (enrolment.result_class, enrolment.code) == (ResultClass.KEPT, 8896)
+    assert enrolment.next_step
+    assert (earn.result_class, issue.result_class) == (N, N)
+
+
 def test_classify_same_number_differs_by_endpoint() -> None:
     assert classify(Endpoint.CART_REVOKE, 404).result_class is G
     assert classify(Endpoint.COUPON_REVOKE, 404).result_class is N

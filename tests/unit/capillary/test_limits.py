@@ -8,15 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from aiolimiter import AsyncLimiter
 from structlog.testing import capture_logs
 
 from capillary_sandbox.faults import RateLimiter as SandboxRateLimiter
 from service.capillary.codes import Endpoint
-from service.capillary.config import CapillaryRateLimits
+from service.capillary.config import CapillaryPacingSettings, CapillaryRateLimits
 from service.capillary.limits import (
     JITTER_SECONDS,
     WINDOW_SECONDS,
+    AdaptiveLimiter,
     RateLimiters,
     chunks_without_repeats,
     coupon_code_batches,
@@ -29,6 +29,7 @@ from service.capillary.models import (
     LoyaltyPromotionRef,
 )
 from service.capillary.results import ResultClass
+from service.clock import FakeClock
 from tests.unit.capillary.helpers import (
     CART,
     COUPON,
@@ -133,11 +134,42 @@ async def test_revoke_cart_earns_1001_earn_ids_makes_two_calls(harness: Harness)
 async def test_revoke_coupons_51_codes_with_series_makes_two_calls(harness: Harness) -> None:
     harness.fake.script(COUPON, _echo_coupons)
     codes = [f"CODE{i}" for i in range(51)]
-    results = await harness.client.revoke_coupons_by_codes(codes, series_id=415446)
+    results = await harness.client.revoke_coupons_by_codes(
+        codes, series_id=415446, no_generic_code=True
+    )
     bodies = harness.fake.bodies(COUPON)
     assert [len(b["couponCodes"]) for b in bodies] == [50, 1]
-    assert all(b["couponSeriesId"] == 415446 for b in bodies)
+    assert all(b["couponSeriesId"] == 415446 and "customer" not in b for b in bodies)
     assert [r.item for r in results] == [f"coupon:{c}" for c in codes]
+
+
+async def test_revoke_coupons_51_codes_with_their_customer_makes_two_calls_naming_them(
+    harness: Harness,
+) -> None:
+    harness.fake.script(COUPON, _echo_coupons)
+    codes = [f"CODE{i}" for i in range(51)]
+    await harness.client.revoke_coupons_by_codes(
+        codes, series_id=415446, customer=CouponCustomer(email="tom@example.com")
+    )
+    bodies = harness.fake.bodies(COUPON)
+    assert [len(b["couponCodes"]) for b in bodies] == [50, 1]
+    assert all(
+        b["couponSeriesId"] == 415446 and b["customer"] == {"email": "tom@example.com"}
+        for b in bodies
+    )
+
+
+async def test_revoke_coupons_of_a_series_not_declared_without_customer_go_one_a_call(
+    harness: Harness,
+) -> None:
+    """The series may hold a generic code: two codes with its id could take all of it."""
+    harness.fake.script(COUPON, _echo_coupons)
+    results = await harness.client.revoke_coupons_by_codes(["A1", "B2"], series_id=415446)
+    assert harness.fake.bodies(COUPON) == [
+        {"couponSeriesId": 415446, "couponCodes": ["A1"]},
+        {"couponSeriesId": 415446, "couponCodes": ["B2"]},
+    ]
+    assert [r.result_class for r in results] == [ResultClass.DONE] * 2
 
 
 async def test_revoke_coupons_two_codes_without_series_sends_one_per_call(harness: Harness) -> None:
@@ -159,11 +191,14 @@ def test_coupon_code_batches_drops_repeats() -> None:
 
 def test_rate_limiters_are_per_endpoint_from_settings() -> None:
     limits = CapillaryRateLimits(coupon_revoke=100, cart_revoke=250)
-    limiters = RateLimiters(limits)
+    clock = FakeClock()
+    limiters = RateLimiters(
+        limits, CapillaryPacingSettings(), clock=clock, sleep=_VirtualTime(clock).sleep
+    )
     coupon = limiters.for_endpoint(Endpoint.COUPON_REVOKE)
-    assert (coupon.max_rate, coupon.time_period) == pacing(100)
+    assert (coupon.limit, coupon.pace) == (100, 100)
     cart = limiters.for_endpoint(Endpoint.CART_REVOKE)
-    assert (cart.max_rate, cart.time_period) == pacing(250)
+    assert (cart.limit, cart.pace) == (250, 250)
     assert coupon is not limiters.for_endpoint(Endpoint.CART_REVOKE)
 
 
@@ -189,41 +224,36 @@ def test_pacing_of_one_a_minute_lets_one_through_a_minute_and_the_margin() -> No
 
 
 class _VirtualTime:
-    """The two things ``AsyncLimiter`` asks of its event loop, on a clock the test moves."""
+    """A sleep that moves a fake clock instead of waiting."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
 
-    def time(self) -> float:
-        return self.now
-
-    def is_closed(self) -> bool:
-        return False
+    async def sleep(self, seconds: float) -> None:
+        self.clock.advance(seconds)
 
 
-def _granted_times(limiter: AsyncLimiter, seconds: float, step: float) -> list[float]:
+async def _granted_times(limiter: AdaptiveLimiter, clock: FakeClock, seconds: float) -> list[float]:
     """When a caller that always wants another permit gets one, in virtual time."""
-    clock = _VirtualTime()
-    limiter._event_loop = clock  # type: ignore[assignment]  # drive it without a real loop
     granted: list[float] = []
-    for tick in range(int(seconds / step)):
-        clock.now = tick * step
-        while limiter.has_capacity():
-            # With capacity, acquire() completes without awaiting anything.
-            with pytest.raises(StopIteration):
-                limiter.acquire().send(None)
-            granted.append(clock.now)
+    while clock.monotonic() < seconds:
+        await limiter.acquire()
+        granted.append(clock.monotonic())
     return granted
 
 
 @pytest.mark.parametrize("per_minute", [1, 2, 7, 61, 300, 1500])
-def test_greedy_caller_through_the_real_limiter_never_meets_the_sandbox_429(
+async def test_greedy_caller_through_the_real_limiter_never_meets_the_sandbox_429(
     per_minute: int,
 ) -> None:
-    limiter = RateLimiters(CapillaryRateLimits(loyalty_revoke=per_minute)).for_endpoint(
-        Endpoint.LOYALTY_REVOKE
-    )
-    granted = _granted_times(limiter, seconds=200.0, step=0.01)
+    clock = FakeClock()
+    limiter = RateLimiters(
+        CapillaryRateLimits(loyalty_revoke=per_minute),
+        CapillaryPacingSettings(),
+        clock=clock,
+        sleep=_VirtualTime(clock).sleep,
+    ).for_endpoint(Endpoint.LOYALTY_REVOKE)
+    granted = await _granted_times(limiter, clock, seconds=200.0)
     # Network delays spread arrivals by up to most of the jitter margin.
     spread = [0.0, 0.9, 0.3, 0.6, 0.1]
     arrivals = sorted(t + spread[n % len(spread)] for n, t in enumerate(granted))
@@ -256,23 +286,19 @@ async def test_calls_over_the_rate_limit_wait_in_line_instead_of_being_sent() ->
     fake = FakeCapillary()
     empty = {"entity": {"revokedCoupons": [], "failedToRevoke": []}, "errors": [], "success": True}
     fake.script(COUPON, reply(200, empty))
+    sent_at: list[tuple[list[str], float]] = []
     h = make_harness(fake, config=basic_config(rate_limits={"coupon_revoke": 2}))
+
+    def noted(request: httpx.Request) -> httpx.Response:
+        sent_at.append((json.loads(request.content)["couponCodes"], h.clock.monotonic()))
+        return reply(200, empty)
+
+    fake.script(COUPON, noted)
     async with h.client:
-        calls = [
-            asyncio.create_task(h.client.revoke_coupons_by_codes([code], series_id=None))
-            for code in ("A", "B", "C")
-        ]
-        done, pending = await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
-        # Give the event loop plenty of turns: an unlimited client would have sent the
-        # third request by now (the transport is in-process, no I/O).
-        for _ in range(100):
-            await asyncio.sleep(0)
-        sent = [json.loads(r.content)["couponCodes"] for r in fake.calls(COUPON)]
-        # Two a minute is a burst of one: the others wait for the drip.
-        assert len(sent) == 1
-        assert sum(not task.done() for task in calls) == 2
-        for task in calls:
-            task.cancel()
-        await asyncio.gather(*calls, return_exceptions=True)
-    assert done
-    assert pending
+        await asyncio.gather(
+            *(h.client.revoke_coupons_by_codes([code], series_id=None) for code in "ABC")
+        )
+    # Two a minute is a burst of one, then one every 30.5 s (a minute and the margin,
+    # halved), in the order the calls came: nothing was sent early and nothing refused.
+    assert sent_at == [(["A"], 0.0), (["B"], 30.5), (["C"], 61.0)]
+    assert h.sleeps == [30.5, 30.5]

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from service.actions import (
     Action,
+    CouponCustomer,
     Decision,
     EnrolLoyalty,
     IssueLoyaltyEarn,
@@ -151,10 +152,15 @@ def test_the_preview_counts_calls_per_endpoint_as_the_client_splits_them() -> No
         1,
     )
     codes = [f"C{n}" for n in range(120)]
-    assert calls(RevokeCouponCodes(action_id="c", series_id=9, codes=codes, **WHY)) == (
-        "coupon_revoke",
-        3,
+    free = RevokeCouponCodes(action_id="c", series_id=9, codes=codes, no_generic_code=True, **WHY)
+    assert calls(free) == ("coupon_revoke", 3)
+    # A series not declared free of generic codes: 50 a call with the customer, else one.
+    named = RevokeCouponCodes(
+        action_id="c", series_id=9, codes=codes, customer=CouponCustomer(id=7), **WHY
     )
+    assert calls(named) == ("coupon_revoke", 3)
+    unnamed = RevokeCouponCodes(action_id="c", series_id=9, codes=codes, **WHY)
+    assert calls(unnamed) == ("coupon_revoke", 120)
     # A generic series' codes and codes without a series go one by one.
     generic = RevokeCouponCodes(action_id="g", series_id=9, codes=codes[:4], generic=True, **WHY)
     assert calls(generic) == ("coupon_revoke", 4)

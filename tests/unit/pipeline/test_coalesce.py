@@ -387,12 +387,19 @@ async def test_caller_cancelled_while_its_request_is_in_flight_leaves_the_others
 # --- coupons --------------------------------------------------------------------------------
 
 
-async def test_codes_of_one_series_from_60_callers_go_50_then_10(harness: Harness) -> None:
+async def test_codes_of_a_series_free_of_generic_codes_from_60_callers_go_50_then_10(
+    harness: Harness,
+) -> None:
     coalescer = Coalescer(harness.client, linger_seconds=0)
-    results = await _all(*(coalescer.revoke_coupons_by_codes([f"C{n}"], SERIES) for n in range(60)))
+    results = await _all(
+        *(
+            coalescer.revoke_coupons_by_codes([f"C{n}"], SERIES, no_generic_code=True)
+            for n in range(60)
+        )
+    )
     bodies = harness.fake.bodies(COUPON)
     assert [len(b["couponCodes"]) for b in bodies] == [50, 10]
-    assert all(b["couponSeriesId"] == SERIES for b in bodies)
+    assert all(b["couponSeriesId"] == SERIES and "customer" not in b for b in bodies)
     assert [[r.item for r in own] for own in results] == [[f"coupon:C{n}"] for n in range(60)]
     assert all(own[0].result_class is ResultClass.DONE for own in results)
 
@@ -400,10 +407,50 @@ async def test_codes_of_one_series_from_60_callers_go_50_then_10(harness: Harnes
 async def test_one_code_from_two_callers_goes_in_two_requests(harness: Harness) -> None:
     coalescer = Coalescer(harness.client, linger_seconds=0)
     await _all(
-        coalescer.revoke_coupons_by_codes(["ABC", "X1"], SERIES),
-        coalescer.revoke_coupons_by_codes(["abc"], SERIES),
+        coalescer.revoke_coupons_by_codes(["ABC", "X1"], SERIES, no_generic_code=True),
+        coalescer.revoke_coupons_by_codes(["abc"], SERIES, no_generic_code=True),
     )
     assert [b["couponCodes"] for b in harness.fake.bodies(COUPON)] == [["ABC", "X1"], ["abc"]]
+
+
+async def test_codes_of_other_customers_never_share_a_request_unless_declared_free(
+    harness: Harness,
+) -> None:
+    """Issue 23: a series not declared free of generic codes may hold one, and several codes
+    with its id would take every coupon of the series: one customer's codes a request, named."""
+    coalescer = Coalescer(harness.client, linger_seconds=0)
+    tom, huck = CouponCustomer(id="555567088"), CouponCustomer(mobile="919986000586")
+    toms, hucks, toms_again = await _all(
+        coalescer.revoke_coupons_by_codes(["T1", "T2"], SERIES, customer=tom),
+        coalescer.revoke_coupons_by_codes(["H1"], SERIES, customer=huck),
+        coalescer.revoke_coupons_by_codes(["T3"], SERIES, customer=CouponCustomer(id="555567088")),
+    )
+    assert harness.fake.bodies(COUPON) == [
+        {
+            "couponSeriesId": SERIES,
+            "customer": {"id": "555567088"},
+            "couponCodes": ["T1", "T2", "T3"],
+        },
+        {"couponSeriesId": SERIES, "customer": {"mobile": "919986000586"}, "couponCodes": ["H1"]},
+    ]
+    assert [[r.item for r in own] for own in (toms, hucks, toms_again)] == [
+        ["coupon:T1", "coupon:T2"],
+        ["coupon:H1"],
+        ["coupon:T3"],
+    ]
+
+
+async def test_codes_of_an_undeclared_series_without_customer_go_one_per_request(
+    harness: Harness,
+) -> None:
+    coalescer = Coalescer(harness.client, linger_seconds=0)
+    await _all(
+        coalescer.revoke_coupons_by_codes(["A1", "A2"], SERIES),
+        coalescer.revoke_coupons_by_codes(["B1"], SERIES),
+    )
+    bodies = harness.fake.bodies(COUPON)
+    assert sorted(code for b in bodies for code in b["couponCodes"]) == ["A1", "A2", "B1"]
+    assert all(len(b["couponCodes"]) == 1 and "customer" not in b for b in bodies)
 
 
 async def test_generic_series_and_no_series_codes_go_one_per_request(harness: Harness) -> None:
@@ -433,8 +480,8 @@ async def test_codes_revoked_unasked_go_to_every_caller_of_that_request() -> Non
     h = _harness(fake)
     coalescer = Coalescer(h.client, linger_seconds=0)
     first, second = await _all(
-        coalescer.revoke_coupons_by_codes(["A1", ""], SERIES),
-        coalescer.revoke_coupons_by_codes(["B1"], SERIES),
+        coalescer.revoke_coupons_by_codes(["A1", ""], SERIES, no_generic_code=True),
+        coalescer.revoke_coupons_by_codes(["B1"], SERIES, no_generic_code=True),
     )
     assert len(fake.calls(COUPON)) == 1
     # B1 is the second caller's own; SALE20, which nobody asked, is reported to both.

@@ -352,6 +352,28 @@ async def test_enrolment_kept_while_other_earns_remain_is_not_a_failure(harness:
     assert not result.status.is_failure
 
 
+async def test_8896_on_revoke_enrol_is_kept_not_an_unknown_customer(harness: Harness) -> None:
+    """Issue 23: the refusal while earns remain comes as 8896; the enrolment stayed."""
+    harness.fake.script(
+        LOYALTY_REVOKE,
+        reply(
+            200,
+            {
+                "response": [
+                    loyalty_error(8896, "Error occurred while issuing promotion to the customer")
+                ],
+                "totalCount": 1,
+                "failureCount": 1,
+            },
+        ),
+    )
+    [result] = await _run(harness, RevokeLoyaltyEnrolment(target=TARGET, **why("e")))
+    assert result.status is ActionStatus.KEPT
+    assert result.items[0].code == 8896
+    assert "enrolment kept" in result.items[0].message
+    assert not result.status.is_failure
+
+
 # --- 9. a redeemed PAYMENT_VOUCHER earn ---
 
 
@@ -453,7 +475,10 @@ async def test_coupons_revoked_beyond_the_codes_sent_are_items_not_asked_for(
             },
         ),
     )
-    action = RevokeCouponCodes(series_id=415446, codes=["3138309782", "3636820421"], **why("c"))
+    # Declared free of generic codes (wrongly, as the answer shows): the codes go together.
+    action = RevokeCouponCodes(
+        series_id=415446, codes=["3138309782", "3636820421"], no_generic_code=True, **why("c")
+    )
     [result] = await _run(harness, action)
     assert [(i.item, i.status, i.asked) for i in result.items] == [
         ("coupon:3138309782", ActionStatus.REVOKED, True),
@@ -461,6 +486,8 @@ async def test_coupons_revoked_beyond_the_codes_sent_are_items_not_asked_for(
         ("coupon:SALE20", ActionStatus.REVOKED, False),
     ]
     assert "not asked for" in result.items[2].message
+    assert result.items[2].detail["not_asked_for"] == "revoked beyond the codes sent"
+    assert result.status is ActionStatus.REVOKED
 
 
 # --- 13. 737 open cart ---

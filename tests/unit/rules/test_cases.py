@@ -89,7 +89,28 @@ def _generic_single_codes(customer: CouponCustomer) -> Callable[[Plan], None]:
 def _not_generic(result: Plan) -> None:
     codes = [a for a in result.actions if isinstance(a, RevokeCouponCodes)]
     assert codes
-    assert all(not a.generic and a.customer is None and a.series_id for a in codes)
+    assert all(
+        a.no_generic_code and not a.generic and a.customer is None and a.series_id for a in codes
+    )
+
+
+def _codes_with_customer(customer: CouponCustomer | None) -> Callable[[Plan], None]:
+    """Codes of a series the policy says nothing of: together, with the customer named."""
+
+    def check(result: Plan) -> None:
+        codes = [a for a in result.actions if isinstance(a, RevokeCouponCodes)]
+        assert [
+            (a.series_id, a.codes, a.generic, a.no_generic_code, a.customer) for a in codes
+        ] == [(415446, ["3138309782", "3636820421"], False, False, customer)]
+        assert "does not declare series 415446 free of generic codes" in codes[0].reason
+
+    return check
+
+
+def _codes_alone(result: Plan) -> None:
+    """No customer to name: one action without one, sent a code a call (the client's)."""
+    _codes_with_customer(None)(result)
+    _reason_says(0, "needs the customer's id or mobile", "each code goes on its own")(result)
 
 
 def _coupon_customer_of(index: int, customer: CouponCustomer) -> Callable[[Plan], None]:
@@ -692,6 +713,26 @@ CASES: dict[str, Case] = {
         [("revoke_coupon_codes", "revoke_coupon_codes:415446:3138309782", "full_return")],
         policy=policy(coupon_series=[{"series_id": 415446, "contains_generic_code": False}]),
         check=_not_generic,
+    ),
+    "undeclared_series_codes_go_together_with_the_customer_named": Case(
+        event("FULL", earned={"coupons": [COUPONS]}),
+        Decision.TAKE_BACK,
+        [("revoke_coupon_codes", "revoke_coupon_codes:415446:3138309782", "full_return")],
+        check=_codes_with_customer(CouponCustomer(id=555567088)),
+    ),
+    "series_listed_without_declaration_is_not_known_either": Case(
+        event("FULL", customer={"email": "tom.sawyer@example.com"}, earned={"coupons": [COUPONS]}),
+        Decision.TAKE_BACK,
+        [("revoke_coupon_codes", "revoke_coupon_codes:415446:3138309782", "full_return")],
+        policy=policy(coupon_series=[{"series_id": 415446, "contains_generic_code": None}]),
+        check=_codes_with_customer(CouponCustomer(email="tom.sawyer@example.com")),
+    ),
+    "undeclared_series_without_usable_customer_sends_codes_alone": Case(
+        event("FULL", customer={"email": "tom.sawyer@example.com"}, earned={"coupons": [COUPONS]}),
+        Decision.TAKE_BACK,
+        [("revoke_coupon_codes", "revoke_coupon_codes:415446:3138309782", "full_return")],
+        policy=policy(customer={"coupon_identifier_preference": ["id", "mobile"]}),
+        check=_codes_alone,
     ),
     "revoke_by_customer_sends_mobile_without_plus": Case(
         event(

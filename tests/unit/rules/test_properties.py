@@ -225,7 +225,7 @@ def policies(draw: st.DrawFn) -> Policy:
     series_rules = [
         {
             "series_id": series,
-            "contains_generic_code": draw(st.booleans()),
+            "contains_generic_code": draw(st.sampled_from([True, False, None])),
             "revoke_by_customer_instead_of_codes": draw(st.booleans()),
             "revoke_by_customer_when_unlisted": draw(st.booleans()),
         }
@@ -302,7 +302,8 @@ def test_plan_never_takes_back_what_the_order_did_not_earn(
     codes: dict[int, set[str]] = {}
     for issued in event.earned.coupons:
         codes.setdefault(issued.series_id, set()).update(c.casefold() for c in issued.codes)
-    generic = {s.series_id for s in policy.coupon_series if s.contains_generic_code}
+    generic = {s.series_id for s in policy.coupon_series if s.contains_generic_code is True}
+    free = {s.series_id for s in policy.coupon_series if s.contains_generic_code is False}
 
     for action in result.actions:
         match action:
@@ -335,6 +336,7 @@ def test_plan_never_takes_back_what_the_order_did_not_earn(
                 assert code.casefold() in codes[series]
             case RevokeCouponCodes(generic=False, series_id=int() as series, codes=sent):
                 assert series not in generic
+                assert action.no_generic_code == (series in free)
                 assert {c.casefold() for c in sent} <= codes[series]
             case RevokeCustomerCoupons(series_id=series):
                 series_rule = policy.series_rule(series) if series is not None else None
@@ -413,9 +415,10 @@ def test_every_action_has_items_and_ids_are_unique(event: ReturnEvent, policy: P
             if action.generic:
                 assert action.series_id is not None
                 assert action.customer is not None
-                assert len(action.customer.model_dump(exclude_none=True)) == 1
-            else:
+            if action.no_generic_code:
                 assert action.customer is None
+            if action.customer is not None:
+                assert len(action.customer.model_dump(exclude_none=True)) == 1
         if isinstance(action, DeactivateCartPromotion) and action.earn_id is None:
             assert action.broad
     calls = [a for a in result.actions if not isinstance(a, Report)]
@@ -431,7 +434,7 @@ def test_codes_of_a_generic_series_are_never_sent_together(
     event: ReturnEvent, policy: Policy
 ) -> None:
     result = plan(event, policy, NOW)
-    generic = {s.series_id for s in policy.coupon_series if s.contains_generic_code}
+    generic = {s.series_id for s in policy.coupon_series if s.contains_generic_code is True}
 
     sent: list[tuple[int, str]] = []
     for action in result.actions:
@@ -445,6 +448,22 @@ def test_codes_of_a_generic_series_are_never_sent_together(
             # A code is a coupon of its series: the same text in two series is two coupons.
             sent.append((action.series_id, action.codes[0].casefold()))
     assert len(sent) == len(set(sent)), "a generic code is sent twice"
+
+
+@SETTINGS
+@given(events(TAKE_BACK_KINDS), policies())
+def test_codes_go_without_their_customer_only_for_a_series_declared_free_of_generic_codes(
+    event: ReturnEvent, policy: Policy
+) -> None:
+    """Issue 23: what may share a call with other customers' codes is what the policy
+    declares safe; anything else names the customer, or goes a code at a time."""
+    result = plan(event, policy, NOW)
+    free = {s.series_id for s in policy.coupon_series if s.contains_generic_code is False}
+
+    for action in result.actions:
+        if isinstance(action, RevokeCouponCodes) and action.customer is None:
+            assert action.no_generic_code == (action.series_id in free)
+            assert not action.generic
 
 
 def _customers_named(action: Action) -> tuple[list[LoyaltyTarget], list[CouponCustomer]]:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from capillary_sandbox import FaultConfig, FaultRule, Faults, Sandbox, SandboxConfig
+from capillary_sandbox.faults import RateLimiter
 from tests.unit.sandbox.helpers import FakeClock
 
 CART = "/api_gateway/v1/promotions/revokeEarn"
@@ -144,3 +145,17 @@ async def test_rate_limit_answers_429_until_the_minute_passes(clock: FakeClock) 
     assert limited.headers["Retry-After"] == "40"
     assert other.status_code == 200
     assert later.status_code == 200
+
+
+def test_a_shorter_window_counts_the_limit_over_it(clock: FakeClock) -> None:
+    limiter = RateLimiter({"cart_revoke_earn": 2}, clock, window_seconds=6.0)
+    allowed = [limiter.check("cart_revoke_earn") for _ in range(2)]
+    clock.now += 2.5
+    refused = limiter.check("cart_revoke_earn")
+    clock.now += 3.5
+    again = limiter.check("cart_revoke_earn")
+
+    assert allowed == [None, None]
+    # Retry-After in whole seconds (3.5 rounded up), when the oldest leaves the window.
+    assert refused == 4
+    assert again is None

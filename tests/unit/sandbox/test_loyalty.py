@@ -254,11 +254,14 @@ async def test_bulk_action_of_the_other_endpoint_is_rejected_with_400(
     assert response.status_code == 400
 
 
-async def test_revoke_enrol_with_active_earns_answers_8904_then_succeeds_after_revoke_earn(
+async def test_revoke_enrol_with_active_earns_answers_8896_then_succeeds_after_revoke_earn(
     client: httpx.AsyncClient, sandbox: Sandbox
 ) -> None:
     first = (await client.post(REVOKE, json=loyalty_body("REVOKE_ENROL", [tom()]))).json()
-    assert codes(first) == [8904]
+    assert codes(first) == [8896]
+    assert first["response"][0]["errors"][0]["message"] == (
+        "Error occurred while issuing promotion to the customer"
+    )
     assert (202779, 555567088) in sandbox.state.enrolments
 
     await client.post(REVOKE, json=loyalty_body("REVOKE_EARN", [tom()]))
