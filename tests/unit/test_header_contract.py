@@ -19,7 +19,10 @@ from service.schemas import ASYNCAPI_FILE, DEAD_LETTER_FILE, render_all
 from tests.unit.operate.build import outcome
 
 ENVELOPE = Envelope.fixed("/return-handler/c1/g1", "http://h:8080/schemas/outcome-event.v1.json")
-TRACE = (("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),)
+TRACE = (
+    ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    ("tracestate", b"a=1"),
+)
 
 
 def _outcome_schema() -> dict[str, Any]:
@@ -59,6 +62,10 @@ def test_traceparent_is_not_a_required_outcome_header() -> None:
 
 def test_the_required_outcome_headers_are_exactly_those_every_outcome_has() -> None:
     assert sorted(_outcome_schema()["required"]) == sorted(_outcome())
+
+
+def test_a_traced_outcome_carries_exactly_the_declared_headers() -> None:
+    assert set(_outcome(TRACE)) == set(_outcome_schema()["properties"])
 
 
 @pytest.mark.parametrize("value", [b"not json", b"{}", b""], ids=repr)
