@@ -106,7 +106,9 @@ class CouponCalls:
                 request = CouponRevokeRequest(coupon_codes=[code], customer=customer)
                 results += self._read(await self._send(request, attribution), [code])
         else:
-            together = customer is not None or no_generic_code
+            together = codes_share_a_call(
+                generic=False, no_generic_code=no_generic_code, customer_named=customer is not None
+            )
             for batch in coupon_code_batches(sendable, series_id if together else None):
                 call = await self._send_codes(batch, series_id, attribution, customer=customer)
                 results += self._read(call, batch)
@@ -195,6 +197,16 @@ class CouponCalls:
             attribution=attribution,
             admitted=admitted,
         )
+
+
+def codes_share_a_call(*, generic: bool, no_generic_code: bool, customer_named: bool) -> bool:
+    """Whether several codes of one series may go in one call with its series id.
+
+    Never for a generic series (Capillary would revoke every coupon of it). Otherwise with
+    the customer named (only that customer's coupons can go), or for a series declared free
+    of generic codes; else one code a call.
+    """
+    return not generic and (customer_named or no_generic_code)
 
 
 def empty_code_refusals(codes: Sequence[str]) -> list[ItemResult]:

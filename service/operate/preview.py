@@ -36,6 +36,7 @@ from service.actions import (
 )
 from service.capillary.codes import Endpoint
 from service.capillary.config import CapillaryRateLimits
+from service.capillary.coupons import codes_share_a_call
 from service.capillary.limits import MAX_CART_EARN_IDS, coupon_code_batches
 from service.events import ReturnEvent, ReturnType
 from service.ledger import LedgerFacts, ReturnRecord
@@ -255,7 +256,11 @@ def calls(action: Action) -> tuple[Endpoint, int] | None:
         case RevokeCouponCodes(codes=codes, series_id=series, generic=generic, customer=who):
             # A generic series' codes go one by one, and so do those of a series not declared
             # free of generic codes when no customer is named (coupons.py).
-            together = not generic and (who is not None or action.no_generic_code)
+            together = codes_share_a_call(
+                generic=generic,
+                no_generic_code=action.no_generic_code,
+                customer_named=who is not None,
+            )
             per_call = series if together else None
             return Endpoint.COUPON_REVOKE, len(coupon_code_batches(codes, per_call))
         case RevokeCustomerCoupons():

@@ -30,7 +30,7 @@ from service.capillary.call import Sleep
 from service.capillary.cart import earn_pairs
 from service.capillary.client import CapillaryClient
 from service.capillary.codes import Endpoint
-from service.capillary.coupons import empty_code_refusals
+from service.capillary.coupons import codes_share_a_call, empty_code_refusals
 from service.capillary.limits import MAX_CART_EARN_IDS, MAX_COUPON_CODES, MAX_LOYALTY_CUSTOMERS
 from service.capillary.loyalty import customer_key, endpoint_of, refusal
 from service.capillary.models import (
@@ -297,7 +297,10 @@ class Coalescer:
         Results: the codes asked in order, then what the calls took unasked, then the
         refusals of empty codes.
         """
-        if generic or series_id is None or (customer is None and not no_generic_code):
+        shared = codes_share_a_call(
+            generic=generic, no_generic_code=no_generic_code, customer_named=customer is not None
+        )
+        if series_id is None or not shared:
             # Generic: each code alone with its customer. No series, or a series that may
             # hold a generic code and no customer to bound the call: one code a call.
             return await self._client.revoke_coupons_by_codes(
