@@ -104,23 +104,13 @@ class LoyaltyRef(_Model):
         )
 
     @classmethod
-    def named(cls, earn: LoyaltyEarn) -> LoyaltyRef:
-        """The promotion as an event names it."""
+    def of(cls, promotion: LoyaltyEarn | LoyaltyTarget) -> LoyaltyRef:
+        """The promotion as an event names it, or of a planned loyalty call."""
         return cls(
-            program_id=earn.program_id,
-            promotion_id=earn.promotion_id,
-            promo_identifier=earn.promo_identifier,
-            promotion_type=earn.promotion_type,
-        )
-
-    @classmethod
-    def of(cls, target: LoyaltyTarget) -> LoyaltyRef:
-        """The promotion of a planned loyalty call."""
-        return cls(
-            program_id=target.program_id,
-            promotion_id=target.promotion_id,
-            promo_identifier=target.promo_identifier,
-            promotion_type=target.promotion_type,
+            program_id=promotion.program_id,
+            promotion_id=promotion.promotion_id,
+            promo_identifier=promotion.promo_identifier,
+            promotion_type=promotion.promotion_type,
         )
 
 
@@ -431,7 +421,7 @@ class ReturnRecord:
         """What the cancellation claims its return took, taken at its word."""
         items: list[LedgerItem] = []
         for earn in cancelled.taken_back.loyalty_promotions:
-            ref = LoyaltyRef.named(earn)
+            ref = LoyaltyRef.of(earn)
             items.extend(
                 LedgerItem(
                     action_id=f"claim:loyalty_earn:{earn_id}",
@@ -444,7 +434,7 @@ class ReturnRecord:
                 for earn_id in earn.earn_ids
             )
         for earn in cancelled.enrolments_revoked:
-            ref = LoyaltyRef.named(earn)
+            ref = LoyaltyRef.of(earn)
             items.append(
                 LedgerItem(
                     action_id=f"claim:loyalty_enrolment:{ref.key}",
