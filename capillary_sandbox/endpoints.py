@@ -89,13 +89,13 @@ Coupon ``revoke``
     the given ``customer`` (checked first); 682 for codes not found, not in the given series,
     already revoked or repeated in the request; 405 for redeemed.
   * The documented hazard: more than one code with a ``couponSeriesId`` whose series contains
-    a generic coupon revokes every unredeemed coupon of that series, of every customer.
-    With a ``customer`` named ("a user ID must be provided when dealing with generic coupon
-    series"), only that customer's: every unredeemed coupon of theirs in the series, codes
-    sent or not. The answer lists every coupon revoked (those of the codes sent first);
-    ``failedToRevoke`` holds only codes sent that none of it revoked: 404 for a code of the
-    series the named customer does not hold, else 405 if redeemed, else 682 (not in the
-    series, already revoked, repeated).
+    a generic coupon revokes every unredeemed coupon of that series, of every customer,
+    whether or not a ``customer`` is named: the page says all coupons of the series go and
+    nowhere that naming a user (which it asks for, "to ensure proper validation") bounds it.
+    The answer lists every coupon revoked (those of the codes sent first); ``failedToRevoke``
+    holds only codes sent that none of it revoked: 405 if redeemed, else 682 (not in the
+    series, already revoked, repeated). A code of someone else is revoked with the series,
+    so never 404.
   * By customer: the customer's unredeemed coupons (of the series, when given; else skipping
     expired series) are revoked; redeemed ones are neither revoked nor reported.
   * ``couponCodeCase`` (default UPPER) applies to every code the answer shows, including the
@@ -635,7 +635,7 @@ def _revoke_by_codes(
             if own_series.expired and (series is None or series.id == own_series.id):
                 return _coupon_fail(712, "Coupon Series / Campaign has expired")
     if series is not None and series.generic and len(codes) > 1:
-        return _revoke_whole_series(state, codes, series, customer, case)
+        return _revoke_whole_series(state, codes, series, case)
 
     failures: dict[int, list[str]] = {}
     targets: list[Coupon] = []
@@ -665,20 +665,11 @@ def _revoke_by_codes(
 
 
 def _revoke_whole_series(
-    state: SandboxState,
-    codes: list[str],
-    series: CouponSeries,
-    customer: Customer | None,
-    case: str,
+    state: SandboxState, codes: list[str], series: CouponSeries, case: str
 ) -> Reply:
     """The documented hazard: several codes with the id of a series that contains a generic
-    code revoke every unredeemed coupon of that series: of every customer, or of the one
-    named."""
+    code revoke every unredeemed coupon of that series, of every customer, named or not."""
     members = state.coupons_by_series.get(series.id, [])
-    held: set[str] = set()
-    if customer is not None:
-        members = [c for c in members if c.customer_id == customer.id]
-        held = {c.code.upper() for c in members}
     first_sent: dict[str, int] = {}
     for position, code in enumerate(codes):
         first_sent.setdefault(code.upper(), position)
@@ -697,13 +688,7 @@ def _revoke_whole_series(
             redeemed = key not in answered and any(
                 c.redeemed for c in members if c.code.upper() == key
             )
-            foreign = (
-                customer is not None
-                and key not in held
-                and bool(state.coupons_by_code.get(key))
-                and any(c.series_id == series.id for c in state.coupons_by_code[key])
-            )
-            failures.setdefault(404 if foreign else 405 if redeemed else 682, []).append(code)
+            failures.setdefault(405 if redeemed else 682, []).append(code)
         answered.add(key)
     return _coupon_success(state, targets, failures, case)
 

@@ -8,9 +8,9 @@ depends on what the policy declares of the series:
   page: "Generic coupon codes are not supported for single revokes ... A user ID must be
   provided when dealing with generic coupon series");
 * it is declared free of them: up to 50 codes with the series id, whoever holds them;
-* nothing is known (the default): the codes go with their customer named, so that only
-  that customer's coupons can go; without a customer, one code a request (one code is never
-  revoked in bulk, and a lone generic code is refused, 108).
+* nothing is known (the default): one code a request, with the customer named where known
+  (one code is never revoked in bulk, and a lone generic code is refused, 108; the page
+  does not say that naming the customer bounds a bulk revoke, so that is not relied on).
 
 Whatever Capillary revoked beyond the codes sent comes back as results of their own, marked
 as not asked for, and is counted (``return_handler_coupons_revoked_beyond_request_total``):
@@ -84,10 +84,9 @@ class CouponCalls:
         """Revoke unredeemed coupons by code; one result per distinct code.
 
         For a ``generic`` series each code goes alone, with ``customer`` and without the
-        series id; without a customer no call is made. Otherwise at most 50 codes a call
-        with the series id, with ``customer`` when given; but several codes without a
-        customer go together only for a series declared free of generic codes
-        (``no_generic_code``): else, and without a series id, one code a call.
+        series id; without a customer no call is made. A series declared free of generic
+        codes (``no_generic_code``): at most 50 codes a call with the series id. Any other
+        series, or none: one code a call. ``customer`` goes with every call when given.
         """
         sendable = list(dict.fromkeys(c for c in codes if c.strip()))
         results: list[ItemResult] = []
@@ -106,9 +105,7 @@ class CouponCalls:
                 request = CouponRevokeRequest(coupon_codes=[code], customer=customer)
                 results += self._read(await self._send(request, attribution), [code])
         else:
-            together = codes_share_a_call(
-                generic=False, no_generic_code=no_generic_code, customer_named=customer is not None
-            )
+            together = codes_share_a_call(generic=False, no_generic_code=no_generic_code)
             for batch in coupon_code_batches(sendable, series_id if together else None):
                 call = await self._send_codes(batch, series_id, attribution, customer=customer)
                 results += self._read(call, batch)
@@ -199,14 +196,15 @@ class CouponCalls:
         )
 
 
-def codes_share_a_call(*, generic: bool, no_generic_code: bool, customer_named: bool) -> bool:
+def codes_share_a_call(*, generic: bool, no_generic_code: bool) -> bool:
     """Whether several codes of one series may go in one call with its series id.
 
-    Never for a generic series (Capillary would revoke every coupon of it). Otherwise with
-    the customer named (only that customer's coupons can go), or for a series declared free
-    of generic codes; else one code a call.
+    Only for a series the policy declares free of generic codes. The coupon page: several
+    codes sent with the id of a series that holds a generic code revoke every coupon of the
+    series, and it nowhere says that naming a customer bounds that; so codes of any other
+    series go one a call, the customer named where known.
     """
-    return not generic and (customer_named or no_generic_code)
+    return no_generic_code and not generic
 
 
 def empty_code_refusals(codes: Sequence[str]) -> list[ItemResult]:

@@ -226,7 +226,7 @@ class CouponCustomer(WireModel):
 class CouponRevokeRequest(WireModel):
     """Body of ``/v2/coupon/revoke``: codes (max 50; series ID for more than one), a customer,
     or codes with their customer ("a user ID must be provided when dealing with generic
-    coupon series": named, the customer bounds what a call can take to their coupons)."""
+    coupon series"; the page does not say that this bounds a bulk revoke)."""
 
     coupon_series_id: int | None = None
     customer: CouponCustomer | None = None

@@ -253,14 +253,10 @@ def calls(action: Action) -> tuple[Endpoint, int] | None:
             return Endpoint.CART_REVOKE, max(1, math.ceil(len(ids) / MAX_CART_EARN_IDS))
         case DeactivateCartPromotion():
             return Endpoint.DEACTIVATE, 1
-        case RevokeCouponCodes(codes=codes, series_id=series, generic=generic, customer=who):
-            # A generic series' codes go one by one, and so do those of a series not declared
-            # free of generic codes when no customer is named (coupons.py).
-            together = codes_share_a_call(
-                generic=generic,
-                no_generic_code=action.no_generic_code,
-                customer_named=who is not None,
-            )
+        case RevokeCouponCodes(codes=codes, series_id=series, generic=generic):
+            # Only a series declared free of generic codes takes several codes a call
+            # (coupons.py).
+            together = codes_share_a_call(generic=generic, no_generic_code=action.no_generic_code)
             per_call = series if together else None
             return Endpoint.COUPON_REVOKE, len(coupon_code_batches(codes, per_call))
         case RevokeCustomerCoupons():

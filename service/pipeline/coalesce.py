@@ -291,18 +291,17 @@ class Coalescer:
         no_generic_code: bool = False,
         customer: CouponCustomer | None = None,
     ) -> list[ItemResult]:
-        """Coupon revoke by codes, merged with other callers' codes of the same series and,
-        unless the series is declared free of generic codes, the same customer.
+        """Coupon revoke by codes: for a series declared free of generic codes, merged with
+        other callers' codes of the series (and customer, when one is named); else one code
+        a call.
 
         Results: the codes asked in order, then what the calls took unasked, then the
         refusals of empty codes.
         """
-        shared = codes_share_a_call(
-            generic=generic, no_generic_code=no_generic_code, customer_named=customer is not None
-        )
+        shared = codes_share_a_call(generic=generic, no_generic_code=no_generic_code)
         if series_id is None or not shared:
-            # Generic: each code alone with its customer. No series, or a series that may
-            # hold a generic code and no customer to bound the call: one code a call.
+            # Generic: each code alone with its customer. No series, or one not declared free
+            # of generic codes: one code a call (a customer named does not bound a bulk call).
             return await self._client.revoke_coupons_by_codes(
                 codes,
                 series_id,

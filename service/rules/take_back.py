@@ -429,20 +429,19 @@ def _codes_of_unknown_series(
     group: _Group,
     codes: list[str],
 ) -> None:
-    """Codes of a series the policy does not declare free of generic codes: with the customer.
+    """Codes of a series the policy does not declare free of generic codes: one a call.
 
     Such a series may hold a generic code, and then several codes with its id revoke every
-    coupon of the series, of every customer. Named with the codes, the customer bounds what
-    can go to their own coupons; without one, each code goes alone (one code is never
-    revoked in bulk, and a lone generic code is refused, 108).
+    coupon of the series, of every customer; the page does not say that naming the customer
+    bounds that. So each code goes alone (one code is never revoked in bulk, and a lone
+    generic code is refused, 108), with the customer named where the event allows.
     """
     customer = coupon_customer(event, policy, f"revoking codes of coupon series {series_id}")
     how = (
-        "the codes go with the customer named, so that only this customer's coupons can go"
+        "each code goes on its own, with the customer named"
         if not isinstance(customer, Missing)
-        else f"{customer.reason}, so each code goes on its own (a lone code of a series that "
-        "holds a generic code is refused, never revoked with the series)"
-    )
+        else f"{customer.reason}, so each code goes on its own"
+    ) + " (a lone code is never revoked with the series; one of a generic code is refused)"
     builder.call(
         RevokeCouponCodes(
             action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
