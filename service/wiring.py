@@ -103,6 +103,8 @@ def build_service(
         version=__version__,
     )
     client = CapillaryClient(settings.capillary, clock=clock, metrics=metrics, tracing=tracing)
+    # The configured limits are the brand's: each replica paces at its partitions' share.
+    source.on_share = client.share_limits
     # Events in flight call as if alone; the coalescer merges what one request can carry.
     coalescer = Coalescer(
         client,

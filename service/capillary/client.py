@@ -38,8 +38,11 @@ from service.capillary.results import ItemResult
 from service.capillary.retry import RetryPolicy
 from service.capillary.transport import AiohttpTransport
 from service.clock import Clock, SystemClock
+from service.logging import get_logger
 from service.observe.metrics import Metrics
 from service.observe.tracing import Tracing
+
+log = get_logger(__name__)
 
 PROBE_REQUEST: dict[str, Any] = {}
 """A coupon revoke naming nothing (no codes, customer or series): the coupon page answers
@@ -140,6 +143,8 @@ class CapillaryClient:
             tracing=tracing or Tracing.off(),
         )
         self._loop = loop
+        self._limiters = limiters
+        self._metrics = metrics
         self.loyalty = LoyaltyCalls(loop)
         self.cart = CartCalls(loop)
         self.coupons = CouponCalls(loop, config.coupon_code_case, metrics)
@@ -162,6 +167,18 @@ class CapillaryClient:
     def limiter(self, endpoint: Endpoint) -> AdaptiveLimiter:
         """The rate limiter of ``endpoint``, shared by every call to it."""
         return self._loop.limiter(endpoint)
+
+    def share_limits(self, owned: int, total: int) -> None:
+        """Pace at this replica's share of the brand's limits: ``owned`` of the returns
+        topic's ``total`` partitions (see ``RateLimiters.share``)."""
+        self._limiters.share(owned, total)
+        self._metrics.capillary_limit_share.set(owned / total)
+        log.info(
+            "capillary_limits_shared",
+            partitions_owned=owned,
+            partitions=total,
+            per_minute={e.value: self._limiters.for_endpoint(e).ceiling for e in Endpoint},
+        )
 
     async def admit(self, endpoint: Endpoint) -> None:
         """Wait for and take one rate permit of ``endpoint``.

@@ -111,6 +111,17 @@ class CapillaryPacingSettings(BaseModel):
         le=1,
         description="Share of the configured limit the pace climbs back per answered call.",
     )
+    # Capillary counts a sliding minute. Only a test that plays time faster (a sandbox
+    # counting a shorter window) sets these: the limits are then requests per window.
+    window_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Window the rate limits count, seconds."
+    )
+    jitter_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Margin for requests that arrive closer together than they were sent.",
+    )
 
 
 class CapillaryConfig(BaseModel):

@@ -14,6 +14,11 @@
   holds ``limit`` lets ``limit`` through at once and ``limit`` more within the same minute,
   so :func:`pacing` sizes it to a burst of about one second's worth and a drip that keeps
   any window of a minute (plus a margin for network jitter) within the limit.
+* The configured limit is the brand's, and replicas share it: each paces at the share of
+  the returns topic's partitions it owns (:meth:`RateLimiters.share`, called on every
+  assignment), rounded down, so the shares never add up to more than the limit and one
+  replica alone gets all of it. Partitions, not replicas, because they are what the
+  group's assignment gives each replica, with no other infrastructure to agree on.
 * The configured limit is a ceiling, not a promise: the brand's real one may be lower.
   A 429 halves the endpoint's pace (AIMD, as TCP does with its window) and its
   ``Retry-After`` holds every caller of the endpoint; each answered call then adds back a
@@ -80,18 +85,24 @@ class Pacing(NamedTuple):
         return math.floor(self.burst + self.per_second * seconds)
 
 
-def pacing(per_minute: float) -> Pacing:
+def pacing(
+    per_minute: float,
+    *,
+    window_seconds: float = WINDOW_SECONDS,
+    jitter_seconds: float = JITTER_SECONDS,
+) -> Pacing:
     """A burst of about one second's worth, then an even drip, never over ``per_minute``.
 
     In a window of ``W`` seconds at most ``burst + W * rate`` permits go, rounded down.
     With ``rate = (per_minute - burst + 1) / (W + jitter)`` that is ``per_minute`` for
     every window shorter than ``W + jitter``, also for a limit of one a minute (one
-    permit, then the next a minute and the margin later).
+    permit, then the next a minute and the margin later). ``window_seconds``: the window
+    the limit counts (a test playing time faster shortens it).
     """
     if per_minute < 1:
         raise ValueError("a rate limit must allow at least one request a minute")
-    burst = max(1, int(per_minute // 60))
-    rate = (per_minute - burst + 1) / (WINDOW_SECONDS + JITTER_SECONDS)
+    burst = max(1, int(per_minute * 1.0 // window_seconds))
+    rate = (per_minute - burst + 1) / (window_seconds + jitter_seconds)
     return Pacing(burst=burst, time_period=burst / rate)
 
 
@@ -138,14 +149,32 @@ class AdaptiveLimiter:
         self._checked = clock.monotonic()
         self._paused_until = -math.inf
         self._lowered_at = -math.inf
+        self._ceiling = float(limit)
         self._pace = float(limit)
-        self._pacing = pacing(limit)
+        self._pacing = self._paced(limit)
         report(self._pace)
 
     @property
     def pace(self) -> float:
         """Requests a minute the endpoint is paced to now."""
         return self._pace
+
+    @property
+    def ceiling(self) -> float:
+        """The most requests a minute this replica may send: its share of ``limit``."""
+        return self._ceiling
+
+    def set_ceiling(self, ceiling: float) -> None:
+        """Pace at most at ``ceiling`` (at least one a minute, at most ``limit``).
+
+        What 429s taught is kept: the pace stays the same fraction of the ceiling.
+        """
+        ceiling = max(FLOOR_PER_MINUTE, min(float(self.limit), ceiling))
+        if ceiling == self._ceiling:
+            return
+        pace = max(FLOOR_PER_MINUTE, self._pace * ceiling / self._ceiling)
+        self._ceiling = ceiling
+        self._set_pace(min(pace, ceiling), self._clock.monotonic())
 
     @property
     def paused_until(self) -> float:
@@ -188,14 +217,20 @@ class AdaptiveLimiter:
 
     def answered(self) -> None:
         """A request got an answer that was not a refusal to pace: climb back a step."""
-        if self._pace < self.limit:
-            step = self.limit * self._settings.increase
-            self._set_pace(min(float(self.limit), self._pace + step), self._clock.monotonic())
+        if self._pace < self._ceiling:
+            step = self._ceiling * self._settings.increase
+            self._set_pace(min(self._ceiling, self._pace + step), self._clock.monotonic())
+
+    def _paced(self, pace: float) -> Pacing:
+        settings = self._settings
+        return pacing(
+            pace, window_seconds=settings.window_seconds, jitter_seconds=settings.jitter_seconds
+        )
 
     def _set_pace(self, pace: float, now: float) -> None:
         self._leak(now)
         self._pace = pace
-        self._pacing = pacing(pace)
+        self._pacing = self._paced(pace)
         self._level = min(self._level, float(self._pacing.burst))
         self._report(pace)
 
@@ -239,6 +274,18 @@ class RateLimiters:
     def for_endpoint(self, endpoint: Endpoint) -> AdaptiveLimiter:
         """The limiter that calls to ``endpoint`` share."""
         return self._limiters[endpoint]
+
+    def share(self, owned: int, total: int) -> None:
+        """Pace every endpoint at this replica's share of the brand's limit.
+
+        ``owned`` of the returns topic's ``total`` partitions. Each limit is rounded down
+        (one request a minute at least), so replicas that split the partitions between them
+        never send more than the limit together.
+        """
+        if total < 1 or not 0 <= owned <= total:
+            raise ValueError(f"cannot own {owned} of {total} partitions")
+        for limiter in self._limiters.values():
+            limiter.set_ceiling(limiter.limit * owned // total)
 
 
 def _bound(

@@ -179,11 +179,18 @@ class Metrics:
         )
         self.capillary_pace = Gauge(
             f"{PREFIX}_capillary_pace_per_minute",
-            "Requests a minute each Capillary endpoint is paced to: its configured limit, "
-            "lower for a while after a 429.",
+            "Requests a minute each Capillary endpoint is paced to: this replica's share of "
+            "the configured limit, lower for a while after a 429.",
             ["endpoint"],
             registry=registry,
         )
+        self.capillary_limit_share = Gauge(
+            f"{PREFIX}_capillary_limit_share",
+            "Share of the brand's Capillary limits this replica paces at: the partitions of "
+            "the returns topic it owns over all of them (1 until it is assigned any).",
+            registry=registry,
+        )
+        self.capillary_limit_share.set(1)
         self.coalesced_call_size = Histogram(
             f"{PREFIX}_coalesced_call_size",
             "Items (customers, codes, earn ids of several events) carried by one request.",

@@ -13,7 +13,7 @@ a partition never changes owner with work half done.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.cluster import ClusterMetadata
@@ -48,6 +48,7 @@ class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
         # Nothing is fetched for a partition until its state and producer are set up.
         source.pause(assigned)
+        source.share(assigned)
         if source.on_assigned is not None and assigned:
             await source.on_assigned(sorted({tp.partition for tp in assigned}))
         if source.paused_all:
@@ -75,6 +76,9 @@ class KafkaSource:
         """Set while the pipeline takes nothing (in-flight bound, Capillary outage)."""
         self.on_assigned: PartitionHook | None = None
         self.on_revoked: PartitionHook | None = None
+        self.on_share: Callable[[int, int], None] | None = None
+        """Called after every assignment with the returns topic's partitions this member
+        owns and all of them: the share of the brand's Capillary limits it paces at."""
         self._held: set[TopicPartition] = set()
         self.in_group = False
         """Set once partitions (possibly none) are assigned; unset while they are revoked."""
@@ -97,6 +101,18 @@ class KafkaSource:
         if self._consumer is None:
             return 0
         return len(self._consumer.partitions_for_topic(self._settings.returns_topic) or ())
+
+    def share(self, assigned: Sequence[TopicPartition]) -> None:
+        """Tell ``on_share`` what this member owns of the returns topic now.
+
+        Called with the whole new assignment (aiokafka's rebalances are eager), not during
+        a revoke: events of revoked partitions still finish at the old share.
+        """
+        total = self.partition_count
+        if self.on_share is None or total == 0:
+            return
+        returns = self._settings.returns_topic
+        self.on_share(sum(1 for tp in assigned if tp.topic == returns), total)
 
     async def start(self) -> None:
         """Join the consumer group on the returns and retry topics.

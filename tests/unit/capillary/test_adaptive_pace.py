@@ -198,3 +198,97 @@ async def test_a_retry_after_past_the_setting_is_cut_to_it() -> None:
         await h.client.revoke_cart_earns(5, EARN)
     assert h.sleeps == [20.0]
     assert h.client.limiter(Endpoint.CART_REVOKE).paused_until == 20.0
+
+
+# --- one brand limit shared by the replicas ------------------------------------------------
+
+
+def _limiters(time: _Time, **limits: int) -> RateLimiters:
+    return RateLimiters(CapillaryRateLimits(**limits), SETTINGS, clock=time.clock, sleep=time.sleep)
+
+
+def test_a_replica_paces_at_its_partitions_share_rounded_down() -> None:
+    limiters = _limiters(_Time(), cart_revoke=300, loyalty_revoke=100)
+    limiters.share(2, 3)
+    assert limiters.for_endpoint(Endpoint.CART_REVOKE).ceiling == 200
+    assert limiters.for_endpoint(Endpoint.CART_REVOKE).pace == 200
+    assert limiters.for_endpoint(Endpoint.LOYALTY_REVOKE).pace == 66  # not 66.7
+    limiters.share(3, 3)
+    assert limiters.for_endpoint(Endpoint.LOYALTY_REVOKE).pace == 100
+
+
+def test_the_shares_of_replicas_that_split_the_partitions_never_add_up_past_the_limit() -> None:
+    for limit in (1, 7, 60, 100, 299, 300, 1500):
+        for total in range(1, 13):
+            for first in range(total + 1):
+                owned = [o for o in (first, total - first) if o]
+                paces = []
+                for own in owned:
+                    limiters = _limiters(_Time(), cart_revoke=limit)
+                    limiters.share(own, total)
+                    paces.append(limiters.for_endpoint(Endpoint.CART_REVOKE).pace)
+                # One a minute each is the floor: a limit below the replicas cannot be split.
+                assert sum(paces) <= max(limit, len(owned)), (limit, total, first)
+
+
+def test_a_replica_owning_no_partition_keeps_one_request_a_minute() -> None:
+    limiters = _limiters(_Time(), cart_revoke=300)
+    limiters.share(0, 3)
+    assert limiters.for_endpoint(Endpoint.CART_REVOKE).pace == FLOOR_PER_MINUTE
+
+
+def test_a_share_outside_the_partitions_is_refused() -> None:
+    limiters = _limiters(_Time())
+    with pytest.raises(ValueError, match="4 of 3"):
+        limiters.share(4, 3)
+    with pytest.raises(ValueError, match="1 of 0"):
+        limiters.share(1, 0)
+
+
+async def test_a_share_keeps_what_429s_taught_and_climbs_back_only_to_the_share() -> None:
+    time = _Time()
+    limiter = time.limiter(300, CapillaryPacingSettings(decrease=0.5, increase=0.01))
+    limiter.throttled(None, sent_at=0.0)
+    assert limiter.pace == 150
+    limiter.set_ceiling(150)  # half the partitions now
+    assert limiter.pace == 75  # still half of what it may send
+    for _ in range(200):
+        limiter.answered()
+    assert limiter.pace == 150
+    limiter.set_ceiling(300)  # alone again
+    assert limiter.pace == 300
+
+
+async def test_a_shared_limit_drips_at_the_shares_pace() -> None:
+    time = _Time()
+    limiter = time.limiter(300)
+    limiter.set_ceiling(100)
+    granted = await time.grants(limiter, 3)
+    assert granted[0] == 0.0  # a burst of one second's worth of 100 a minute: one
+    assert granted[1] == pytest.approx(1 / pacing(100).per_second)
+    assert granted[2] == pytest.approx(2 / pacing(100).per_second)
+
+
+def test_the_window_the_limits_count_is_a_setting() -> None:
+    # A sandbox counting 60 requests a 3 s window, the service told the same.
+    paced = pacing(60, window_seconds=3.0, jitter_seconds=0.5)
+    assert paced.burst == 20
+    assert paced.most_in(3.0) <= 60
+    assert paced.most_in(3.5 - 1e-6) <= 60
+    settings = CapillaryPacingSettings(window_seconds=3.0, jitter_seconds=0.5)
+    limiter = _Time().limiter(60, settings)
+    assert limiter.has_capacity()
+
+
+async def test_the_client_shares_its_limits_and_reports_the_share() -> None:
+    fake = FakeCapillary()
+    metrics = Metrics()
+    h = make_harness(fake, metrics=metrics)
+    assert metrics.registry.get_sample_value("return_handler_capillary_limit_share") == 1
+    async with h.client:
+        h.client.share_limits(1, 4)
+    assert h.client.limiter(Endpoint.CART_REVOKE).pace == 75
+    assert metrics.registry.get_sample_value("return_handler_capillary_limit_share") == 0.25
+    assert metrics.registry.get_sample_value(
+        "return_handler_capillary_pace_per_minute", {"endpoint": "cart_revoke"}
+    ) == pytest.approx(75)
