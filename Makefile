@@ -96,8 +96,10 @@ chaos-short: $(INSTALLED) ## Short chaos run: 300 events, one kill, 10 s of 503s
 bench: $(INSTALLED) ## Throughput bench: 20,000 mixed events at 1,200/s, 50 ms a call; bench/results/latest.json
 	PYTHONPATH=. $(BIN)/python bench/throughput.py --out bench/results/latest.json
 
-bench-storm: $(INSTALLED) ## Storm bench: 10,000 loyalty returns at once, 300 requests a minute; bench/results/storm.json
-	PYTHONPATH=. $(BIN)/python bench/throughput.py --storm --out bench/results/storm.json
+# MIX=realistic: make bench's mix as a storm; throughput.py picks that run's defaults.
+MIX ?= loyalty
+bench-storm: $(INSTALLED) ## Storm: 10,000 loyalty returns at once, 300/min, storm.json (MIX=realistic: 5,000 mixed, 1,500/min, storm-realistic.json)
+	PYTHONPATH=. $(BIN)/python bench/throughput.py --storm --mix $(MIX)
 
 bench-chart: $(INSTALLED) ## Bench at bounds 1, 10, 100, 1000 in flight; bench/results/bounds.json and in-flight.png
 	PYTHONPATH=. $(BIN)/python bench/chart.py sweep --bounds 1,10,100,1000

@@ -2,16 +2,18 @@
 
     PYTHONPATH=. .venv/bin/python bench/throughput.py [--events 20000] [--customers N]
         [--promotions 20] [--rate 1200] [--latency-ms 50] [--rate-limit N] [--bound N]
-        [--linger-ms MS] [--naive-events 300] [--storm] [--misroute]
+        [--linger-ms MS] [--naive-events 300] [--storm] [--mix loyalty|realistic] [--misroute]
         [--out bench/results/latest.json]
 
 ``make bench`` runs the defaults, ``make bench-storm`` the storm (``--storm``: 10,000 loyalty
 returns published at once, 300 requests a minute per endpoint for the service's limiter and
-the sandbox alike, result in ``bench/results/storm.json``). ``--misroute`` publishes every
-event (warm-up included) on the partition after its key's (``(java_partition(key, n) + 1) %
-n``), as a producer that partitions unlike Java would, so the service copies every record to
-the routed topic before handling it: the worst case of its repartition step
-(``PYTHONPATH=. .venv/bin/python bench/throughput.py --misroute --out
+the sandbox alike, result in ``bench/results/storm.json``). ``--storm --mix realistic``
+(``make bench-storm MIX=realistic``) storms with ``make bench``'s mix instead: 5,000 events
+at once, 1,500 requests a minute per endpoint, ``bench/results/storm-realistic.json``.
+``--misroute`` publishes every event (warm-up included) on the partition after its key's
+(``(java_partition(key, n) + 1) % n``), as a producer that partitions unlike Java would, so
+the service copies every record to the routed topic before handling it: the worst case of
+its repartition step (``PYTHONPATH=. .venv/bin/python bench/throughput.py --misroute --out
 bench/results/misrouted.json``). What one run does:
 
 1. the broker of ``scripts/kafka.sh``, started if it is not running (and stopped again only
@@ -27,7 +29,8 @@ bench/results/misrouted.json``). What one run does:
    the event's committed outcome;
 5. when every event has an outcome (or ``--timeout`` passed): the service's CPU time and
    peak RSS from /proc and its ``return_handler_routed_total`` from /metrics, then it is
-   stopped, the records of the routed topic are counted, and the sandbox's call log;
+   stopped, the records of the routed topic are counted, and the sandbox's call log; the
+   calls against the fewest the measured events' plans allow (``bound.py``);
 6. the naive loop, on the first ``--naive-events`` events, against the sandbox reset to
    the same seed, on topics of its own: a plain aiokafka loop in this process that takes
    one event, plans it with the service's rules, makes one call per action with the
@@ -59,13 +62,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from bench_world import BenchWorld, build_mix, build_storm
+from bound import COUNTED, Bound, bound, fewest_calls, items_per_call, table
 from harness import (
     HOST,
     RATE_LIMITS,
@@ -87,6 +91,7 @@ from harness import (
 )
 from pydantic import SecretStr
 
+from service.actions import Action
 from service.capillary.client import CapillaryClient
 from service.capillary.config import CapillaryConfig, CapillaryRateLimits
 from service.events import ReturnEvent
@@ -106,6 +111,11 @@ LOYALTY_ENDPOINTS = ("revoke_enrol_and_earn", "enrol_and_earn")
 STORM_EVENTS = 10_000
 STORM_RATE_LIMIT = 300
 STORM_NAIVE_EVENTS = 100
+STORM_REALISTIC_EVENTS = 5_000
+STORM_REALISTIC_RATE_LIMIT = 1_500
+"""A realistic storm's limit: the top of Capillary's regional defaults (300 to 1,500)."""
+Mix = Literal["loyalty", "realistic"]
+MIXES: tuple[Mix, ...] = ("loyalty", "realistic")
 SERVICE_DEFAULT_BOUND = 1000
 """The service's own default of RETURN_HANDLER_CONCURRENCY__EVENTS_IN_FLIGHT, for the record."""
 SERVICE_DEFAULT_LINGER_MS = 5.0
@@ -131,6 +141,7 @@ class Options:
     seed: int = 0
     timeout: float = 900.0
     storm: bool = False
+    mix: Mix = "realistic"
     misroute: bool = False
     out: Path = RESULTS / "latest.json"
     service_env: tuple[tuple[str, str], ...] = ()
@@ -242,13 +253,15 @@ async def wait_for_outcomes(
 
 
 def count_calls(calls: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Calls per endpoint and the 429s among them, from the sandbox's call log."""
+    """Calls per endpoint, the 429s among them and the items a call carried, from the
+    sandbox's call log."""
     by_endpoint = Counter(str(c.get("endpoint")) for c in calls)
     return {
         "total": len(calls),
         "by_endpoint": dict(sorted(by_endpoint.items())),
         "loyalty": sum(by_endpoint[name] for name in LOYALTY_ENDPOINTS),
         "http_429": sum(1 for c in calls if c.get("status") == 429),
+        "items_per_call": items_per_call(calls),
     }
 
 
@@ -461,7 +474,7 @@ def _git_commit() -> dict[str, Any]:
 
 def _world(options: Options, run_id: str) -> BenchWorld:
     rng = random.Random(f"{options.seed}-bench")
-    if options.storm:
+    if options.mix == "loyalty":
         return build_storm(options.events + options.warmup, rng, run_id)
     return build_mix(
         options.events + options.warmup,
@@ -480,13 +493,20 @@ def _split(world: BenchWorld, warmup: int) -> tuple[BenchWorld, BenchWorld]:
     )
 
 
-def _planned_actions(world: BenchWorld, policy_path: Path) -> dict[str, int]:
-    """What the rules plan for the events, by action kind (reports by their kind)."""
+def _plans(world: BenchWorld, policy_path: Path) -> list[list[Action]]:
+    """The actions the rules plan for each event, in publishing order."""
     planner = make_planner(load_policy(policy_path))
     now = datetime.now(UTC)
+    return [
+        planner(ReturnEvent.model_validate_json(value), now).actions for _, value in world.events
+    ]
+
+
+def _planned_actions(plans: Sequence[Sequence[Action]]) -> dict[str, int]:
+    """What the rules plan for the events, by action kind (reports by their kind)."""
     kinds: Counter[str] = Counter()
-    for _, value in world.events:
-        for action in planner(ReturnEvent.model_validate_json(value), now).actions:
+    for actions in plans:
+        for action in actions:
             kind = type(action).__name__
             report = getattr(action, "report_kind", None)
             kinds[f"{kind}:{report}" if report is not None else kind] += 1
@@ -512,7 +532,10 @@ async def run_bench(options: Options) -> dict[str, Any]:
     seed_file, policy_file = logs / "sandbox-seed.json", logs / "policy.yaml"
     seed_file.write_text(world.seed_json(), encoding="utf-8")
     policy_file.write_text(world.policy_yaml(), encoding="utf-8")
-    planned = _planned_actions(world, policy_file)
+    plans = _plans(world, policy_file)
+    planned = _planned_actions(plans)
+    # The call log is cleared after the warm-up: the bound is the measured events' alone.
+    fewest = fewest_calls(a for actions in plans[options.warmup :] for a in actions)
     say(f"{options.events} events: {world.mix}")
 
     broker = Broker(logs / "kafka.log")
@@ -668,6 +691,15 @@ async def run_bench(options: Options) -> dict[str, Any]:
         )
         last_outcome = max(arrivals.values()) if arrivals else None
         clear = last_outcome - published.first if last_outcome is not None else None
+        # The service's limiter and the sandbox both take --rate-limit on every endpoint.
+        limits = dict.fromkeys(COUNTED, options.rate_limit) if options.rate_limit else None
+        against_bound = bound(
+            fewest,
+            limits=limits,
+            calls=calls["by_endpoint"],
+            items=calls["items_per_call"],
+            seconds_to_clear=round(clear, 2) if clear is not None else None,
+        )
         events_per_second = _rate(len(arrivals), clear)
         cpu_seconds = (
             round(usage.cpu_seconds - (before.cpu_seconds if before else 0.0), 2) if usage else None
@@ -730,6 +762,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
             "events_with_more_than_one_outcome": sum(1 for n in per_event.values() if n > 1),
             "dead_letters": len(watcher.dead_letters),
             "service_restarts": len(service.unexpected_exits),
+            "bound": against_bound.model_dump(mode="json"),
             "mix": world.mix,
             "planned_actions": planned,
             "options": {
@@ -762,15 +795,20 @@ async def run_bench(options: Options) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
-    """The options; ``--storm`` changes the defaults of the options not given."""
+    """The options; ``--storm`` (and ``--mix`` with it) changes the defaults of the options
+    not given."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add = parser.add_argument
-    add("--events", type=int, help="events to publish (20,000; storm: 10,000)")
+    add("--events", type=int, help="events to publish (20,000; storm: 10,000, realistic 5,000)")
     add("--customers", type=int, help="distinct customers (default: one per event)")
     add("--promotions", type=int, default=20, help="loyalty promotions of the mix (20)")
     add("--rate", type=float, help="events a second published; 0: all at once (1,200; storm: 0)")
     add("--latency-ms", type=float, default=50.0, help="sandbox latency per call (50)")
-    add("--rate-limit", type=int, help="requests a minute per endpoint (none; storm: 300)")
+    add(
+        "--rate-limit",
+        type=int,
+        help="requests a minute per endpoint (none; storm: 300, realistic 1,500)",
+    )
     add("--bound", type=int, help="the service's events in flight (its default)")
     add("--linger-ms", type=float, help="the service's linger of bulk calls (its default)")
     add("--naive-events", type=int, help="events of the naive loop (300; storm: 100)")
@@ -778,7 +816,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add("--partitions", type=int, default=3, help="partitions of every topic (3)")
     add("--seed", type=int, default=0, help="seed of the generated world (0)")
     add("--timeout", type=float, default=900.0, help="most seconds from first publish (900)")
-    add("--storm", action="store_true", help="10,000 loyalty returns at 300 a minute")
+    add("--storm", action="store_true", help="10,000 loyalty returns at once, 300 a minute")
+    add(
+        "--mix",
+        choices=MIXES,
+        help="the events: loyalty (the storm's default) or realistic (make bench's mix; "
+        "with --storm: 5,000 at once, 1,500 a minute)",
+    )
     add(
         "--misroute",
         action="store_true",
@@ -787,8 +831,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add(
         "--out",
         type=Path,
-        help="result JSON (bench/results/latest.json; storm: storm.json; "
-        "misroute: misrouted.json, storm-misrouted.json)",
+        help="result JSON (bench/results/latest.json; storm: storm.json, "
+        "storm-realistic.json; misroute: misrouted.json, storm-misrouted.json, "
+        "storm-realistic-misrouted.json)",
     )
     add("--service-env", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
     args = parser.parse_args(argv)
@@ -800,20 +845,32 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         pairs.append((name, value))
     storm = bool(args.storm)
     misroute = bool(args.misroute)
-    default_out = "storm" if storm else "latest"
+    mix: Mix = args.mix or ("loyalty" if storm else "realistic")
+    if mix == "loyalty" and not storm:
+        parser.error("--mix loyalty is the storm's: add --storm")
+    realistic_storm = storm and mix == "realistic"
+    default_out = ("storm-realistic" if realistic_storm else "storm") if storm else "latest"
     if misroute:
-        default_out = "storm-misrouted" if storm else "misrouted"
+        default_out = f"{default_out}-misrouted" if storm else "misrouted"
 
     def pick(given: Any, normal: Any, in_storm: Any) -> Any:
         return given if given is not None else (in_storm if storm else normal)
 
     options = Options(
-        events=pick(args.events, 20_000, STORM_EVENTS),
+        events=pick(
+            args.events,
+            20_000,
+            STORM_REALISTIC_EVENTS if realistic_storm else STORM_EVENTS,
+        ),
         customers=args.customers,
         promotions=args.promotions,
         rate=pick(args.rate, 1200.0, 0.0),
         latency_ms=args.latency_ms,
-        rate_limit=pick(args.rate_limit, None, STORM_RATE_LIMIT),
+        rate_limit=pick(
+            args.rate_limit,
+            None,
+            STORM_REALISTIC_RATE_LIMIT if realistic_storm else STORM_RATE_LIMIT,
+        ),
         bound=args.bound,
         linger_ms=args.linger_ms,
         naive_events=pick(args.naive_events, 300, STORM_NAIVE_EVENTS),
@@ -822,6 +879,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         seed=args.seed,
         timeout=args.timeout,
         storm=storm,
+        mix=mix,
         misroute=misroute,
         out=args.out if args.out is not None else RESULTS / f"{default_out}.json",
         service_env=tuple(pairs),
@@ -861,6 +919,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result is None:
         return 2
     say(summary(result))
+    for line in table(Bound.model_validate(result["bound"])):
+        say(line)
     if not result["complete"]:
         say(f"INCOMPLETE: not every event got exactly one outcome; result in {options.out}")
         return 1

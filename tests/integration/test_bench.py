@@ -50,6 +50,7 @@ CONTRACT_KEYS = (
     "http_429",
     "offered_events_per_second",
     "loyalty_calls_per_event",
+    "bound",
 )
 
 
@@ -105,6 +106,13 @@ def test_tiny_bench_writes_every_key_and_every_event_gets_an_outcome(
     assert result["naive"]["events"] == 10
     assert result["api_calls"] > 0
     assert result["http_429"] == 0
+    # No run can make fewer calls than the bound; without a rate limit it has no time.
+    bound = result["bound"]
+    assert bound["fewest_calls"] > 0
+    assert (bound["seconds"], bound["binding_endpoint"], bound["ratio"]) == (None, None, None)
+    for name, endpoint in bound["by_endpoint"].items():
+        assert endpoint["calls"] == result["api_calls_by_endpoint"].get(name, 0)
+        assert endpoint["calls"] >= endpoint["fewest_calls"], name
     # aiokafka partitions keys as Java does: the service routes nothing.
     assert result["misrouted"] is False
     assert result["routed"]["metric_measured"] == 0
@@ -118,7 +126,8 @@ def test_tiny_bench_writes_every_key_and_every_event_gets_an_outcome(
             {
                 "latency_ms": 0,
                 "offered_rate": 400,
-                "points": [{"bound": 1000} | result],
+                # A sweep point's "bound" is the in-flight bound, not the result's call bound.
+                "points": [result | {"bound": 1000}],
             }
         )
     )
@@ -153,6 +162,22 @@ async def test_misrouted_publishing_puts_every_event_on_another_partition_than_i
     finally:
         await consumer.stop()
     assert all(placed[value] == (java_partition(key, 3) + 1) % 3 for key, value in world.events)
+
+
+def test_the_storm_mix_picks_its_defaults_and_its_result() -> None:
+    loyalty = parse_args(["--storm"])
+    assert (loyalty.mix, loyalty.events, loyalty.rate_limit) == ("loyalty", 10_000, 300)
+    assert loyalty.out.name == "storm.json"
+    realistic = parse_args(["--storm", "--mix", "realistic"])
+    assert (realistic.mix, realistic.events, realistic.rate_limit) == ("realistic", 5_000, 1_500)
+    assert (realistic.rate, realistic.warmup) == (0.0, 0)
+    assert realistic.out.name == "storm-realistic.json"
+    assert parse_args(["--storm", "--mix=realistic", "--misroute"]).out.name == (
+        "storm-realistic-misrouted.json"
+    )
+    assert parse_args([]).mix == "realistic"
+    with pytest.raises(SystemExit):
+        parse_args(["--mix", "loyalty"])
 
 
 def test_misroute_needs_two_partitions_and_writes_its_own_result() -> None:
