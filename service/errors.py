@@ -1,16 +1,15 @@
 """The one exception hierarchy of return-handler.
 
-Every error says whether trying again can help (``retriable``) and what an
-operator should do next (``next_step``), and carries its context as keyword
-fields, never secrets::
+Every error says what an operator should do next (``next_step``) and carries its
+context as keyword fields for the message, never secrets; what code decides on is a
+typed attribute (``CapillaryError.status``, ``BrokerError.fenced``,
+``ConfigurationError.setting`` and ``.topic``), never a key of ``context``::
 
     ReturnHandlerError
     ├── ConfigurationError        a setting or the policy file is wrong: fix it, restart
-    ├── EventError                one input message cannot be handled as an event
-    │   └── InvalidEventError     not JSON, or not a valid return event: dead-lettered
+    ├── InvalidEventError         not JSON, or not a valid return event
     ├── CapillaryError            talking to Capillary failed as a whole (not one item)
     │   ├── CapillaryAuthError    credentials refused or token not issued
-    │   ├── CapillaryRequestError we sent something Capillary cannot accept (a bug or config)
     │   ├── CapillaryTransientError  5xx, 429, timeout, connection: retried, then reported
     │   └── CapillaryUnavailableError  Capillary down or refusing us: the service pauses
     │       └── CapillaryInterruptedError  ...part-way through an event: what it did is kept
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 class ReturnHandlerError(Exception):
     """Root of every error return-handler raises on purpose."""
 
-    retriable: ClassVar[bool] = False
     next_step: ClassVar[str] = "Read the message and the log line with the same event_id."
 
     def __init__(self, message: str, /, **context: Any) -> None:
@@ -53,19 +51,38 @@ class ConfigurationError(ReturnHandlerError):
 
     next_step = "Fix the named setting (RETURN_HANDLER_* variable or policy file) and restart."
 
+    def __init__(
+        self,
+        message: str,
+        /,
+        *,
+        setting: str | None = None,
+        topic: str | None = None,
+        **context: Any,
+    ) -> None:
+        named = {"setting": setting, "topic": topic}
+        super().__init__(message, **{k: v for k, v in named.items() if v is not None}, **context)
+        self.setting = setting
+        """The ``RETURN_HANDLER_*`` variable (or policy key) to fix, when one is known."""
+        self.topic = topic
+        """The Kafka topic the setting names, when the problem is that topic."""
 
-class EventError(ReturnHandlerError):
-    """One input message cannot be handled as an event."""
+
+class InvalidEventError(ReturnHandlerError):
+    """The bytes are not JSON, or the JSON is not a valid return event."""
 
     next_step = "Inspect the dead-letter message; fix the producer, then replay it."
 
 
-class InvalidEventError(EventError):
-    """The bytes are not JSON, or the JSON is not a valid return event."""
-
-
 class CapillaryError(ReturnHandlerError):
     """A call to Capillary failed as a whole (no per-item answer came back)."""
+
+    def __init__(self, message: str, /, *, status: int | None = None, **context: Any) -> None:
+        if status is not None:
+            context["status"] = status
+        super().__init__(message, **context)
+        self.status = status
+        """The HTTP status of the answer, when one came."""
 
 
 class CapillaryAuthError(CapillaryError):
@@ -77,18 +94,9 @@ class CapillaryAuthError(CapillaryError):
     )
 
 
-class CapillaryRequestError(CapillaryError):
-    """Capillary rejected the request itself: a bug on our side or a wrong setting."""
-
-    next_step = (
-        "Check the setting named in the message; if none is named, file a bug with the request id."
-    )
-
-
 class CapillaryTransientError(CapillaryError):
     """Capillary is unavailable, slow, or asks us to slow down; trying again may work."""
 
-    retriable = True
     next_step = (
         "Nothing to do if it passes; if it persists, check Capillary's status and the rate limits."
     )
@@ -97,7 +105,6 @@ class CapillaryTransientError(CapillaryError):
 class CapillaryUnavailableError(CapillaryError):
     """Capillary (or our access to it) failed for every event, not for one: pause, probe."""
 
-    retriable = True
     next_step = (
         "Nothing to do if it passes: the service pauses its partitions and probes Capillary. "
         "If it persists, check Capillary's status, the base URLs and the credentials."
@@ -140,10 +147,16 @@ class DeadLetterFloodError(ReturnHandlerError):
 class BrokerError(ReturnHandlerError):
     """Kafka refused or lost something that the service cannot recover from here."""
 
-    retriable = True
     next_step = (
         "Check that the brokers in RETURN_HANDLER_KAFKA__BOOTSTRAP_SERVERS answer, then restart."
     )
+
+    def __init__(self, message: str, /, *, fenced: bool = False, **context: Any) -> None:
+        if fenced:
+            context["fenced"] = True
+        super().__init__(message, **context)
+        self.fenced = fenced
+        """A newer owner of the partition took its transactional id over: give it up."""
 
 
 class OperatorInputError(ReturnHandlerError):

@@ -7,12 +7,16 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from service.capillary.api import CapillaryApi
 from service.capillary.client import CapillaryClient
 from service.capillary.models import (
     Attribution,
     CartEarnsRef,
     CouponCustomer,
+    CustomerT,
     IdentifierName,
+    LoyaltyAction,
+    LoyaltyBulkAction,
     LoyaltyCustomer,
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
@@ -21,7 +25,6 @@ from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
 from service.errors import BrokerError
 from service.outcome import OutcomeEvent
-from service.pipeline.execute import CapillaryApi
 from service.pipeline.records import (
     Committed,
     DeadLetter,
@@ -236,6 +239,22 @@ def done(item: str, **extra: Any) -> ItemResult:
     return ItemResult(item=item, result_class=ResultClass.DONE, attempts=1, **extra)
 
 
+_LOYALTY_CALLS: dict[LoyaltyBulkAction, tuple[str, str]] = {
+    "REVOKE_EARN": ("revoke_loyalty_earns", "loyalty_earn"),
+    "REVOKE_ENROL": ("revoke_loyalty_enrolments", "enrolment"),
+    "ENROL": ("enrol", "enrolment"),
+    "EARN": ("issue_earn", "earn"),
+}
+"""Each loyalty bulk action's name in ``FakeCapillary.calls`` (and ``answers``), and its items'."""
+
+
+def _named(customer: LoyaltyCustomer) -> list[str]:
+    """What the items of a customer's loyalty call name: its earn ids, or the customer."""
+    if not isinstance(customer, LoyaltyCustomerEarns):
+        return [customer.identifier_value]
+    return [str(e) for e in customer.earn_ids] if customer.earn_ids is not None else ["all"]
+
+
 @dataclass
 class FakeCapillary:
     """The executor's view of ``CapillaryClient``, answering DONE per item unless told otherwise.
@@ -258,58 +277,24 @@ class FakeCapillary:
             return self.answers[method]
         return [done(item) for item in items]
 
-    async def revoke_loyalty_earns(
+    async def loyalty(
         self,
+        action: LoyaltyAction[CustomerT],
         promotion: LoyaltyPromotionRef,
         identifier_name: IdentifierName,
-        customers: Sequence[LoyaltyCustomerEarns],
+        customers: Sequence[CustomerT],
         attribution: Attribution | None = None,
     ) -> list[ItemResult]:
-        items = [
-            f"loyalty_earn:{e}"
-            for c in customers
-            for e in (map(str, c.earn_ids) if c.earn_ids is not None else ["all"])
-        ]
+        name, kind = _LOYALTY_CALLS[action.bulk_action]
+        items = [f"{kind}:{value}" for c in customers for value in _named(c)]
         return self._answer(
-            "revoke_loyalty_earns",
+            name,
             items,
             promotion=promotion,
             identifier_name=identifier_name,
             customers=list(customers),
             attribution=attribution,
         )
-
-    async def revoke_loyalty_enrolments(
-        self,
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[LoyaltyCustomer],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
-        items = [f"enrolment:{c.identifier_value}" for c in customers]
-        return self._answer(
-            "revoke_loyalty_enrolments", items, promotion=promotion, customers=list(customers)
-        )
-
-    async def enrol(
-        self,
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[LoyaltyCustomer],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
-        items = [f"enrolment:{c.identifier_value}" for c in customers]
-        return self._answer("enrol", items, promotion=promotion, customers=list(customers))
-
-    async def issue_earn(
-        self,
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[LoyaltyCustomer],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
-        items = [f"earn:{c.identifier_value}" for c in customers]
-        return self._answer("issue_earn", items, promotion=promotion, customers=list(customers))
 
     async def revoke_cart_earns(
         self,

@@ -1,5 +1,6 @@
 """Capillary: the client, its settings, wire models, code table and results."""
 
+from service.capillary.api import CapillaryApi
 from service.capillary.client import CapillaryClient
 from service.capillary.codes import CODES, CodeInfo, Endpoint, classify
 from service.capillary.config import (
@@ -15,6 +16,7 @@ from service.capillary.models import (
     AttributionEntityType,
     CartEarnsRef,
     CouponCustomer,
+    LoyaltyAction,
     LoyaltyCustomer,
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
@@ -27,6 +29,7 @@ __all__ = [
     "Attribution",
     "AttributionEntityType",
     "AuthMode",
+    "CapillaryApi",
     "CapillaryClient",
     "CapillaryConfig",
     "CapillaryRateLimits",
@@ -38,6 +41,7 @@ __all__ = [
     "CouponCustomer",
     "Endpoint",
     "ItemResult",
+    "LoyaltyAction",
     "LoyaltyCustomer",
     "LoyaltyCustomerEarns",
     "LoyaltyPromotionRef",

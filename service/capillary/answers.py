@@ -1,21 +1,61 @@
-"""From a call and what its answer said about one item to that item's :class:`ItemResult`.
+"""What a call answered, read: its body in the documented shape, then item by item.
 
-Shared by the endpoint families so that a code, a failure or a local refusal reads the
-same whichever endpoint it came from.
+The call loop hands every family a :class:`Call`: the answer's body, or the ``Failure``
+that left none to read. From it and what the answer said about one item, each item gets
+its ``ItemResult`` here, shared by the endpoint families so that a code, a failure or a
+local refusal reads the same whichever endpoint it came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
+from pydantic import BaseModel, ValidationError
 
-from service.capillary.call import Call, Failure
 from service.capillary.codes import Endpoint, classify, is_known
 from service.capillary.models import ApiError
-from service.capillary.results import ItemResult, ResultClass
+from service.capillary.results import Failure, ItemResult, ResultClass
+
+M = TypeVar("M", bound=BaseModel)
 
 _log = structlog.get_logger("service.capillary.client")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """The end of one logical call, after retries."""
+
+    status: int | None
+    body: Any
+    failure: Failure | None
+    request_ids: list[str]
+    attempts: int
+    elapsed_ms: float
+    # An earlier attempt got no clear answer and may have been processed by Capillary.
+    after_uncertain_attempt: bool = False
+
+    def read(self, endpoint: Endpoint, model: type[M]) -> M | Failure:
+        """The answer in its documented shape, or why there is none to read."""
+        if self.failure is not None:
+            return self.failure
+        try:
+            return model.model_validate(self.body)
+        except ValidationError as exc:
+            _log.warning(
+                "capillary_answer_unreadable",
+                endpoint=endpoint.value,
+                status=self.status,
+                errors=exc.error_count(),
+            )
+            return Failure(
+                ResultClass.REQUEST_ERROR,
+                f"answer (HTTP {self.status}) does not have the documented shape",
+                self.status,
+                "File it with the request id.",
+            )
 
 
 def item_result(
@@ -112,4 +152,4 @@ NOT_IN_ANSWER = Failure(
     next_step="Replay the event: revokes are safe to repeat.",
 )
 
-__all__ = ["NOT_IN_ANSWER", "failed_items", "from_errors", "item_result", "local_refusal"]
+__all__ = ["NOT_IN_ANSWER", "Call", "failed_items", "from_errors", "item_result", "local_refusal"]

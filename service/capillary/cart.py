@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from service.capillary.answers import NOT_IN_ANSWER, failed_items, from_errors, item_result
-from service.capillary.call import CallLoop, Failure, read_answer
+from service.capillary.call import CallLoop
 from service.capillary.codes import Endpoint
 from service.capillary.limits import MAX_CART_EARN_IDS, chunks
 from service.capillary.models import (
@@ -22,7 +22,7 @@ from service.capillary.models import (
     CartRevokeRequest,
     CartRevokeResponse,
 )
-from service.capillary.results import ItemResult, ResultClass
+from service.capillary.results import Failure, ItemResult, ResultClass
 
 _ENDPOINT = Endpoint.CART_REVOKE
 
@@ -87,7 +87,7 @@ class CartCalls:
         call = await self._loop.send(
             _ENDPOINT, json=request.wire(), attribution=attribution, admitted=admitted
         )
-        parsed = read_answer(_ENDPOINT, CartRevokeResponse, call)
+        parsed = call.read(_ENDPOINT, CartRevokeResponse)
         if isinstance(parsed, Failure):
             return failed_items(call, [_item(e) for _, e in pairs], parsed)
         revoked = {

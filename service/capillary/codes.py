@@ -47,7 +47,7 @@ from service.capillary.results import ResultClass
 
 
 class Endpoint(StrEnum):
-    """The endpoint families, each with its own code meanings and rate limit."""
+    """The endpoint families, each with its own code meanings, rate limit and host."""
 
     LOYALTY_REVOKE = "loyalty_revoke"
     LOYALTY_ENROL = "loyalty_enrol"
@@ -55,6 +55,14 @@ class Endpoint(StrEnum):
     COUPON_REVOKE = "coupon_revoke"
     DEACTIVATE = "deactivate"
     OAUTH_TOKEN = "oauth_token"
+
+    @property
+    def on_loyalty_host(self) -> bool:
+        """Whether it lives on the loyalty (``/v2``) host, not the api_gateway one."""
+        return self in _LOYALTY_HOST
+
+
+_LOYALTY_HOST = frozenset({Endpoint.LOYALTY_REVOKE, Endpoint.LOYALTY_ENROL, Endpoint.COUPON_REVOKE})
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,13 @@ import structlog
 
 from service.capillary.answers import (
     NOT_IN_ANSWER,
+    Call,
     failed_items,
     from_errors,
     item_result,
     local_refusal,
 )
-from service.capillary.call import Call, CallLoop, Failure, read_answer
+from service.capillary.call import CallLoop
 from service.capillary.codes import Endpoint
 from service.capillary.config import CouponCodeCase
 from service.capillary.limits import coupon_code_batches
@@ -45,7 +46,7 @@ from service.capillary.models import (
     CouponRevokeRequest,
     CouponRevokeResponse,
 )
-from service.capillary.results import ItemResult, ResultClass
+from service.capillary.results import Failure, ItemResult, ResultClass
 from service.observe.metrics import Metrics
 
 _ENDPOINT = Endpoint.COUPON_REVOKE
@@ -221,7 +222,7 @@ def empty_code_refusals(codes: Sequence[str]) -> list[ItemResult]:
 def _read_answer(call: Call, asked: list[str] | None, summary_item: str) -> CodeResults:
     """Results for the codes asked (``None``: by customer, everything revoked was asked)."""
     whole = [_item(c) for c in asked] if asked is not None else [summary_item]
-    parsed = read_answer(_ENDPOINT, CouponRevokeResponse, call)
+    parsed = call.read(_ENDPOINT, CouponRevokeResponse)
     if isinstance(parsed, Failure):
         return CodeResults(failed_items(call, whole, parsed), [])
     entity = parsed.entity

@@ -9,10 +9,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from service.capillary.answers import failed_items, from_errors, item_result, local_refusal
-from service.capillary.call import CallLoop, Failure, read_answer
+from service.capillary.call import CallLoop
 from service.capillary.codes import Endpoint
 from service.capillary.models import Attribution, DeactivateResponse
-from service.capillary.results import ItemResult, ResultClass
+from service.capillary.results import Failure, ItemResult, ResultClass
 
 _ENDPOINT = Endpoint.DEACTIVATE
 
@@ -52,7 +52,7 @@ class DeactivateCalls:
             params=params,
             attribution=attribution,
         )
-        parsed = read_answer(_ENDPOINT, DeactivateResponse, call)
+        parsed = call.read(_ENDPOINT, DeactivateResponse)
         if isinstance(parsed, Failure):
             return failed_items(call, [item], parsed)
         if parsed.errors:

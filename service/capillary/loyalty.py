@@ -14,17 +14,20 @@ from collections.abc import Sequence
 import structlog
 
 from service.capillary.answers import (
+    Call,
     failed_items,
     from_errors,
     item_result,
     local_refusal,
 )
-from service.capillary.call import Call, CallLoop, Failure, read_answer
+from service.capillary.call import CallLoop
 from service.capillary.codes import Endpoint
 from service.capillary.limits import MAX_LOYALTY_CUSTOMERS, chunks_without_repeats
 from service.capillary.models import (
     Attribution,
+    CustomerT,
     IdentifierName,
+    LoyaltyAction,
     LoyaltyBulkAction,
     LoyaltyBulkCustomer,
     LoyaltyBulkItem,
@@ -34,7 +37,7 @@ from service.capillary.models import (
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
 )
-from service.capillary.results import ItemResult, ResultClass
+from service.capillary.results import Failure, ItemResult, ResultClass
 
 _log = structlog.get_logger("service.capillary.client")
 
@@ -64,66 +67,34 @@ class LoyaltyCalls:
     def __init__(self, loop: CallLoop) -> None:
         self._loop = loop
 
-    async def revoke_earns(
+    async def bulk(
         self,
+        action: LoyaltyAction[CustomerT],
         promotion: LoyaltyPromotionRef,
         identifier_name: IdentifierName,
-        customers: Sequence[LoyaltyCustomerEarns],
+        customers: Sequence[CustomerT],
         attribution: Attribution | None = None,
     ) -> list[ItemResult]:
-        """REVOKE_EARN: one result per earn ID, or one per customer for the broad form.
+        """One bulk action for ``customers``, their results in order.
 
-        ``earn_ids=None`` revokes *all* the customer's earns of the promotion; the client
-        allows it, the rules decide when. An empty list is refused without a call.
+        * REVOKE_EARN: one result per earn ID, or one per customer for the broad form:
+          ``earn_ids=None`` revokes *all* the customer's earns of the promotion (the client
+          allows it, the rules decide when); an empty list is refused without a call.
+        * REVOKE_ENROL: enrol-and-issue promotions only, after that customer's REVOKE_EARN.
+        * ENROL: enrol in an enrol-and-issue promotion; ``detail`` has the ``issual_id``.
+        * EARN: issue the promotion; ``detail["earned_id"]`` is the new earn ID. Not
+          idempotent: after an ambiguous failure (the request may have been processed) it is
+          not retried and the result says a repeat could issue twice.
         """
-        return _flat(
-            await self.grouped("REVOKE_EARN", promotion, identifier_name, customers, attribution)
-        )
-
-    async def revoke_enrolments(
-        self,
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[LoyaltyCustomer],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
-        """REVOKE_ENROL (enrol-and-issue promotions only, after that customer's REVOKE_EARN)."""
-        return _flat(
-            await self.grouped("REVOKE_ENROL", promotion, identifier_name, customers, attribution)
-        )
-
-    async def enrol(
-        self,
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[LoyaltyCustomer],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
-        """ENROL customers in an enrol-and-issue promotion; ``detail`` has the ``issual_id``."""
-        return _flat(
-            await self.grouped("ENROL", promotion, identifier_name, customers, attribution)
-        )
-
-    async def issue_earn(
-        self,
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[LoyaltyCustomer],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
-        """EARN: issue the promotion; ``detail["earned_id"]`` is the new earn ID.
-
-        Not idempotent: after an ambiguous failure (the request may have been processed)
-        it is not retried and the result says a repeat could issue twice.
-        """
-        return _flat(await self.grouped("EARN", promotion, identifier_name, customers, attribution))
+        grouped = await self.grouped(action, promotion, identifier_name, customers, attribution)
+        return [result for results in grouped for result in results]
 
     async def grouped(
         self,
-        action: LoyaltyBulkAction,
+        action: LoyaltyAction[CustomerT],
         promotion: LoyaltyPromotionRef,
         identifier_name: IdentifierName,
-        customers: Sequence[LoyaltyCustomer],
+        customers: Sequence[CustomerT],
         attribution: Attribution | None = None,
         *,
         admitted: bool = False,
@@ -136,7 +107,8 @@ class LoyaltyCalls:
         back each their own. Unsendable customers are answered without a call (see
         :func:`refusal`). ``admitted``: the first request's first rate permit is taken.
         """
-        endpoint, idempotent = _ENDPOINTS[action]
+        bulk_action = action.bulk_action
+        endpoint, idempotent = _ENDPOINTS[bulk_action]
         by_index: dict[int, list[ItemResult]] = {}
         sendable: list[tuple[int, LoyaltyCustomer]] = []
         for index, customer in enumerate(customers):
@@ -152,7 +124,7 @@ class LoyaltyCalls:
         for batch in batches:
             pairs = [pair for _, pair in batch]
             request = LoyaltyBulkRequest(
-                bulk_action=action,
+                bulk_action=bulk_action,
                 promotion_details=promotion.wire(),
                 identifier_name=identifier_name,
                 customers=[
@@ -173,7 +145,7 @@ class LoyaltyCalls:
             )
             admitted = False  # the permit was for the first request only
             answers = _read(
-                endpoint, action, promotion, identifier_name, [c for _, c in pairs], call
+                endpoint, bulk_action, promotion, identifier_name, [c for _, c in pairs], call
             )
             for (index, _), results in zip(pairs, answers, strict=True):
                 by_index[index] = results
@@ -189,9 +161,9 @@ _ENDPOINTS: dict[LoyaltyBulkAction, tuple[Endpoint, bool]] = {
 }
 
 
-def endpoint_of(action: LoyaltyBulkAction) -> Endpoint:
+def endpoint_of(action: LoyaltyAction[CustomerT]) -> Endpoint:
     """The endpoint a bulk action goes to (and whose rate limit it takes)."""
-    return _ENDPOINTS[action][0]
+    return _ENDPOINTS[action.bulk_action][0]
 
 
 def customer_key(customer: LoyaltyCustomer) -> str:
@@ -200,18 +172,15 @@ def customer_key(customer: LoyaltyCustomer) -> str:
 
 
 def refusal(
-    action: LoyaltyBulkAction, promotion: LoyaltyPromotionRef, customer: LoyaltyCustomer
+    action: LoyaltyAction[CustomerT], promotion: LoyaltyPromotionRef, customer: CustomerT
 ) -> list[ItemResult] | None:
     """The results of a customer that cannot go in a call (answered locally), or None."""
     why = _unsendable(customer)
     if why is None:
         return None
     message, next_step = why
-    return [local_refusal(item, message, next_step) for item in _items(action, promotion, customer)]
-
-
-def _flat(grouped: list[list[ItemResult]]) -> list[ItemResult]:
-    return [result for results in grouped for result in results]
+    items = _items(action.bulk_action, promotion, customer)
+    return [local_refusal(item, message, next_step) for item in items]
 
 
 def _read(
@@ -224,7 +193,7 @@ def _read(
 ) -> list[list[ItemResult]]:
     """Each customer's item results, in the order the customers were sent."""
     items_of = [_items(action, promotion, c) for c in customers]
-    parsed = read_answer(endpoint, LoyaltyBulkResponse, call)
+    parsed = call.read(endpoint, LoyaltyBulkResponse)
     if isinstance(parsed, Failure):
         if call.failure is None:  # answered, in a shape nobody can read
             parsed = _unmatched(action, parsed)

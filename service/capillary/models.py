@@ -9,8 +9,9 @@ spelled ``errroCode`` / ``errrorCode``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -371,6 +372,34 @@ class LoyaltyCustomerEarns(LoyaltyCustomer):
     """A customer and the loyalty earn IDs to revoke; ``None`` revokes all of the promotion's."""
 
     earn_ids: list[int] | None = None
+
+
+CustomerT = TypeVar("CustomerT", bound=LoyaltyCustomer)
+"""The customers a :class:`LoyaltyAction` takes."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoyaltyAction(Generic[CustomerT]):
+    """A loyalty bulk action (``LoyaltyAction.EARN`` and the three others), typed by the
+    customers it takes.
+
+    REVOKE_EARN takes :class:`LoyaltyCustomerEarns` only: its broad form (every earn of the
+    promotion) must be asked for by name (``earn_ids=None``), so mypy refuses a plain
+    :class:`LoyaltyCustomer` there. The other three take any customer.
+    """
+
+    bulk_action: LoyaltyBulkAction
+
+    REVOKE_EARN: ClassVar[LoyaltyAction[LoyaltyCustomerEarns]]
+    REVOKE_ENROL: ClassVar[LoyaltyAction[LoyaltyCustomer]]
+    ENROL: ClassVar[LoyaltyAction[LoyaltyCustomer]]
+    EARN: ClassVar[LoyaltyAction[LoyaltyCustomer]]
+
+
+LoyaltyAction.REVOKE_EARN = LoyaltyAction("REVOKE_EARN")
+LoyaltyAction.REVOKE_ENROL = LoyaltyAction("REVOKE_ENROL")
+LoyaltyAction.ENROL = LoyaltyAction("ENROL")
+LoyaltyAction.EARN = LoyaltyAction("EARN")
 
 
 class CartEarnsRef(ClientRef):

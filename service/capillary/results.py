@@ -7,6 +7,7 @@ class).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,3 +76,14 @@ class ItemResult(BaseModel):
         description="An earlier attempt of this call got no clear answer and may have been "
         "processed: a gone answer then most likely means done by that attempt.",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a call (or an answer) produced nothing to read item by item: every item of it
+    gets this class, message, code and next step."""
+
+    result_class: ResultClass
+    message: str
+    code: int | None = None
+    next_step: str | None = None

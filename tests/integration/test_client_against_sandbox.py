@@ -15,14 +15,15 @@ from service.capillary import (
     CapillaryConfig,
     CartEarnsRef,
     CouponCustomer,
+    LoyaltyAction,
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
     ResultClass,
     RetryPolicy,
 )
+from service.capillary.coalesce import Coalescer
 from service.capillary.results import ItemResult
 from service.outcome import ActionStatus
-from service.pipeline.coalesce import Coalescer
 from service.pipeline.execute import item_status
 
 STORM = {"revoke_enrol_and_earn": 2, "cart_revoke_earn": 3, "coupon_revoke": 2, "deactivate": 1}
@@ -60,7 +61,7 @@ async def client(sandbox: Sandbox) -> AsyncIterator[CapillaryClient]:
 async def _revoke_everything(client: CapillaryClient) -> list[ItemResult]:
     customer = LoyaltyCustomerEarns(identifier_value=TOM, source="INSTORE", earn_ids=[974])
     return [
-        *await client.revoke_loyalty_earns(LOYALTY_PROMO, "id", [customer]),
+        *await client.loyalty(LoyaltyAction.REVOKE_EARN, LOYALTY_PROMO, "id", [customer]),
         *await client.revoke_cart_earns(
             POLLY, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=[CART_EARN])]
         ),
@@ -157,7 +158,8 @@ async def test_150_concurrent_loyalty_revokes_through_the_coalescer_make_two_cal
 
     results = await asyncio.gather(
         *(
-            coalescer.revoke_loyalty_earns(
+            coalescer.loyalty(
+                LoyaltyAction.REVOKE_EARN,
                 LOYALTY_PROMO,
                 "id",
                 [

@@ -10,6 +10,7 @@ from structlog.testing import capture_logs
 from service.capillary.codes import CODES, Endpoint, classify
 from service.capillary.models import (
     CartEarnsRef,
+    LoyaltyAction,
     LoyaltyCustomer,
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
@@ -101,11 +102,14 @@ async def _run(h: Harness, endpoint: Endpoint, code: int) -> list[ItemResult]:
         customer = LoyaltyCustomerEarns(
             identifier_value="423927867", source="INSTORE", earn_ids=[974]
         )
-        return await client.revoke_loyalty_earns(PROMO, "id", [customer])
+        return await client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", [customer])
     if endpoint is Endpoint.LOYALTY_ENROL:
         h.fake.script(LOYALTY_ENROL, reply(200, {"response": [loyalty_error(code)]}))
-        return await client.enrol(
-            PROMO, "id", [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
+        return await client.loyalty(
+            LoyaltyAction.ENROL,
+            PROMO,
+            "id",
+            [LoyaltyCustomer(identifier_value="1", source="INSTORE")],
         )
     if endpoint is Endpoint.CART_REVOKE:
         body: dict[str, Any] = {"data": None, "errors": [{"code": code, "message": "m"}]}
@@ -181,9 +185,9 @@ async def test_8896_is_kept_on_revoke_enrol_and_not_found_on_the_other_actions()
     customer = LoyaltyCustomer(identifier_value="423927867", source="INSTORE")
     earns = LoyaltyCustomerEarns(identifier_value="423927867", source="INSTORE", earn_ids=[974])
     async with h.client:
-        [enrolment] = await h.client.revoke_loyalty_enrolments(PROMO, "id", [customer])
-        [earn] = await h.client.revoke_loyalty_earns(PROMO, "id", [earns])
-        [issue] = await h.client.issue_earn(PROMO, "id", [customer])
+        [enrolment] = await h.client.loyalty(LoyaltyAction.REVOKE_ENROL, PROMO, "id", [customer])
+        [earn] = await h.client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", [earns])
+        [issue] = await h.client.loyalty(LoyaltyAction.EARN, PROMO, "id", [customer])
     assert (enrolment.result_class, enrolment.code) == (ResultClass.KEPT, 8896)
     assert enrolment.next_step
     assert (earn.result_class, issue.result_class) == (N, N)

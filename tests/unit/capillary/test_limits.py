@@ -25,6 +25,7 @@ from service.capillary.limits import (
 from service.capillary.models import (
     CartEarnsRef,
     CouponCustomer,
+    LoyaltyAction,
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
 )
@@ -92,7 +93,7 @@ async def test_revoke_loyalty_earns_101_customers_makes_two_calls(harness: Harne
         LoyaltyCustomerEarns(identifier_value=str(1000 + i), source="INSTORE", earn_ids=[i])
         for i in range(101)
     ]
-    results = await harness.client.revoke_loyalty_earns(PROMO, "id", customers)
+    results = await harness.client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", customers)
     assert [len(b["customers"]) for b in harness.fake.bodies(LOYALTY_REVOKE)] == [100, 1]
     assert [r.item for r in results] == [f"loyalty_earn:{i}" for i in range(101)]
     assert all(r.result_class is ResultClass.DONE for r in results)
@@ -107,7 +108,7 @@ async def test_revoke_loyalty_earns_duplicate_customer_goes_to_a_second_call(
         LoyaltyCustomerEarns(identifier_value="43", source="INSTORE", earn_ids=[2]),
         LoyaltyCustomerEarns(identifier_value="42", source="INSTORE", earn_ids=[3]),
     ]
-    results = await harness.client.revoke_loyalty_earns(PROMO, "id", customers)
+    results = await harness.client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", customers)
     sent = [
         [(c["identifierValue"], c["earnIds"]) for c in b["customers"]]
         for b in harness.fake.bodies(LOYALTY_REVOKE)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from service.capillary.models import LoyaltyCustomer, LoyaltyPromotionRef
+from service.capillary.models import LoyaltyAction, LoyaltyCustomer, LoyaltyPromotionRef
 from service.capillary.results import ResultClass
 from service.capillary.retry import RetryPolicy, parse_retry_after
 from tests.unit.capillary.helpers import (
@@ -155,8 +155,11 @@ async def test_issue_earn_ambiguous_failure_is_not_repeated(failure: object) -> 
     fake.script(LOYALTY_ENROL, failure)  # type: ignore[arg-type]
     h = make_harness(fake)
     async with h.client:
-        [result] = await h.client.issue_earn(
-            PROMO, "id", [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
+        [result] = await h.client.loyalty(
+            LoyaltyAction.EARN,
+            PROMO,
+            "id",
+            [LoyaltyCustomer(identifier_value="1", source="INSTORE")],
         )
     assert len(fake.calls(LOYALTY_ENROL)) == 1
     assert result.result_class is ResultClass.UNAVAILABLE
@@ -179,8 +182,11 @@ async def test_issue_earn_connect_error_is_retried_because_nothing_was_sent() ->
     fake.script(LOYALTY_ENROL, httpx.ConnectError("refused"), reply(503), reply(200, ok))
     h = make_harness(fake)
     async with h.client:
-        [result] = await h.client.issue_earn(
-            PROMO, "id", [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
+        [result] = await h.client.loyalty(
+            LoyaltyAction.EARN,
+            PROMO,
+            "id",
+            [LoyaltyCustomer(identifier_value="1", source="INSTORE")],
         )
     assert result.result_class is ResultClass.DONE
     assert result.detail["earned_id"] == "840"
@@ -226,8 +232,11 @@ async def test_issue_earn_hanging_answer_hits_call_deadline_and_is_not_repeated(
     config = basic_config(timeouts={"call_deadline": 0.01})
     h = make_harness(fake, config=config)
     async with h.client:
-        [result] = await h.client.issue_earn(
-            PROMO, "id", [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
+        [result] = await h.client.loyalty(
+            LoyaltyAction.EARN,
+            PROMO,
+            "id",
+            [LoyaltyCustomer(identifier_value="1", source="INSTORE")],
         )
     assert result.result_class is ResultClass.UNAVAILABLE
     assert "issue twice" in result.message

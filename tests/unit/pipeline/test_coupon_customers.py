@@ -19,10 +19,10 @@ import pytest
 from capillary_sandbox import Sandbox, SandboxConfig, demo_seed
 from capillary_sandbox.state import Coupon
 from service.capillary import CapillaryClient, CapillaryConfig
+from service.capillary.coalesce import Coalescer
 from service.events import ReturnEvent
 from service.observe.metrics import Metrics
 from service.outcome import ActionResult, ActionStatus
-from service.pipeline.coalesce import Coalescer
 from service.pipeline.execute import Executor
 from service.policy_file import load_policy
 from service.rules.engine import plan

@@ -26,6 +26,7 @@ from service.actions import (
 from service.actions import CouponCustomer as PlannedCouponCustomer
 from service.capillary.models import (
     CouponCustomer,
+    LoyaltyAction,
     LoyaltyBulkCustomer,
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
@@ -235,7 +236,8 @@ def test_wire_model_refuses_an_empty_earn_id_list() -> None:
 
 async def test_client_answers_an_empty_earn_id_list_without_a_call(harness: Harness) -> None:
     """Point 6."""
-    results = await harness.client.revoke_loyalty_earns(
+    results = await harness.client.loyalty(
+        LoyaltyAction.REVOKE_EARN,
         TARGET_REF,
         "id",
         [LoyaltyCustomerEarns(identifier_value="1", source="INSTORE", earn_ids=[])],
