@@ -36,7 +36,7 @@ bench/results/misrouted.json``). What one run does:
    one event, plans it with the service's rules, makes one call per action with the
    service's executor, produces the outcome, commits the offset, and takes the next.
 
-The result is printed and written as JSON (keys in README.md, "Benchmarks"). A measurement,
+The result is printed and written as JSON (keys in docs/develop/benchmarks.md). A measurement,
 not a test: nothing here judges the numbers. The exit status is 0 when every event got
 exactly one outcome, 1 when not (the JSON says ``"complete": false``), 2 when the run could
 not run.
@@ -98,7 +98,7 @@ from service.events import ReturnEvent
 from service.kafka.partitioner import java_partition
 from service.logging import configure_logging
 from service.pipeline.execute import Executor
-from service.pipeline.process import build_outcome
+from service.pipeline.outcomes import build_outcome
 from service.pipeline.records import Record
 from service.policy_file import load_policy
 from service.wiring import make_planner

@@ -22,9 +22,9 @@ OUTCOME_SCHEMA_VERSION: Literal["1"] = "1"
 
 class _Model(BaseModel):
     # Attribute docstrings become the field descriptions of the published JSON Schema.
-    # Open to additions: fields are added within v1 (README, "Compatibility"), so a reader
-    # of another version ignores the fields it does not know, and the published schema
-    # allows them.
+    # Open to additions: fields are added within v1 (docs/reference/schemas.md,
+    # "Compatibility"), so a reader of another version ignores the fields it does not
+    # know, and the published schema allows them.
     model_config = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
 
 

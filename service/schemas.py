@@ -15,9 +15,7 @@ from pydantic import BaseModel
 
 from service import __version__
 from service.events import ReturnEvent
-from service.operate.report import OutcomeReport
-from service.outcome import OutcomeEvent
-from service.pipeline.publish import (
+from service.kafka.headers import (
     CLOUDEVENTS_HEADERS,
     DEAD_LETTER_CLOUDEVENTS,
     DEAD_LETTER_HEADERS,
@@ -25,6 +23,8 @@ from service.pipeline.publish import (
     OUTCOME_CLOUDEVENTS,
     OUTCOME_TYPE,
 )
+from service.operate.report import OutcomeReport
+from service.outcome import OutcomeEvent
 from service.settings import KafkaSettings
 
 RETURN_EVENT_FILE = "return-event.v1.json"
@@ -33,7 +33,8 @@ DEAD_LETTER_FILE = "dead-letter-headers.v1.json"
 # What `return-handler report --json` prints: not a topic, but a boundary all the same.
 OUTCOME_REPORT_FILE = "outcome-report.v1.json"
 ASYNCAPI_FILE = "asyncapi.yaml"
-# The outcome schema of each release, kept as published (see the README, "Compatibility").
+# The outcome schema of each release, kept as published (docs/reference/schemas.md,
+# "Compatibility").
 RELEASES_DIR = "releases"
 
 _HEADER_DOCS = {
@@ -222,7 +223,8 @@ def _asyncapi() -> dict[str, Any]:
                 "address": topic("returns_topic"),
                 "description": (
                     "Input (RETURN_HANDLER_KAFKA__RETURNS_TOPIC). Key: the customer key, the "
-                    "same for every event of one customer (see The customer key in the README)."
+                    "same for every event of one customer (docs/reference/topics.md, "
+                    "'The customer key')."
                 ),
                 "messages": {"returnEvent": returns},
             },

@@ -10,23 +10,24 @@ from datetime import datetime, timedelta
 from service import __version__
 from service.actions import Plan
 from service.capillary.client import CapillaryClient
+from service.capillary.coalesce import Coalescer
 from service.clock import Clock, SystemClock
 from service.errors import ConfigurationError
 from service.events import ReturnEvent
 from service.ids import Ids, RandomIds
+from service.kafka.committer import KafkaCommitter
+from service.kafka.headers import Envelope, deployment_source
+from service.kafka.source import KafkaSource
 from service.kafka.state_reader import KafkaStateReader
 from service.ledger import LedgerFacts
 from service.observe.health import Health
 from service.observe.http import SCHEMAS_PATH, HttpPort
 from service.observe.metrics import Metrics, Watch
 from service.observe.tracing import Tracing
-from service.pipeline.coalesce import Coalescer
-from service.pipeline.commit import KafkaCommitter
-from service.pipeline.consume import KafkaSource
 from service.pipeline.execute import Executor
 from service.pipeline.flood import DeadLetterCap
-from service.pipeline.process import Planner, Processor
-from service.pipeline.publish import Envelope, deployment_source
+from service.pipeline.plan import Planner
+from service.pipeline.process import Processor
 from service.pipeline.retries import RetryPolicy
 from service.pipeline.route import Router
 from service.pipeline.run import Runner

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -41,6 +41,19 @@ class TopicRecord:
         """The last value of header ``name``, decoded, or ``None``."""
         found = [value for key, value in self.headers if key == name]
         return found[-1].decode("utf-8", "replace") if found else None
+
+
+def record_of(message: ConsumerRecord[bytes, bytes]) -> TopicRecord:
+    """An aiokafka record as the tools see it."""
+    return TopicRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=message.timestamp,
+        key=message.key,
+        value=message.value,
+        headers=tuple(message.headers or ()),
+    )
 
 
 @dataclass(frozen=True)
@@ -106,15 +119,7 @@ async def read_span(
                     if span.until is not None and message.timestamp > _ms(span.until):
                         continue
                     read += 1
-                    yield TopicRecord(
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                        timestamp_ms=message.timestamp,
-                        key=message.key,
-                        value=message.value,
-                        headers=tuple(message.headers or ()),
-                    )
+                    yield record_of(message)
             for tp in list(open_partitions):
                 # Transaction markers and aborted records take offsets too: the position, not
                 # the last record seen, says whether the range is done.
@@ -188,4 +193,4 @@ def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
-__all__ = ["Progress", "Span", "TopicRecord", "read_span", "topic_partitions"]
+__all__ = ["Progress", "Span", "TopicRecord", "read_span", "record_of", "topic_partitions"]

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from service.errors import BrokerError
-from service.pipeline.kafka_connection import connection_options
+from service.kafka.connection import connection_options
 from service.settings import KafkaSettings
 
 _RESTORE_DEADLINE_SECONDS = 300.0

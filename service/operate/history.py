@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.operate.read import TopicRecord
+from service.kafka.span import TopicRecord
 from service.operate.sources import read_outcome
 from service.outcome import ActionResult, ActionStatus, OutcomeEvent, OutcomeStatus
 

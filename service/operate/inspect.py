@@ -14,19 +14,21 @@ issual ids. It is what a later cancellation or replay of the order is decided fr
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from service.kafka.span import Progress, Span
 from service.ledger import GIVE_BACK_KINDS, LedgerEntry, LedgerItem
-from service.operate.ledger import LedgerBook
+from service.operate.ledger import LedgerBook, read_ledger
 from service.operate.outcomes import OutcomePosition, Skipped, read_outcomes
-from service.operate.read import Progress, Span
+from service.operate.progress import reading
 from service.outcome import ActionResult, ActionStatus, ItemResult, OutcomeEvent, OutcomeStatus
 from service.pipeline.state import EventState
 
@@ -221,11 +223,17 @@ def _add_action(grid: Table, number: int, action: ActionResult) -> None:
         grid.add_row("  next step", Text(action.next_step, style="bold"))
 
 
+def _item_head(name: str, status: ActionStatus, code: int | None) -> Text:
+    """``name  status  code N``: how an item starts, in an outcome and in the ledger."""
+    text = Text(f"{name}  ")
+    text.append(status.value, style=_ACTION_STYLE.get(status, "bold"))
+    if code is not None:
+        text.append(f"  code {code}")
+    return text
+
+
 def _item(item: ItemResult) -> Text:
-    text = Text(f"{item.item}  ")
-    text.append(item.status.value, style=_ACTION_STYLE.get(item.status, "bold"))
-    if item.code is not None:
-        text.append(f"  code {item.code}")
+    text = _item_head(item.item, item.status, item.code)
     if item.attempt is not None:
         # An earlier attempt of this event got this result (the retry path).
         text.append(f"  attempt {item.attempt}", style="dim")
@@ -333,10 +341,7 @@ def _ledger_label(item: LedgerItem) -> str:
 
 
 def _ledger_item(item: LedgerItem) -> Text:
-    text = Text(f"{item.item}  ")
-    text.append(item.status.value, style=_ACTION_STYLE.get(item.status, "bold"))
-    if item.code is not None:
-        text.append(f"  code {item.code}")
+    text = _item_head(item.item, item.status, item.code)
     if item.replaces is not None:
         text.append(f"  replaces {item.replaces}")
     if item.earned_id is not None:
@@ -355,6 +360,58 @@ def as_json_line(found: FoundOutcome) -> str:
     return found.model_dump_json()
 
 
+async def show(
+    client_options: Mapping[str, Any],
+    topics: tuple[str, str],
+    wanted: str,
+    since: datetime | None,
+    *,
+    as_json: bool,
+    out: Console,
+    err: Console,
+) -> bool:
+    """Read the outcomes and state ``topics``; print what they hold of ``wanted``.
+
+    False, with nothing printed, when neither has anything of it (``nothing_found`` says so).
+    """
+    topic, state_topic = topics
+    skipped = Skipped()
+    with reading(err, f"reading {topic}") as progress:
+        found = await find_outcomes(
+            client_options, topic, wanted, Span(since=since), skipped=skipped, progress=progress
+        )
+    with reading(err, f"reading {state_topic}") as progress:
+        book = await read_ledger(client_options, state_topic, progress=progress)
+    for what, count in (("outcomes", skipped), ("event states", book.skipped)):
+        if count.count:
+            err.print(
+                f"warning: {count.count} record(s) skipped, not {what} this version reads; "
+                f"first: {count.examples[0]}",
+                markup=False,
+                soft_wrap=True,
+            )
+    states = ledger_of(book, wanted)
+    # An order the ledger knows is found, even when its outcomes are gone (retention, --since).
+    if not found and not states:
+        return False
+    for one in found:
+        if as_json:
+            sys.stdout.write(as_json_line(one) + "\n")
+        else:
+            out.print(render(one), highlight=False)
+            out.print()
+    if as_json:
+        sys.stdout.write(ledger_json_line(states) + "\n")
+        return True
+    out.print(render_ledger(states, book, wanted, state_topic), highlight=False)
+    err.print(
+        f"{len(found)} outcome(s) of {wanted!r} in {topic}, newest first; "
+        f"{len(states)} ledger entry(ies) in {state_topic}",
+        markup=False,
+    )
+    return True
+
+
 __all__ = [
     "FoundLedger",
     "FoundOutcome",
@@ -367,4 +424,5 @@ __all__ = [
     "nothing_found",
     "render",
     "render_ledger",
+    "show",
 ]

@@ -24,10 +24,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from service.kafka.span import Progress, TopicRecord, read_span
 from service.ledger import GIVE_BACK_KINDS, LedgerEntry
 from service.operate.history import MAY_HAVE_BEEN_MADE
 from service.operate.outcomes import Skipped
-from service.operate.read import Progress, TopicRecord, read_span
 from service.pipeline.state import PROGRESS_KEY, EventState
 
 

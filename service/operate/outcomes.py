@@ -1,7 +1,7 @@
 """The outcomes topic as the operator's tools read it: each outcome with where it lies.
 
 inspect, report and replay read the same thing: the committed outcomes of a span of the
-topic (``service.operate.read``), decoded with the published model, each beside its own
+topic (``service.kafka.span``), decoded with the published model, each beside its own
 position in the topic. A record this version cannot read as an outcome (a newer schema
 version, a tombstone, a stray message) is skipped and counted, never fatal: one bad record
 must not hide every other outcome from the operator, and the count says that something was
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from service.operate.read import Progress, Span, TopicRecord, read_span
+from service.kafka.span import Progress, Span, TopicRecord, read_span
 from service.outcome import OutcomeEvent
 
 # Enough to show what kind of records were skipped without keeping all of them.

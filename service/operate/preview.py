@@ -43,7 +43,7 @@ from service.ledger import LedgerFacts, ReturnRecord
 from service.operate.history import History
 from service.operate.ledger import LedgerBook
 from service.operate.sources import Candidate
-from service.pipeline.process import Planner
+from service.pipeline.plan import Planner
 
 
 @dataclass(frozen=True)

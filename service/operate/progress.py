@@ -1,8 +1,12 @@
-"""A progress bar on stderr while a tool reads a long span of a topic."""
+"""Progress bars on stderr while a tool reads long spans of topics.
+
+Only on a terminal: piped or captured, the output stays free of redraw sequences. The bars
+disappear when done (transient), so what is printed afterwards stands alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -14,18 +18,17 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from service.operate.read import Progress as ReadProgress
+from service.kafka.span import Progress as ReadProgress
+
+Tracker = Callable[[str], ReadProgress | None]
+"""Gives the progress callback of one read, by its label; ``None`` off a terminal."""
 
 
 @contextmanager
-def reading(console: Console, label: str) -> Iterator[ReadProgress | None]:
-    """A callback for ``read_span``'s progress, drawn on ``console`` while it reads.
-
-    Only on a terminal: piped or captured, the output stays free of redraw sequences. The
-    bar disappears when done (transient), so what is printed afterwards stands alone.
-    """
+def readings(console: Console) -> Iterator[Tracker]:
+    """A bar per read on ``console``, each added under its label when its read begins."""
     if not console.is_terminal:
-        yield None
+        yield lambda label: None
         return
     with Progress(
         TextColumn("{task.description}"),
@@ -36,12 +39,23 @@ def reading(console: Console, label: str) -> Iterator[ReadProgress | None]:
         console=console,
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=None)
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def track(label: str) -> ReadProgress:
+            task = bar.add_task(label, total=None)
 
-        yield update
+            def update(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return update
+
+        yield track
 
 
-__all__ = ["reading"]
+@contextmanager
+def reading(console: Console, label: str) -> Iterator[ReadProgress | None]:
+    """A callback for one ``read_span``'s progress, drawn on ``console`` while it reads."""
+    with readings(console) as track:
+        yield track(label)
+
+
+__all__ = ["Tracker", "reading", "readings"]

@@ -23,15 +23,15 @@ from pydantic import ValidationError
 
 from service.errors import OperatorInputError
 from service.events import ReturnEvent
+from service.kafka.span import Span, TopicRecord, read_span
 from service.operate import times
-from service.operate.read import Span, TopicRecord, read_span
 from service.outcome import OutcomeEvent, OutcomeStatus, SourceRecord
 from service.pipeline.records import DeadLetter, Record
 from service.pipeline.validate import validate
 
 ERROR_TYPE_HEADER = "rh-error-type"
 ERROR_TYPES = ("json_invalid", "invalid_event", "empty", "rules_error")
-"""What the service writes in a dead letter's ``rh-error-type`` (``pipeline/publish.py``)."""
+"""What the service writes in a dead letter's ``rh-error-type`` (``service/kafka/headers.py``)."""
 
 
 class SourceKind(StrEnum):

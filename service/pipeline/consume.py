@@ -1,292 +1,188 @@
-"""Kafka in: one consumer group on the returns, routed and retry topics, calm rebalances.
+"""The first step: fetched records taken in partition order and handed on.
 
-aiokafka's defaults are wrong for us: auto-commit would commit outside the
-transaction that publishes the outcome, and ``read_uncommitted`` would read
-aborted writes, so both are set explicitly; offsets are committed by the commit
-step, inside its transaction. The run loop keeps polling while events are in
-flight (pausing the partitions at the in-flight bound), so a slow Capillary never
-makes the group think this member died (``max.poll.interval.ms``); a rebalance
-waits until the revoked partitions' events have finished and been committed, so
-a partition never changes owner with work half done.
+A record of a partition not set up yet is sought back; a retry record not due yet holds its
+partition (``service/kafka/source.py`` fetches nothing more of it until released); one
+whose outputs are committed already finishes at once; one its producer put on another
+partition than its customer key's is routed (``route.py``); an invalid one finishes as a
+dead letter (``validate.py``); the rest goes to the scheduler, up to the in-flight bound.
+Nothing awaits between two records, so a partition's order is the scheduler's. What cannot
+be taken yet waits here: at most one poll's worth, the partitions paused meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.cluster import ClusterMetadata
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
-
-from service.errors import BrokerError, ConfigurationError
+from service.errors import BrokerError
 from service.logging import get_logger
-from service.pipeline.kafka_connection import check_connection, connection_options
-from service.pipeline.records import PartitionHook, Record, origin_in
-from service.settings import KafkaSettings
+from service.observe.metrics import Metrics
+from service.pipeline.partition import OwnedPartition
+from service.pipeline.process import Processor
+from service.pipeline.records import AlreadyFinished, Finished, Record, RecordSource, Routed
+from service.pipeline.route import Router
+from service.pipeline.schedule import Job, Scheduler, ordering_key
 
 log = get_logger(__name__)
 
 
-class _SettleOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Lets the pipeline settle revoked partitions and set up new ones."""
+class Intake:
+    """Fetched records not taken yet, and the taking of them."""
 
-    def __init__(self, source: KafkaSource) -> None:
+    def __init__(
+        self,
+        *,
+        source: RecordSource,
+        owned: dict[int, OwnedPartition],
+        scheduler: Scheduler,
+        processor: Processor,
+        router: Router | None,
+        set_up: Callable[[int], Awaitable[None]],
+        finish: Callable[[Finished], None],
+        metrics: Metrics,
+    ) -> None:
         self._source = source
+        self._owned = owned
+        self._scheduler = scheduler
+        self._processor = processor
+        self._router = router
+        self._set_up = set_up
+        self._finish = finish
+        self._metrics = metrics
+        self.backlog: deque[Record] = deque()
+        """Fetched, not yet taken: at most one poll's worth, waiting for room."""
+        self._skipped: set[tuple[str, int]] = set()
+        """Partitions whose rest of the backlog is not taken (held, sought back)."""
+        self._paused = False
 
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        source = self._source
-        source.in_group = False
-        async with source.in_flight:
-            log.info("partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
-            if source.on_revoked is not None and revoked:
-                await source.on_revoked(sorted({tp.partition for tp in revoked}))
+    def pause(self) -> None:
+        """At the bound: fetch nothing more until there is room (the membership stays)."""
+        if not self._paused:
+            self._paused = True
+            self._source.pause_all()
 
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        source = self._source
-        log.info("partitions_assigned", partitions=sorted(str(tp) for tp in assigned))
-        # Nothing is fetched for a partition until its state and producer are set up.
-        source.pause(assigned)
-        source.share(assigned)
-        if source.on_assigned is not None and assigned:
-            await source.on_assigned(sorted({tp.partition for tp in assigned}))
-        if source.paused_all:
-            source.pause_all()
-        else:
-            source.resume(assigned)
-        source.in_group = True
+    def resume(self) -> None:
+        """Below the bound again: fetch again."""
+        if self._paused:
+            self._paused = False
+            self._source.resume_all()
 
+    def resumed(self) -> None:
+        """Something else resumed every partition (the end of an outage's pause)."""
+        self._paused = False
 
-class KafkaSource:
-    """Records from the returns, routed and retry topics; the commit step commits offsets.
+    async def wait_for_room(self, wake: asyncio.Event) -> None:
+        """Until the scheduler has room, or ``wake`` is set (trouble, a fatal error)."""
+        room = asyncio.create_task(self._scheduler.wait_for_room())
+        woken = asyncio.create_task(wake.wait())
+        try:
+            await asyncio.wait({room, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            room.cancel()
+            woken.cancel()
+            wake.clear()
 
-    Static membership (``group_instance_id``) lets a restarted instance take its partitions
-    back at once. The range assignor keeps partition p of the returns, routed and retry
-    topics (partitioned alike) with one consumer, beside state partition p and its
-    transaction. A routed or retry record names the producer's record it copies
-    (``Record.origin``).
-    """
+    def release_due(self, now: datetime) -> None:
+        """Fetch again from the held partitions whose retry record is due."""
+        now_ms = int(now.timestamp() * 1000)
+        for part in self._owned.values():
+            for topic, due in list(part.held.items()):
+                if due <= now_ms:
+                    del part.held[topic]
+                    self._source.release(topic, part.number)
 
-    def __init__(self, settings: KafkaSettings) -> None:
-        self._settings = settings
-        self.in_flight = asyncio.Lock()
-        """Held while the pipeline rewinds after a failure; a rebalance waits for it."""
-        self.paused_all = False
-        """Set while the pipeline takes nothing (in-flight bound, Capillary outage)."""
-        self.on_assigned: PartitionHook | None = None
-        self.on_revoked: PartitionHook | None = None
-        self.on_share: Callable[[int, int], None] | None = None
-        """Called after every assignment with the returns topic's partitions this member
-        owns and all of them: the share of the brand's Capillary limits it paces at."""
-        self._held: set[TopicPartition] = set()
-        self.in_group = False
-        """Set once partitions (possibly none) are assigned; unset while they are revoked."""
-        self._next: dict[TopicPartition, int] = {}
-        self._connection = connection_options(settings)
-        self.cluster_id: str | None = None
-        """The Kafka cluster's id, once start() connected (``None`` if the brokers send none)."""
-        # Made in start(): a consumer that exists is one that start() or stop() closes.
-        self._consumer: AIOKafkaConsumer | None = None
+    def extend(self, records: Iterable[Record]) -> None:
+        """Records just fetched, in partition order."""
+        fetched = list(records)
+        for topic, count in Counter(r.topic for r in fetched).items():
+            self._metrics.events_consumed.labels(topic).inc(count)
+        self.backlog.extend(fetched)
 
-    @property
-    def topics(self) -> tuple[str, str, str]:
-        """The input topics: returns, routed, retry."""
-        s = self._settings
-        return (s.returns_topic, s.routed_topic, s.retry_topic)
+    async def take(self, *, rewinding: bool, failed: Callable[[], bool]) -> None:
+        """Hand the backlog on in order until the bound (or a failure stops the service).
 
-    @property
-    def partition_count(self) -> int:
-        """Partitions of the returns topic as the consumer's metadata knows them (0: none)."""
-        if self._consumer is None:
-            return 0
-        return len(self._consumer.partitions_for_topic(self._settings.returns_topic) or ())
-
-    def share(self, assigned: Sequence[TopicPartition]) -> None:
-        """Tell ``on_share`` what this member owns of the returns topic now.
-
-        Called with the whole new assignment (aiokafka's rebalances are eager), not during
-        a revoke: events of revoked partitions still finish at the old share.
+        ``rewinding``: the pipeline is settling after trouble; records are marked to be read
+        again instead of taken.
         """
-        total = self.partition_count
-        if self.on_share is None or total == 0:
+        waiting = {r.partition for r in self.backlog}
+        for partition in sorted(p for p in waiting if self._needs_set_up(p)):
+            # Its set-up failed when it was assigned: try again before touching it.
+            try:
+                await self._set_up(partition)
+            except BrokerError as exc:
+                log.warning("partition_setup_failed", partition=partition, error=str(exc))
+        backlog, skipped = self.backlog, self._skipped
+        while backlog and not failed():
+            record = backlog[0]
+            tp = (record.topic, record.partition)
+            part = self._owned.get(record.partition)
+            if tp in skipped or (part is not None and part.closing):
+                backlog.popleft()
+                continue
+            if part is None or not part.ready:
+                self._source.seek(record.topic, record.partition, record.offset)
+                skipped.add(tp)
+                continue
+            if rewinding:
+                part.read_again(record.topic, record.offset)  # sought back once work settles
+                skipped.add(tp)
+                continue
+            due_ms = self._processor.not_due(record)
+            if due_ms is not None:
+                self._source.hold(record.topic, record.partition, record.offset)
+                part.held[record.topic] = due_ms
+                skipped.add(tp)
+                continue
+            if self._scheduler.full:
+                break  # the rest waits for room
+            backlog.popleft()
+            self._hand_on(part, record)
+        if not backlog:
+            # Partitions skipped for this fetch are fetched again from where they stopped.
+            skipped.clear()
+
+    def drop(self, partitions: set[int] | None = None, *, read_again: bool) -> None:
+        """Take fetched, untaken records out (of ``partitions``, or all)."""
+        kept: deque[Record] = deque()
+        for record in self.backlog:
+            if partitions is not None and record.partition not in partitions:
+                kept.append(record)
+            elif (
+                read_again
+                and (record.topic, record.partition) not in self._skipped
+                and (part := self._owned.get(record.partition)) is not None
+            ):
+                part.read_again(record.topic, record.offset)
+        self.backlog = kept
+        if not kept:
+            self._skipped.clear()
+
+    def _needs_set_up(self, partition: int) -> bool:
+        part = self._owned.get(partition)
+        return part is None or not (part.ready or part.closing)
+
+    def _hand_on(self, part: OwnedPartition, record: Record) -> None:
+        if part.take(record.topic, record.offset):
+            self._finish(Finished(record, AlreadyFinished(record, None)))
             return
-        returns = self._settings.returns_topic
-        self.on_share(sum(1 for tp in assigned if tp.topic == returns), total)
+        routed = self._route(record)
+        if routed is not None:
+            self._finish(Finished(record, routed))
+            return
+        prepared = self._processor.prepare(record)
+        if isinstance(prepared, Finished):
+            self._finish(prepared)
+            return
+        self._scheduler.submit(Job(record, prepared, ordering_key(record, prepared)))
 
-    async def start(self) -> None:
-        """Join the consumer group on the returns and retry topics.
+    def _route(self, record: Record) -> Routed | None:
+        """Where the record is handled, when its producer put it on another partition."""
+        if self._router is None:
+            return None
+        found = self._router.route(record, self._source.partition_count)
+        return Routed(record, *found) if found is not None else None
 
-        A broker that does not let us in (unreachable, wrong password or CA, another
-        protocol) raises what to fix; whatever start() opened is closed again when it fails.
-        """
-        settings = self._settings
-        self.cluster_id = await check_connection(settings, self._connection)
-        self._consumer = AIOKafkaConsumer(
-            **self._connection.kwargs(),
-            client_id=f"{settings.client_id}-consumer",
-            group_id=settings.group_id,
-            group_instance_id=settings.group_instance_id,
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset=settings.auto_offset_reset,
-            max_poll_records=settings.max_poll_records,
-            max_poll_interval_ms=settings.max_poll_interval_ms,
-            session_timeout_ms=settings.session_timeout_ms,
-            # A returns topic created after start is noticed within this time.
-            metadata_max_age_ms=30_000,
-        )
-        try:
-            await self._join(self._consumer)
-        except BaseException:
-            await self._consumer.stop()
-            raise
 
-    async def _join(self, consumer: AIOKafkaConsumer) -> None:
-        try:
-            await consumer.start()
-        except KafkaError as exc:
-            raise BrokerError(
-                "cannot reach Kafka", bootstrap_servers=self._settings.bootstrap_servers
-            ) from exc
-        # Checked before joining the group, so a refusal leaves no partition half set up.
-        # consumer.topics() fetches every topic's metadata but returns the names alone, and
-        # the consumer's own metadata never holds the state topic (not subscribed): the
-        # partition counts are in the answer of its client only (a private attribute, and
-        # no public call gives them; aiokafka is pinned below 0.15).
-        cluster = await consumer._client.fetch_all_metadata()
-        existing: set[str] = cluster.topics()
-        self._check_co_partitioned(cluster, existing)
-        settings = self._settings
-        if settings.returns_topic in existing and settings.routed_topic not in existing:
-            # A record a producer put on another partition than its key's has nowhere to go:
-            # its partition's transactions would fail one after the other.
-            raise ConfigurationError(
-                "the routed topic does not exist: create it with as many partitions as the "
-                "returns topic (return-handler topics does), or name it",
-                topic=settings.routed_topic,
-                setting="RETURN_HANDLER_KAFKA__ROUTED_TOPIC",
-            )
-        consumer.subscribe(list(self.topics), listener=_SettleOnRevoke(self))
-        for topic in self.topics:
-            if topic not in existing:
-                log.warning(
-                    "input_topic_missing",
-                    topic=topic,
-                    next_step="create it (return-handler topics) or check "
-                    "RETURN_HANDLER_KAFKA__RETURNS_TOPIC / __ROUTED_TOPIC / __RETRY_TOPIC; the "
-                    "service starts consuming within 30 s of its creation",
-                )
-
-    def _check_co_partitioned(self, cluster: ClusterMetadata, existing: set[str]) -> None:
-        names = (*self.topics, self._settings.state_topic)
-        counts = {
-            name: len(cluster.partitions_for_topic(name) or ())
-            for name in names
-            if name in existing
-        }
-        if len(set(counts.values())) > 1:
-            raise ConfigurationError(
-                "the returns, routed, retry and state topics must have the same number of "
-                "partitions (partition p of each belongs together)",
-                partitions=counts,
-                setting="RETURN_HANDLER_KAFKA__ROUTED_TOPIC / __RETRY_TOPIC / __STATE_TOPIC",
-            )
-
-    async def stop(self) -> None:
-        """Leave the group; uncommitted records will be read again by the next owner."""
-        self.in_group = False
-        if self._consumer is not None:
-            await self._consumer.stop()
-
-    @property
-    def _started(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            raise RuntimeError("KafkaSource.start() has not run")
-        return self._consumer
-
-    @property
-    def joined(self) -> bool:
-        """Whether the consumer is in its group with an assignment (possibly empty)."""
-        return self.in_group
-
-    def reading(self) -> dict[tuple[str, int], tuple[int, int]]:
-        """Per owned partition whose end is known: (end offset, next offset to read)."""
-        found: dict[tuple[str, int], tuple[int, int]] = {}
-        if self._consumer is None:
-            return found
-        for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
-            if end is None:
-                continue  # nothing fetched yet: the end is unknown
-            found[(tp.topic, tp.partition)] = (end, self._next.get(tp, end))
-        return found
-
-    async def poll(self, timeout_ms: int | None = None) -> Sequence[Record]:
-        """Fetch what arrived, each partition's records in offset order."""
-        wait = self._settings.fetch_timeout_ms if timeout_ms is None else timeout_ms
-        batches = await self._started.getmany(timeout_ms=wait)
-        for tp, messages in batches.items():
-            if messages:
-                self._next[tp] = messages[-1].offset + 1
-        returns = self._settings.returns_topic
-        records = []
-        for messages in batches.values():
-            for message in messages:
-                headers = tuple(message.headers or ())
-                records.append(
-                    Record(
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                        key=message.key,
-                        value=message.value,
-                        headers=headers,
-                        timestamp_ms=message.timestamp,
-                        # Only the service's own copies say where the producer's record is.
-                        origin=origin_in(headers, returns) if message.topic != returns else None,
-                    )
-                )
-        return records
-
-    def pause(self, partitions: list[TopicPartition]) -> None:
-        """Fetch nothing of these partitions."""
-        self._started.pause(*partitions)
-
-    def resume(self, partitions: list[TopicPartition]) -> None:
-        """Fetch these partitions again, unless held."""
-        self._started.resume(*[tp for tp in partitions if tp not in self._held])
-
-    def pause_all(self) -> None:
-        """Fetch nothing until :meth:`resume_all` (the group membership stays)."""
-        self.paused_all = True
-        self._started.pause(*self._started.assignment())
-
-    def resume_all(self) -> None:
-        """Fetch again from every assigned partition that is not held."""
-        self.paused_all = False
-        self._started.resume(*[tp for tp in self._started.assignment() if tp not in self._held])
-
-    def hold(self, topic: str, partition: int, offset: int) -> None:
-        """Read ``offset`` again later and fetch nothing more of this partition until released."""
-        tp = TopicPartition(topic, partition)
-        if tp in self._started.assignment():
-            self._started.seek(tp, offset)
-            self._next[tp] = offset
-            self._started.pause(tp)
-            self._held.add(tp)
-
-    def release(self, topic: str, partition: int) -> None:
-        """Fetch again from a held partition."""
-        tp = TopicPartition(topic, partition)
-        self._held.discard(tp)
-        if tp in self._started.assignment() and not self.paused_all:
-            self._started.resume(tp)
-
-    def seek(self, topic: str, partition: int, offset: int) -> None:
-        """Read this partition again from ``offset`` (if it is still ours)."""
-        tp = TopicPartition(topic, partition)
-        if tp in self._started.assignment():
-            self._started.seek(tp, offset)
-            self._next[tp] = offset
+__all__ = ["Intake"]

@@ -1,4 +1,8 @@
-"""One record from bytes to a finished result: validate, deduplicate, plan, execute.
+"""Process: one valid event deduplicated, planned and executed, to a finished result.
+
+The steps it runs are modules of their own: ``deduplicate`` (a read-again, a duplicate),
+``plan`` (the rules, with the ledger's facts), ``execute`` (the calls), ``outcomes`` (the
+outcome event assembled).
 
 Processing publishes nothing: it returns a :class:`Finished` (an outcome, a dead letter
 or a retry, and the state to remember), and the commit step writes those with the
@@ -22,16 +26,14 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-from uuid import UUID
 
 from service import __version__
-from service.actions import DeactivateCartPromotion, Plan, Report, ReportKind
-from service.capillary.codes import OPEN_CART_CODE
+from service.actions import DeactivateCartPromotion, Report
 from service.clock import Clock
 from service.errors import CapillaryInterruptedError
 from service.events import ReturnEvent, ReturnType
 from service.ids import Ids
-from service.ledger import LedgerEntry, LedgerFacts, Prior, ReturnRecord, entry_of
+from service.ledger import LedgerEntry, LedgerFacts, Prior, entry_of
 from service.logging import (
     add_event_context,
     bind_event_context,
@@ -40,46 +42,34 @@ from service.logging import (
 )
 from service.outcome import (
     ActionResult,
-    ActionStatus,
-    EventIdentity,
-    FirstOutcome,
     OutcomeEvent,
     OutcomeStatus,
-    ReplayInfo,
     ServiceInfo,
-    SourceRecord,
 )
-from service.pipeline.execute import Executor, Unrepeatable, results_from_ledger
+from service.pipeline.deduplicate import duplicate_outcome, finished_from, is_duplicate
+from service.pipeline.done_before import Unrepeatable, results_from_ledger
+from service.pipeline.execute import Executor
+from service.pipeline.outcomes import build_outcome, identity
+from service.pipeline.plan import Planner, cancelled_return, cancels
 from service.pipeline.records import (
     AlreadyFinished,
     DeadLetter,
     Finished,
-    Origin,
     Record,
     RetryLater,
 )
 from service.pipeline.replays import replay_of
-from service.pipeline.retries import RetryPolicy, retry_info
+from service.pipeline.retries import (
+    RetryPolicy,
+    exhausted,
+    gave_back,
+    retry_info,
+    waits_on_open_cart,
+)
 from service.pipeline.state import EventState, Intent, Known, StateStore
 from service.pipeline.validate import validate
 
 log = get_logger(__name__)
-
-
-class Planner(Protocol):
-    """The rules with the policy already bound: (event, now, ledger facts) -> plan. Pure."""
-
-    def __call__(
-        self, event: ReturnEvent, now: datetime, facts: LedgerFacts | None = None, /
-    ) -> Plan: ...
-
-
-REISSUE_WARNING = (
-    "This outcome re-issued loyalty earns. Capillary's EARN has no idempotency key: the "
-    "service's ledger keeps this event from issuing them again (a replay, a copy of the "
-    "event), unless `return-handler replay --allow-reissue` names this event. Check the "
-    "earned ids below first."
-)
 
 
 class StartRecorder(Protocol):
@@ -178,13 +168,13 @@ class Processor:
         now = self._clock.now()
         partition = record.partition
         known = self._state.lookup(partition, event.event_id, now)
-        if known is not None and _finished_from(known, record.source, attempt):
+        if known is not None and finished_from(known, record.source, attempt):
             log.info("event_already_finished", phase=known.phase)
             return Finished(record, AlreadyFinished(record, event.event_id))
         replay = replay_of(record)
         if replay is not None:
             add_event_context(replay_id=replay.replay_id)
-        elif attempt == 1 and known is not None and known.phase in ("done", "retrying"):
+        elif known is not None and is_duplicate(known, attempt):
             return self._duplicate(record, event, known, started)
         # What earlier runs of this event did: a crashed or interrupted attempt, the retry
         # path, an outcome a replay re-drives.
@@ -192,7 +182,9 @@ class Processor:
         ledger = earlier.ledger if earlier is not None else None
         facts = LedgerFacts()
         if event.return_type is ReturnType.CANCELLED:
-            waiting, facts = await self._return_of(partition, event, now)
+            waiting, facts = await cancelled_return(
+                self._state, partition, event, now, self._commit_wait
+            )
             if waiting is not None:
                 return self._wait_for_return(record, event, known, ledger, attempt, waiting)
         elif replay is not None and not replay.allow_cancelled:
@@ -220,26 +212,18 @@ class Processor:
             # A started state without an outcome: an earlier attempt crashed mid-way.
             tried_before=known is not None or attempt > 1 or replay is not None,
         )
-        cancels = _cancels(event, plan)
+        cancelled = cancels(event, plan)
 
         def ledger_of(results: list[ActionResult]) -> LedgerEntry:
-            return entry_of(event, plan, results, attempt=attempt, cancels=cancels, earlier=ledger)
+            return entry_of(
+                event, plan, results, attempt=attempt, cancels=cancelled, earlier=ledger
+            )
 
         # A first attempt has nothing to carry before its calls, unless it cancels a return
         # (a second cancellation must find it while it runs).
-        carried = ledger_of([]) if ledger is not None or cancels is not None else None
+        carried = ledger_of([]) if ledger is not None or cancelled is not None else None
 
-        source = record.source
-        state = EventState(
-            event_id=event.event_id,
-            phase="started",
-            at=now,
-            input_partition=source.partition,
-            input_offset=source.offset,
-            intents=list(known.intents) if known is not None else [],
-            attempt=attempt,
-            ledger=carried,
-        )
+        state = _started(event, record, known, attempt, carried, now)
         if any(not isinstance(a, Report) for a in plan.actions):
             await self._starts.record_start(partition, state)
             self._state.remember(partition, state)
@@ -276,7 +260,7 @@ class Processor:
                 await self._starts.record_start(partition, interrupted)
                 self._state.remember(partition, interrupted)
             raise
-        if _waits_on_open_cart(results) and not _gave_back(results):
+        if waits_on_open_cart(results) and not gave_back(results):
             delay = self._retry.delay_ms(attempt + 1)
             if delay is not None:
                 # Every call of this attempt was answered: the ledger has it, no intent waits.
@@ -284,7 +268,7 @@ class Processor:
                     update={"ledger": ledger_of(results), "intents": []}
                 )
                 return self._retry_later(record, event, waiting_state, attempt, delay)
-            results = [_exhausted(result, attempt) for result in results]
+            results = [exhausted(result, attempt) for result in results]
         outcome = build_outcome(
             event,
             plan,
@@ -310,37 +294,6 @@ class Processor:
         self._state.remember(partition, done)
         return Finished(record, outcome, done)
 
-    async def _return_of(
-        self, partition: int, event: ReturnEvent, now: datetime
-    ) -> tuple[str | None, LedgerFacts]:
-        """What the ledger says of the return a cancellation undoes; or why to wait for it.
-
-        The return's records and the cancellation's share a customer key, so they meet on
-        this partition. A return still in flight (on the retry path) has no final ledger
-        yet: the cancellation waits for it rather than give back what may change.
-        """
-        assert event.cancelled_return is not None
-        returned = event.cancelled_return.return_event_id
-        known = self._state.lookup(partition, returned, now)
-        if known is None:
-            return None, LedgerFacts()
-        if known.phase != "done":
-            return f"its return {returned} has no outcome yet ({known.phase})", LedgerFacts()
-        # Finished, maybe not committed yet: a crash now would run the return again, after
-        # what this cancellation gives back. Its partition's next transaction commits it.
-        if not await self._state.committed(partition, returned, self._commit_wait):
-            return f"its return {returned} has no committed outcome yet", LedgerFacts()
-        entry = await self._state.entry(partition, returned)
-        if entry is None or entry.ledger is None:
-            # Handled before the ledger existed: what it took is not known.
-            return None, LedgerFacts()
-        first = self._state.cancellation_of(partition, returned)
-        return None, LedgerFacts(
-            returned=ReturnRecord.of(
-                entry.ledger, cancelled_by=first if first != event.event_id else None
-            )
-        )
-
     def _wait_for_return(
         self,
         record: Record,
@@ -351,17 +304,7 @@ class Processor:
         why: str,
     ) -> Finished:
         """A cancellation whose return is in flight: the retry path, nothing given back."""
-        source = record.source
-        state = EventState(
-            event_id=event.event_id,
-            phase="started",
-            at=self._clock.now(),
-            input_partition=source.partition,
-            input_offset=source.offset,
-            intents=list(known.intents) if known is not None else [],
-            attempt=attempt,
-            ledger=ledger,
-        )
+        state = _started(event, record, known, attempt, ledger, self._clock.now())
         delay = self._retry.delay_ms(attempt + 1)
         if delay is not None:
             return self._retry_later(record, event, state, attempt, delay, f"waiting: {why}")
@@ -369,7 +312,7 @@ class Processor:
         plan = self._planner(event, now)
         outcome = OutcomeEvent(
             outcome_id=self._ids(),
-            event=_identity(event, record),
+            event=identity(event, record),
             status=OutcomeStatus.FAILED,
             decision=plan.decision,
             summary=f"Nothing was given back: {why} after {attempt} attempts. Replay this event "
@@ -406,17 +349,7 @@ class Processor:
             known = self._state.lookup(record.partition, event.event_id, now)
             earlier = await self._state.entry(record.partition, event.event_id) if known else None
             ledger = earlier.ledger if earlier is not None else None
-            source = record.source
-            state = EventState(
-                event_id=event.event_id,
-                phase="started",
-                at=now,
-                input_partition=source.partition,
-                input_offset=source.offset,
-                intents=list(known.intents) if known is not None else [],
-                attempt=attempt,
-                ledger=ledger,
-            )
+            state = _started(event, record, known, attempt, ledger, now)
             delay = self._retry.delay_ms(attempt + 1)
             if delay is not None:
                 return self._retry_later(record, event, state, attempt, delay, reason)
@@ -459,32 +392,14 @@ class Processor:
     ) -> Finished:
         # What the rules would decide without the ledger: nothing is done either way.
         plan = self._planner(event, self._clock.now())
-        first = FirstOutcome(
-            status=known.outcome.status if known.outcome else None,
-            outcome_partition=known.outcome.partition if known.outcome else None,
-            outcome_offset=known.outcome.offset if known.outcome else None,
-            input_partition=known.input_partition,
-            input_offset=known.input_offset,
-        )
-        where = f"partition {known.input_partition} offset {known.input_offset}"
-        if first.status:
-            how = f"(outcome {first.status})"
-        elif known.phase == "retrying":
-            how = "(still on the retry path)"
-        else:
-            how = "(its outcome is being committed)"
-        summary = f"Duplicate of the delivery at {where} {how}; nothing was called."
-        outcome = OutcomeEvent(
+        outcome = duplicate_outcome(
+            record,
+            event,
+            known,
+            plan,
             outcome_id=self._ids(),
-            event=_identity(event, record),
-            status=OutcomeStatus.DUPLICATE,
-            decision=plan.decision,
-            summary=summary,
-            policy_version=plan.policy_version,
             processed_at=self._clock.now(),
             duration_ms=(self._clock.monotonic() - started) * 1000,
-            service=ServiceInfo(version=__version__),
-            duplicate_of=first,
         )
         self._log_processed(outcome, [])
         return Finished(record, outcome, None)
@@ -533,33 +448,26 @@ class Processor:
         )
 
 
-def _finished_from(known: Known, source: Origin, attempt: int) -> bool:
-    """This very record (or a copy of it now read) finished already: a read-again."""
-    if (known.input_partition, known.input_offset) != (source.partition, source.offset):
-        return False
-    return known.phase == "done" or (known.phase == "retrying" and known.attempt > attempt)
-
-
-_UNDECIDED = frozenset(
-    {
-        ReportKind.RETURN_UNKNOWN,
-        ReportKind.ALREADY_CANCELLED,
-        ReportKind.CUSTOMER_MISMATCH,
-        ReportKind.MISSING_IDENTIFIER,
-    }
-)
-"""A cancellation planned with one of these gave nothing back for reasons of its own (the
-return unknown or cancelled already, the event naming the wrong customer or too little of
-one): a later, corrected cancellation of the same return may still give back."""
-
-
-def _cancels(event: ReturnEvent, plan: Plan) -> str | None:
-    """The return a cancellation was decided against (its ledger, or a trusted claim)."""
-    if event.cancelled_return is None:
-        return None
-    if any(isinstance(a, Report) and a.report_kind in _UNDECIDED for a in plan.actions):
-        return None
-    return event.cancelled_return.return_event_id
+def _started(
+    event: ReturnEvent,
+    record: Record,
+    known: Known | None,
+    attempt: int,
+    ledger: LedgerEntry | None,
+    now: datetime,
+) -> EventState:
+    """The ``started`` state of an attempt: the intents of earlier ones travel on."""
+    source = record.source
+    return EventState(
+        event_id=event.event_id,
+        phase="started",
+        at=now,
+        input_partition=source.partition,
+        input_offset=source.offset,
+        intents=list(known.intents) if known is not None else [],
+        attempt=attempt,
+        ledger=ledger,
+    )
 
 
 def _intent(action: Unrepeatable) -> Intent:
@@ -579,95 +487,4 @@ def _intent(action: Unrepeatable) -> Intent:
         kind=action.kind,
         customer=f"{target.identifier_name}:{who}",
         promotion=f"{target.program_id}/{promotion}",
-    )
-
-
-def _waits_on_open_cart(results: list[ActionResult]) -> bool:
-    return any(
-        item.status is ActionStatus.FAILED and item.code == OPEN_CART_CODE
-        for result in results
-        for item in result.items
-    )
-
-
-def _gave_back(results: list[ActionResult]) -> bool:
-    # A retry re-runs the whole event: never once a give-back was made.
-    return any(result.status is ActionStatus.RESTORED for result in results)
-
-
-def _exhausted(result: ActionResult, attempts: int) -> ActionResult:
-    if not any(item.code == OPEN_CART_CODE for item in result.items):
-        return result
-    return result.model_copy(
-        update={
-            "next_step": f"The customer's cart stayed open through {attempts} attempts: "
-            "replay the event once the cart is closed."
-        }
-    )
-
-
-def _identity(event: ReturnEvent, record: Record | None) -> EventIdentity:
-    source = record.source if record is not None else None
-    return EventIdentity(
-        event_id=event.event_id,
-        return_type=event.return_type,
-        occurred_at=event.occurred_at,
-        order_id=event.order.order_id,
-        transaction_id=event.order.transaction_id,
-        customer_id=event.customer.id,
-        customer_external_id=event.customer.external_id,
-        # The producer's record, whichever copy (routed, retry) was read.
-        record=(
-            SourceRecord(topic=source.topic, partition=source.partition, offset=source.offset)
-            if source is not None
-            else None
-        ),
-    )
-
-
-def build_outcome(
-    event: ReturnEvent,
-    plan: Plan,
-    results: list[ActionResult],
-    *,
-    outcome_id: UUID,
-    record: Record | None,
-    processed_at: datetime,
-    duration_ms: float,
-    attempt: int = 1,
-    replay: ReplayInfo | None = None,
-) -> OutcomeEvent:
-    """Assemble the outcome event from the plan and its results."""
-    reported = {result.report_kind for result in results if result.report_kind}
-    if any(result.status.is_failure for result in results):
-        status = OutcomeStatus.FAILED
-    elif ReportKind.RETURN_UNKNOWN in reported:
-        status = OutcomeStatus.RETURN_UNKNOWN
-    elif (
-        any(result.status is ActionStatus.UNCONFIRMED for result in results)
-        or ReportKind.TAKEN_BACK_UNCONFIRMED in reported
-    ):
-        status = OutcomeStatus.NEEDS_CHECK
-    else:
-        status = OutcomeStatus.COMPLETED
-    # Only an earn this very outcome issued (or may have) makes a replay risky.
-    reissued = any(
-        result.kind == "issue_loyalty_earn"
-        and result.status in (ActionStatus.RESTORED, ActionStatus.UNCONFIRMED)
-        for result in results
-    )
-    return OutcomeEvent(
-        outcome_id=outcome_id,
-        event=_identity(event, record),
-        status=status,
-        decision=plan.decision,
-        summary=plan.summary,
-        policy_version=plan.policy_version,
-        actions=results,
-        processed_at=processed_at,
-        duration_ms=duration_ms,
-        service=ServiceInfo(version=__version__),
-        replay_warning=REISSUE_WARNING if reissued else None,
-        attempt=attempt,
-        replay=replay,
     )

@@ -1,7 +1,7 @@
 """What moves between the steps, and the ports the steps talk through.
 
 The ports are protocols so that the pipeline runs unchanged over real Kafka
-(``consume``/``commit``) or over in-memory fakes in unit tests.
+(``service/kafka/``: the source and the committer) or over in-memory fakes in unit tests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from service.outcome import OutcomeEvent
-from service.pipeline.state import EventState
+from service.pipeline.state import EventState, Progress
 
 PartitionHook = Callable[[list[int]], Awaitable[None]]
 """Called with the input partition numbers assigned or revoked."""
@@ -205,3 +205,36 @@ class RecordSource(Protocol):
     def partition_count(self) -> int:
         """Partitions of the returns topic (the routed, retry and state topics have as many)."""
         ...
+
+
+class Committer(Protocol):
+    """The last step's transactions (``service.kafka.committer.KafkaCommitter``)."""
+
+    async def open_partition(self, partition: int) -> None:
+        """Take over p's transactional id (fencing a previous owner)."""
+
+    async def close_partition(self, partition: int) -> None:
+        """Give p's transactional id up."""
+
+    async def reset_partition(self, partition: int) -> None:
+        """Close and reopen p's producer after a failed transaction."""
+
+    async def commit(
+        self,
+        partition: int,
+        finished: Sequence[Finished],
+        offsets: dict[str, int],
+        progress: Progress | None = None,
+    ) -> list[Committed]:
+        """Outputs, states, offsets and progress of p in one transaction; the states with
+        their offsets."""
+        ...
+
+    async def stop(self) -> None:
+        """Close every producer."""
+
+
+class Probe(Protocol):
+    """``None`` when Capillary answers, else why it does not."""
+
+    async def __call__(self) -> str | None: ...

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.capillary.codes import OPEN_CART_CODE
+from service.outcome import ActionResult, ActionStatus
 from service.pipeline.records import Record, origin_headers
 
 ATTEMPT_HEADER = "rh-attempt"
@@ -73,4 +75,39 @@ def retry_headers(
     ]
 
 
-__all__ = ["RetryInfo", "RetryPolicy", "retry_headers", "retry_info"]
+def waits_on_open_cart(results: list[ActionResult]) -> bool:
+    """An action failed because the customer's cart is open (737): worth the retry path."""
+    return any(
+        item.status is ActionStatus.FAILED and item.code == OPEN_CART_CODE
+        for result in results
+        for item in result.items
+    )
+
+
+def gave_back(results: list[ActionResult]) -> bool:
+    """Whether a give-back was made (then the event never takes the retry path)."""
+    # A retry re-runs the whole event: never once a give-back was made.
+    return any(result.status is ActionStatus.RESTORED for result in results)
+
+
+def exhausted(result: ActionResult, attempts: int) -> ActionResult:
+    """``result`` after the last attempt, saying what to do about a cart that stayed open."""
+    if not any(item.code == OPEN_CART_CODE for item in result.items):
+        return result
+    return result.model_copy(
+        update={
+            "next_step": f"The customer's cart stayed open through {attempts} attempts: "
+            "replay the event once the cart is closed."
+        }
+    )
+
+
+__all__ = [
+    "RetryInfo",
+    "RetryPolicy",
+    "exhausted",
+    "gave_back",
+    "retry_headers",
+    "retry_info",
+    "waits_on_open_cart",
+]

@@ -14,7 +14,7 @@ costs nothing, and one that does not costs one more write and read per record.
 The customer key is the record's Kafka key. A record without one gets the customer's
 Capillary id as text (what ``return-handler publish`` and the replay key events by), else
 its external id, mobile or e-mail, else its event id: producers should key every event of a
-customer by the same customer key (the README says which).
+customer by the same customer key (docs/reference/topics.md says which).
 """
 
 from __future__ import annotations

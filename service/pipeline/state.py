@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from service.errors import BrokerError
 from service.ledger import LedgerEntry
+from service.logging import get_logger
 from service.outcome import OutcomeStatus
+
+log = get_logger(__name__)
+
+EXPIRE_EVERY_SECONDS = 3600.0
+"""How often event ids older than the window are forgotten while running."""
 
 Phase = Literal["started", "retrying", "done"]
 
@@ -292,6 +299,16 @@ class StateStore:
         self._window = window
         self._partitions: dict[int, _Partition] = {}
         self._waiting: dict[tuple[int, str], list[asyncio.Future[None]]] = {}
+        self._next_expiry = -math.inf
+
+    def expire_due(self, now: datetime, monotonic: float) -> None:
+        """:meth:`expire` at most once an hour: memory stays bounded while running too."""
+        if monotonic < self._next_expiry:
+            return
+        self._next_expiry = monotonic + EXPIRE_EVERY_SECONDS
+        dropped = self.expire(now)
+        if dropped:
+            log.info("state_expired", dropped=dropped, remembered=self.size())
 
     async def restore(self, partition: int, now: datetime) -> int:
         """Read state partition ``partition``; returns how many event ids it remembers."""

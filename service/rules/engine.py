@@ -21,12 +21,8 @@ from service.ledger import LedgerFacts
 from service.rules.builder import PlanBuilder
 from service.rules.give_back import give_back
 from service.rules.policy import CouponSeriesPolicy, OrderDateUnknown, Policy
-from service.rules.take_back import (
-    take_back_cart,
-    take_back_coupons,
-    take_back_coupons_by_customer,
-    take_back_loyalty,
-)
+from service.rules.take_back import take_back_cart, take_back_loyalty
+from service.rules.take_back_coupons import take_back_coupons, take_back_coupons_by_customer
 from service.rules.thresholds import what_is_kept
 
 _LABELS = {

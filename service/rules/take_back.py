@@ -1,4 +1,5 @@
-"""Taking back what an order earned: returns, refunds and exchanges.
+"""Taking back what an order earned: returns, refunds and exchanges (coupons:
+``take_back_coupons.py``).
 
 Each benefit is judged on its own (a full return takes everything; otherwise its threshold
 is re-checked on what the customer keeps), then the benefits that go are turned into calls
@@ -15,15 +16,12 @@ from service.actions import (
     DeactivateCartPromotion,
     ReportKind,
     RevokeCartEarn,
-    RevokeCouponCodes,
-    RevokeCustomerCoupons,
     RevokeLoyaltyEarn,
     RevokeLoyaltyEnrolment,
 )
 from service.events import (
     CartPromotionEarn,
     CartPromotionMode,
-    CouponsIssued,
     LoyaltyEarn,
     ReturnEvent,
     ReturnType,
@@ -34,12 +32,10 @@ from service.rules.identifiers import (
     LoyaltyIdentity,
     Missing,
     cart_customer_id,
-    coupon_customer,
     loyalty_identity,
 )
 from service.rules.policy import (
     CartWithoutEarnIds,
-    CouponSeriesPolicy,
     LoyaltyWithoutEarnIds,
     Policy,
     WithoutThreshold,
@@ -99,23 +95,26 @@ def judge(threshold: Threshold | None, event: ReturnEvent, kept: Kept, policy: P
 
 
 @dataclass
-class _Group:
+class Group:
     """Benefits of one promotion or series that go, merged across event entries."""
 
     reasons: list[Judgement] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
 
     def add(self, judgement: Judgement, ids: list[str]) -> None:
+        """One more entry's ids, with why they go (each reason once)."""
         if judgement.reason not in [j.reason for j in self.reasons]:
             self.reasons.append(judgement)
         self.ids.extend(ids)
 
     @property
     def reason_code(self) -> str:
+        """The first entry's reason code."""
         return self.reasons[0].reason_code
 
     @property
     def reason(self) -> str:
+        """Every entry's reason, joined."""
         return "; ".join(j.reason for j in self.reasons)
 
 
@@ -123,7 +122,8 @@ def _ids_text(ids: list[str]) -> str:
     return ", ".join(ids) if ids else "no earn ids given"
 
 
-def _keep(builder: PlanBuilder, item: str, judgement: Judgement, what: str) -> None:
+def keep(builder: PlanBuilder, item: str, judgement: Judgement, what: str) -> None:
+    """Report a benefit that stays, and why."""
     builder.report(
         judgement.keep_as,
         item,
@@ -136,7 +136,7 @@ def take_back_loyalty(
     event: ReturnEvent, policy: Policy, kept: Kept, earns: list[LoyaltyEarn], builder: PlanBuilder
 ) -> None:
     """REVOKE_EARN per promotion with explicit earn ids, then REVOKE_ENROL where due."""
-    groups: dict[str, tuple[LoyaltyEarn, _Group]] = {}
+    groups: dict[str, tuple[LoyaltyEarn, Group]] = {}
     for earn in earns:
         rule = policy.loyalty_rule(earn)
         threshold = earn.threshold or (rule.threshold if rule else None)
@@ -144,14 +144,14 @@ def take_back_loyalty(
         item = f"loyalty_promotion:{earn.promotion_key}"
         ids = [str(i) for i in earn.earn_ids]
         if not judgement.take:
-            _keep(
+            keep(
                 builder,
                 item,
                 judgement,
                 f"loyalty promotion {earn.promotion_key} ({_ids_text(ids)})",
             )
             continue
-        groups.setdefault(earn.promotion_key, (earn, _Group()))[1].add(judgement, ids)
+        groups.setdefault(earn.promotion_key, (earn, Group()))[1].add(judgement, ids)
     if not groups:
         return
 
@@ -253,14 +253,14 @@ def take_back_cart(
     builder: PlanBuilder,
 ) -> None:
     """revokeEarn or deactivate by earn id; POS and CODE promotions are only reported."""
-    groups: dict[tuple[str, CartPromotionMode], tuple[str, _Group]] = {}
+    groups: dict[tuple[str, CartPromotionMode], tuple[str, Group]] = {}
     for entry in entries:
         rule = policy.cart_rule(entry.promotion_id)
         threshold = entry.threshold or (rule.threshold if rule else None)
         judgement = judge(threshold, event, kept, policy)
         mode = _cart_mode(entry, policy)
         if not judgement.take:
-            _keep(
+            keep(
                 builder,
                 f"cart_promotion:{entry.promotion_id}",
                 judgement,
@@ -268,7 +268,7 @@ def take_back_cart(
             )
             continue
         key = (entry.promotion_id.lower(), mode)
-        groups.setdefault(key, (entry.promotion_id, _Group()))[1].add(judgement, entry.earn_ids)
+        groups.setdefault(key, (entry.promotion_id, Group()))[1].add(judgement, entry.earn_ids)
     if not groups:
         return
 
@@ -334,7 +334,7 @@ def take_back_cart(
 
 
 def _payment_voucher(
-    builder: PlanBuilder, customer_id: int, promotion_id: str, group: _Group, earn_ids: list[str]
+    builder: PlanBuilder, customer_id: int, promotion_id: str, group: Group, earn_ids: list[str]
 ) -> None:
     item = f"cart_promotion:{promotion_id}"
     if not earn_ids:
@@ -360,194 +360,3 @@ def _payment_voucher(
                 earn_id=earn_id,
             )
         )
-
-
-def take_back_coupons(
-    event: ReturnEvent,
-    policy: Policy,
-    kept: Kept,
-    issued: list[CouponsIssued],
-    builder: PlanBuilder,
-) -> None:
-    """Revoke by explicit codes: in 50s with the series id; generic series' alone, by customer."""
-    groups: dict[int, _Group] = {}
-    for entry in issued:
-        rule = policy.series_rule(entry.series_id)
-        threshold = entry.threshold or (rule.threshold if rule else None)
-        judgement = judge(threshold, event, kept, policy)
-        if not judgement.take:
-            _keep(
-                builder,
-                f"coupon_series:{entry.series_id}",
-                judgement,
-                f"coupons {', '.join(entry.codes)} of series {entry.series_id}",
-            )
-            continue
-        groups.setdefault(entry.series_id, _Group()).add(judgement, entry.codes)
-
-    for series_id, group in groups.items():
-        codes = dedupe(group.ids, fold_case=True)
-        rule = policy.series_rule(series_id)
-        if rule is not None and rule.revoke_by_customer_instead_of_codes:
-            _by_customer(
-                event,
-                policy,
-                builder,
-                series_id,
-                group.reason_code,
-                f"{group.reason}; the policy (coupon_series: revoke_by_customer_instead_of_codes) "
-                f"revokes the customer's unredeemed coupons of series {series_id} instead of the "
-                f"codes {', '.join(codes)}, including coupons of other orders",
-            )
-            continue
-        generic = rule.contains_generic_code if rule is not None else None
-        if generic is True:
-            _generic_codes(event, policy, builder, series_id, group, codes)
-            continue
-        if generic is None:
-            _codes_of_unknown_series(event, policy, builder, series_id, group, codes)
-            continue
-        # Declared free of generic codes: one action however many codes (splitting to 50 a
-        # call is the client's), which may share calls with other customers' codes.
-        builder.call(
-            RevokeCouponCodes(
-                action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
-                reason_code=group.reason_code,
-                reason=group.reason,
-                series_id=series_id,
-                codes=codes,
-                no_generic_code=True,
-            )
-        )
-
-
-def _codes_of_unknown_series(
-    event: ReturnEvent,
-    policy: Policy,
-    builder: PlanBuilder,
-    series_id: int,
-    group: _Group,
-    codes: list[str],
-) -> None:
-    """Codes of a series the policy does not declare free of generic codes: one a call.
-
-    Such a series may hold a generic code, and then several codes with its id revoke every
-    coupon of the series, of every customer; the page does not say that naming the customer
-    bounds that. So each code goes alone (one code is never revoked in bulk, and a lone
-    generic code is refused, 108), with the customer named where the event allows.
-    """
-    customer = coupon_customer(event, policy, f"revoking codes of coupon series {series_id}")
-    how = (
-        "each code goes on its own, with the customer named"
-        if not isinstance(customer, Missing)
-        else f"{customer.reason}, so each code goes on its own"
-    ) + " (a lone code is never revoked with the series; one of a generic code is refused)"
-    builder.call(
-        RevokeCouponCodes(
-            action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
-            reason_code=group.reason_code,
-            reason=(
-                f"{group.reason}; the policy does not declare series {series_id} free of "
-                f"generic codes (coupon_series: contains_generic_code: false), so {how}"
-            ),
-            series_id=series_id,
-            codes=codes,
-            customer=None if isinstance(customer, Missing) else customer,
-        )
-    )
-
-
-def _generic_codes(
-    event: ReturnEvent,
-    policy: Policy,
-    builder: PlanBuilder,
-    series_id: int,
-    group: _Group,
-    codes: list[str],
-) -> None:
-    """One call per code, with the series id and the customer, or a report of who is missing."""
-    # The revoke page: with the series id, several codes of a series that holds a generic
-    # code revoke every coupon of the series; and "a user ID must be provided when dealing
-    # with generic coupon series". So each code goes alone, with the series and the customer.
-    customer = coupon_customer(
-        event, policy, f"revoking codes of generic coupon series {series_id}"
-    )
-    if isinstance(customer, Missing):
-        builder.report(
-            ReportKind.MISSING_IDENTIFIER,
-            f"coupon_series:{series_id}",
-            customer.reason_code,
-            f"{group.reason}; but {customer.reason}, so codes {', '.join(codes)} are not revoked",
-        )
-        return
-    for code in codes:
-        builder.call(
-            RevokeCouponCodes(
-                action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
-                reason_code=group.reason_code,
-                reason=(
-                    f"{group.reason}; series {series_id} contains a generic code, so each code "
-                    "is revoked on its own, with the series id and the customer named (several "
-                    "codes with the series id would revoke every coupon of the series)"
-                ),
-                series_id=series_id,
-                codes=[code],
-                generic=True,
-                customer=customer,
-            )
-        )
-
-
-def take_back_coupons_by_customer(
-    event: ReturnEvent,
-    policy: Policy,
-    kept: Kept,
-    series: list[CouponSeriesPolicy],
-    builder: PlanBuilder,
-) -> None:
-    """Revoke by customer, for series the policy assumes issued when the event lists nothing."""
-    for rule in series:
-        judgement = judge(rule.threshold, event, kept, policy)
-        if not judgement.take:
-            _keep(builder, f"coupon_series:{rule.series_id}", judgement, "the series' coupons")
-            continue
-        _by_customer(
-            event,
-            policy,
-            builder,
-            rule.series_id,
-            "policy_revoke_by_customer",
-            f"{judgement.reason}; the event lists no coupons and the policy "
-            "(coupon_series: revoke_by_customer_when_unlisted) revokes the customer's "
-            f"unredeemed coupons of series {rule.series_id}, including coupons of other orders",
-        )
-
-
-def _by_customer(
-    event: ReturnEvent,
-    policy: Policy,
-    builder: PlanBuilder,
-    series_id: int,
-    reason_code: str,
-    reason: str,
-) -> None:
-    customer = coupon_customer(event, policy)
-    if isinstance(customer, Missing):
-        builder.report(
-            ReportKind.MISSING_IDENTIFIER,
-            f"coupon_series:{series_id}",
-            customer.reason_code,
-            customer.reason,
-        )
-        return
-    builder.call(
-        RevokeCustomerCoupons(
-            action_id=builder.next_id(f"revoke_customer_coupons:{series_id}"),
-            reason_code=reason_code,
-            reason=f"{reason}. Capillary refuses this call for a customer with over 100 "
-            "unredeemed coupons",
-            customer=customer,
-            series_id=series_id,
-            broad=True,
-        )
-    )

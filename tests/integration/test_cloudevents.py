@@ -21,10 +21,10 @@ from aiokafka.structs import ConsumerRecord
 from jsonschema import Draft202012Validator
 
 from capillary_sandbox import Sandbox
-from service.pipeline.publish import deployment_source
+from service.kafka.headers import deployment_source
+from service.kafka.reader import read_topic
 from service.schemas import OUTCOME_EVENT_FILE
 from service.settings import KafkaSettings, ObservabilitySettings, Settings
-from service.tools import read_topic
 from service.wiring import Service, build_service
 from tests.cloudevents_sdk import Reader, read_core, read_v1
 from tests.factories import event_bytes

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from service.clock import SystemClock
 from service.ids import CountingIds
+from service.kafka.committer import KafkaCommitter
+from service.kafka.headers import Envelope
 from service.kafka.state_reader import KafkaStateReader
-from service.pipeline.commit import KafkaCommitter
-from service.pipeline.publish import Envelope
 from service.pipeline.records import Committed, Finished, Record, RetryLater
 from service.pipeline.state import EventState, Progress
 from service.settings import KafkaSettings

@@ -86,7 +86,7 @@ async def test_a_librdkafka_consumer_reads_valid_outcomes_with_cloudevents_heade
         await service.aclose()
 
     # Today's schema, and each release's: a consumer built against an earlier release keeps
-    # reading (README, "Compatibility").
+    # reading (docs/reference/schemas.md, "Compatibility").
     published = [ROOT / "schemas" / OUTCOME_EVENT_FILE]
     published += sorted((ROOT / "schemas" / "releases").glob(f"*/{OUTCOME_EVENT_FILE}"))
     validators = {

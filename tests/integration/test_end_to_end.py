@@ -16,10 +16,10 @@ from structlog.testing import capture_logs
 
 from capillary_sandbox import FaultConfig, FaultRule, Sandbox
 from service.capillary.config import CapillaryTimeouts
+from service.kafka.reader import read_topic
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.run import RunStats
 from service.settings import KafkaSettings, Settings
-from service.tools import read_topic
 from service.wiring import build_service
 from tests.factories import event_bytes
 from tests.integration.sandbox_config import sandbox_capillary

@@ -21,11 +21,12 @@ from typer.testing import CliRunner, Result
 from capillary_sandbox import Sandbox, SandboxConfig
 from service.cli import app
 from service.events import ReturnType
+from service.kafka.reader import read_topic
 from service.operate.inspect import FoundLedger, FoundOutcome
 from service.operate.report import OutcomeReport
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.settings import KafkaSettings, Settings
-from service.tools import publish_files, read_topic
+from service.tools import publish_files
 from service.wiring import build_service
 from tests.integration.sandbox_config import sandbox_capillary
 

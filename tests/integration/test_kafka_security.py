@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from capillary_sandbox import Sandbox, load_seed_file
+from service.kafka.reader import read_topic
+from service.kafka.topics import ensure_topics
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.settings import KafkaSettings
-from service.tools import ensure_topics, publish_files, read_topic
+from service.tools import publish_files
 from tests.certificates import make_ca
 from tests.integration.secure_broker import SecureBroker
 from tests.integration.test_end_to_end import _run_service_until, _settings

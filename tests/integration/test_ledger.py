@@ -31,8 +31,15 @@ from capillary_sandbox.state import CartEarn, Customer, Enrolment, LoyaltyEarn
 from service.clock import SystemClock
 from service.kafka.partitioner import java_partition
 from service.operate.connect import client_options
-from service.operate.read import TopicRecord, read_span
-from service.operate.replay import ReplayRequest, new_manifest, outgoing_of, prepare, run
+from service.kafka.span import TopicRecord, read_span
+from service.operate.replay import (
+    ReplayRequest,
+    RunOptions,
+    new_manifest,
+    outgoing_of,
+    prepare,
+    run,
+)
 from service.operate.sources import Filters, SourceKind
 from service.outcome import OutcomeStatus
 from service.pipeline.replays import replay_headers
@@ -595,15 +602,17 @@ async def test_a_replayed_cancellation_after_a_crash_gives_back_nothing_twice(
 
     # An instance issues the earn, then dies before its outcome is committed.
     crashing = build_service(settings)
-    issue_earn = crashing.coalescer.issue_earn
+    loyalty = crashing.coalescer.loyalty
     earned = asyncio.Event()
 
     async def issue_then_crash(*args: Any, **kwargs: Any) -> Any:
-        await issue_earn(*args, **kwargs)
+        results = await loyalty(*args, **kwargs)
+        if args[0].bulk_action != "EARN":
+            return results
         earned.set()
         await asyncio.Event().wait()
 
-    crashing.coalescer.issue_earn = issue_then_crash  # type: ignore[method-assign]
+    crashing.coalescer.loyalty = issue_then_crash  # type: ignore[method-assign]
     await _aiokafka(kafka, cancel)
     task = asyncio.create_task(crashing.runner.run(asyncio.Event()))
     await earned.wait()
@@ -717,8 +726,7 @@ async def _replay(settings: Settings, request: ReplayRequest, state_dir: Path) -
             settings,
             manifest,
             items=outgoing_of(manifest, selection),
-            window=10,
-            stop=asyncio.Event(),
+            options=RunOptions(window=10),
         )
     return selection
 

@@ -12,9 +12,9 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from capillary_sandbox import Sandbox
+from service.kafka.reader import read_topic
 from service.outcome import OutcomeEvent
 from service.settings import KafkaSettings, ObservabilitySettings, Settings
-from service.tools import read_topic
 from service.wiring import Service, build_service
 from tests.factories import event_bytes
 from tests.integration.sandbox_config import sandbox_capillary

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from service.operate.read import Span, TopicRecord, read_span
+from service.kafka.span import Span, TopicRecord, read_span
 
 
 async def _fill(bootstrap: str, topic: str, stamps_ms: list[int]) -> None:

@@ -97,15 +97,17 @@ async def test_crash_after_a_give_back_call_makes_no_second_call(
 
     # The first instance issues the earns, then dies before its outcome is committed.
     crashing = build_service(settings)
-    issue_earn = crashing.coalescer.issue_earn
+    loyalty = crashing.coalescer.loyalty
     earned = asyncio.Event()
 
     async def issue_then_crash(*args: Any, **kwargs: Any) -> Any:
-        await issue_earn(*args, **kwargs)
+        results = await loyalty(*args, **kwargs)
+        if args[0].bulk_action != "EARN":
+            return results
         earned.set()
         await asyncio.Event().wait()  # the process is gone: nothing after the call happens
 
-    crashing.coalescer.issue_earn = issue_then_crash  # type: ignore[method-assign]
+    crashing.coalescer.loyalty = issue_then_crash  # type: ignore[method-assign]
     await _produce(
         kafka.bootstrap_servers, kafka.returns_topic, _example("09-cancelled-return.json")
     )

@@ -38,11 +38,11 @@ from capillary_sandbox.state import CartEarn as SandboxCartEarn
 from capillary_sandbox.state import Coupon, Customer, Enrolment, LoyaltyEarn
 from service.clock import SystemClock
 from service.operate.connect import client_options
-from service.operate.manifest import load, save
 from service.operate.preview import Selection
-from service.operate.read import TopicRecord, read_span
+from service.kafka.span import TopicRecord, read_span
 from service.operate.replay import (
     ReplayRequest,
+    RunOptions,
     RunProgress,
     RunResult,
     new_manifest,
@@ -50,6 +50,7 @@ from service.operate.replay import (
     prepare,
     run,
 )
+from service.operate.replay.manifest import load, save
 from service.operate.sources import Filters, SourceKind
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.policy_file import load_policy
@@ -226,8 +227,7 @@ async def _replay(
         settings,
         manifest,
         items=outgoing_of(manifest, selection),
-        window=window,
-        stop=stop or asyncio.Event(),
+        options=RunOptions(window=window, stop=stop or asyncio.Event()),
         progress=progress,
     )
     return manifest.replay_id, result, selection
@@ -358,7 +358,7 @@ async def test_replays_fix_dead_letters_and_failures_resume_and_never_do_anythin
         assert stopped.stopped
         assert 4 <= len(stopped.answered) < all_count
         resumed = await run(
-            settings, load(tmp_path, all_id), items=None, window=2, stop=asyncio.Event()
+            settings, load(tmp_path, all_id), items=None, options=RunOptions(window=2)
         )
         assert resumed.finished
         assert resumed.published_now == all_count - stopped.published

@@ -9,8 +9,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from service.errors import InvalidEventError
+from service.kafka.reader import read_topic
+from service.kafka.topics import ensure_topics
 from service.settings import KafkaSettings
-from service.tools import ensure_topics, publish_files, read_topic
+from service.tools import publish_files
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "events").glob("*.json"))
 

@@ -12,7 +12,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from service.ids import CountingIds
-from service.pipeline.publish import Envelope, dead_letter_headers, outcome_headers
+from service.kafka.headers import Envelope, dead_letter_headers, outcome_headers
 from service.pipeline.records import DeadLetter, Finished, Record
 from service.pipeline.validate import validate
 from service.schemas import ASYNCAPI_FILE, DEAD_LETTER_FILE, render_all

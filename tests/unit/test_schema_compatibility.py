@@ -1,10 +1,10 @@
 """Schemas that can grow: what a consumer built against an earlier release still accepts.
 
-Within v1 fields are only added (README, "Compatibility"). Each release's outcome schema is
-kept under ``schemas/releases/<version>/``; today's outcomes must validate against every one
-of them, and every kept schema must be open to additions, or the day a field is added the
-consumers validating against it break. (The outcomes the service really publishes are held
-to the same releases by ``tests/integration/test_consumer_view.py``.)
+Within v1 fields are only added (docs/reference/schemas.md, "Compatibility"). Each release's
+outcome schema is kept under ``schemas/releases/<version>/``; today's outcomes must validate
+against every one of them, and every kept schema must be open to additions, or the day a
+field is added the consumers validating against it break. (The outcomes the service really
+publishes are held to the same releases by ``tests/integration/test_consumer_view.py``.)
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from service.actions import Decision
 from service.events import LoyaltyPromotionType, ReturnType
 from service.ledger import CustomerMark, LedgerEntry, LedgerItem, LoyaltyRef
 from service.operate.outcomes import OutcomePosition
-from service.operate.read import TopicRecord
+from service.kafka.span import TopicRecord
 from service.outcome import (
     ActionResult,
     ActionStatus,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from service.operate.read import TopicRecord
+from service.kafka.span import TopicRecord
 from service.outcome import OutcomeEvent
 from tests.factories import event_bytes
 

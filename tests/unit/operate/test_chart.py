@@ -12,8 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.operate.chart import ChartUnavailableError, require_matplotlib, title, write_chart
 from service.operate.report import OutcomeReport, summarize
+from service.operate.report.chart import (
+    ChartUnavailableError,
+    require_matplotlib,
+    title,
+    write_chart,
+)
 from service.outcome import ActionStatus
 from tests.unit.operate.build import DAY, action, item, outcome
 

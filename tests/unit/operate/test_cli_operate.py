@@ -7,8 +7,9 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import _operate_error, app
-from service.errors import ConfigurationError
+from service.cli import app
+from service.errors import BrokerError, ConfigurationError
+from service.operate.terminal import read_failed
 from service.settings import Settings
 
 
@@ -56,8 +57,19 @@ def test_a_missing_topic_names_the_setting_of_that_topic(
     settings = Settings()
     topic = settings.kafka.state_topic if which == "STATE" else settings.kafka.outcomes_topic
     missing = ConfigurationError(f"topic {topic!r} does not exist on this cluster", topic=topic)
-    exit_ = _operate_error(missing, settings)
+    exit_ = read_failed(missing, settings)
     assert exit_.exit_code == 2
     line = _one_line(capsys.readouterr().err)
     assert line.startswith(f"error: no topic {topic!r}")
     assert f"RETURN_HANDLER_KAFKA__{which}_TOPIC" in line
+
+
+def test_kafka_lost_while_reading_exits_1_as_when_it_never_answered(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The connection check passed, then a read failed: the same status as no broker at all.
+    settings = Settings()
+    exit_ = read_failed(BrokerError("cannot reach Kafka"), settings)
+    assert exit_.exit_code == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: cannot reach Kafka at {settings.kafka.bootstrap_servers}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from service.operate.ledger import LedgerBook
-from service.operate.read import TopicRecord
+from service.kafka.span import TopicRecord
 from service.outcome import ActionStatus
 from tests.unit.operate.build import entry, issued, state, state_record, taken
 

@@ -4,13 +4,13 @@ what it passes on."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
 from service.operate import replay
+from service.operate.exits import Ending
 from tests.factories import event_bytes
 
 
@@ -57,14 +57,24 @@ def test_resume_takes_an_id_it_knows_and_nothing_else(cli: CliRunner, tmp_path: 
 def test_include_cancelled_reaches_the_request_and_is_off_by_default(
     cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asked: list[Any] = []
+    asked: list[replay.ReplayCommand] = []
 
-    async def main(settings: object, *, request: Any, **options: object) -> int:
-        asked.append(request)
-        return 0
+    def main(settings: object, command: replay.ReplayCommand, **consoles: object) -> Ending:
+        asked.append(command)
+        return Ending.DONE
 
     monkeypatch.setattr(replay, "main", main)
     select = ["--source", "returns", "--reason", "audit"]
     assert _replay(cli, *select, "--include-cancelled")[0] == 0
     assert _replay(cli, *select)[0] == 0
-    assert [request.include_cancelled for request in asked] == [True, False]
+    assert [c.request.include_cancelled for c in asked if c.request] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("ending", "code"), [(Ending.DONE, 0), (Ending.NO_ANSWER, 1), (Ending.STOPPED, 130)]
+)
+def test_how_the_replay_ended_is_its_exit_status(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch, ending: Ending, code: int
+) -> None:
+    monkeypatch.setattr(replay, "main", lambda *args, **kwargs: ending)
+    assert _replay(cli, "--source", "returns", "--reason", "audit")[0] == code

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import OperatorInputError
-from service.operate.manifest import (
+from service.operate.replay.manifest import (
     Manifest,
     ManifestEntry,
     ReplayParameters,

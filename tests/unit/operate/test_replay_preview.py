@@ -34,10 +34,10 @@ from service.operate.preview import (
     summarise,
     touches,
 )
-from service.operate.replay import make_request, new_manifest, outgoing_of
+from service.operate.replay import ReplayRequest, new_manifest, outgoing_of
 from service.operate.sources import Candidate, SourceKind, candidate
 from service.outcome import ActionStatus
-from service.pipeline.process import Planner
+from service.pipeline.plan import Planner
 from service.pipeline.replays import REPLAY_ALLOW_CANCELLED_HEADER
 from service.pipeline.state import EventState
 from service.policy_file import load_policy
@@ -286,7 +286,7 @@ def test_a_return_a_cancellation_gave_back_since_is_held_back_naming_the_cancell
 
 
 def test_include_cancelled_replays_the_return_and_its_record_allows_it() -> None:
-    request = make_request(source=SourceKind.OUTCOMES, reason="audit", include_cancelled=True)
+    request = ReplayRequest(source=SourceKind.OUTCOMES, reason="audit", include_cancelled=True)
     selection = choose(
         [_event("evt-ret", 0), _event("evt-other", 1)],
         History(),

@@ -11,15 +11,17 @@ import pytest
 
 from service.errors import OperatorInputError
 from service.events import ReturnEvent
-from service.operate.manifest import Manifest, ManifestEntry, ReplayParameters
-from service.operate.read import Span
+from service.kafka.span import Span
 from service.operate.replay import (
     Outgoing,
+    ReplayCommand,
+    ReplayRequest,
+    RunOptions,
     RunProgress,
     drive,
-    make_request,
     outgoing,
 )
+from service.operate.replay.manifest import Manifest, ManifestEntry, ReplayParameters
 from service.operate.sources import Filters, SourceKind
 from service.outcome import OutcomeStatus
 from service.pipeline.records import Record
@@ -77,9 +79,8 @@ async def test_a_run_never_has_more_than_its_window_waiting_and_ends_when_all_an
         published=set(),
         publisher=service,
         answers=service,
-        window=3,
-        stop=asyncio.Event(),
         progress=seen.append,
+        options=RunOptions(window=3),
     )
     assert result.finished
     assert not result.stopped
@@ -104,10 +105,8 @@ async def test_a_stopped_run_resumes_and_publishes_each_event_once() -> None:
         published=set(),
         publisher=service,
         answers=service,
-        window=2,
-        stop=stop,
         progress=stop_after_five,
-        grace_seconds=5,
+        options=RunOptions(window=2, stop=stop, grace_seconds=5),
     )
     assert first.stopped
     assert not first.finished
@@ -123,8 +122,7 @@ async def test_a_stopped_run_resumes_and_publishes_each_event_once() -> None:
         published=set(service.published),
         publisher=service,
         answers=service,
-        window=2,
-        stop=asyncio.Event(),
+        options=RunOptions(window=2),
     )
     assert second.finished
     assert second.published_now == 12 - len(first.answered)
@@ -141,9 +139,7 @@ async def test_a_run_with_no_answer_coming_back_gives_up_as_stalled() -> None:
         published=set(),
         publisher=service,
         answers=service,
-        window=1,
-        stop=asyncio.Event(),
-        idle_seconds=0.05,
+        options=RunOptions(window=1, idle_seconds=0.05),
     )
     assert result.stalled
     assert service.published == [1]
@@ -162,10 +158,7 @@ async def test_a_second_interrupt_ends_the_grace_at_once() -> None:
         published={1},
         publisher=service,
         answers=service,
-        window=1,
-        stop=stop,
-        abandon=abandon,
-        grace_seconds=60,
+        options=RunOptions(window=1, stop=stop, abandon=abandon, grace_seconds=60),
     )
     assert result.stopped
     assert result.published == 1
@@ -213,7 +206,7 @@ def test_the_published_record_carries_the_replay_contract_the_service_reads() ->
     assert "rh-replay-allow-cancelled" not in dict(plain.headers)
 
 
-def test_make_request_refuses_what_cannot_be_done(tmp_path: Path) -> None:
+def test_a_request_refuses_what_cannot_be_done(tmp_path: Path) -> None:
     when = datetime(2026, 11, 25, tzinfo=UTC)
     cases: list[tuple[dict[str, object], str]] = [
         ({"source": SourceKind.RETURNS, "reason": "  "}, "--reason is required"),
@@ -247,8 +240,47 @@ def test_make_request_refuses_what_cannot_be_done(tmp_path: Path) -> None:
     ]
     for options, message in cases:
         with pytest.raises(OperatorInputError, match=message):
-            make_request(**options)  # type: ignore[arg-type]
-    request = make_request(source=SourceKind.FILE, reason=" why ", file=tmp_path / "f.jsonl")
+            ReplayRequest(**options)  # type: ignore[arg-type]
+    request = ReplayRequest(source=SourceKind.FILE, reason=" why ", file=tmp_path / "f.jsonl")
     assert request.reason == "why"
     assert request.file is not None
     assert request.file.is_absolute()
+
+
+def test_the_command_line_is_checked_once_each_error_naming_its_option() -> None:
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"reason": "x"}, "--source is required"),
+        ({"source": SourceKind.RETURNS, "reason": "x", "window": 0}, "--window must be at least 1"),
+        ({"source": SourceKind.RETURNS, "reason": "x", "as_json": True, "execute": True}, "--json"),
+        ({"source": SourceKind.RETURNS, "reason": "x", "since": "soon"}, "--since 'soon'"),
+        ({"source": SourceKind.RETURNS, "reason": "x", "offsets": ["0:9-1"]}, "FROM is after TO"),
+        (
+            {
+                "source": SourceKind.RETURNS,
+                "reason": "x",
+                "since": "2026-11-26",
+                "until": "2026-11-25",
+            },
+            "give the earlier time to --since",
+        ),
+        ({"resume": "a" * 32, "reason": "x"}, "leave out --source, --reason"),
+    ]
+    for options, message in cases:
+        with pytest.raises(OperatorInputError, match=message) as raised:
+            ReplayCommand.from_options(**options)  # type: ignore[arg-type]
+        assert str(raised.value).endswith(OperatorInputError.next_step)
+    command = ReplayCommand.from_options(
+        source=SourceKind.DEAD_LETTERS,
+        reason="fixed",
+        error_types=["invalid_event"],
+        offsets=["0:1-5"],
+        window=7,
+        grace_seconds=2.0,
+    )
+    assert command.request is not None
+    assert command.request.filters.error_types == frozenset({"invalid_event"})
+    assert command.request.filters.span.offsets == {0: (1, 5)}
+    assert command.request.offsets == ("0:1-5",)
+    assert (command.run.window, command.run.grace_seconds, command.resume) == (7, 2.0, None)
+    resumed = ReplayCommand.from_options(resume="a" * 32, window=3)
+    assert (resumed.request, resumed.resume, resumed.run.window) == (None, "a" * 32, 3)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import OperatorInputError
-from service.operate.read import Span, TopicRecord
+from service.kafka.span import Span, TopicRecord
 from service.operate.sources import (
     Filters,
     choose_outcomes,

@@ -20,7 +20,8 @@ from service.capillary.models import AttributionEntityType
 from service.capillary.results import ItemResult, ResultClass
 from service.events import LoyaltyPromotionType
 from service.outcome import ActionStatus
-from service.pipeline.execute import Executor, attribution_for, item_status, worst
+from service.pipeline.done_before import worst
+from service.pipeline.execute import Executor, attribution_for, item_status
 from tests.factories import event, plan_of, why
 from tests.fakes import FakeCapillary
 

@@ -29,7 +29,8 @@ from service.ids import CountingIds
 from service.ledger import CustomerMark, LedgerEntry, LedgerFacts, LedgerItem
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.execute import Executor
-from service.pipeline.process import NotDue, Planner, Processor
+from service.pipeline.plan import Planner
+from service.pipeline.process import NotDue, Processor
 from service.pipeline.records import (
     AlreadyFinished,
     DeadLetter,
@@ -188,13 +189,11 @@ async def test_handle_give_back_commits_each_intent_right_before_its_call() -> N
     seen_at_call: dict[str, int] = {}
 
     class Recording(FakeCapillary):
-        async def enrol(self, *args: Any, **kwargs: Any) -> list[ItemResult]:
-            seen_at_call["enrol"] = len(committer.starts)
-            return await super().enrol(*args, **kwargs)
-
-        async def issue_earn(self, *args: Any, **kwargs: Any) -> list[ItemResult]:
-            seen_at_call["issue"] = len(committer.starts)
-            return await super().issue_earn(*args, **kwargs)
+        async def loyalty(self, *args: Any, **kwargs: Any) -> list[ItemResult]:
+            step = {"ENROL": "enrol", "EARN": "issue"}.get(args[0].bulk_action)
+            if step is not None:
+                seen_at_call[step] = len(committer.starts)
+            return await super().loyalty(*args, **kwargs)
 
     s = _Setup(GIVE_BACK, Recording())
     s.committer = committer

@@ -23,7 +23,8 @@ from service.observe.tracing import Tracing
 from service.outcome import OutcomeEvent, OutcomeStatus, SourceRecord
 from service.pipeline.execute import Executor
 from service.pipeline.flood import DeadLetterCap
-from service.pipeline.process import Planner, Processor
+from service.pipeline.plan import Planner
+from service.pipeline.process import Processor
 from service.pipeline.records import Record, Routed, origin_headers, origin_in
 from service.pipeline.retries import RetryPolicy
 from service.pipeline.route import Router

@@ -10,7 +10,7 @@ from cloudevents.v1 import exceptions as v1_exceptions
 from cloudevents.v1 import kafka as v1_kafka
 
 from service.ids import CountingIds
-from service.pipeline.publish import (
+from service.kafka.headers import (
     Envelope,
     dead_letter_headers,
     deployment_source,

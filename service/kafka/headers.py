@@ -10,7 +10,7 @@ headers, so they are written here.
 ``ce_source`` names the deployment, so (source, id) never repeats, whichever cluster,
 consumer group or re-created topic an output comes from.
 
-The commit step (``commit.py``) sends them inside its transactions.
+The committer (``committer.py``) sends them inside its transactions.
 """
 
 from __future__ import annotations

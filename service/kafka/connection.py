@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,3 +296,26 @@ def _reason_of(exc: BaseException) -> str:
 
 
 __all__ = ["ConnectionOptions", "check_connection", "connection_options", "ssl_context"]
+
+
+async def checked_connection(kafka: KafkaSettings) -> ConnectionOptions:
+    """The clients' connection options, once a first connection showed they work: a wrong
+    address, password or CA is named at once instead of the clients' bare "Unable to
+    bootstrap"."""
+    options = connection_options(kafka)
+    await check_connection(kafka, options)
+    return options
+
+
+async def start_client(
+    start: Callable[[], Awaitable[None]],
+    close: Callable[[], Awaitable[None]],
+    kafka: KafkaSettings,
+) -> None:
+    """Start an aiokafka client; one that cannot reach Kafka is closed again and raises
+    a :class:`BrokerError` naming the servers."""
+    try:
+        await start()
+    except KafkaError as exc:
+        await close()
+        raise BrokerError("cannot reach Kafka", bootstrap_servers=kafka.bootstrap_servers) from exc

@@ -6,7 +6,8 @@ published and answered is not kept here: Kafka knows (the returns topic's ``rh-r
 headers, the outcomes' ``replay``), so a run killed at any point resumes correctly.
 
 A JSON file per run under the state directory (``--state-dir``); it holds event ids and
-record positions, no event bodies, so nothing personal is copied out of Kafka.
+record positions, no event bodies, so nothing personal is copied out of Kafka. A new run's
+manifest is made from its selection (:func:`new_manifest`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from service.errors import OperatorInputError
+from service.operate.preview import Selection
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    # Only for the annotation: the request module takes DEFAULT_STATE_DIR from here.
+    from service.operate.replay.request import ReplayRequest
 
 DEFAULT_STATE_DIR = Path(".return-handler/replays")
 MANIFEST_VERSION: Literal["1"] = "1"
@@ -79,6 +87,46 @@ class Manifest(_Model):
     entries: list[ManifestEntry]
 
 
+def new_manifest(
+    selection: Selection, request: ReplayRequest, settings: Settings, now: datetime
+) -> Manifest:
+    """The manifest of a new run of this selection (a new id)."""
+    filters = request.filters
+    return Manifest(
+        replay_id=new_replay_id(),
+        created_at=now,
+        reason=request.reason,
+        returns_topic=settings.kafka.returns_topic,
+        outcomes_topic=settings.kafka.outcomes_topic,
+        dead_letter_topic=settings.kafka.dead_letter_topic,
+        parameters=ReplayParameters(
+            source=request.source.value,
+            file=str(request.file) if request.file is not None else None,
+            since=filters.span.since,
+            until=filters.span.until,
+            offsets=list(request.offsets),
+            error_types=sorted(filters.error_types),
+            statuses=sorted(str(s) for s in filters.statuses),
+            promotion=filters.promotion,
+            event_ids=sorted(filters.event_ids),
+            include_done=request.include_done,
+            allow_reissue=sorted(request.allow_reissue),
+            include_cancelled=request.include_cancelled,
+        ),
+        entries=[
+            ManifestEntry(
+                sequence=chosen.sequence,
+                source=chosen.candidate.source,
+                event_id=chosen.event.event_id,
+                issued=sorted(chosen.issued),
+                allow_reissue=chosen.allow_reissue,
+                allow_cancelled=chosen.allow_cancelled,
+            )
+            for chosen in selection.chosen
+        ],
+    )
+
+
 def new_replay_id() -> str:
     """A fresh run id: 32 hex digits."""
     return uuid.uuid4().hex
@@ -131,6 +179,7 @@ __all__ = [
     "ReplayParameters",
     "load",
     "manifest_path",
+    "new_manifest",
     "new_replay_id",
     "save",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from service.errors import BrokerError, ConfigurationError
-from service.pipeline.kafka_connection import (
+from service.kafka.connection import (
     ConnectionOptions,
     check_connection,
     connection_options,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.errors import ConfigurationError
-from service.operate.report import OutcomeReport
+from service.operate.report.model import OutcomeReport
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
