@@ -9,7 +9,7 @@ DEV_LOCK := requirements/dev.lock.txt
 # The pip that installs it, so a fresh install is made by the same installer every time.
 PIP_VERSION := 26.3
 
-.PHONY: help demo test lint lint-deploy typecheck unit integration schemas asyncapi kafka-up kafka-down kafka-status sandbox run clean
+.PHONY: help demo test lint lint-deploy typecheck unit integration schemas asyncapi kafka-up kafka-down kafka-status sandbox run clean docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,8 +36,13 @@ lock-check: ## Fail if requirements/*.lock.txt are out of date with pyproject.to
 demo: $(INSTALLED) ## Broker, sandbox and service up, example events in, outcomes shown, all stopped
 	bash scripts/demo.sh
 
-test: $(INSTALLED) ## Lint, type-check, schema check, unit and integration tests (starts the broker)
+test: $(INSTALLED) ## Lint, docs site build, type-check, schema check, unit and integration tests (starts the broker)
 	bash scripts/test.sh
+
+# NO_MKDOCS_2_WARNING: Material's notice of its end of life (docs/develop/decisions.md says it).
+DOCS_ADDR ?= 127.0.0.1:8000
+docs: $(INSTALLED) ## Serve the documentation site (docs/, mkdocs.yml) on DOCS_ADDR, rebuilt on every save
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr $(DOCS_ADDR)
 
 lint: $(INSTALLED) ## ruff
 	$(BIN)/ruff check service capillary_sandbox tests bench

@@ -9,6 +9,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "ruff"
 $BIN/ruff check service capillary_sandbox tests bench
 $BIN/ruff format --check service capillary_sandbox tests bench
+# Any warning fails (a broken link or anchor, a page left out of the navigation); offline.
+step "documentation site (mkdocs build --strict into .cache/site)"
+NO_MKDOCS_2_WARNING=1 $BIN/mkdocs build --strict
 step "mypy --strict"
 $BIN/mypy
 step "schemas match the models"
