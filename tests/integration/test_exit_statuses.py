@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 
 from capillary_sandbox import Sandbox
 from service.cli import app
+from service.kafka.span import read_span
 from service.operate.connect import client_options
 from service.operate.exits import COMMAND_EXITS
-from service.kafka.span import read_span
 from service.settings import KafkaSettings
 from tests.integration.waiting import until
 from tests.unit.operate.build import outcome

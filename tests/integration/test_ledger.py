@@ -30,8 +30,8 @@ from capillary_sandbox.faults import FailNext
 from capillary_sandbox.state import CartEarn, Customer, Enrolment, LoyaltyEarn
 from service.clock import SystemClock
 from service.kafka.partitioner import java_partition
-from service.operate.connect import client_options
 from service.kafka.span import TopicRecord, read_span
+from service.operate.connect import client_options
 from service.operate.replay import (
     ReplayRequest,
     RunOptions,

@@ -37,9 +37,9 @@ from capillary_sandbox import Sandbox, SandboxSeed, demo_seed
 from capillary_sandbox.state import CartEarn as SandboxCartEarn
 from capillary_sandbox.state import Coupon, Customer, Enrolment, LoyaltyEarn
 from service.clock import SystemClock
+from service.kafka.span import TopicRecord, read_span
 from service.operate.connect import client_options
 from service.operate.preview import Selection
-from service.kafka.span import TopicRecord, read_span
 from service.operate.replay import (
     ReplayRequest,
     RunOptions,

@@ -8,9 +8,9 @@ from uuid import NAMESPACE_URL, uuid5
 
 from service.actions import Decision
 from service.events import LoyaltyPromotionType, ReturnType
+from service.kafka.span import TopicRecord
 from service.ledger import CustomerMark, LedgerEntry, LedgerItem, LoyaltyRef
 from service.operate.outcomes import OutcomePosition
-from service.kafka.span import TopicRecord
 from service.outcome import (
     ActionResult,
     ActionStatus,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from service.operate.ledger import LedgerBook
 from service.kafka.span import TopicRecord
+from service.operate.ledger import LedgerBook
 from service.outcome import ActionStatus
 from tests.unit.operate.build import entry, issued, state, state_record, taken
 
