@@ -93,3 +93,20 @@ def test_the_errors_page_shows_the_error_tree_the_code_has() -> None:
         if isinstance(value, type) and issubclass(value, service.errors.ReturnHandlerError)
     }
     assert named == classes
+
+
+def test_the_docs_give_the_steps_in_the_order_of_the_pipeline_docstring() -> None:
+    import service.pipeline
+
+    doc = service.pipeline.__doc__ or ""
+    steps = re.findall(r"^- ``(\w+)``", doc.split("Around them:")[0], re.MULTILINE)
+    page = (DOCS / "how-it-works" / "index.md").read_text(encoding="utf-8")
+    on_page = [s for s in re.findall(r"^- \*\*(\w+)\*\*", page, re.MULTILINE) if s in steps]
+    guide = (ROOT / "DEVELOPERS.md").read_text(encoding="utf-8")
+    flow = re.search(r"Data flows one way: ([\w,\s]+)", guide)
+    assert flow is not None
+    in_guide = [s for s in re.findall(r"\w+", flow.group(1)) if s in steps]
+    in_order = [s for s in steps if s in on_page]
+    assert on_page == in_order
+    assert in_guide == [s for s in steps if s in in_guide]
+    assert {"consume", "deduplicate", "plan", "execute", "commit"} <= set(on_page) & set(in_guide)
