@@ -186,9 +186,7 @@ class KafkaCommitter:
             if wave is None:
                 return
             try:
-                states = await self._transaction(
-                    partition, wave.finished, wave.offsets, wave.states, wave.progress
-                )
+                states = await self._transaction(partition, wave)
             except BaseException as exc:
                 wave.fail(exc)
                 if not isinstance(exc, Exception):
@@ -196,14 +194,13 @@ class KafkaCommitter:
             else:
                 wave.committed.set_result(states)
 
-    async def _transaction(
-        self,
-        partition: int,
-        finished: Sequence[Finished],
-        offsets: Mapping[str, int],
-        states: Sequence[EventState],
-        progress: Progress | None = None,
-    ) -> list[Committed]:
+    async def _transaction(self, partition: int, wave: _Wave) -> list[Committed]:
+        finished, offsets, states, progress = (
+            wave.finished,
+            wave.offsets,
+            wave.states,
+            wave.progress,
+        )
         producer = self._producers.get(partition)
         if producer is None:
             raise BrokerError(

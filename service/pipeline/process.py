@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Protocol
 
 from service import __version__
-from service.actions import DeactivateCartPromotion, Report
+from service.actions import DeactivateCartPromotion, Plan, Report
 from service.clock import Clock
 from service.errors import CapillaryInterruptedError
 from service.events import ReturnEvent, ReturnType
@@ -269,17 +269,7 @@ class Processor:
                 )
                 return self._retry_later(record, event, waiting_state, attempt, delay)
             results = [exhausted(result, attempt) for result in results]
-        outcome = build_outcome(
-            event,
-            plan,
-            results,
-            outcome_id=self._ids(),
-            record=record,
-            processed_at=self._clock.now(),
-            duration_ms=(self._clock.monotonic() - started) * 1000,
-            attempt=attempt,
-            replay=replay.info() if replay is not None else None,
-        )
+        outcome = self._outcome(event, plan, results, record, started, attempt)
         self._log_processed(outcome, results)
         done = state.model_copy(
             update={
@@ -362,17 +352,7 @@ class Processor:
                 f"{attempt} attempts ({reason})",
                 intents=frozenset(i.action_id for i in state.intents),
             )
-            outcome = build_outcome(
-                event,
-                plan,
-                results,
-                outcome_id=self._ids(),
-                record=record,
-                processed_at=now,
-                duration_ms=(self._clock.monotonic() - started) * 1000,
-                attempt=attempt,
-                replay=replay.info() if (replay := replay_of(record)) is not None else None,
-            )
+            outcome = self._outcome(event, plan, results, record, started, attempt, now)
             outcome = outcome.model_copy(
                 update={
                     "summary": f"Capillary kept failing for this event alone through {attempt} "
@@ -386,6 +366,29 @@ class Processor:
             return Finished(record, outcome, done)
         finally:
             clear_event_context()
+
+    def _outcome(
+        self,
+        event: ReturnEvent,
+        plan: Plan,
+        results: list[ActionResult],
+        record: Record,
+        started: float,
+        attempt: int,
+        processed_at: datetime | None = None,
+    ) -> OutcomeEvent:
+        replay = replay_of(record)
+        return build_outcome(
+            event,
+            plan,
+            results,
+            outcome_id=self._ids(),
+            record=record,
+            processed_at=processed_at or self._clock.now(),
+            duration_ms=(self._clock.monotonic() - started) * 1000,
+            attempt=attempt,
+            replay=replay.info() if replay is not None else None,
+        )
 
     def _duplicate(
         self, record: Record, event: ReturnEvent, known: Known, started: float

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from service.clock import SystemClock
 from service.ids import CountingIds
-from service.kafka.committer import KafkaCommitter
+from service.kafka.committer import KafkaCommitter, _Wave
 from service.kafka.headers import Envelope
 from service.kafka.state_reader import KafkaStateReader
 from service.pipeline.records import Committed, Finished, Record, RetryLater
-from service.pipeline.state import EventState, Progress
+from service.pipeline.state import EventState
 from service.settings import KafkaSettings
 
 ENVELOPE = Envelope.fixed("/test", "http://schemas.test/outcome-event.v1.json")
@@ -23,16 +22,9 @@ class _CountingCommitter(KafkaCommitter):
 
     transactions = 0
 
-    async def _transaction(
-        self,
-        partition: int,
-        finished: Sequence[Finished],
-        offsets: Mapping[str, int],
-        states: Sequence[EventState],
-        progress: Progress | None = None,
-    ) -> list[Committed]:
+    async def _transaction(self, partition: int, wave: _Wave) -> list[Committed]:
         self.transactions += 1
-        return await super()._transaction(partition, finished, offsets, states, progress)
+        return await super()._transaction(partition, wave)
 
 
 async def test_start_markers_of_events_in_flight_share_transactions(kafka: KafkaSettings) -> None:
