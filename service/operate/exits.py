@@ -5,7 +5,7 @@ which :func:`ending_of` places. :data:`EXIT_CODES` is the only mapping to a stat
 :data:`COMMAND_EXITS` says which endings each command has and how its help words them:
 ``--help`` names them (:func:`exits_help`), so help and code agree.
 
-The convention, as the README's "Operate" section gives it for replay: 0 done; 1 something
+The convention, as docs/reference/errors.md gives it: 0 done; 1 something
 that trying again (or looking) may cure: Kafka does not answer, nothing matched, nothing
 came back; 2 the command cannot be done as asked: an option, a file or a setting to fix,
 nothing touched; 130 stopped by Ctrl-C.

@@ -19,9 +19,9 @@ REPORT_SCHEMA_VERSION: Literal["1"] = "1"
 
 class _Model(BaseModel):
     # Attribute docstrings become the field descriptions of schemas/outcome-report.v1.json.
-    # Open to additions: fields are added within v1 (README, "Compatibility"), so a reader
-    # of another version ignores the fields it does not know, and the published schema
-    # allows them.
+    # Open to additions: fields are added within v1 (docs/reference/schemas.md,
+    # "Compatibility"), so a reader of another version ignores the fields it does not
+    # know, and the published schema allows them.
     model_config = ConfigDict(extra="ignore", frozen=True, use_attribute_docstrings=True)
 
 
