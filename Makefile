@@ -97,7 +97,7 @@ chaos-short: $(INSTALLED) ## Short chaos run: 300 events, one kill, 10 s of 503s
 	PYTHONPATH=. $(BIN)/python bench/chaos.py --events 300 --kills 1 --no-broker-restart \
 		--error-window 10 --auth-window 0 --timeout 300 --out bench/results/chaos-short.json
 
-.PHONY: bench bench-storm bench-chart
+.PHONY: bench bench-storm bench-chart profile
 bench: $(INSTALLED) ## Throughput bench: 20,000 mixed events at 1,200/s, 50 ms a call; bench/results/latest.json
 	PYTHONPATH=. $(BIN)/python bench/throughput.py --out bench/results/latest.json
 
@@ -106,5 +106,12 @@ MIX ?= loyalty
 bench-storm: $(INSTALLED) ## Storm: 10,000 loyalty returns at once, 300/min, storm.json (MIX=realistic: 5,000 mixed, 1,500/min, storm-realistic.json)
 	PYTHONPATH=. $(BIN)/python bench/throughput.py --storm --mix $(MIX)
 
-bench-chart: $(INSTALLED) ## Bench at bounds 1, 10, 100, 1000 in flight; bench/results/bounds.json and in-flight.png
-	PYTHONPATH=. $(BIN)/python bench/chart.py sweep --bounds 1,10,100,1000
+# A profiled run is slower (py-spy pauses the service to sample it): its own result file.
+profile: $(INSTALLED) ## make bench with py-spy on the service for 20 s; bench/results/profile.json, the profile in its logs
+	PYTHONPATH=. $(BIN)/python bench/throughput.py --profile 20 --out bench/results/profile.json
+
+# BOUNDS= or RATES= (empty) leaves that sweep out.
+BOUNDS ?= 1,10,100,1000
+RATES ?= 600,900,1200,1500,2000
+bench-chart: $(INSTALLED) ## Bench at BOUNDS in flight (in-flight.png), then at RATES offered (docs/offered-rate.png); ~15 min
+	PYTHONPATH=. $(BIN)/python bench/chart.py sweep $(if $(BOUNDS),--bounds $(BOUNDS)) $(if $(RATES),--rates $(RATES))

@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/throughput.py [--events 20000] [--customers N]
         [--promotions 20] [--rate 1200] [--latency-ms 50] [--rate-limit N] [--bound N]
         [--linger-ms MS] [--naive-events 300] [--storm] [--mix loyalty|realistic] [--misroute]
-        [--out bench/results/latest.json]
+        [--profile SECONDS] [--out bench/results/latest.json]
 
 ``make bench`` runs the defaults, ``make bench-storm`` the storm (``--storm``: 10,000 loyalty
 returns published at once, 300 requests a minute per endpoint for the service's limiter and
@@ -14,7 +14,9 @@ at once, 1,500 requests a minute per endpoint, ``bench/results/storm-realistic.j
 (``(java_partition(key, n) + 1) % n``), as a producer that partitions unlike Java would, so
 the service copies every record to the routed topic before handling it: the worst case of
 its repartition step (``PYTHONPATH=. .venv/bin/python bench/throughput.py --misroute --out
-bench/results/misrouted.json``). What one run does:
+bench/results/misrouted.json``). ``--profile SECONDS`` (``make profile``) samples the service
+with py-spy for the first SECONDS of the measured events (``profiling.py``), the profile in
+the run's log folder and its top entries in the result. What one run does:
 
 1. the broker of ``scripts/kafka.sh``, started if it is not running (and stopped again only
    then); fresh topics and a fresh consumer group for this run;
@@ -89,6 +91,7 @@ from harness import (
     set_name,
     wait_for_log_line,
 )
+from profiling import PY_SPY, PySpy
 from pydantic import SecretStr
 
 from service.actions import Action
@@ -143,6 +146,8 @@ class Options:
     storm: bool = False
     mix: Mix = "realistic"
     misroute: bool = False
+    profile: int | None = None
+    """Seconds of py-spy on the service from the first measured publish; None: no profile."""
     out: Path = RESULTS / "latest.json"
     service_env: tuple[tuple[str, str], ...] = ()
 
@@ -550,6 +555,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
     service: Service | None = None
     watcher: Watcher | None = None
     ticker: asyncio.Task[None] | None = None
+    profiler: PySpy | None = None
     topics_made = False
     extra = list(options.service_env)
     if options.bound is not None:
@@ -620,6 +626,11 @@ async def run_bench(options: Options) -> dict[str, Any]:
 
         progress: dict[str, int] = {}
         ticker = asyncio.create_task(report_progress(progress, watcher, options.events))
+        if options.profile:
+            assert service.proc is not None
+            profiler = PySpy(service.proc.pid, options.profile, logs)
+            profiler.start()
+            say(f"py-spy samples the service (pid {service.proc.pid}) for {options.profile} s")
         published = await publish_paced(
             broker.bootstrap,
             topics.returns,
@@ -644,6 +655,15 @@ async def run_bench(options: Options) -> dict[str, Any]:
         assert service.proc is not None
         usage = process_usage(service.proc.pid)
         routed_after = await scrape_routed(service)
+        profile: dict[str, Any] | None = None
+        if profiler is not None:
+            # Before the service stops: its shutdown is not what is profiled.
+            profile = await profiler.finish()
+            say(
+                f"profile: {profile['error']}"
+                if "error" in profile
+                else f"profile: {profile['samples']} samples in {profile['path']}"
+            )
         await service.stop()
         await watcher.stop()
         routed_records: int | None = None
@@ -763,6 +783,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
             "dead_letters": len(watcher.dead_letters),
             "service_restarts": len(service.unexpected_exits),
             "bound": against_bound.model_dump(mode="json"),
+            "profile": profile,
             "mix": world.mix,
             "planned_actions": planned,
             "options": {
@@ -782,6 +803,8 @@ async def run_bench(options: Options) -> dict[str, Any]:
     finally:
         if ticker is not None:
             ticker.cancel()
+        if profiler is not None:
+            profiler.stop_now()
         if service is not None:
             await service.stop()
         if watcher is not None:
@@ -835,6 +858,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         "storm-realistic.json; misroute: misrouted.json, storm-misrouted.json, "
         "storm-realistic-misrouted.json)",
     )
+    add(
+        "--profile",
+        type=int,
+        metavar="SECONDS",
+        help="py-spy on the service for SECONDS from the first measured publish (none)",
+    )
     add("--service-env", action="append", default=[], metavar="NAME=VALUE", help="repeatable")
     args = parser.parse_args(argv)
     pairs = []
@@ -881,6 +910,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         storm=storm,
         mix=mix,
         misroute=misroute,
+        profile=args.profile,
         out=args.out if args.out is not None else RESULTS / f"{default_out}.json",
         service_env=tuple(pairs),
     )
@@ -892,6 +922,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         parser.error("--bound must be >= 1")
     if options.misroute and options.partitions < 2:
         parser.error("--misroute needs --partitions >= 2: one partition is every key's")
+    if options.profile is not None and options.profile < 1:
+        parser.error("--profile must be >= 1 second")
+    if options.profile and not PY_SPY.exists():
+        parser.error(f"--profile needs {PY_SPY.relative_to(ROOT)}: make venv (the dev extra)")
     return replace(options)
 
 

@@ -1,10 +1,12 @@
 """The throughput bench, tiny: it runs end to end and writes every key, so it cannot rot.
 
 Runs ``bench/throughput.py`` as a child process (it starts the sandbox and the service as
-its own children and stops them again) with 40 events, no API latency and a naive loop of
-10, then draws the chart from a one-point sweep file. No assertion on any number that
-depends on time: ``make bench`` measures, this only checks the bench works. ``--misroute``
-is checked where it differs, in its publisher (a second whole run would double the time).
+its own children and stops them again) with 40 events, no API latency, a naive loop of 10
+and py-spy on the service (``--profile``), then draws the chart from a one-point sweep
+file; and a one-rate sweep of ``bench/chart.py`` as ``make bench-chart`` runs it, as small.
+No assertion on any number that depends on time: ``make bench`` measures, this only checks
+the bench works. ``--misroute`` is checked where it differs, in its publisher (a second
+whole run would double the time).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def test_tiny_bench_writes_every_key_and_every_event_gets_an_outcome(
             "--warmup=20",
             "--rate=400",
             "--timeout=40",
+            "--profile=5",
             f"--out={out}",
         ],
         env,
@@ -117,6 +120,14 @@ def test_tiny_bench_writes_every_key_and_every_event_gets_an_outcome(
     assert result["misrouted"] is False
     assert result["routed"]["metric_measured"] == 0
     assert result["routed"]["topic_records"] == 0
+    # py-spy attached (root here; elsewhere it needs ptrace) and was stopped at the run's end,
+    # well before its 5 s: a profile of 40 events may hold no sample, but it is there.
+    profile = result["profile"]
+    assert profile["py_spy_exit"] == 0, profile
+    assert "error" not in profile
+    assert profile["sampled_seconds"] < 5
+    assert (ROOT / profile["path"]).exists()
+    assert {"samples", "top_own", "top_total"} <= set(profile)
     assert code == 0, text
 
     # The chart draws from a sweep file; one point made of this run is enough to prove it.
@@ -136,6 +147,45 @@ def test_tiny_bench_writes_every_key_and_every_event_gets_an_outcome(
         [sys.executable, str(CHART), "draw", f"--data={data}", f"--png={png}"], env, 30
     )
     assert code == 0, text
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.timeout(60)
+def test_a_one_rate_sweep_writes_its_points_and_the_rate_chart(
+    bootstrap_servers: str, tmp_path: Path
+) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    env["KAFKA_PORT"] = bootstrap_servers.split(",")[0].rpartition(":")[2]
+    data, png = tmp_path / "rates.json", tmp_path / "offered-rate.png"
+    code, text = _run(
+        [
+            sys.executable,
+            str(CHART),
+            "sweep",
+            "--rates=400",
+            "--events-per-rate=40",
+            "--warmup-per-rate=20",
+            "--latency-ms=0",
+            "--timeout=40",
+            f"--rates-data={data}",
+            f"--rates-png={png}",
+        ],
+        env,
+        50,
+    )
+    assert code == 0, text
+    sweep = json.loads(data.read_text())
+    assert "chart: bound" not in text  # --rates alone: no bound sweep
+    assert (sweep["sweep"], sweep["events"], sweep["warmup"]) == ("rates", 40, 20)
+    (point,) = sweep["points"]
+    assert point["rate"] == 400
+    assert point["complete"] is True
+    for key in ("events_per_second", "offered_events_per_second", "p50_ms", "p99_ms"):
+        assert point[key] > 0, key
+    assert point["service_cpu_ms_per_event"] is not None
+    # Each run's own result beside the sweep's, not in bench/results/.
+    assert json.loads((tmp_path / "rates" / "rate-400.json").read_text())["events"] == 40
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
