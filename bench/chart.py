@@ -263,6 +263,10 @@ def draw(data: dict[str, Any], png: Path) -> None:
         f"{data['latency_ms']:g} ms a call, offered {data['offered_rate']:g} events/s",
         fontsize=10,
     )
+    _save(figure, png)
+
+
+def _save(figure: Any, png: Path) -> None:
     figure.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png)
@@ -319,10 +323,7 @@ def draw_rates(data: dict[str, Any], png: Path) -> None:
         f"after {data['warmup']:,} unmeasured, the default in-flight bound",
         fontsize=10,
     )
-    figure.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png)
-    plt.close(figure)
+    _save(figure, png)
 
 
 def _write(data: dict[str, Any], path: Path) -> None:
