@@ -310,12 +310,13 @@ async def checked_connection(kafka: KafkaSettings) -> ConnectionOptions:
 async def start_client(
     start: Callable[[], Awaitable[None]],
     close: Callable[[], Awaitable[None]],
-    kafka: KafkaSettings,
+    message: str = "cannot reach Kafka",
+    **context: Any,
 ) -> None:
     """Start an aiokafka client; one that cannot reach Kafka is closed again and raises
-    a :class:`BrokerError` naming the servers."""
+    :class:`BrokerError` (``message``, with ``context``)."""
     try:
         await start()
     except KafkaError as exc:
         await close()
-        raise BrokerError("cannot reach Kafka", bootstrap_servers=kafka.bootstrap_servers) from exc
+        raise BrokerError(message, **context) from exc

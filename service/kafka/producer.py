@@ -22,7 +22,7 @@ async def send_each(
     """
     connection = await checked_connection(kafka)
     producer = AIOKafkaProducer(**connection.kwargs(), acks="all", enable_idempotence=True)
-    await start_client(producer.start, producer.stop, kafka)
+    await start_client(producer.start, producer.stop, bootstrap_servers=kafka.bootstrap_servers)
     placed = []
     try:
         for key, value in records:
@@ -42,11 +42,8 @@ class AckedProducer:
 
     async def start(self, purpose: str) -> None:
         """Connect; :class:`BrokerError` ("cannot reach Kafka to ``purpose``") if it fails."""
-        try:
-            await self._producer.start()
-        except KafkaError as exc:
-            await self._producer.stop()
-            raise BrokerError(f"cannot reach Kafka to {purpose}") from exc
+        producer = self._producer
+        await start_client(producer.start, producer.stop, f"cannot reach Kafka to {purpose}")
 
     async def stop(self) -> None:
         """Flush and close."""

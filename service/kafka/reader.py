@@ -39,7 +39,7 @@ async def read_topic(
         isolation_level="read_committed",
         auto_offset_reset="earliest",
     )
-    await start_client(consumer.start, consumer.stop, kafka)
+    await start_client(consumer.start, consumer.stop, bootstrap_servers=kafka.bootstrap_servers)
     records: list[KafkaRecord] = []
     end = time.monotonic() + wait_seconds
     try:

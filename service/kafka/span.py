@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from service.errors import BrokerError, ConfigurationError
+from service.kafka.connection import start_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +93,9 @@ async def read_span(
         isolation_level="read_committed",
         auto_offset_reset="earliest",
     )
-    try:
-        await consumer.start()
-    except KafkaError as exc:
-        await consumer.stop()
-        raise BrokerError(
-            "cannot reach Kafka", bootstrap_servers=client_options.get("bootstrap_servers")
-        ) from exc
+    await start_client(
+        consumer.start, consumer.stop, bootstrap_servers=client_options.get("bootstrap_servers")
+    )
     try:
         bounds = await _bounds(consumer, client_options, topic, span)
         total = sum(max(0, end - start) for start, end in bounds.values())

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from service.errors import BrokerError
+from service.kafka.connection import start_client
 from service.kafka.span import TopicRecord, record_of, topic_partitions
 
 
@@ -43,11 +44,7 @@ class Tail:
             for partition in await topic_partitions(self._options, topic)
         ]
         consumer = self._consumer
-        try:
-            await consumer.start()
-        except KafkaError as exc:
-            await consumer.stop()
-            raise BrokerError(f"cannot reach Kafka to {self._purpose}") from exc
+        await start_client(consumer.start, consumer.stop, f"cannot reach Kafka to {self._purpose}")
         consumer.assign(tps)
         self._ends = await consumer.end_offsets(tps)
         starts = dict(self._ends)

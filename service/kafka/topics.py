@@ -36,7 +36,7 @@ async def ensure_topics(
     ]
     connection = await checked_connection(kafka)
     admin = AIOKafkaAdminClient(**connection.kwargs())
-    await start_client(admin.start, admin.close, kafka)
+    await start_client(admin.start, admin.close, bootstrap_servers=kafka.bootstrap_servers)
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
