@@ -206,6 +206,10 @@ class RateLimiter:
             return self._limits[endpoint]
         return None if endpoint == OAUTH_ENDPOINT else self._limits.get(ANY)
 
+    def clear(self) -> None:
+        """Forget every request counted: each window starts empty again."""
+        self._seen.clear()
+
     def check(self, endpoint: str) -> int | None:
         """Count one request; answer ``None`` if allowed, else the ``Retry-After`` seconds."""
         limit = self._limit(endpoint)

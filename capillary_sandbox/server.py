@@ -235,6 +235,10 @@ class Sandbox:
         """Back to the last loaded seed."""
         self.state.load(self._seed)
 
+    def clear_rate_windows(self) -> None:
+        """Forget the requests the rate limit has counted, as if its window had passed."""
+        self._limiter.clear()
+
     def expire_tokens(self) -> None:
         """Make every issued OAuth token invalid (as if its TTL passed)."""
         self._tokens.clear()

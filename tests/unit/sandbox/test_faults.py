@@ -159,3 +159,17 @@ def test_a_shorter_window_counts_the_limit_over_it(clock: FakeClock) -> None:
     # Retry-After in whole seconds (3.5 rounded up), when the oldest leaves the window.
     assert refused == 4
     assert again is None
+
+
+def test_a_cleared_limiter_counts_from_an_empty_window(clock: FakeClock) -> None:
+    limiter = RateLimiter({"cart_revoke_earn": 2}, clock, window_seconds=6.0)
+    allowed = [limiter.check("cart_revoke_earn") for _ in range(2)]
+    refused = limiter.check("cart_revoke_earn")
+    limiter.clear()
+    after = [limiter.check("cart_revoke_earn") for _ in range(3)]
+
+    assert allowed == [None, None]
+    assert refused is not None
+    # Two again, and the third refused: the limit still holds over the new window.
+    assert after[:2] == [None, None]
+    assert after[2] is not None
