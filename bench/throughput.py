@@ -677,11 +677,8 @@ async def run_bench(options: Options) -> dict[str, Any]:
             # The naive loop starts from the same seed, with an empty call log.
             (await admin.post("/__admin/reset")).raise_for_status()
             (await admin.delete("/__admin/calls")).raise_for_status()
+            # The reset also empties the sandbox's rate windows of the service's calls.
             naive_count = min(options.naive_events, options.events)
-            if options.rate_limit and naive_count:
-                # The sandbox's window still holds the service's last minute of calls.
-                say("waiting 60 s for the sandbox's rate window to empty before the naive loop")
-                await asyncio.sleep(60)
             if naive_count:
                 say(f"the naive loop on the first {naive_count} events")
             naive = (

@@ -24,8 +24,8 @@ here. Every response, admin and 404s included, carries a unique ``X-CAP-REQUEST-
 Order per API request: fault injection (see ``faults.py``; a faulted request touches no
 state), then the per-endpoint rate limit (429 + ``Retry-After``), then authentication, then
 the endpoint. ``/__admin/reset`` restores the seed the sandbox started with, or the one last
-posted to ``/__admin/seed``, with an empty ledger; it keeps the call log, faults, tokens
-and the credentials switch.
+posted to ``/__admin/seed``, with an empty ledger and empty rate-limit windows; it keeps the
+call log, faults, tokens and the credentials switch.
 
 ``POST /__admin/credentials {"refuse": true}`` refuses every credential, as a rotated secret
 would: until ``{"refuse": false}``, every business call answers 401 (Basic credentials and
@@ -232,8 +232,9 @@ class Sandbox:
         self.state.load(seed)
 
     def reset(self) -> None:
-        """Back to the last loaded seed."""
+        """Back to the last loaded seed, with no request counted against the rate limits."""
         self.state.load(self._seed)
+        self.clear_rate_windows()
 
     def clear_rate_windows(self) -> None:
         """Forget the requests the rate limit has counted, as if its window had passed."""

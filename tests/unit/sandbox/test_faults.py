@@ -173,3 +173,20 @@ def test_a_cleared_limiter_counts_from_an_empty_window(clock: FakeClock) -> None
     # Two again, and the third refused: the limit still holds over the new window.
     assert after[:2] == [None, None]
     assert after[2] is not None
+
+
+async def test_a_reset_empties_the_rate_windows(clock: FakeClock) -> None:
+    config = SandboxConfig(port=0, rate_limit_per_minute={"coupon_revoke": 1})
+    body = {"couponCodes": ["NOPE"]}
+    async with (
+        Sandbox(config, clock=clock) as sandbox,
+        httpx.AsyncClient(base_url=sandbox.base_url, auth=("demo", "demo")) as http,
+    ):
+        first = await http.post("/v2/coupon/revoke", json=body)
+        limited = await http.post("/v2/coupon/revoke", json=body)
+        (await http.post("/__admin/reset")).raise_for_status()
+        after = await http.post("/v2/coupon/revoke", json=body)
+        limited_again = await http.post("/v2/coupon/revoke", json=body)
+
+    assert [first.status_code, limited.status_code] == [200, 429]
+    assert [after.status_code, limited_again.status_code] == [200, 429]
