@@ -7,13 +7,14 @@ offset) is bound per message with ``structlog.contextvars`` and cleared after.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*@([A-Za-z0-9.\-]+)")
 _SECRET_KEYS = ("password", "secret", "token", "authorization", "api_key")
@@ -31,14 +32,24 @@ def mask_phone(value: str) -> str:
     return value[:2] + "*" * max(len(value) - 4, 0) + value[-2:] if len(value) > 4 else "****"
 
 
+@functools.lru_cache(maxsize=1024)
+def _key_kind(key: str) -> str:
+    # Keys are a small fixed set (the code's own), so each is classified once.
+    lowered = key.lower()
+    if any(word in lowered for word in _SECRET_KEYS):
+        return "secret"
+    if any(word in lowered for word in _PHONE_KEYS):
+        return "phone"
+    return "other"
+
+
 def mask_pii(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Processor: drop secret-looking keys, mask phone-number keys and e-mails anywhere."""
-    for key in list(event_dict):
-        lowered = key.lower()
-        value = event_dict[key]
-        if any(word in lowered for word in _SECRET_KEYS):
+    for key, value in event_dict.items():
+        kind = _key_kind(key)
+        if kind == "secret":
             event_dict[key] = "***"
-        elif any(word in lowered for word in _PHONE_KEYS) and value is not None:
+        elif kind == "phone" and value is not None:
             event_dict[key] = mask_phone(str(value))
         elif isinstance(value, str) and "@" in value:
             event_dict[key] = mask_text(value)
@@ -55,30 +66,36 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+class _NamedWriter(structlog.WriteLogger):
+    """A line writer that knows its logger's name, for ``add_logger_name``."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
 def configure_logging(
     level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto", *, cache: bool = False
 ) -> None:
     """Configure structlog and the standard library once, at process start.
 
-    ``cache=True`` (the running service) builds each logger once instead of on every call,
-    a measurable share of the CPU under load; tests leave it off so ``capture_logs`` sees
-    loggers created before it.
+    The service's own lines go from structlog straight to stderr: the standard library's
+    handler chain (a record, a lock, a formatter) cost more than the line itself under
+    load. aiokafka's and httpx's records still come through ``logging``, rendered by the
+    same processors. ``cache=True`` (the running service) builds each logger once instead
+    of on every call; tests leave it off so ``capture_logs`` sees loggers created before it.
     """
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     )
     shared = _shared_processors()
+    stream = sys.stderr
     structlog.configure(
-        processors=[
-            # First: a line below the level costs a level check, not the whole chain.
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.processors.format_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        logger_factory=lambda name="", *_: _NamedWriter(stream, str(name)),
+        # A line below the level costs a method call that returns, not the chain.
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=cache,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -90,7 +107,7 @@ def configure_logging(
     logging.logProcesses = False
     logging.logThreads = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -100,9 +117,9 @@ def configure_logging(
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+def get_logger(name: str) -> FilteringBoundLogger:
     """A structlog logger named for its module."""
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    logger: FilteringBoundLogger = structlog.get_logger(name)
     return logger
 
 

@@ -34,6 +34,7 @@ def test_configured_logging_writes_json_lines_for_structlog_and_stdlib(
     try:
         structlog.contextvars.bind_contextvars(event_id="evt-1")
         get_logger("test").info("event_processed", customer_email="a.b@example.com")
+        get_logger("test").debug("below_the_level")
         logging.getLogger("aiokafka").warning("broker %s gone", "127.0.0.1:9092")
     finally:
         structlog.contextvars.clear_contextvars()
@@ -43,6 +44,9 @@ def test_configured_logging_writes_json_lines_for_structlog_and_stdlib(
     ours, theirs = lines
     assert ours["event"] == "event_processed"
     assert ours["event_id"] == "evt-1"
+    assert ours["logger"] == "test"
+    assert ours["level"] == "info"
+    assert ours["timestamp"].endswith("Z")
     assert "a.b@" not in ours["customer_email"]
     assert theirs["logger"] == "aiokafka"
     assert theirs["level"] == "warning"
