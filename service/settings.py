@@ -9,6 +9,7 @@ nothing reads the environment at import time.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, get_args
@@ -25,7 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.capillary.config import CapillaryConfig
+from service.capillary.config import CapillaryConfig, Seconds, Share
 from service.errors import ConfigurationError
 from service.secret_files import check_readable, read_secret_file
 
@@ -169,27 +170,19 @@ class KafkaSettings(BaseModel):
             "SSL_KEY_FILE": self.ssl_key_file,
             "SSL_KEY_PASSWORD_FILE": self.ssl_key_password_file,
         }
-        given_tls = [name for name, path in tls_files.items() if path is not None]
-        if given_tls and not self.uses_tls:
-            raise ConfigurationError(
-                f"{_KAFKA}{given_tls[0]} is set but {protocol} does not use TLS: set the "
-                f"protocol to SSL or SASL_SSL, or unset {', '.join(_KAFKA + n for n in given_tls)}",
-                setting=f"{_KAFKA}SECURITY_PROTOCOL",
-            )
-        sasl_values = {
-            "SASL_USERNAME": self.sasl_username,
-            "SASL_USERNAME_FILE": self.sasl_username_file,
-            "SASL_PASSWORD": self.sasl_password,
-            "SASL_PASSWORD_FILE": self.sasl_password_file,
-        }
-        given_sasl = [name for name, value in sasl_values.items() if value is not None]
-        if given_sasl and not self.uses_sasl:
+        if not self.uses_tls:
+            _refuse_unused(tls_files, f"{protocol} does not use TLS", "SSL or SASL_SSL")
+        if not self.uses_sasl:
             # Credentials that are never sent would look like authentication that is not there.
-            raise ConfigurationError(
-                f"{_KAFKA}{given_sasl[0]} is set but {protocol} sends no credentials: set the "
-                f"protocol to SASL_SSL (or SASL_PLAINTEXT), or unset "
-                f"{', '.join(_KAFKA + n for n in given_sasl)}",
-                setting=f"{_KAFKA}SECURITY_PROTOCOL",
+            _refuse_unused(
+                {
+                    "SASL_USERNAME": self.sasl_username,
+                    "SASL_USERNAME_FILE": self.sasl_username_file,
+                    "SASL_PASSWORD": self.sasl_password,
+                    "SASL_PASSWORD_FILE": self.sasl_password_file,
+                },
+                f"{protocol} sends no credentials",
+                "SASL_SSL (or SASL_PLAINTEXT)",
             )
         if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
             given, missing = (
@@ -240,6 +233,17 @@ class KafkaSettings(BaseModel):
         return self
 
 
+def _refuse_unused(values: Mapping[str, object], why: str, protocols: str) -> None:
+    """Refuse Kafka settings given for a protocol that does not use them, naming them all."""
+    given = [name for name, value in values.items() if value is not None]
+    if given:
+        raise ConfigurationError(
+            f"{_KAFKA}{given[0]} is set but {why}: set the protocol to {protocols}, or unset "
+            f"{', '.join(_KAFKA + n for n in given)}",
+            setting=f"{_KAFKA}SECURITY_PROTOCOL",
+        )
+
+
 class ReliabilitySettings(BaseModel):
     """Deduplication, the retry path, pausing on outages and the dead-letter cap."""
 
@@ -255,16 +259,14 @@ class ReliabilitySettings(BaseModel):
     retry_max_delay_seconds: float = Field(
         default=900.0, ge=0, description="Longest wait between two retries."
     )
-    probe_initial_seconds: float = Field(
-        default=1.0, gt=0, description="First wait between probes while paused."
+    probe_initial_seconds: Seconds = Field(
+        default=1.0, description="First wait between probes while paused."
     )
-    probe_max_seconds: float = Field(
-        default=30.0, gt=0, description="Longest wait between probes while paused."
+    probe_max_seconds: Seconds = Field(
+        default=30.0, description="Longest wait between probes while paused."
     )
-    dead_letter_max_share: float = Field(
+    dead_letter_max_share: Share = Field(
         default=0.5,
-        gt=0,
-        le=1,
         description="Share of a minute's records that may be dead-lettered; beyond it the "
         "service stops.",
     )
@@ -302,9 +304,8 @@ class ObservabilitySettings(BaseModel):
         description="HTTP port of /healthz, /readyz and /metrics; 0 takes any free port "
         "(logged at start).",
     )
-    stall_seconds: float = Field(
+    stall_seconds: Seconds = Field(
         default=300.0,
-        gt=0,
         description="/healthz fails when the run loop has not turned, or no event in flight "
         "has finished, for this long; longer than a call may wait for an open cart (180 s).",
     )
@@ -375,8 +376,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level written."
     )
-    shutdown_grace_seconds: float = Field(
-        default=30.0, gt=0, description="How long SIGTERM waits for in-flight events."
+    shutdown_grace_seconds: Seconds = Field(
+        default=30.0, description="How long SIGTERM waits for in-flight events."
     )
 
 

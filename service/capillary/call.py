@@ -9,6 +9,7 @@ here knows an endpoint's body shape; reading answers item by item is each family
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import httpx
@@ -56,52 +57,42 @@ Sleep = Callable[[float], Awaitable[None]]
 _log = structlog.get_logger("service.capillary.client")
 
 
+@dataclass(slots=True, eq=False)
 class CallLoop:
     """Sends one logical call at a time through limits, auth and the retry policies."""
 
-    def __init__(
-        self,
-        config: CapillaryConfig,
-        *,
-        http: HttpPools,
-        auth: Authenticator,
-        limiters: RateLimiters,
-        clock: Clock,
-        retry_policy: RetryPolicy,
-        open_cart_policy: RetryPolicy,
-        sleep: Sleep,
-        metrics: Metrics,
-        tracing: Tracing,
-    ) -> None:
-        self._config = config
-        self._metrics = metrics
-        self._tracing = tracing
-        self._children: dict[tuple[Endpoint, str], tuple[Counter, Histogram]] = {}
-        self._http = http
-        self._auth = auth
-        self._limiters = limiters
-        self._clock = clock
-        self._policy = retry_policy
-        self._open_cart_policy = open_cart_policy
-        self._sleep = sleep
+    config: CapillaryConfig
+    _: KW_ONLY
+    http: HttpPools
+    auth: Authenticator
+    limiters: RateLimiters
+    clock: Clock
+    retry_policy: RetryPolicy
+    open_cart_policy: RetryPolicy
+    sleep: Sleep
+    metrics: Metrics
+    tracing: Tracing
+    _children: dict[tuple[Endpoint, str], tuple[Counter, Histogram]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def url(self, endpoint: Endpoint, **path: str) -> str:
         """The endpoint's URL on its family's host (the two families live on two hosts)."""
         base = (
-            self._config.loyalty_base_url
+            self.config.loyalty_base_url
             if endpoint.on_loyalty_host
-            else self._config.gateway_base_url
+            else self.config.gateway_base_url
         )
         return base + PATHS[endpoint].format(**path)
 
     def limiter(self, endpoint: Endpoint) -> AdaptiveLimiter:
         """The rate limiter every attempt to ``endpoint`` acquires a permit from."""
-        return self._limiters.for_endpoint(endpoint)
+        return self.limiters.for_endpoint(endpoint)
 
     @property
     def sends_attribution(self) -> bool:
         """Whether attribution reaches Capillary (its headers go with OAuth only)."""
-        return self._config.auth_mode is AuthMode.OAUTH
+        return self.config.auth_mode is AuthMode.OAUTH
 
     async def send(
         self,
@@ -129,23 +120,23 @@ class CallLoop:
                 endpoint, target, json=json, content=content, params=params, attribution=attribution
             )
 
-        started = self._clock.monotonic()
+        started = self.clock.monotonic()
         request_ids: list[str] = []
         attempt = 0
         refreshed = False
         uncertain = False
 
         def finish(outcome: Attempt, body: Any, failure: Failure | None) -> Call:
-            elapsed_ms = (self._clock.monotonic() - started) * 1000
+            elapsed_ms = (self.clock.monotonic() - started) * 1000
             return Call(outcome.status, body, failure, request_ids, attempt, elapsed_ms, uncertain)
 
         while True:
             attempt += 1
-            attempt_started = self._clock.monotonic()
-            limiter = self._limiters.for_endpoint(endpoint)
+            attempt_started = self.clock.monotonic()
+            limiter = self.limiters.for_endpoint(endpoint)
             if not (admitted and attempt == 1):
                 await limiter.acquire()
-            sent_at = self._clock.monotonic()
+            sent_at = self.clock.monotonic()
             outcome = await self._observed(endpoint, attempt, send_once)
             _teach(limiter, outcome, sent_at)
             if outcome.request_id:
@@ -161,7 +152,7 @@ class CallLoop:
                 request_id=outcome.request_id,
                 attempt=attempt,
                 outcome=outcome.kind.value,
-                elapsed_ms=round((self._clock.monotonic() - attempt_started) * 1000, 1),
+                elapsed_ms=round((self.clock.monotonic() - attempt_started) * 1000, 1),
             )
 
             if outcome.kind is Kind.ANSWER:
@@ -170,24 +161,24 @@ class CallLoop:
                 uncertain = uncertain or outcome.ambiguous
                 return finish(outcome, None, outcome.failure)
             if outcome.kind is Kind.UNAUTHORIZED:
-                if self._auth.refreshable and not refreshed and retry:
+                if self.auth.refreshable and not refreshed and retry:
                     # A token can expire early or be revoked: one fresh token, one more try.
                     refreshed = True
-                    self._auth.invalidate(outcome.sent_headers)
-                    self._metrics.capillary_retries.labels(endpoint.value).inc()
+                    self.auth.invalidate(outcome.sent_headers)
+                    self.metrics.capillary_retries.labels(endpoint.value).inc()
                     continue
-                return finish(outcome, None, credentials_refused(self._config))
+                return finish(outcome, None, credentials_refused(self.config))
             if not idempotent and outcome.ambiguous:
                 uncertain = True  # this very attempt may have been processed
                 return finish(outcome, None, may_have_been_made(outcome.status))
             uncertain = uncertain or outcome.ambiguous
             failure = outcome.failure or Failure(ResultClass.TRANSIENT, "transient failure")
             # An open cart closes on the customer's time, not Capillary's: a longer budget.
-            policy = self._open_cart_policy if failure.code == OPEN_CART_CODE else self._policy
+            policy = self.open_cart_policy if failure.code == OPEN_CART_CODE else self.retry_policy
             wait = (
                 policy.next_wait(
                     attempts_made=attempt,
-                    elapsed=self._clock.monotonic() - started,
+                    elapsed=self.clock.monotonic() - started,
                     retry_after=outcome.retry_after,
                 )
                 if retry
@@ -198,8 +189,8 @@ class CallLoop:
                     # A transient body code (737 open cart): the family explains it per item.
                     return finish(outcome, outcome.body, None)
                 return finish(outcome, None, gave_up(failure, attempt))
-            self._metrics.capillary_retries.labels(endpoint.value).inc()
-            await self._sleep(wait)
+            self.metrics.capillary_retries.labels(endpoint.value).inc()
+            await self.sleep(wait)
 
     def _counted(self, endpoint: Endpoint, result: str) -> tuple[Counter, Histogram]:
         """The call counter and the duration histogram of this endpoint and result.
@@ -209,7 +200,7 @@ class CallLoop:
         key = (endpoint, result)
         found = self._children.get(key)
         if found is None:
-            metrics = self._metrics
+            metrics = self.metrics
             found = self._children[key] = (
                 metrics.capillary_calls.labels(endpoint.value, result),
                 metrics.capillary_call_duration.labels(endpoint.value),
@@ -220,16 +211,16 @@ class CallLoop:
         self, endpoint: Endpoint, attempt: int, send_once: Callable[[], Awaitable[Attempt]]
     ) -> Attempt:
         """Attempt number ``attempt`` in its own span, counted and timed."""
-        with self._tracing.request(endpoint.value, attempt) as span:
-            started = self._clock.monotonic()
+        with self.tracing.request(endpoint.value, attempt) as span:
+            started = self.clock.monotonic()
             outcome = await send_once()
-            elapsed = self._clock.monotonic() - started
+            elapsed = self.clock.monotonic() - started
             result = outcome.result
             calls, duration = self._counted(endpoint, result)
             calls.inc()
             duration.observe(elapsed)
             if result == "throttled":
-                self._metrics.capillary_throttled.labels(endpoint.value).inc()
+                self.metrics.capillary_throttled.labels(endpoint.value).inc()
             if span.is_recording():
                 span.set_attribute("capillary.result", result)
                 if outcome.status is not None:
@@ -253,7 +244,7 @@ class CallLoop:
         attribution: Attribution | None,
     ) -> Attempt:
         try:
-            headers = await self._auth.headers()
+            headers = await self.auth.headers()
         except (CapillaryAuthError, CapillaryTransientError, httpx.TransportError) as exc:
             return judge_no_token(exc)
         sent_headers = dict(headers)
@@ -262,20 +253,20 @@ class CallLoop:
             headers[ATTRIBUTION_ID_HEADER] = attribution.entity_id
         if content is not None:
             headers["Content-Type"] = "application/json"
-        deadline = self._config.timeouts.call_deadline
+        deadline = self.config.timeouts.call_deadline
         try:
-            request = self._http.request(
+            request = self.http.request(
                 url, json=json, content=content, params=params, headers=headers
             )
-            response = await self._http.send(request, deadline)
+            response = await self.http.send(request, deadline)
         except (TimeoutError, httpx.TransportError) as exc:
             return judge_no_answer(exc, deadline)
         return judge_answer(
             endpoint,
             response,
             sent_headers,
-            clock=self._clock,
-            retry_after_max=self._config.pacing.retry_after_max,
+            clock=self.clock,
+            retry_after_max=self.config.pacing.retry_after_max,
         )
 
 

@@ -32,7 +32,7 @@ from service.capillary.client import CapillaryClient
 from service.capillary.codes import Endpoint
 from service.capillary.coupons import codes_share_a_call, empty_code_refusals
 from service.capillary.limits import MAX_CART_EARN_IDS, MAX_COUPON_CODES, MAX_LOYALTY_CUSTOMERS
-from service.capillary.loyalty import customer_key, endpoint_of, refusal
+from service.capillary.loyalty import LoyaltyBulk, customer_key, endpoint_of, refusal
 from service.capillary.models import (
     Attribution,
     CartEarnsRef,
@@ -178,15 +178,13 @@ class Coalescer:
     ) -> list[ItemResult]:
         """A loyalty bulk action, merged with other callers' of the same action, promotion,
         identifier name (and attribution where it is sent); see ``LoyaltyCalls.bulk``."""
-        sent = self._sent(attribution)
+        shared = LoyaltyBulk(action, promotion, identifier_name, self._sent(attribution))
         loyalty = self._client.loyalty_calls
 
         async def send(batch: list[CustomerT]) -> list[list[ItemResult]]:
-            return await loyalty.grouped(
-                action, promotion, identifier_name, batch, sent, admitted=True
-            )
+            return await loyalty.grouped(shared, batch, admitted=True)
 
-        key = ("loyalty", action.bulk_action, promotion, identifier_name, sent)
+        key = ("loyalty", shared)
         parts: list[list[ItemResult] | asyncio.Future[_Answer[list[ItemResult]]]] = []
         for customer in customers:
             refused = refusal(action, promotion, customer)

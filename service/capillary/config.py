@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -20,12 +20,20 @@ from service.secret_files import read_secret_file
 _PREFIX = "RETURN_HANDLER_CAPILLARY__"
 _DEFAULT_URL = "http://127.0.0.1:8765"
 
+Seconds = Annotated[float, Field(gt=0)]
+"""A time in seconds, above zero: a timeout, window or budget of zero could never be met."""
+Share = Annotated[float, Field(gt=0, le=1)]
+"""A fraction of a whole: above nothing, at most all of it."""
+
 
 class AuthMode(StrEnum):
     """How we prove who we are to Capillary."""
 
     BASIC = "basic"
+    """The user and password on every request; attribution is not sent."""
     OAUTH = "oauth"
+    """A token for the client key and secret, fetched, cached and refreshed before it
+    expires; only this mode sends attribution."""
 
 
 class CouponCodeCase(StrEnum):
@@ -41,13 +49,13 @@ class CapillaryTimeouts(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    connect: float = Field(default=3.0, gt=0, description="Seconds to open a connection.")
-    read: float = Field(default=10.0, gt=0, description="Seconds of silence while reading.")
-    write: float = Field(default=10.0, gt=0, description="Seconds of stall while sending.")
-    pool: float = Field(default=5.0, gt=0, description="Seconds to wait for a free connection.")
+    connect: Seconds = Field(default=3.0, description="Seconds to open a connection.")
+    read: Seconds = Field(default=10.0, description="Seconds of silence while reading.")
+    write: Seconds = Field(default=10.0, description="Seconds of stall while sending.")
+    pool: Seconds = Field(default=5.0, description="Seconds to wait for a free connection.")
     # A slow server can trickle bytes forever under a read timeout; this bounds one attempt.
-    call_deadline: float = Field(
-        default=20.0, gt=0, description="Overall seconds one HTTP attempt may take."
+    call_deadline: Seconds = Field(
+        default=20.0, description="Overall seconds one HTTP attempt may take."
     )
 
 
@@ -58,8 +66,8 @@ class CapillaryRetrySettings(BaseModel):
 
     attempts: int = Field(default=5, ge=1, le=20, description="Most attempts per call.")
     # Well under Kafka's default max.poll.interval.ms (300 s) even with several calls per event.
-    total_timeout: float = Field(
-        default=45.0, gt=0, le=120, description="Most seconds one call may spend retrying."
+    total_timeout: Seconds = Field(
+        default=45.0, le=120, description="Most seconds one call may spend retrying."
     )
     wait_initial: float = Field(default=0.2, ge=0, description="First backoff, seconds.")
     wait_max: float = Field(default=5.0, ge=0, description="Longest backoff, seconds.")
@@ -69,9 +77,8 @@ class CapillaryRetrySettings(BaseModel):
     open_cart_attempts: int = Field(
         default=10, ge=1, le=50, description="Most attempts per call while the cart is open (737)."
     )
-    open_cart_total_timeout: float = Field(
+    open_cart_total_timeout: Seconds = Field(
         default=180.0,
-        gt=0,
         le=900,
         description="Most seconds one call may wait for an open cart (737) to close.",
     )
@@ -96,25 +103,22 @@ class CapillaryPacingSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # A Retry-After of hours would stall the endpoint that long; the probe covers outages.
-    retry_after_max: float = Field(
+    retry_after_max: Seconds = Field(
         default=60.0,
-        gt=0,
         le=600,
         description="Longest Retry-After honoured, seconds: the endpoint waits at most this.",
     )
     decrease: float = Field(
         default=0.5, gt=0, lt=1, description="Share of its pace an endpoint keeps after a 429."
     )
-    increase: float = Field(
+    increase: Share = Field(
         default=0.01,
-        gt=0,
-        le=1,
         description="Share of the configured limit the pace climbs back per answered call.",
     )
     # Capillary counts a sliding minute. Only a test that plays time faster (a sandbox
     # counting a shorter window) sets these: the limits are then requests per window.
-    window_seconds: float = Field(
-        default=60.0, gt=0, le=3600, description="Window the rate limits count, seconds."
+    window_seconds: Seconds = Field(
+        default=60.0, le=3600, description="Window the rate limits count, seconds."
     )
     jitter_seconds: float = Field(
         default=1.0,

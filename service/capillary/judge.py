@@ -37,9 +37,14 @@ class Kind(StrEnum):
     """What an attempt came to, as the call loop acts on it."""
 
     ANSWER = "answer"
+    """A readable answer: the family reads it item by item."""
     TRANSIENT = "transient"
+    """Worth another attempt (a retriable status or code, no answer, no token this time),
+    unless the call must not be made twice and this one may have been carried out."""
     UNAUTHORIZED = "unauthorized"
+    """HTTP 401: one fresh token and one more attempt where the credentials can be renewed."""
     FATAL = "fatal"
+    """Final for the call: an unreadable answer, or credentials the token endpoint refused."""
 
 
 @dataclass(slots=True)

@@ -10,6 +10,8 @@ revoked.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic
 
 import structlog
 
@@ -61,6 +63,16 @@ def _unmatched(action: LoyaltyBulkAction, failure: Failure) -> Failure:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LoyaltyBulk(Generic[CustomerT]):
+    """What every customer of one bulk request shares; equal ones may share a request."""
+
+    action: LoyaltyAction[CustomerT]
+    promotion: LoyaltyPromotionRef
+    identifier_name: IdentifierName
+    attribution: Attribution | None = None
+
+
 class LoyaltyCalls:
     """The two loyalty bulk endpoints, one result per earn id (or per customer)."""
 
@@ -86,16 +98,14 @@ class LoyaltyCalls:
           idempotent: after an ambiguous failure (the request may have been processed) it is
           not retried and the result says a repeat could issue twice.
         """
-        grouped = await self.grouped(action, promotion, identifier_name, customers, attribution)
+        shared = LoyaltyBulk(action, promotion, identifier_name, attribution)
+        grouped = await self.grouped(shared, customers)
         return [result for results in grouped for result in results]
 
     async def grouped(
         self,
-        action: LoyaltyAction[CustomerT],
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
+        shared: LoyaltyBulk[CustomerT],
         customers: Sequence[CustomerT],
-        attribution: Attribution | None = None,
         *,
         admitted: bool = False,
     ) -> list[list[ItemResult]]:
@@ -107,6 +117,7 @@ class LoyaltyCalls:
         back each their own. Unsendable customers are answered without a call (see
         :func:`refusal`). ``admitted``: the first request's first rate permit is taken.
         """
+        action, promotion, identifier_name = shared.action, shared.promotion, shared.identifier_name
         bulk_action = action.bulk_action
         endpoint, idempotent = _ENDPOINTS[bulk_action]
         by_index: dict[int, list[ItemResult]] = {}
@@ -139,7 +150,7 @@ class LoyaltyCalls:
             call = await self._loop.send(
                 endpoint,
                 json=request.wire(),
-                attribution=attribution,
+                attribution=shared.attribution,
                 idempotent=idempotent,
                 admitted=admitted,
             )
@@ -324,4 +335,4 @@ def _unsendable(customer: LoyaltyCustomer) -> tuple[str, str] | None:
     return None
 
 
-__all__ = ["LoyaltyCalls", "customer_key", "endpoint_of", "refusal"]
+__all__ = ["LoyaltyBulk", "LoyaltyCalls", "customer_key", "endpoint_of", "refusal"]

@@ -61,11 +61,9 @@ class ApiError(WireModel):
     status: bool | None = None
 
 
-# --- loyalty bulk: revokeEnrolAndEarn and enrolAndEarn -----------------------------------
-
-
-class PromotionDetails(WireModel):
-    """Which loyalty promotion: ``programId`` plus exactly one of the two promotion keys."""
+class PromotionKeys(BaseModel):
+    """A loyalty promotion's keys: its program and exactly one of its ID or external
+    identifier."""
 
     program_id: int
     promotion_id: int | None = None
@@ -76,6 +74,13 @@ class PromotionDetails(WireModel):
         if (self.promotion_id is None) == (self.promo_identifier is None):
             raise ValueError("exactly one of promotionId and promoIdentifier is required")
         return self
+
+
+# --- loyalty bulk: revokeEnrolAndEarn and enrolAndEarn -----------------------------------
+
+
+class PromotionDetails(WireModel, PromotionKeys):
+    """Which loyalty promotion: ``programId`` plus exactly one of the two promotion keys."""
 
 
 class LoyaltyBulkCustomer(WireModel):
@@ -329,15 +334,12 @@ class ClientRef(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class LoyaltyPromotionRef(ClientRef):
+class LoyaltyPromotionRef(ClientRef, PromotionKeys):
     """A loyalty promotion: its program and exactly one of ID or external identifier."""
-
-    program_id: int
-    promotion_id: int | None = None
-    promo_identifier: str | None = None
 
     @model_validator(mode="after")
     def _exactly_one_key(self) -> Self:
+        # Callers may hand an empty identifier: it names no promotion.
         if (self.promotion_id is None) == (not self.promo_identifier):
             raise ValueError("exactly one of promotion_id and promo_identifier is required")
         return self

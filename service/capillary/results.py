@@ -14,35 +14,35 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ResultClass(StrEnum):
-    """How one item ended, as far as Capillary's answer tells.
-
-    ``done``: revoked (or enrolled/issued) now. ``already_done``: nothing left to do
-    (e.g. no unredeemed coupons left for a customer). ``gone``: "invalid, not found or
-    already revoked" (8903, cart 404/731, coupon 682, deactivate 731): whether that means
-    "done before" depends on whether an earlier attempt of the same event exists, which
-    the caller knows and the client does not. ``not_found``: customer, promotion or item
-    unknown. ``redeemed``: the customer used it; it cannot be taken back. ``kept``:
-    Capillary kept it on purpose (an enrolment while other earns of the promotion
-    remain). ``refused``: another final business refusal. ``request_error``: a bug or a
-    wrong setting, named in ``next_step``. ``transient``: this item's own transient
-    refusal outlasted its retries (737 open cart). ``uncertain``: a give-back (ENROL, EARN)
-    was answered, but the answer cannot be matched to the customers sent: it may have been
-    made, so it must not be repeated. ``unavailable``: no answer to read:
-    Capillary down, throttling past the budget, or refusing our credentials; not about the
-    item, so the caller pauses instead of reporting it.
-    """
+    """How one item ended, as far as Capillary's answer tells."""
 
     DONE = "done"
+    """Revoked (or enrolled/issued) now."""
     ALREADY_DONE = "already_done"
+    """Nothing left to do (e.g. no unredeemed coupons left for a customer)."""
     GONE = "gone"
+    """Capillary's "invalid, not found or already revoked" (8903, cart 404/731, coupon 682,
+    deactivate 731): whether that means "done before" depends on whether an earlier attempt of the
+    same event exists, which the caller knows and the client does not."""
     NOT_FOUND = "not_found"
+    """Customer, promotion or item unknown."""
     REDEEMED = "redeemed"
+    """The customer used it; it cannot be taken back."""
     KEPT = "kept"
+    """Capillary kept it on purpose (an enrolment while other earns of the promotion
+    remain)."""
     REFUSED = "refused"
+    """Another final business refusal."""
     REQUEST_ERROR = "request_error"
+    """A bug or a wrong setting, named in ``next_step``."""
     TRANSIENT = "transient"
+    """This item's own transient refusal outlasted its retries (737 open cart)."""
     UNCERTAIN = "uncertain"
+    """A give-back (ENROL, EARN) was answered, but the answer cannot be matched to the
+    customers sent: it may have been made, so it must not be repeated."""
     UNAVAILABLE = "unavailable"
+    """No answer to read: Capillary down, throttling past the budget, or refusing our
+    credentials; not about the item, so the caller pauses instead of reporting it."""
 
     @property
     def is_success(self) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
@@ -24,39 +24,40 @@ RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
+_DEFAULTS = CapillaryRetrySettings()
+_FROM_SETTINGS = {"attempts", "total_timeout", "wait_initial", "wait_max", "wait_jitter"}
+"""The policy's fields that the settings give under the same names."""
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Backoff and stop rules, built from settings and passed to the client."""
+    """Backoff and stop rules, built from settings and passed to the client.
 
-    attempts: int = 5
-    total_timeout: float = 45.0
-    wait_initial: float = 0.2
-    wait_max: float = 5.0
-    wait_jitter: float = 0.5
+    Built without settings, it has the settings' defaults.
+    """
+
+    attempts: int = _DEFAULTS.attempts
+    total_timeout: float = _DEFAULTS.total_timeout
+    wait_initial: float = _DEFAULTS.wait_initial
+    wait_max: float = _DEFAULTS.wait_max
+    wait_jitter: float = _DEFAULTS.wait_jitter
     wait_exp_base: float = 2.0
     random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, settings: CapillaryRetrySettings) -> RetryPolicy:
         """The policy the settings describe."""
-        return cls(
-            attempts=settings.attempts,
-            total_timeout=settings.total_timeout,
-            wait_initial=settings.wait_initial,
-            wait_max=settings.wait_max,
-            wait_jitter=settings.wait_jitter,
-        )
+        return cls(**settings.model_dump(include=_FROM_SETTINGS))
 
     @classmethod
     def open_cart_from_config(cls, settings: CapillaryRetrySettings) -> RetryPolicy:
         """The longer policy for 737 "open cart": waits of seconds, not fractions."""
-        return cls(
+        return replace(
+            cls.from_config(settings),
             attempts=settings.open_cart_attempts,
             total_timeout=settings.open_cart_total_timeout,
             wait_initial=2.0,
             wait_max=30.0,
-            wait_jitter=settings.wait_jitter,
         )
 
     def backoff(self, retry_number: int) -> float:

@@ -16,7 +16,7 @@ unless asked for, per ``Metrics`` instance: the library's own switch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -108,6 +108,26 @@ class _WithoutCreated(Collector):
 _WITH_CREATED = ("counter", "histogram", "summary", "gaugehistogram")
 
 
+@dataclass(frozen=True)
+class _Registering:
+    """Makes the metrics of one registry, each named ``return_handler_<name>``."""
+
+    registry: CollectorRegistry
+
+    def counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
+
+    def gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
+
+    def histogram(
+        self, name: str, documentation: str, *labels: str, buckets: Sequence[float]
+    ) -> Histogram:
+        return Histogram(
+            f"{PREFIX}_{name}", documentation, labels, buckets=buckets, registry=self.registry
+        )
+
+
 class Metrics:
     """Every metric the service exports; pass one instance to every step that counts."""
 
@@ -123,92 +143,71 @@ class Metrics:
         if process:
             # Memory, CPU and open files of this process, under the usual process_* names.
             ProcessCollector(registry=registry)
-        self.events_consumed = Counter(
-            f"{PREFIX}_events_consumed",
+        new = _Registering(registry)
+        self.events_consumed = new.counter(
+            "events_consumed",
             "Records read from the input topics (returns, routed and retry).",
-            ["topic"],
-            registry=registry,
+            "topic",
         )
-        self.outcomes = Counter(
-            f"{PREFIX}_outcomes",
-            "Outcomes published, by status.",
-            ["status"],
-            registry=registry,
+        self.outcomes = new.counter("outcomes", "Outcomes published, by status.", "status")
+        self.dead_letters = new.counter(
+            "dead_letters", "Input messages sent to the dead-letter topic, by reason.", "reason"
         )
-        self.dead_letters = Counter(
-            f"{PREFIX}_dead_letters",
-            "Input messages sent to the dead-letter topic, by reason.",
-            ["reason"],
-            registry=registry,
-        )
-        self.routed = Counter(
-            f"{PREFIX}_routed",
+        self.routed = new.counter(
+            "routed",
             "Records of the returns topic copied to their customer key's partition of the "
             "routed topic (their producer partitions keys unlike Java: CRC32, or no key).",
-            registry=registry,
         )
-        self.duplicates = Counter(
-            f"{PREFIX}_duplicates",
-            "Events seen again within the dedupe window (no calls made).",
-            registry=registry,
+        self.duplicates = new.counter(
+            "duplicates", "Events seen again within the dedupe window (no calls made)."
         )
-        self.capillary_calls = Counter(
-            f"{PREFIX}_capillary_calls",
+        self.capillary_calls = new.counter(
+            "capillary_calls",
             "Requests sent to Capillary (each attempt), by endpoint and result.",
-            ["endpoint", "result"],
-            registry=registry,
+            "endpoint",
+            "result",
         )
-        self.capillary_call_duration = Histogram(
-            f"{PREFIX}_capillary_call_duration_seconds",
+        self.capillary_call_duration = new.histogram(
+            "capillary_call_duration_seconds",
             "Time of one request to Capillary, from sending to the whole answer.",
-            ["endpoint"],
+            "endpoint",
             buckets=_CALL_SECONDS,
-            registry=registry,
         )
-        self.capillary_retries = Counter(
-            f"{PREFIX}_capillary_retries",
+        self.capillary_retries = new.counter(
+            "capillary_retries",
             "Requests repeated after a transient failure, by endpoint.",
-            ["endpoint"],
-            registry=registry,
+            "endpoint",
         )
-        self.capillary_throttled = Counter(
-            f"{PREFIX}_capillary_throttled",
-            "HTTP 429 answers from Capillary, by endpoint.",
-            ["endpoint"],
-            registry=registry,
+        self.capillary_throttled = new.counter(
+            "capillary_throttled", "HTTP 429 answers from Capillary, by endpoint.", "endpoint"
         )
-        self.capillary_pace = Gauge(
-            f"{PREFIX}_capillary_pace_per_minute",
+        self.capillary_pace = new.gauge(
+            "capillary_pace_per_minute",
             "Requests a minute each Capillary endpoint is paced to: this replica's share of "
             "the configured limit, lower for a while after a 429.",
-            ["endpoint"],
-            registry=registry,
+            "endpoint",
         )
-        self.capillary_limit_share = Gauge(
-            f"{PREFIX}_capillary_limit_share",
+        self.capillary_limit_share = new.gauge(
+            "capillary_limit_share",
             "Share of the brand's Capillary limits this replica paces at: the partitions of "
             "the returns topic it owns over all of them (1 until it is assigned any).",
-            registry=registry,
         )
         self.capillary_limit_share.set(1)
-        self.coalesced_call_size = Histogram(
-            f"{PREFIX}_coalesced_call_size",
+        self.coalesced_call_size = new.histogram(
+            "coalesced_call_size",
             "Items (customers, codes, earn ids of several events) carried by one request.",
-            ["endpoint"],
+            "endpoint",
             buckets=_BATCH_SIZES,
-            registry=registry,
         )
-        self.coupons_revoked_beyond_request = Counter(
-            f"{PREFIX}_coupons_revoked_beyond_request",
+        self.coupons_revoked_beyond_request = new.counter(
+            "coupons_revoked_beyond_request",
             "Coupons Capillary revoked although no code sent named them (a multi-code revoke "
             "of a series that holds a generic code): each is a customer's coupon lost.",
-            registry=registry,
         )
-        self.transactions = Counter(
-            f"{PREFIX}_transactions",
+        self.transactions = new.counter(
+            "transactions",
             "Kafka transactions (outcomes, states and offsets of one partition), by result.",
-            ["result"],
-            registry=registry,
+            "result",
         )
 
         self._start_at_zero()

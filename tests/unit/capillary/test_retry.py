@@ -211,6 +211,28 @@ def test_policy_default_budget_fits_a_kafka_poll_interval() -> None:
     assert RetryPolicy.from_config(CapillaryRetrySettings()).total_timeout <= 60
 
 
+def test_policies_from_settings_take_their_values() -> None:
+    from service.capillary.config import CapillaryRetrySettings
+
+    settings = CapillaryRetrySettings(
+        attempts=3,
+        total_timeout=30,
+        wait_initial=0.1,
+        wait_max=2,
+        wait_jitter=0.25,
+        open_cart_attempts=7,
+        open_cart_total_timeout=100,
+    )
+    assert RetryPolicy.from_config(settings) == RetryPolicy(
+        attempts=3, total_timeout=30, wait_initial=0.1, wait_max=2, wait_jitter=0.25
+    )
+    assert RetryPolicy.open_cart_from_config(settings) == RetryPolicy(
+        attempts=7, total_timeout=100, wait_initial=2.0, wait_max=30.0, wait_jitter=0.25
+    )
+    # Built without settings, a policy has the settings' defaults.
+    assert RetryPolicy() == RetryPolicy.from_config(CapillaryRetrySettings())
+
+
 def test_parse_retry_after_forms() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_retry_after("3", now) == 3.0
