@@ -174,18 +174,14 @@ class Report(_Action):
     item: str = Field(description="What the report is about, e.g. cart_earn:<id>.")
 
 
-Action = Annotated[
-    RevokeLoyaltyEarn
-    | RevokeLoyaltyEnrolment
-    | EnrolLoyalty
-    | IssueLoyaltyEarn
-    | RevokeCartEarn
-    | DeactivateCartPromotion
-    | RevokeCouponCodes
-    | RevokeCustomerCoupons
-    | Report,
-    Field(discriminator="kind"),
-]
+LoyaltyCall = RevokeLoyaltyEarn | RevokeLoyaltyEnrolment | EnrolLoyalty | IssueLoyaltyEarn
+"""The loyalty calls: each names its promotion and its customer in ``target``."""
+CartCall = RevokeCartEarn | DeactivateCartPromotion
+"""The cart promotion calls: one customer (numeric id) and one promotion."""
+CouponCall = RevokeCouponCodes | RevokeCustomerCoupons
+"""The coupon revokes, by codes or by customer; ``series_id`` may be None in both."""
+
+Action = Annotated[LoyaltyCall | CartCall | CouponCall | Report, Field(discriminator="kind")]
 
 
 class Decision(StrEnum):

@@ -28,20 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from service.actions import (
-    Action,
-    DeactivateCartPromotion,
-    EnrolLoyalty,
-    IssueLoyaltyEarn,
-    LoyaltyTarget,
-    Plan,
-    Report,
-    RevokeCartEarn,
-    RevokeCouponCodes,
-    RevokeCustomerCoupons,
-    RevokeLoyaltyEarn,
-    RevokeLoyaltyEnrolment,
-)
+from service import actions
 from service.events import (
     CancelledReturn,
     CustomerRef,
@@ -104,7 +91,7 @@ class LoyaltyRef(_Model):
         )
 
     @classmethod
-    def of(cls, promotion: LoyaltyEarn | LoyaltyTarget) -> LoyaltyRef:
+    def of(cls, promotion: LoyaltyEarn | actions.LoyaltyTarget) -> LoyaltyRef:
         """The promotion as an event names it, or of a planned loyalty call."""
         return cls(
             program_id=promotion.program_id,
@@ -208,7 +195,7 @@ class LedgerEntry(_Model):
 
 def entry_of(
     event: ReturnEvent,
-    plan: Plan,
+    plan: actions.Plan,
     results: Sequence[ActionResult],
     *,
     attempt: int,
@@ -223,11 +210,11 @@ def entry_of(
     result only repeats as done before (a replay's ``already_restored``): the ledger keeps
     the first-hand account, with its attempt.
     """
-    actions = {action.action_id: action for action in plan.actions}
+    planned = {action.action_id: action for action in plan.actions}
     before = {(i.action_id, i.item): i for i in earlier.items} if earlier is not None else {}
     items: list[LedgerItem] = []
     for result in results:
-        action = actions.get(result.action_id)
+        action = planned.get(result.action_id)
         if action is None:
             continue
         for item in _items(action, result, attempt):
@@ -249,8 +236,8 @@ def entry_of(
     )
 
 
-def _items(action: Action, result: ActionResult, attempt: int) -> list[LedgerItem]:
-    if isinstance(action, Report):
+def _items(action: actions.Action, result: ActionResult, attempt: int) -> list[LedgerItem]:
+    if isinstance(action, actions.Report):
         return [
             _item(
                 action_id=action.action_id,
@@ -261,17 +248,11 @@ def _items(action: Action, result: ActionResult, attempt: int) -> list[LedgerIte
                 report_kind=str(action.report_kind),
             )
         ]
-    loyalty = (
-        LoyaltyRef.of(action.target)
-        if isinstance(
-            action, RevokeLoyaltyEarn | RevokeLoyaltyEnrolment | EnrolLoyalty | IssueLoyaltyEarn
-        )
-        else None
-    )
+    loyalty = LoyaltyRef.of(action.target) if isinstance(action, actions.LoyaltyCall) else None
     promotion: str | None = None
-    if isinstance(action, RevokeCartEarn | DeactivateCartPromotion):
+    if isinstance(action, actions.CartCall):
         promotion = action.promotion_id
-    elif isinstance(action, RevokeCouponCodes | RevokeCustomerCoupons) and action.series_id:
+    elif isinstance(action, actions.CouponCall) and action.series_id:
         promotion = str(action.series_id)
     found: list[LedgerItem] = []
     for item in result.items:
@@ -285,7 +266,7 @@ def _items(action: Action, result: ActionResult, attempt: int) -> list[LedgerIte
             "promotion": promotion,
         }
         detail = item.detail
-        if isinstance(action, RevokeLoyaltyEarn) and action.earn_ids is None:
+        if isinstance(action, actions.RevokeLoyaltyEarn) and action.earn_ids is None:
             # A broad revoke names no earn: what it took is what Capillary listed.
             revoked = [int(e) for e in detail.get("revoked_earn_ids", "").split(",") if e]
             found.extend(
@@ -293,29 +274,17 @@ def _items(action: Action, result: ActionResult, attempt: int) -> list[LedgerIte
             )
             if not revoked:
                 found.append(_item(**base, item=item.item))
-        elif isinstance(action, RevokeLoyaltyEarn):
+        elif isinstance(action, actions.RevokeLoyaltyEarn):
             earn_id = _loyalty_earn(item.item)
             found.append(_item(**base, item=item.item, earn_id=earn_id))
-        elif isinstance(action, RevokeLoyaltyEnrolment):
+        elif isinstance(action, actions.RevokeLoyaltyEnrolment | actions.EnrolLoyalty):
             assert loyalty is not None
-            found.append(
-                _item(
-                    **base,
-                    item=f"loyalty_enrolment:{loyalty.key}",
-                    issual_id=detail.get("issual_id"),
-                )
-            )
-        elif isinstance(action, EnrolLoyalty):
-            assert loyalty is not None
-            found.append(
-                _item(
-                    **base,
-                    item=f"loyalty_enrolment:{loyalty.key}",
-                    issual_id=detail.get("issual_id"),
-                    replaces=f"loyalty_enrolment:{loyalty.key}",
-                )
-            )
-        elif isinstance(action, IssueLoyaltyEarn):
+            enrolment = f"loyalty_enrolment:{loyalty.key}"
+            # An enrolment given back restores the very enrolment its return revoked.
+            replaces = enrolment if isinstance(action, actions.EnrolLoyalty) else None
+            issual_id = detail.get("issual_id")
+            found.append(_item(**base, item=enrolment, issual_id=issual_id, replaces=replaces))
+        elif isinstance(action, actions.IssueLoyaltyEarn):
             assert loyalty is not None
             found.append(
                 _item(
@@ -423,51 +392,48 @@ class ReturnRecord:
         for earn in cancelled.taken_back.loyalty_promotions:
             ref = LoyaltyRef.of(earn)
             items.extend(
-                LedgerItem(
-                    action_id=f"claim:loyalty_earn:{earn_id}",
-                    kind="revoke_loyalty_earn",
-                    item=f"loyalty_earn:{earn_id}",
-                    status=ActionStatus.REVOKED,
-                    loyalty=ref,
-                    earn_id=earn_id,
-                )
-                for earn_id in earn.earn_ids
+                _claimed("revoke_loyalty_earn", f"loyalty_earn:{i}", loyalty=ref, earn_id=i)
+                for i in earn.earn_ids
             )
         for earn in cancelled.enrolments_revoked:
             ref = LoyaltyRef.of(earn)
             items.append(
-                LedgerItem(
-                    action_id=f"claim:loyalty_enrolment:{ref.key}",
-                    kind="revoke_loyalty_enrolment",
-                    item=f"loyalty_enrolment:{ref.key}",
-                    status=ActionStatus.REVOKED,
+                _claimed(
+                    "revoke_loyalty_enrolment",
+                    f"loyalty_enrolment:{ref.key}",
                     loyalty=ref,
                     issual_id=earn.issual_id,
                 )
             )
         for cart in cancelled.taken_back.cart_promotions:
+            promotion = cart.promotion_id
             items.extend(
-                LedgerItem(
-                    action_id=f"claim:cart:{cart.promotion_id}",
-                    kind="revoke_cart_earn",
-                    item=f"cart_earn:{earn_id}",
-                    status=ActionStatus.REVOKED,
-                    promotion=cart.promotion_id,
+                _claimed(
+                    "revoke_cart_earn", f"cart_earn:{i}", f"cart:{promotion}", promotion=promotion
                 )
-                for earn_id in cart.earn_ids
+                for i in cart.earn_ids
             )
         for coupons in cancelled.taken_back.coupons:
+            series = str(coupons.series_id)
             items.extend(
-                LedgerItem(
-                    action_id=f"claim:coupons:{coupons.series_id}",
-                    kind="revoke_coupon_codes",
-                    item=f"coupon:{code}",
-                    status=ActionStatus.REVOKED,
-                    promotion=str(coupons.series_id),
+                _claimed(
+                    "revoke_coupon_codes", f"coupon:{code}", f"coupons:{series}", promotion=series
                 )
                 for code in coupons.codes
             )
         return cls(event_id=cancelled.return_event_id, items=tuple(items), claimed=True)
+
+
+def _claimed(kind: str, item: str, group: str | None = None, **known: Any) -> LedgerItem:
+    # A claimed item stands as a revoke would have recorded it: a loyalty item is its own
+    # action, a cart promotion's earns or a series' codes share one (``group``).
+    return LedgerItem(
+        action_id=f"claim:{group or item}",
+        kind=kind,
+        item=item,
+        status=ActionStatus.REVOKED,
+        **known,
+    )
 
 
 @dataclass(frozen=True)

@@ -21,19 +21,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from service.actions import (
-    Action,
-    DeactivateCartPromotion,
-    EnrolLoyalty,
-    IssueLoyaltyEarn,
-    Plan,
-    Report,
-    RevokeCartEarn,
-    RevokeCouponCodes,
-    RevokeCustomerCoupons,
-    RevokeLoyaltyEarn,
-    RevokeLoyaltyEnrolment,
-)
+from service import actions
 from service.capillary.codes import Endpoint
 from service.capillary.config import CapillaryRateLimits
 from service.capillary.coupons import codes_share_a_call
@@ -54,7 +42,7 @@ class Chosen:
     """Its place in the replay run, from 1."""
     candidate: Candidate
     event: ReturnEvent
-    plan: Plan
+    plan: actions.Plan
     """The plan as of the preview; the service plans again when it handles the event."""
     issued: frozenset[str]
     """Give-backs earlier outcomes or the ledger show as made: the service does not make
@@ -212,56 +200,51 @@ def facts_of(event: ReturnEvent, book: LedgerBook) -> LedgerFacts | None:
     )
 
 
-def touches(plan: Plan, promotion: str) -> bool:
+def touches(plan: actions.Plan, promotion: str) -> bool:
     """Whether an action of the plan calls Capillary about this promotion.
 
     Matches a loyalty promotion by id, promo identifier or ``program/promotion``, a cart
     promotion by id. Reports (no call) do not count.
     """
     for action in plan.actions:
-        match action:
-            case (
-                RevokeLoyaltyEarn(target=t)
-                | RevokeLoyaltyEnrolment(target=t)
-                | EnrolLoyalty(target=t)
-                | IssueLoyaltyEarn(target=t)
-            ):
-                reference = t.promotion_id if t.promotion_id is not None else t.promo_identifier
-                names = {str(t.promotion_id), t.promo_identifier, f"{t.program_id}/{reference}"}
-                if promotion in names:
-                    return True
-            case RevokeCartEarn(promotion_id=p) | DeactivateCartPromotion(promotion_id=p):
-                if promotion.lower() == p.lower():
-                    return True
-            case _:
-                pass
+        if isinstance(action, actions.LoyaltyCall):
+            t = action.target
+            reference = t.promotion_id if t.promotion_id is not None else t.promo_identifier
+            names = {str(t.promotion_id), t.promo_identifier, f"{t.program_id}/{reference}"}
+            if promotion in names:
+                return True
+        elif (
+            isinstance(action, actions.CartCall)
+            and promotion.lower() == action.promotion_id.lower()
+        ):
+            return True
     return False
 
 
-def calls(action: Action) -> tuple[Endpoint, int] | None:
+def calls(action: actions.Action) -> tuple[Endpoint, int] | None:
     """The endpoint an action calls and how many calls it takes alone; ``None``: no call.
 
     Split as the client splits (``capillary/limits.py``); the service merges what one
     request can carry across events, so for many events this is an upper bound.
     """
     match action:
-        case RevokeLoyaltyEarn() | RevokeLoyaltyEnrolment():
+        case actions.RevokeLoyaltyEarn() | actions.RevokeLoyaltyEnrolment():
             return Endpoint.LOYALTY_REVOKE, 1
-        case EnrolLoyalty() | IssueLoyaltyEarn():
+        case actions.EnrolLoyalty() | actions.IssueLoyaltyEarn():
             return Endpoint.LOYALTY_ENROL, 1
-        case RevokeCartEarn(earn_ids=ids):
+        case actions.RevokeCartEarn(earn_ids=ids):
             return Endpoint.CART_REVOKE, max(1, math.ceil(len(ids) / MAX_CART_EARN_IDS))
-        case DeactivateCartPromotion():
+        case actions.DeactivateCartPromotion():
             return Endpoint.DEACTIVATE, 1
-        case RevokeCouponCodes(codes=codes, series_id=series, generic=generic):
+        case actions.RevokeCouponCodes(codes=codes, series_id=series, generic=generic):
             # Only a series declared free of generic codes takes several codes a call
             # (coupons.py).
             together = codes_share_a_call(generic=generic, no_generic_code=action.no_generic_code)
             per_call = series if together else None
             return Endpoint.COUPON_REVOKE, len(coupon_code_batches(codes, per_call))
-        case RevokeCustomerCoupons():
+        case actions.RevokeCustomerCoupons():
             return Endpoint.COUPON_REVOKE, 1
-        case Report():
+        case actions.Report():
             return None
     return None  # pragma: no cover - every kind is matched above
 

@@ -5,60 +5,47 @@ The table that ``return-handler plan`` prints is drawn in ``service/plan_display
 
 from __future__ import annotations
 
-from service.actions import (
-    Action,
-    CouponCustomer,
-    DeactivateCartPromotion,
-    EnrolLoyalty,
-    IssueLoyaltyEarn,
-    LoyaltyTarget,
-    Report,
-    RevokeCartEarn,
-    RevokeCouponCodes,
-    RevokeCustomerCoupons,
-    RevokeLoyaltyEarn,
-    RevokeLoyaltyEnrolment,
-)
+from service import actions
 
 
-def _customer(target: LoyaltyTarget) -> str:
+def _customer(target: actions.LoyaltyTarget) -> str:
     return f"{target.identifier_name}={target.identifier_value} ({target.source})"
 
 
-def _coupon_customer(customer: CouponCustomer) -> str:
+def _coupon_customer(customer: actions.CouponCustomer) -> str:
     return ", ".join(f"{k}={v}" for k, v in customer.model_dump(exclude_none=True).items())
 
 
-def _promotion(target: LoyaltyTarget) -> str:
+def _promotion(target: actions.LoyaltyTarget) -> str:
     ref = target.promotion_id if target.promotion_id is not None else target.promo_identifier
     return f"program {target.program_id} promotion {ref} [{target.promotion_type}]"
 
 
-def describe(action: Action) -> str:
+def describe(action: actions.Action) -> str:
     """What one action touches, in a line or two."""
     match action:
-        case RevokeLoyaltyEarn(target=target, earn_ids=earn_ids):
+        case actions.RevokeLoyaltyEarn(target=target, earn_ids=earn_ids):
             ids = "ALL earns" if earn_ids is None else "earns " + ", ".join(map(str, earn_ids))
             return f"{_promotion(target)}: {ids}; customer {_customer(target)}"
-        case RevokeLoyaltyEnrolment(target=target) | EnrolLoyalty(target=target):
+        case actions.RevokeLoyaltyEnrolment(target=target) | actions.EnrolLoyalty(target=target):
             return f"{_promotion(target)}; customer {_customer(target)}"
-        case IssueLoyaltyEarn(target=target, replaces_earn_id=replaces):
+        case actions.IssueLoyaltyEarn(target=target, replaces_earn_id=replaces):
             return f"{_promotion(target)}: replaces earn {replaces}; customer {_customer(target)}"
-        case RevokeCartEarn(promotion_id=promotion, earn_ids=earn_ids, customer_id=customer):
-            return f"promotion {promotion}: earns {', '.join(earn_ids)}; customer {customer}"
-        case DeactivateCartPromotion(promotion_id=promotion, earn_id=earn_id, customer_id=cust):
-            what = f"earn {earn_id}" if earn_id is not None else "WHOLE participation"
-            return f"promotion {promotion}: {what}; customer {cust}"
-        case RevokeCouponCodes(series_id=series, codes=codes, generic=generic, customer=who):
+        case actions.RevokeCartEarn(promotion_id=promotion, earn_ids=ids, customer_id=customer):
+            return f"promotion {promotion}: earns {', '.join(ids)}; customer {customer}"
+        case actions.DeactivateCartPromotion(promotion_id=promotion, earn_id=earn, customer_id=who):
+            what = f"earn {earn}" if earn is not None else "WHOLE participation"
+            return f"promotion {promotion}: {what}; customer {who}"
+        case actions.RevokeCouponCodes(series_id=series, codes=codes, customer=who):
             where = f"series {series}" if series is not None else "no series id"
-            if generic:
+            if action.generic:
                 where = f"generic {where}"
             text = f"codes {', '.join(codes)} ({where})"
             return text if who is None else f"{text}; customer {_coupon_customer(who)}"
-        case RevokeCustomerCoupons(customer=customer, series_id=series):
+        case actions.RevokeCustomerCoupons(customer=customer, series_id=series):
             return (
                 f"all unredeemed coupons of series {series}; customer {_coupon_customer(customer)}"
             )
-        case Report(report_kind=kind, item=item):
+        case actions.Report(report_kind=kind, item=item):
             return f"{item} ({kind})"
     raise AssertionError(f"unknown action {action!r}")  # pragma: no cover

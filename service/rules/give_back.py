@@ -131,15 +131,16 @@ def _give_back_loyalty(
         return
 
     source = "its claim" if record.claimed else "the ledger"
+    why = (
+        f"the cancelled return {returned} revoked this enrolment ({source}); enrol again before "
+        "the earns are issued"
+    )
     for key, ref in enrol.items():
         builder.call(
             EnrolLoyalty(
                 action_id=builder.next_id(f"enrol_loyalty:{key}"),
                 reason_code="give_back_enrolment",
-                reason=(
-                    f"the cancelled return {returned} revoked this enrolment ({source}); enrol "
-                    "again before the earns are issued"
-                ),
+                reason=why,
                 target=identity.target(ref.as_earn()),
             )
         )

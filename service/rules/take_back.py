@@ -11,6 +11,7 @@ coalescer's), in the order the API needs (a loyalty earn before its enrolment).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from service.actions import (
     DeactivateCartPromotion,
@@ -118,6 +119,29 @@ class Group:
         return "; ".join(j.reason for j in self.reasons)
 
 
+_Benefit = Literal["loyalty", "cart", "payment_voucher"]
+
+# Why a benefit that goes is not taken when the event gives no earn ids, by kind of benefit.
+_WITHOUT_EARN_IDS: dict[_Benefit, str] = {
+    "loyalty": "the event gives no earn ids, and REVOKE_EARN without them would take every earn "
+    "of this promotion from the customer. The policy does not allow that for this promotion "
+    "(add it to loyalty_promotions with without_earn_ids: revoke_all to allow it)",
+    "cart": "the event gives no earn ids, and revokeEarn needs them. The policy does not allow "
+    "ending the customer's whole participation instead (without_earn_ids: "
+    "deactivate_participation)",
+    "payment_voucher": "a PAYMENT_VOUCHER promotion can only be deactivated with its earn id, "
+    "and the event gives none",
+}
+
+
+def _earn_ids_missing(builder: PlanBuilder, item: str, group: Group, benefit: _Benefit) -> None:
+    """Report a benefit that goes but that the policy does not let go without earn ids."""
+    why = _WITHOUT_EARN_IDS[benefit]
+    builder.report(
+        ReportKind.SKIPPED_BY_POLICY, item, "earn_ids_missing", f"{group.reason}; but {why}"
+    )
+
+
 def _ids_text(ids: list[str]) -> str:
     return ", ".join(ids) if ids else "no earn ids given"
 
@@ -195,15 +219,7 @@ def take_back_loyalty(
                 )
             )
         else:
-            builder.report(
-                ReportKind.SKIPPED_BY_POLICY,
-                item,
-                "earn_ids_missing",
-                f"{group.reason}; but the event gives no earn ids, and REVOKE_EARN without them "
-                "would take every earn of this promotion from the customer. The policy does not "
-                "allow that for this promotion (add it to loyalty_promotions with "
-                "without_earn_ids: revoke_all to allow it)",
-            )
+            _earn_ids_missing(builder, item, group, "loyalty")
             continue
         if earn.promotion_type.is_enrol_and_issue:
             enrolments.append((earn, identity))
@@ -323,14 +339,7 @@ def take_back_cart(
                     )
                 )
             else:
-                builder.report(
-                    ReportKind.SKIPPED_BY_POLICY,
-                    item,
-                    "earn_ids_missing",
-                    f"{group.reason}; but the event gives no earn ids, and revokeEarn needs them. "
-                    "The policy does not allow ending the customer's whole participation "
-                    "instead (without_earn_ids: deactivate_participation)",
-                )
+                _earn_ids_missing(builder, item, group, "cart")
 
 
 def _payment_voucher(
@@ -338,23 +347,15 @@ def _payment_voucher(
 ) -> None:
     item = f"cart_promotion:{promotion_id}"
     if not earn_ids:
-        builder.report(
-            ReportKind.SKIPPED_BY_POLICY,
-            item,
-            "earn_ids_missing",
-            f"{group.reason}; but a PAYMENT_VOUCHER promotion can only be deactivated with its "
-            "earn id, and the event gives none",
-        )
+        _earn_ids_missing(builder, item, group, "payment_voucher")
         return
+    why = f"{group.reason}; PAYMENT_VOUCHER mode: deactivated with the earn id instead of revoked"
     for earn_id in earn_ids:
         builder.call(
             DeactivateCartPromotion(
                 action_id=builder.next_id(f"deactivate_cart_promotion:{promotion_id}:{earn_id}"),
                 reason_code=group.reason_code,
-                reason=(
-                    f"{group.reason}; PAYMENT_VOUCHER mode: deactivated with the earn id "
-                    "instead of revoked"
-                ),
+                reason=why,
                 customer_id=customer_id,
                 promotion_id=promotion_id,
                 earn_id=earn_id,

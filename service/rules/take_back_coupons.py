@@ -135,16 +135,17 @@ def _generic_codes(
             f"{group.reason}; but {customer.reason}, so codes {', '.join(codes)} are not revoked",
         )
         return
+    why = (
+        f"{group.reason}; series {series_id} contains a generic code, so each code is revoked "
+        "on its own, with the series id and the customer named (several codes with the series "
+        "id would revoke every coupon of the series)"
+    )
     for code in codes:
         builder.call(
             RevokeCouponCodes(
                 action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
                 reason_code=group.reason_code,
-                reason=(
-                    f"{group.reason}; series {series_id} contains a generic code, so each code "
-                    "is revoked on its own, with the series id and the customer named (several "
-                    "codes with the series id would revoke every coupon of the series)"
-                ),
+                reason=why,
                 series_id=series_id,
                 codes=[code],
                 generic=True,

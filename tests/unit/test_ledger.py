@@ -13,8 +13,8 @@ from service.actions import (
     Plan,
     RevokeLoyaltyEarn,
 )
-from service.events import CustomerRef, LoyaltyPromotionType
-from service.ledger import CustomerMark, entry_of
+from service.events import CancelledReturn, CustomerRef, LoyaltyPromotionType
+from service.ledger import CustomerMark, ReturnRecord, entry_of
 from service.outcome import ActionResult, ActionStatus, ItemResult
 from tests.factories import event
 
@@ -158,3 +158,55 @@ def test_a_replay_that_only_repeats_what_was_done_keeps_the_first_hand_account()
 
     assert again.items == first.items
     assert (again.items[0].status, again.items[0].earned_id) == (ActionStatus.RESTORED, "5001")
+
+
+def test_a_claim_stands_as_revokes_one_action_per_loyalty_item_cart_promotion_and_series() -> None:
+    cart, earn_1, earn_2 = "5f1a2b3c4d5e6f7a8b9c0d1e", "0" * 23 + "1", "0" * 23 + "2"
+    cancelled = CancelledReturn.model_validate(
+        {
+            "return_event_id": "ret-1",
+            "taken_back": {
+                "loyalty_promotions": [
+                    {
+                        "program_id": 2714,
+                        "promotion_id": 202090,
+                        "promotion_type": "DIRECT",
+                        "earn_ids": [957, 958],
+                    }
+                ],
+                "cart_promotions": [{"promotion_id": cart, "earn_ids": [earn_1, earn_2]}],
+                "coupons": [{"series_id": 415446, "codes": ["A", "B"]}],
+            },
+            "enrolments_revoked": [
+                {
+                    "program_id": 2714,
+                    "promotion_id": 202779,
+                    "promotion_type": "LOYALTY_EARNING",
+                    "issual_id": "iss-1",
+                }
+            ],
+        }
+    )
+
+    record = ReturnRecord.claimed_by(cancelled)
+
+    assert record.claimed
+    assert record.event_id == "ret-1"
+    assert {item.status for item in record.items} == {ActionStatus.REVOKED}
+    assert [(i.action_id, i.kind, i.item) for i in record.items] == [
+        ("claim:loyalty_earn:957", "revoke_loyalty_earn", "loyalty_earn:957"),
+        ("claim:loyalty_earn:958", "revoke_loyalty_earn", "loyalty_earn:958"),
+        (
+            "claim:loyalty_enrolment:2714/202779",
+            "revoke_loyalty_enrolment",
+            "loyalty_enrolment:2714/202779",
+        ),
+        (f"claim:cart:{cart}", "revoke_cart_earn", f"cart_earn:{earn_1}"),
+        (f"claim:cart:{cart}", "revoke_cart_earn", f"cart_earn:{earn_2}"),
+        ("claim:coupons:415446", "revoke_coupon_codes", "coupon:A"),
+        ("claim:coupons:415446", "revoke_coupon_codes", "coupon:B"),
+    ]
+    earn, _, enrolment, cart_earn, _, coupon, _ = record.items
+    assert (earn.earn_id, earn.loyalty is not None and earn.loyalty.key) == (957, "2714/202090")
+    assert enrolment.issual_id == "iss-1"
+    assert (cart_earn.promotion, coupon.promotion) == (cart, "415446")
