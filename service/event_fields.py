@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
@@ -87,6 +88,7 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class Checked:
     """Pydantic metadata: validate with ``check``, publish ``schema`` for what is read.
 
@@ -94,19 +96,15 @@ class Checked:
     its JSON Schema, so the two are written side by side.
     """
 
-    def __init__(
-        self,
-        check: Callable[[object], Any],
-        schema: dict[str, Any],
-        serialized: dict[str, Any],
-        to_json: Callable[[Any], Any] | None = None,
-        from_python: Callable[[object], object] | None = None,
-    ) -> None:
-        self.check = check
-        self.schema = schema
-        self.serialized = serialized
-        self.to_json = to_json
-        self.from_python = from_python
+    check: Callable[[object], Any]
+    schema: dict[str, Any]
+    """The JSON Schema of what is read (validation mode)."""
+    serialized: dict[str, Any]
+    """The JSON Schema of what is written (serialization mode)."""
+    to_json: Callable[[Any], Any] | None = None
+    """Writes the value for JSON output; ``None``: pydantic's own serialization."""
+    from_python: Callable[[object], object] | None = None
+    """Applied before ``check`` to Python-side input only (never to JSON)."""
 
     def _validate(self, value: object, info: core_schema.ValidationInfo) -> Any:
         if self.from_python is not None and info.mode == "python":

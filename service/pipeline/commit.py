@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import KW_ONLY, dataclass, field
 
 from service.clock import Clock
 from service.errors import BrokerError
@@ -29,63 +30,55 @@ log = get_logger(__name__)
 _RESET_ATTEMPTS = 30
 
 
+@dataclass(slots=True, eq=False)
 class CommitStep:
     """Commits the owned partitions' finished work, on an interval or when asked."""
 
-    def __init__(
-        self,
-        committer: Committer,
-        state: StateStore,
-        stats: RunStats,
-        owned: dict[int, OwnedPartition],
-        *,
-        clock: Clock,
-        interval_seconds: float,
-        skip: Callable[[int], bool],
-        failed: Callable[[int, BrokerError], None],
-        changed: Callable[[], Awaitable[None]],
-    ) -> None:
-        self._committer = committer
-        self._state = state
-        self._stats = stats
-        self._owned = owned
-        self._clock = clock
-        self._interval = interval_seconds
-        self._skip = skip
-        self._failed = failed
-        self._changed = changed
-        self._lock = asyncio.Lock()
+    committer: Committer
+    state: StateStore
+    stats: RunStats
+    partitions: dict[int, OwnedPartition]
+    """The owned partitions by number: the runner's, shared with the other steps."""
+    _: KW_ONLY
+    clock: Clock
+    interval_seconds: float
+    skip: Callable[[int], bool]
+    """Whether a partition must not commit now (its transaction failed, not rebuilt yet)."""
+    failed: Callable[[int, BrokerError], None]
+    """Told of a partition whose transaction failed."""
+    changed: Callable[[], Awaitable[None]]
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     def owned(self, partition: int) -> OwnedPartition:
         """The partition's object, made on first sight (assignment, or a record of it)."""
-        return self._owned.setdefault(partition, OwnedPartition(partition))
+        return self.partitions.setdefault(partition, OwnedPartition(partition))
 
     def reopen(self, partition: int) -> None:
         """A revocation that did not complete: the partition, if still owned, is taken again."""
-        if (part := self._owned.get(partition)) is not None:
+        if (part := self.partitions.get(partition)) is not None:
             part.closing = False
 
     async def open(self, partition: int) -> None:
         """Set a partition up: its transactions, then its state, then it may be taken."""
-        started = self._clock.monotonic()
+        started = self.clock.monotonic()
         # Fence the previous owner first, so nothing of its commits after the state is read.
-        await self._committer.open_partition(partition)
-        remembered = await self._state.restore(partition, self._clock.now())
+        await self.committer.open_partition(partition)
+        remembered = await self.state.restore(partition, self.clock.now())
         part = self.owned(partition)
-        part.restored(self._state.finished_above(partition))
+        part.restored(self.state.finished_above(partition))
         part.ready = True
         log.info(
             "partition_state_restored",
             partition=partition,
             remembered=remembered,
-            elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
+            elapsed_ms=round((self.clock.monotonic() - started) * 1000, 1),
         )
 
     async def close(self, partition: int) -> None:
         """A revoked partition, committed: forget it and give its transactional id up."""
-        self._owned.pop(partition, None)
-        self._state.forget(partition)
-        await self._committer.close_partition(partition)
+        self.partitions.pop(partition, None)
+        self.state.forget(partition)
+        await self.committer.close_partition(partition)
 
     async def rebuild(self, partition: int, exc: BrokerError) -> None:
         """A transaction of p failed: nothing of it is visible. Start p over from Kafka."""
@@ -95,15 +88,15 @@ class CommitStep:
         if exc.fenced:
             # A newer owner holds p: taking its transactional id back would fence it.
             part.ready = False
-            self._state.forget(partition)
-            await self._committer.close_partition(partition)
+            self.state.forget(partition)
+            await self.committer.close_partition(partition)
             return
         for attempt in range(1, _RESET_ATTEMPTS + 1):
             try:
-                await self._committer.reset_partition(partition)
+                await self.committer.reset_partition(partition)
                 # Our memory may be ahead of Kafka (states of the failed transaction).
-                await self._state.restore(partition, self._clock.now())
-                part.restored(self._state.finished_above(partition))
+                await self.state.restore(partition, self.clock.now())
+                part.restored(self.state.finished_above(partition))
                 break
             except BrokerError as again:
                 if attempt == _RESET_ATTEMPTS:
@@ -116,7 +109,7 @@ class CommitStep:
     async def every_interval(self) -> None:
         """Commit everything that moved, every interval, until cancelled."""
         while True:
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(self.interval_seconds)
             await self.commit()
 
     async def commit(self, partitions: Iterable[int] | None = None) -> None:
@@ -125,14 +118,14 @@ class CommitStep:
             if partitions is None:
                 partitions = [
                     number
-                    for number, part in self._owned.items()
+                    for number, part in self.partitions.items()
                     if part.pending or part.committable()
                 ]
             await asyncio.gather(*(self._commit(number) for number in sorted(partitions)))
 
     async def _commit(self, number: int) -> None:
-        part = self._owned.get(number)
-        if part is None or not part.ready or self._skip(number):
+        part = self.partitions.get(number)
+        if part is None or not part.ready or self.skip(number):
             # Not set up, or rebuilt from Kafka first: committing offsets now could skip records.
             return
         offsets = part.committable()
@@ -143,16 +136,16 @@ class CommitStep:
         # in this transaction or an earlier one.
         progress = part.finished_beyond(offsets)
         try:
-            committed = await self._committer.commit(number, finished, offsets, progress)
+            committed = await self.committer.commit(number, finished, offsets, progress)
         except BrokerError as exc:
-            self._failed(number, exc)
+            self.failed(number, exc)
             return
         for written in committed:
-            self._state.remember(number, written.state, written.offset)
+            self.state.remember(number, written.state, written.offset)
         part.committed(offsets)
         for topic, offset in offsets.items():
-            self._stats.committed[(topic, number)] = offset
-        await self._changed()
+            self.stats.committed[(topic, number)] = offset
+        await self.changed()
 
 
 __all__ = ["CommitStep"]

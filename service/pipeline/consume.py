@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from service.errors import BrokerError
@@ -28,46 +29,38 @@ from service.pipeline.schedule import Job, Scheduler, ordering_key
 log = get_logger(__name__)
 
 
+@dataclass(slots=True, eq=False, kw_only=True)
 class Intake:
     """Fetched records not taken yet, and the taking of them."""
 
-    def __init__(
-        self,
-        *,
-        source: RecordSource,
-        owned: dict[int, OwnedPartition],
-        scheduler: Scheduler,
-        processor: Processor,
-        router: Router | None,
-        set_up: Callable[[int], Awaitable[None]],
-        finish: Callable[[Finished], None],
-        metrics: Metrics,
-    ) -> None:
-        self._source = source
-        self._owned = owned
-        self._scheduler = scheduler
-        self._processor = processor
-        self._router = router
-        self._set_up = set_up
-        self._finish = finish
-        self._metrics = metrics
-        self.backlog: deque[Record] = deque()
-        """Fetched, not yet taken: at most one poll's worth, waiting for room."""
-        self._skipped: set[tuple[str, int]] = set()
-        """Partitions whose rest of the backlog is not taken (held, sought back)."""
-        self._paused = False
+    source: RecordSource
+    owned: dict[int, OwnedPartition]
+    """The owned partitions by number: the runner's, shared with the other steps."""
+    scheduler: Scheduler
+    processor: Processor
+    router: Router | None
+    set_up: Callable[[int], Awaitable[None]]
+    """Sets up a partition whose set-up failed when it was assigned."""
+    finish: Callable[[Finished], None]
+    """Takes a record that finished without being scheduled."""
+    metrics: Metrics
+    backlog: deque[Record] = field(default_factory=deque, init=False)
+    """Fetched, not yet taken: at most one poll's worth, waiting for room."""
+    _skipped: set[tuple[str, int]] = field(default_factory=set, init=False, repr=False)
+    """Partitions whose rest of the backlog is not taken (held, sought back)."""
+    _paused: bool = field(default=False, init=False, repr=False)
 
     def pause(self) -> None:
         """At the bound: fetch nothing more until there is room (the membership stays)."""
         if not self._paused:
             self._paused = True
-            self._source.pause_all()
+            self.source.pause_all()
 
     def resume(self) -> None:
         """Below the bound again: fetch again."""
         if self._paused:
             self._paused = False
-            self._source.resume_all()
+            self.source.resume_all()
 
     def resumed(self) -> None:
         """Something else resumed every partition (the end of an outage's pause)."""
@@ -75,7 +68,7 @@ class Intake:
 
     async def wait_for_room(self, wake: asyncio.Event) -> None:
         """Until the scheduler has room, or ``wake`` is set (trouble, a fatal error)."""
-        room = asyncio.create_task(self._scheduler.wait_for_room())
+        room = asyncio.create_task(self.scheduler.wait_for_room())
         woken = asyncio.create_task(wake.wait())
         try:
             await asyncio.wait({room, woken}, return_when=asyncio.FIRST_COMPLETED)
@@ -87,17 +80,17 @@ class Intake:
     def release_due(self, now: datetime) -> None:
         """Fetch again from the held partitions whose retry record is due."""
         now_ms = int(now.timestamp() * 1000)
-        for part in self._owned.values():
+        for part in self.owned.values():
             for topic, due in list(part.held.items()):
                 if due <= now_ms:
                     del part.held[topic]
-                    self._source.release(topic, part.number)
+                    self.source.release(topic, part.number)
 
     def extend(self, records: Iterable[Record]) -> None:
         """Records just fetched, in partition order."""
         fetched = list(records)
         for topic, count in Counter(r.topic for r in fetched).items():
-            self._metrics.events_consumed.labels(topic).inc(count)
+            self.metrics.events_consumed.labels(topic).inc(count)
         self.backlog.extend(fetched)
 
     async def take(self, *, rewinding: bool, failed: Callable[[], bool]) -> None:
@@ -110,32 +103,32 @@ class Intake:
         for partition in sorted(p for p in waiting if self._needs_set_up(p)):
             # Its set-up failed when it was assigned: try again before touching it.
             try:
-                await self._set_up(partition)
+                await self.set_up(partition)
             except BrokerError as exc:
                 log.warning("partition_setup_failed", partition=partition, error=str(exc))
         backlog, skipped = self.backlog, self._skipped
         while backlog and not failed():
             record = backlog[0]
             tp = (record.topic, record.partition)
-            part = self._owned.get(record.partition)
+            part = self.owned.get(record.partition)
             if tp in skipped or (part is not None and part.closing):
                 backlog.popleft()
                 continue
             if part is None or not part.ready:
-                self._source.seek(record.topic, record.partition, record.offset)
+                self.source.seek(record.topic, record.partition, record.offset)
                 skipped.add(tp)
                 continue
             if rewinding:
                 part.read_again(record.topic, record.offset)  # sought back once work settles
                 skipped.add(tp)
                 continue
-            due_ms = self._processor.not_due(record)
+            due_ms = self.processor.not_due(record)
             if due_ms is not None:
-                self._source.hold(record.topic, record.partition, record.offset)
+                self.source.hold(record.topic, record.partition, record.offset)
                 part.held[record.topic] = due_ms
                 skipped.add(tp)
                 continue
-            if self._scheduler.full:
+            if self.scheduler.full:
                 break  # the rest waits for room
             backlog.popleft()
             self._hand_on(part, record)
@@ -152,36 +145,43 @@ class Intake:
             elif (
                 read_again
                 and (record.topic, record.partition) not in self._skipped
-                and (part := self._owned.get(record.partition)) is not None
+                and (part := self.owned.get(record.partition)) is not None
             ):
                 part.read_again(record.topic, record.offset)
         self.backlog = kept
         if not kept:
             self._skipped.clear()
 
+    def read_again(self, record: Record) -> None:
+        """Read a taken record again once in-flight work settles; one of a partition given
+        up meanwhile is the next owner's."""
+        part = self.owned.get(record.partition)
+        if part is not None:
+            part.read_again(record.topic, record.offset)
+
     def _needs_set_up(self, partition: int) -> bool:
-        part = self._owned.get(partition)
+        part = self.owned.get(partition)
         return part is None or not (part.ready or part.closing)
 
     def _hand_on(self, part: OwnedPartition, record: Record) -> None:
         if part.take(record.topic, record.offset):
-            self._finish(Finished(record, AlreadyFinished(record, None)))
+            self.finish(Finished(record, AlreadyFinished(record, None)))
             return
         routed = self._route(record)
         if routed is not None:
-            self._finish(Finished(record, routed))
+            self.finish(Finished(record, routed))
             return
-        prepared = self._processor.prepare(record)
+        prepared = self.processor.prepare(record)
         if isinstance(prepared, Finished):
-            self._finish(prepared)
+            self.finish(prepared)
             return
-        self._scheduler.submit(Job(record, prepared, ordering_key(record, prepared)))
+        self.scheduler.submit(Job(record, prepared, ordering_key(record, prepared)))
 
     def _route(self, record: Record) -> Routed | None:
         """Where the record is handled, when its producer put it on another partition."""
-        if self._router is None:
+        if self.router is None:
             return None
-        found = self._router.route(record, self._source.partition_count)
+        found = self.router.route(record, self.source.partition_count)
         return Routed(record, *found) if found is not None else None
 
 

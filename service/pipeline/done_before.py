@@ -57,8 +57,13 @@ def result(
     *,
     report_kind: str | None = None,
     api_results: Sequence[ApiItemResult] = (),
+    next_step: str | None = None,
+    broad: bool | None = None,
 ) -> ActionResult:
-    """An action's result from its items and the client's answers (attempts, request ids)."""
+    """An action's result from its items and the client's answers (attempts, request ids).
+
+    ``next_step`` stands where no answer names one; ``broad`` is the action's unless given.
+    """
     next_steps = sorted({r.next_step for r in api_results if r.next_step})
     request_ids = list(dict.fromkeys(rid for r in api_results for rid in r.request_ids))
     return ActionResult(
@@ -68,12 +73,12 @@ def result(
         reason=action.reason,
         status=status,
         report_kind=report_kind,
-        broad=bool(getattr(action, "broad", False)),
+        broad=bool(getattr(action, "broad", False)) if broad is None else broad,
         items=items,
         attempts=max((r.attempts for r in api_results), default=0),
         elapsed_ms=max((r.elapsed_ms for r in api_results), default=0.0),
         request_ids=request_ids,
-        next_step="; ".join(next_steps) if next_steps else None,
+        next_step="; ".join(next_steps) if next_steps else next_step,
     )
 
 
@@ -85,17 +90,9 @@ def uncalled(
     detail: dict[str, str] | None = None,
 ) -> ActionResult:
     """The result of an action that was not called, as one item saying why."""
-    return ActionResult(
-        action_id=action.action_id,
-        kind=action.kind,
-        reason_code=action.reason_code,
-        reason=action.reason,
-        status=status,
-        items=[
-            ItemResult(item=action.action_id, status=status, message=message, detail=detail or {})
-        ],
-        next_step=next_step,
-    )
+    item = ItemResult(item=action.action_id, status=status, message=message, detail=detail or {})
+    # Not called now, so it reaches nothing beyond the order, whatever it would have.
+    return result(action, status, [item], next_step=next_step, broad=False)
 
 
 def _unconfirmed(action: EnrolLoyalty | IssueLoyaltyEarn) -> ActionResult:
@@ -223,15 +220,7 @@ def _from_ledger(
     action: Action, earlier: Sequence[LedgerItem], prior: Prior, attempt: int
 ) -> ActionResult:
     items = [_item_from_ledger(item, prior, attempt) for item in earlier]
-    return ActionResult(
-        action_id=action.action_id,
-        kind=action.kind,
-        reason_code=action.reason_code,
-        reason=action.reason,
-        status=worst([item.status for item in items]),
-        broad=bool(getattr(action, "broad", False)),
-        items=items,
-    )
+    return result(action, worst([item.status for item in items]), items)
 
 
 def _item_from_ledger(item: LedgerItem, prior: Prior, attempt: int) -> ItemResult:

@@ -13,32 +13,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from service.actions import (
-    Action,
-    DeactivateCartPromotion,
-    EnrolLoyalty,
-    IssueLoyaltyEarn,
-    LoyaltyTarget,
-    Plan,
-    Report,
-    RevokeCartEarn,
-    RevokeCouponCodes,
-    RevokeCustomerCoupons,
-    RevokeLoyaltyEarn,
-    RevokeLoyaltyEnrolment,
-)
-from service.actions import CouponCustomer as PlannedCouponCustomer
+from service import actions
+from service.capillary import models
 from service.capillary.api import CapillaryApi
-from service.capillary.models import (
-    Attribution,
-    AttributionEntityType,
-    CartEarnsRef,
-    CouponCustomer,
-    LoyaltyAction,
-    LoyaltyCustomer,
-    LoyaltyCustomerEarns,
-    LoyaltyPromotionRef,
-)
 from service.capillary.results import ItemResult as ApiItemResult
 from service.capillary.results import ResultClass
 from service.errors import CapillaryInterruptedError, CapillaryUnavailableError
@@ -58,13 +35,15 @@ from service.pipeline.done_before import (
 log = get_logger(__name__)
 
 
-def attribution_for(event: ReturnEvent) -> Attribution | None:
+def attribution_for(event: ReturnEvent) -> models.Attribution | None:
     """The till, else the store, the return was taken at."""
     if event.source.till_code:
-        return Attribution(entity_type=AttributionEntityType.TILL, entity_id=event.source.till_code)
+        return models.Attribution(
+            entity_type=models.AttributionEntityType.TILL, entity_id=event.source.till_code
+        )
     if event.source.store_code:
-        return Attribution(
-            entity_type=AttributionEntityType.STORE, entity_id=event.source.store_code
+        return models.Attribution(
+            entity_type=models.AttributionEntityType.STORE, entity_id=event.source.store_code
         )
     return None
 
@@ -97,6 +76,10 @@ def item_status(result: ApiItemResult, *, gives_back: bool, tried_before: bool) 
             return ActionStatus.FAILED
 
 
+_NeedsStepBefore = actions.RevokeLoyaltyEnrolment | actions.IssueLoyaltyEarn
+"""Loyalty steps that need the one before them, for the same promotion and customer, to
+have succeeded: an enrolment revoke its earn revoke, an earn its enrolment."""
+
 IntentHook = Callable[[Unrepeatable, list[ActionResult]], Awaitable[None]]
 """Called before an unrepeatable call is made, with the results of the actions before it."""
 
@@ -123,7 +106,7 @@ class Executor:
     async def execute(
         self,
         event: ReturnEvent,
-        plan: Plan,
+        plan: actions.Plan,
         *,
         prior: Prior | None = None,
         attempt: int = 1,
@@ -176,17 +159,17 @@ class Executor:
 
     async def _run(
         self,
-        action: Action,
-        attribution: Attribution | None,
+        action: actions.Action,
+        attribution: models.Attribution | None,
         progress: _EventProgress,
         *,
         tried_before: bool,
     ) -> ActionResult:
         blocked = progress.blocked
-        if isinstance(action, Report):
+        if isinstance(action, actions.Report):
             return result(action, ActionStatus.SKIPPED, [], report_kind=str(action.report_kind))
         if _blocked(action, progress):
-            assert isinstance(action, RevokeLoyaltyEnrolment | IssueLoyaltyEarn)
+            assert isinstance(action, _NeedsStepBefore)
             return _not_attempted(action)
         try:
             api_results = await self._call(action, attribution)
@@ -200,7 +183,7 @@ class Executor:
                     next_step="File a bug with this outcome; replay the event once fixed.",
                 )
             ]
-        gives_back = isinstance(action, EnrolLoyalty | IssueLoyaltyEarn)
+        gives_back = isinstance(action, actions.EnrolLoyalty | actions.IssueLoyaltyEarn)
         if isinstance(action, Unrepeatable) and any(
             r.result_class is ResultClass.DONE or r.after_uncertain_attempt for r in api_results
         ):
@@ -217,29 +200,34 @@ class Executor:
         ]
         # What Capillary did unasked is reported, but does not decide the action's status.
         status = worst([item.status for item in items if item.asked])
-        if isinstance(action, RevokeLoyaltyEarn | EnrolLoyalty) and status is ActionStatus.FAILED:
+        if (
+            isinstance(action, actions.RevokeLoyaltyEarn | actions.EnrolLoyalty)
+            and status is ActionStatus.FAILED
+        ):
             blocked.add(_target_key(action.target))
         return result(action, status, items, api_results=api_results)
 
-    async def _call(self, action: Action, attribution: Attribution | None) -> list[ApiItemResult]:
+    async def _call(
+        self, action: actions.Action, attribution: models.Attribution | None
+    ) -> list[ApiItemResult]:
         api = self._api
         match action:
-            case RevokeLoyaltyEarn(target=t, earn_ids=earn_ids):
+            case actions.RevokeLoyaltyEarn(target=t, earn_ids=earn_ids):
                 return await api.loyalty(
-                    LoyaltyAction.REVOKE_EARN,
+                    models.LoyaltyAction.REVOKE_EARN,
                     _promotion(t),
                     t.identifier_name,
                     [
-                        LoyaltyCustomerEarns(
+                        models.LoyaltyCustomerEarns(
                             identifier_value=t.identifier_value, source=t.source, earn_ids=earn_ids
                         )
                     ],
                     attribution,
                 )
             case (
-                RevokeLoyaltyEnrolment(target=t)
-                | EnrolLoyalty(target=t)
-                | IssueLoyaltyEarn(target=t)
+                actions.RevokeLoyaltyEnrolment(target=t)
+                | actions.EnrolLoyalty(target=t)
+                | actions.IssueLoyaltyEarn(target=t)
             ):
                 return await api.loyalty(
                     _LOYALTY_ACTIONS[type(action)],
@@ -248,19 +236,23 @@ class Executor:
                     [_customer(t)],
                     attribution,
                 )
-            case RevokeCartEarn(customer_id=customer_id, promotion_id=promotion_id, earn_ids=ids):
+            case actions.RevokeCartEarn(
+                customer_id=customer_id, promotion_id=promotion_id, earn_ids=ids
+            ):
                 return await api.revoke_cart_earns(
                     customer_id,
-                    [CartEarnsRef(promotion_id=promotion_id, earn_ids=ids)],
+                    [models.CartEarnsRef(promotion_id=promotion_id, earn_ids=ids)],
                     attribution,
                 )
-            case DeactivateCartPromotion(
+            case actions.DeactivateCartPromotion(
                 customer_id=customer_id, promotion_id=promotion_id, earn_id=earn_id
             ):
                 return await api.deactivate_promotion(
                     promotion_id, customer_id, earn_id, attribution
                 )
-            case RevokeCouponCodes(series_id=series_id, codes=codes, generic=generic, customer=c):
+            case actions.RevokeCouponCodes(
+                series_id=series_id, codes=codes, generic=generic, customer=c
+            ):
                 return await api.revoke_coupons_by_codes(
                     codes,
                     series_id,
@@ -269,7 +261,7 @@ class Executor:
                     no_generic_code=action.no_generic_code,
                     customer=_coupon_customer(c) if c is not None else None,
                 )
-            case RevokeCustomerCoupons(customer=c, series_id=series_id):
+            case actions.RevokeCustomerCoupons(customer=c, series_id=series_id):
                 return await api.revoke_coupons_by_customer(
                     _coupon_customer(c), series_id, attribution
                 )
@@ -290,15 +282,15 @@ class Executor:
         )
 
 
-_LOYALTY_ACTIONS: dict[type[Action], LoyaltyAction[LoyaltyCustomer]] = {
-    RevokeLoyaltyEnrolment: LoyaltyAction.REVOKE_ENROL,
-    EnrolLoyalty: LoyaltyAction.ENROL,
-    IssueLoyaltyEarn: LoyaltyAction.EARN,
+_LOYALTY_ACTIONS: dict[type[actions.Action], models.LoyaltyAction[models.LoyaltyCustomer]] = {
+    actions.RevokeLoyaltyEnrolment: models.LoyaltyAction.REVOKE_ENROL,
+    actions.EnrolLoyalty: models.LoyaltyAction.ENROL,
+    actions.IssueLoyaltyEarn: models.LoyaltyAction.EARN,
 }
 
 
-def _coupon_customer(customer: PlannedCouponCustomer) -> CouponCustomer:
-    return CouponCustomer(
+def _coupon_customer(customer: actions.CouponCustomer) -> models.CouponCustomer:
+    return models.CouponCustomer(
         id=str(customer.id) if customer.id is not None else None,
         mobile=customer.mobile,
         email=customer.email,
@@ -306,32 +298,29 @@ def _coupon_customer(customer: PlannedCouponCustomer) -> CouponCustomer:
     )
 
 
-def _promotion(target: LoyaltyTarget) -> LoyaltyPromotionRef:
-    return LoyaltyPromotionRef(
+def _promotion(target: actions.LoyaltyTarget) -> models.LoyaltyPromotionRef:
+    return models.LoyaltyPromotionRef(
         program_id=target.program_id,
         promotion_id=target.promotion_id,
         promo_identifier=target.promo_identifier,
     )
 
 
-def _customer(target: LoyaltyTarget) -> LoyaltyCustomer:
-    return LoyaltyCustomer(identifier_value=target.identifier_value, source=target.source)
+def _customer(target: actions.LoyaltyTarget) -> models.LoyaltyCustomer:
+    return models.LoyaltyCustomer(identifier_value=target.identifier_value, source=target.source)
 
 
-def _target_key(target: LoyaltyTarget) -> tuple[int, str, str]:
+def _target_key(target: actions.LoyaltyTarget) -> tuple[int, str, str]:
     promotion = str(target.promotion_id or target.promo_identifier)
     return (target.program_id, promotion, f"{target.identifier_name}:{target.identifier_value}")
 
 
-def _blocked(action: Action, progress: _EventProgress) -> bool:
+def _blocked(action: actions.Action, progress: _EventProgress) -> bool:
     """The step before this one for the same promotion and customer did not succeed."""
-    return (
-        isinstance(action, RevokeLoyaltyEnrolment | IssueLoyaltyEarn)
-        and _target_key(action.target) in progress.blocked
-    )
+    return isinstance(action, _NeedsStepBefore) and _target_key(action.target) in progress.blocked
 
 
-def _not_attempted(action: RevokeLoyaltyEnrolment | IssueLoyaltyEarn) -> ActionResult:
+def _not_attempted(action: _NeedsStepBefore) -> ActionResult:
     return uncalled(
         action,
         ActionStatus.FAILED,

@@ -48,10 +48,10 @@ class EventJob:
                 try:
                     finished = await self._processor.process(record, event)
                 except CapillaryUnavailableError as exc:
-                    reason = await self._outage.probe()
+                    reason = await self._outage.shared_probe()
                     if reason is not None:
                         span.set_attribute("return_handler.read_again", reason)
-                        self._trouble.outage(f"{exc.message}; probe: {reason}")
+                        self._trouble.capillary_down(f"{exc.message}; probe: {reason}")
                         return None
                     # Capillary answers others: the failure is this event's own.
                     log.warning("event_failing_alone", event_id=event.event_id, reason=exc.message)

@@ -10,47 +10,34 @@ Capillary is probed (``outage.py``).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 from service.errors import BrokerError
 from service.pipeline.commit import CommitStep
 from service.pipeline.consume import Intake
 from service.pipeline.outage import Outage
-from service.pipeline.partition import OwnedPartition
-from service.pipeline.records import RecordSource
-from service.pipeline.schedule import Scheduler
 
 
+@dataclass(slots=True, eq=False, kw_only=True)
 class Trouble:
     """What went wrong since the last recovery, and the recovery."""
 
-    def __init__(
-        self,
-        *,
-        source: RecordSource,
-        scheduler: Scheduler,
-        intake: Intake,
-        commits: CommitStep,
-        owned: dict[int, OwnedPartition],
-        outage: Outage,
-        wake: asyncio.Event,
-    ) -> None:
-        self._source = source
-        self._scheduler = scheduler
-        self._intake = intake
-        self._commits = commits
-        self._owned = owned
-        self._outage = outage
-        self._wake = wake
-        self._reason: str | None = None
-        self._broken: dict[int, BrokerError] = {}
-        self.active = False
-        """Set from the first trouble until the recovery has settled it."""
+    intake: Intake
+    """Its source, scheduler and owned partitions are the ones settled and rewound."""
+    commits: CommitStep
+    outage: Outage
+    wake: asyncio.Event
+    """Set to wake the loop where it waits for room, so that it settles at once."""
+    _reason: str | None = field(default=None, init=False, repr=False)
+    _broken: dict[int, BrokerError] = field(default_factory=dict, init=False, repr=False)
+    active: bool = field(default=False, init=False)
+    """Set from the first trouble until the recovery has settled it."""
 
     def broken(self, partition: int) -> bool:
         """Whether ``partition``'s transaction failed: it commits nothing until rebuilt."""
         return partition in self._broken
 
-    def outage(self, reason: str) -> None:
+    def capillary_down(self, reason: str) -> None:
         """Capillary is down: settle, then pause until it answers."""
         self._reason = self._reason or reason
         self._raise()
@@ -62,31 +49,30 @@ class Trouble:
 
     async def recover(self, stop: asyncio.Event) -> None:
         """Settle what is in flight, commit what finished, rewind; pause if Capillary is down."""
-        async with self._source.in_flight:  # no rebalance halfway through
-            self._intake.drop(read_again=True)
-            for job in self._scheduler.withdraw():
-                part = self._owned.get(job.record.partition)
-                if part is not None:
-                    part.read_again(job.record.topic, job.record.offset)
-            await self._scheduler.drain()
-            await self._commits.commit()
+        intake, scheduler = self.intake, self.intake.scheduler
+        async with intake.source.in_flight:  # no rebalance halfway through
+            intake.drop(read_again=True)
+            for job in scheduler.withdraw():
+                intake.read_again(job.record)
+            await scheduler.drain()
+            await self.commits.commit()
             reason, broken = self._reason, self._broken
             self._reason, self._broken, self.active = None, {}, False
             for partition, exc in sorted(broken.items()):
-                await self._commits.rebuild(partition, exc)
-            for part in self._owned.values():
+                await self.commits.rebuild(partition, exc)
+            for part in intake.owned.values():
                 for topic, offset in part.rewind().items():
                     if part.ready:
-                        self._source.seek(topic, part.number, offset)
-            self._scheduler.resume()
+                        intake.source.seek(topic, part.number, offset)
+            scheduler.resume()
         if reason is not None:
-            await self._outage.pause(reason, stop)
+            await self.outage.pause(reason, stop)
 
     def _raise(self) -> None:
         # Stop starting events; the loop settles, rewinds and (for an outage) pauses.
         self.active = True
-        self._scheduler.hold()
-        self._wake.set()
+        self.intake.scheduler.hold()
+        self.wake.set()
 
 
 __all__ = ["Trouble"]

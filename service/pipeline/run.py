@@ -30,7 +30,6 @@ from service.pipeline.records import (
     DeadLetter,
     Finished,
     Probe,
-    Record,
     RecordSource,
     Routed,
 )
@@ -119,13 +118,7 @@ class Runner(Watched):
             changed=self._notify,
         )
         self._trouble = Trouble(
-            source=source,
-            scheduler=self._scheduler,
-            intake=self._intake,
-            commits=self._commits,
-            owned=self._owned,
-            outage=self._outage,
-            wake=self._wake,
+            intake=self._intake, commits=self._commits, outage=self._outage, wake=self._wake
         )
         self._rebalance = Rebalance(
             commits=self._commits, intake=self._intake, scheduler=self._scheduler
@@ -243,7 +236,7 @@ class Runner(Watched):
         """Process one event; failures that concern the whole pipeline become trouble."""
         if self._stop.is_set() or self._trouble.active or self._fatal is not None:
             # Started just before the pipeline stopped taking work: leave it unread.
-            self._read_again(job.record)
+            self._intake.read_again(job.record)
             return
         try:
             finished = await self._event_job(job)
@@ -251,7 +244,7 @@ class Runner(Watched):
             self._fail(exc)  # a bug: stop the service rather than skip the event
             return
         if finished is None:
-            self._read_again(job.record)
+            self._intake.read_again(job.record)
             return
         self._add(finished)
         await self._notify()
@@ -272,11 +265,6 @@ class Runner(Watched):
         self._fatal = self._fatal or exc
         self._scheduler.hold()
         self._wake.set()
-
-    def _read_again(self, record: Record) -> None:
-        part = self._owned.get(record.partition)
-        if part is not None:  # else revoked: the next owner reads it
-            part.read_again(record.topic, record.offset)
 
     async def _wind_down(self) -> None:
         """On stop: start nothing more, let running events finish, commit."""
