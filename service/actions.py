@@ -26,6 +26,13 @@ class _Action(BaseModel):
     reason_code: str = Field(description="Machine-readable reason, snake_case.")
     reason: str = Field(description="Why the rules chose this action, for people.")
 
+    @property
+    def is_broad(self) -> bool:
+        """True for a broad form: it reaches beyond the order (every earn, every coupon)."""
+        # Only the forms that can be broad have the field; getattr with a default would go
+        # through pydantic's __getattr__ and an exception for the others, on every event.
+        return self.__dict__.get("broad", False) is True
+
 
 class LoyaltyTarget(BaseModel):
     """A loyalty promotion and the customer, as the loyalty endpoints name them."""

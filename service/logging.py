@@ -125,6 +125,7 @@ def get_logger(name: str) -> FilteringBoundLogger:
 
 EVENT_FIELDS = ("topic", "partition", "offset", "event_id", "return_type", "attempt", "replay_id")
 """The correlation fields of one message; only these are bound per message."""
+_EVENT_FIELD_SET = frozenset(EVENT_FIELDS)
 
 
 def bind_event_context(**fields: Any) -> None:
@@ -137,9 +138,8 @@ def bind_event_context(**fields: Any) -> None:
 
 def add_event_context(**fields: Any) -> None:
     """Add fields to the current message's context (known only after parsing, say)."""
-    unknown = set(fields) - set(EVENT_FIELDS)
-    if unknown:
-        raise ValueError(f"not an event context field: {sorted(unknown)}")
+    if not _EVENT_FIELD_SET.issuperset(fields):
+        raise ValueError(f"not an event context field: {sorted(set(fields) - _EVENT_FIELD_SET)}")
     structlog.contextvars.bind_contextvars(**fields)
 
 

@@ -31,7 +31,7 @@ def render_plan(plan: Plan) -> Table:
     table.add_column("why", overflow="fold")
     for number, action in enumerate(plan.actions, start=1):
         kind: str = action.kind if not isinstance(action, Report) else "report (no call)"
-        if getattr(action, "broad", False):
+        if action.is_broad:
             kind = f"{kind}\nBROAD"
         why = Group(Text(action.reason), Text(action.reason_code, style="dim"))
         table.add_row(str(number), Text(kind), Text(describe(action)), why)

@@ -73,7 +73,7 @@ def result(
         reason=action.reason,
         status=status,
         report_kind=report_kind,
-        broad=bool(getattr(action, "broad", False)) if broad is None else broad,
+        broad=action.is_broad if broad is None else broad,
         items=items,
         attempts=max((r.attempts for r in api_results), default=0),
         elapsed_ms=max((r.elapsed_ms for r in api_results), default=0.0),

@@ -125,7 +125,7 @@ def plan(
         )
     else:
         decision = Decision.NOTHING_TO_DO
-    broad = sum(1 for action in calls if getattr(action, "broad", False))
+    broad = sum(1 for action in calls if action.is_broad)
     if broad:
         notes.append(f"{broad} broad action(s), allowed by the policy, reach beyond this order")
     label = _LABELS[event.return_type]
