@@ -50,15 +50,17 @@ class BasicAuthenticator:
     refreshable = False
 
     def __init__(self, username: str, password: SecretStr) -> None:
-        self._username = username
-        self._password = password
+        raw = f"{username}:{password.get_secret_value()}".encode()
+        # The same value on every call: encoded once. Kept as a secret so that no repr or
+        # log of this object shows it.
+        self._authorization = SecretStr("Basic " + base64.b64encode(raw).decode("ascii"))
 
     def __repr__(self) -> str:
         return "BasicAuthenticator()"
 
     async def headers(self) -> dict[str, str]:
-        raw = f"{self._username}:{self._password.get_secret_value()}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+        # A new dict each time: the call loop adds its per-call headers to it.
+        return {"Authorization": self._authorization.get_secret_value()}
 
     def invalidate(self, headers: dict[str, str]) -> None:
         """Nothing to refresh: a refused password stays refused."""

@@ -76,8 +76,19 @@ class CallLoop:
         default_factory=dict, init=False, repr=False
     )
 
+    _urls: dict[Endpoint, str] = field(default_factory=dict, init=False, repr=False)
+
     def url(self, endpoint: Endpoint, **path: str) -> str:
         """The endpoint's URL on its family's host (the two families live on two hosts)."""
+        if not path:
+            # The same string every call: built once (the settings do not change).
+            found = self._urls.get(endpoint)
+            if found is None:
+                found = self._urls[endpoint] = self._url(endpoint)
+            return found
+        return self._url(endpoint, **path)
+
+    def _url(self, endpoint: Endpoint, **path: str) -> str:
         base = (
             self.config.loyalty_base_url
             if endpoint.on_loyalty_host

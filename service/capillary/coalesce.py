@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from opentelemetry import context as otel_context
+from prometheus_client import Histogram
 
 from service.capillary.call import Sleep
 from service.capillary.cart import earn_pairs
@@ -155,6 +156,7 @@ class Coalescer:
         self._lanes: dict[Hashable, _Lane[Any, Any]] = {}
         self._drivers: set[asyncio.Task[None]] = set()
         self._serials = itertools.count()
+        self._call_sizes: dict[Endpoint, Histogram] = {}
         # One customer or one promotion a request: nothing to merge.
         self.revoke_coupons_by_customer = client.revoke_coupons_by_customer
         self.deactivate_promotion = client.deactivate_promotion
@@ -271,7 +273,13 @@ class Coalescer:
             return [(result, answer.unasked) for result in answer.asked]
 
         # The customer is part of the key: a call naming one customer carries only theirs.
-        whose = customer.model_dump_json() if customer is not None else None
+        # Its fields, not its JSON: the same key for the same customer, without a dump
+        # per call (every field is a string or None, so equal tuples are equal customers).
+        whose = (
+            (customer.id, customer.mobile, customer.email, customer.external_id)
+            if customer is not None
+            else None
+        )
         lane = _Lane(Endpoint.COUPON_REVOKE, MAX_COUPON_CODES, send)
         sendable = dict.fromkeys(c for c in codes if c.strip())
         futures = self._join_all(("coupons", series_id, sent, whose), lane, sendable, str.casefold)
@@ -369,11 +377,21 @@ class Coalescer:
         if batch.entries:  # every caller may have gone during the linger
             await self._admit(lane.endpoint)
 
+    def _call_size(self, endpoint: Endpoint) -> Histogram:
+        """The call-size histogram of ``endpoint``, found once (``labels()`` locks and
+        builds a key on every call)."""
+        found = self._call_sizes.get(endpoint)
+        if found is None:
+            found = self._call_sizes[endpoint] = self._metrics.coalesced_call_size.labels(
+                endpoint.value
+            )
+        return found
+
     async def _send(self, lane: _Lane[T, R], batch: _Batch[T, R]) -> None:
         live = [e for e in batch.entries if not e.future.done()]
         if not live:
             return
-        self._metrics.coalesced_call_size.labels(lane.endpoint.value).observe(len(live))
+        self._call_size(lane.endpoint).observe(len(live))
         try:
             with self._tracing.on_behalf_of([e.context for e in live]):
                 answers = await lane.send([e.payload for e in live])

@@ -213,11 +213,19 @@ def is_known(endpoint: Endpoint, code: int, action: str | None = None) -> bool:
     return (endpoint, code) in CODES or (endpoint, action or "", code) in ACTION_CODES
 
 
-def transient_codes(endpoint: Endpoint) -> frozenset[int]:
-    """Body codes that the client retries for this endpoint."""
+def _transient_codes(endpoint: Endpoint) -> frozenset[int]:
     return frozenset(
         code for (ep, code), info in CODES.items() if ep is endpoint and info.result_class is _T
     )
+
+
+# Read from the table once: every answer asks, and the table does not change at run time.
+_TRANSIENT_CODES = {endpoint: _transient_codes(endpoint) for endpoint in Endpoint}
+
+
+def transient_codes(endpoint: Endpoint) -> frozenset[int]:
+    """Body codes that the client retries for this endpoint."""
+    return _TRANSIENT_CODES[endpoint]
 
 
 __all__ = [

@@ -18,15 +18,18 @@ or timeout, which the call loop treats as "may have been processed".
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json as _json
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import httpx
 
 from service.capillary.config import CapillaryConfig
+
+_URLS_KEPT = 256
+"""Parsed URLs kept at most (one per endpoint and query, one per deactivated promotion)."""
 
 CONNECTIONS_PER_POOL = 8
 """Connections of one pool of httpx's own transport; ``max_connections`` is spread over as
@@ -53,6 +56,7 @@ class HttpPools:
         self._busy = [0] * len(self._transports)
         self.timeout = timeout
         self._timeouts = timeout.as_dict()
+        self._urls: dict[tuple[str, tuple[tuple[str, str], ...] | None], httpx.URL] = {}
 
     @classmethod
     def from_config(
@@ -90,16 +94,66 @@ class HttpPools:
         params: dict[str, str] | None,
         headers: dict[str, str],
     ) -> httpx.Request:
-        """A POST as ``httpx.AsyncClient`` would build it, with our timeouts."""
-        return httpx.Request(
+        """A POST as ``httpx.AsyncClient`` would build it, with our timeouts.
+
+        Byte for byte what ``httpx.Request("POST", url, params=..., headers={"Accept":
+        "application/json", **headers}, json=..., content=...)`` builds (the unit tests
+        compare the two), without its per-request cost: the URL is parsed once per URL and
+        query, and the headers are laid out here in the order httpx lays them out.
+        """
+        target = self._url(url, params)
+        defaults: tuple[tuple[str, str], ...]
+        if content is not None:
+            body = content
+            # httpx sends no Content-Length for an empty body, then adds "0" (below).
+            defaults = (("Content-Length", str(len(body))),) if body else ()
+        elif json is not None:
+            body = _json_bytes(json)
+            defaults = (("Content-Length", str(len(body))), ("Content-Type", "application/json"))
+        else:
+            body = b""
+            defaults = ()
+        merged = {"Accept": "application/json", **headers}
+        given = {name.lower() for name in merged}
+        # httpx: Host, then Content-Length 0 for a POST without one, then the headers
+        # given, then those the body adds that were not given (the case of a name aside).
+        # Names and values in ASCII, as httpx encodes them (and fails on anything else).
+        items: list[tuple[bytes, bytes]] = []
+        if "host" not in given and target.host:
+            items.append((b"Host", target.netloc))
+        lengths = given.intersection(("content-length", "transfer-encoding"))
+        if not lengths and not defaults:
+            items.append((b"Content-Length", b"0"))
+        items.extend(
+            (name.encode("ascii"), value.encode("ascii")) for name, value in merged.items()
+        )
+        items.extend(
+            (name.encode("ascii"), value.encode("ascii"))
+            for name, value in defaults
+            if name.lower() not in given
+        )
+        request = httpx.Request(
             "POST",
-            url,
-            params=params,
-            headers={"Accept": "application/json", **headers},
-            json=json,
-            content=content,
+            target,
+            headers=items,
+            stream=httpx.ByteStream(body),
             extensions={"timeout": self._timeouts},
         )
+        request.read()  # as httpx does for a body given whole: ``request.content`` is set
+        return request
+
+    def _url(self, url: str, params: dict[str, str] | None) -> httpx.URL:
+        """``url`` with ``params`` as its query, parsed once: a handful of URLs serve every
+        call (a deactivate's carries its promotion id, so the cache is bounded)."""
+        key = (url, tuple(params.items()) if params is not None else None)
+        found = self._urls.get(key)
+        if found is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            found = self._urls[key] = (
+                httpx.URL(url) if params is None else httpx.URL(url, params=params)
+            )
+        return found
 
     async def send(self, request: httpx.Request, deadline: float) -> httpx.Response:
         """Send ``request`` on the least busy transport; its whole answer read in time.
@@ -107,29 +161,33 @@ class HttpPools:
         The slot first: time spent waiting for it is not the request's, and a request that
         never left must not count as one that may have been processed.
         """
-        async with self._transport() as transport, asyncio.timeout(deadline):
-            response = await transport.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
-
-    @contextlib.asynccontextmanager
-    async def _transport(self) -> AsyncIterator[httpx.AsyncBaseTransport]:
-        """A transport with a free connection, held for one request."""
-        index = min(range(len(self._transports)), key=self._busy.__getitem__)
-        self._busy[index] += 1
+        # Inline rather than an async context manager of its own: that cost a generator
+        # and two awaits per request for the same bookkeeping.
+        busy = self._busy
+        index = 0 if len(busy) == 1 else min(range(len(busy)), key=busy.__getitem__)
+        busy[index] += 1
         try:
-            async with self._slots[index]:
-                yield self._transports[index]
+            async with self._slots[index], asyncio.timeout(deadline):
+                response = await self._transports[index].handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         finally:
-            self._busy[index] -= 1
+            busy[index] -= 1
+        return response
 
     async def aclose(self) -> None:
         """Close every transport."""
         for transport in self._transports:
             await transport.aclose()
+
+
+def _json_bytes(value: Any) -> bytes:
+    """The JSON body exactly as httpx encodes ``json=`` (``httpx._content.encode_json``)."""
+    return _json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -139,6 +197,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._max_connections = max_connections
         self._keepalive = keepalive_seconds
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[
+            tuple[float | None, float | None, float | None], aiohttp.ClientTimeout
+        ] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use: an aiohttp session belongs to the running event loop.
@@ -157,12 +218,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; the whole body is read (Capillary answers are small JSON)."""
         timeouts = request.extensions.get("timeout", {})
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=timeouts.get("pool"),
-            sock_connect=timeouts.get("connect"),
-            sock_read=timeouts.get("read"),
-        )
+        timeout = self._timeout(timeouts.get("pool"), timeouts.get("connect"), timeouts.get("read"))
         body = await request.aread()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         try:
@@ -192,6 +248,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except aiohttp.ClientError as exc:
             # Sent, or perhaps sent: the answer is what went missing.
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+
+    def _timeout(
+        self, pool: float | None, connect: float | None, read: float | None
+    ) -> aiohttp.ClientTimeout:
+        """aiohttp's timeouts for httpx's: one object per distinct set (they are frozen)."""
+        key = (pool, connect, read)
+        found = self._timeouts.get(key)
+        if found is None:
+            found = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, connect=pool, sock_connect=connect, sock_read=read
+            )
+        return found
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
