@@ -33,9 +33,9 @@ from service.ids import Ids
 from service.kafka.connection import connection_options
 from service.kafka.headers import (
     Envelope,
+    OutcomeHeaders,
     dead_letter_headers,
     outcome_bytes,
-    outcome_headers,
 )
 from service.logging import get_logger
 from service.observe.metrics import Metrics
@@ -229,7 +229,7 @@ class KafkaCommitter:
                         await producer.send(
                             self._settings.state_topic,
                             key=PROGRESS_KEY,
-                            value=progress.model_dump_json().encode(),
+                            value=progress.to_bytes(),
                             partition=partition,
                         )
                     if offsets:
@@ -284,6 +284,8 @@ class KafkaCommitter:
     ) -> list[EventState]:
         settings = self._settings
         pending = []
+        # The headers every outcome of this transaction shares, read and encoded once.
+        headers_of: OutcomeHeaders | None = None
         for item in finished:
             result = item.result
             if isinstance(result, AlreadyFinished):
@@ -298,11 +300,13 @@ class KafkaCommitter:
                     if item.record.key is not None
                     else result.event.event_id.encode()
                 )
+                if headers_of is None:
+                    headers_of = self._envelope.outcome_headers()
                 fut = await producer.send(
                     settings.outcomes_topic,
                     value=outcome_bytes(result),
                     key=key,
-                    headers=outcome_headers(result, item, self._envelope),
+                    headers=headers_of(result, item),
                 )
             elif isinstance(result, DeadLetter):
                 fut = await producer.send(

@@ -27,10 +27,17 @@ REISSUE_WARNING = (
     "earned ids below first."
 )
 
+_SERVICE = ServiceInfo(version=__version__)
+"""Which service wrote an outcome: the same on every one (a frozen model), so made once."""
+_GIVEN_BACK = (ActionStatus.RESTORED, ActionStatus.UNCONFIRMED)
+"""An earn action in one of these issued (or may have issued) an earn."""
+
 
 def identity(event: ReturnEvent, record: Record | None) -> EventIdentity:
     """Who and what the outcome is about, and the producer's record it answers."""
-    source = record.source if record is not None else None
+    # The producer's record, whichever copy (routed, retry) was read: a producer's own record
+    # is its own source (``Record.source`` would make an Origin of it for each outcome).
+    source = None if record is None else record if record.origin is None else record.origin
     return EventIdentity(
         event_id=event.event_id,
         return_type=event.return_type,
@@ -39,7 +46,6 @@ def identity(event: ReturnEvent, record: Record | None) -> EventIdentity:
         transaction_id=event.order.transaction_id,
         customer_id=event.customer.id,
         customer_external_id=event.customer.external_id,
-        # The producer's record, whichever copy (routed, retry) was read.
         record=(
             SourceRecord(topic=source.topic, partition=source.partition, offset=source.offset)
             if source is not None
@@ -61,24 +67,7 @@ def build_outcome(
     replay: ReplayInfo | None = None,
 ) -> OutcomeEvent:
     """Assemble the outcome event from the plan and its results."""
-    reported = {result.report_kind for result in results if result.report_kind}
-    if any(result.status.is_failure for result in results):
-        status = OutcomeStatus.FAILED
-    elif ReportKind.RETURN_UNKNOWN in reported:
-        status = OutcomeStatus.RETURN_UNKNOWN
-    elif (
-        any(result.status is ActionStatus.UNCONFIRMED for result in results)
-        or ReportKind.TAKEN_BACK_UNCONFIRMED in reported
-    ):
-        status = OutcomeStatus.NEEDS_CHECK
-    else:
-        status = OutcomeStatus.COMPLETED
-    # Only an earn this very outcome issued (or may have) makes a replay risky.
-    reissued = any(
-        result.kind == "issue_loyalty_earn"
-        and result.status in (ActionStatus.RESTORED, ActionStatus.UNCONFIRMED)
-        for result in results
-    )
+    status, reissued = _status(results)
     return OutcomeEvent(
         outcome_id=outcome_id,
         event=identity(event, record),
@@ -89,11 +78,39 @@ def build_outcome(
         actions=results,
         processed_at=processed_at,
         duration_ms=duration_ms,
-        service=ServiceInfo(version=__version__),
+        service=_SERVICE,
         replay_warning=REISSUE_WARNING if reissued else None,
         attempt=attempt,
         replay=replay,
     )
+
+
+def _status(results: list[ActionResult]) -> tuple[OutcomeStatus, bool]:
+    """The outcome's status, and whether it re-issued (or may have) a loyalty earn.
+
+    One pass over the results (this runs for every event): failed before return_unknown
+    before needs_check before completed. Only an earn this very outcome issued (or may have)
+    makes a replay risky.
+    """
+    failed = unknown = unconfirmed = reissued = False
+    for result in results:
+        if result.status.is_failure:
+            failed = True
+        if result.status is ActionStatus.UNCONFIRMED:
+            unconfirmed = True
+        if result.report_kind == ReportKind.RETURN_UNKNOWN:
+            unknown = True
+        elif result.report_kind == ReportKind.TAKEN_BACK_UNCONFIRMED:
+            unconfirmed = True
+        if result.kind == "issue_loyalty_earn" and result.status in _GIVEN_BACK:
+            reissued = True
+    if failed:
+        return OutcomeStatus.FAILED, reissued
+    if unknown:
+        return OutcomeStatus.RETURN_UNKNOWN, reissued
+    if unconfirmed:
+        return OutcomeStatus.NEEDS_CHECK, reissued
+    return OutcomeStatus.COMPLETED, reissued
 
 
 __all__ = ["REISSUE_WARNING", "build_outcome", "identity"]

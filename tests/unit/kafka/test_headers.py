@@ -11,7 +11,9 @@ from cloudevents.v1 import kafka as v1_kafka
 
 from service.ids import CountingIds
 from service.kafka.headers import (
+    OUTCOME_TYPE,
     Envelope,
+    cloudevent_headers,
     dead_letter_headers,
     deployment_source,
     outcome_bytes,
@@ -176,3 +178,55 @@ def test_the_default_source_names_the_cluster_and_the_group() -> None:
     # Escaped to stay one path segment of a URI reference.
     assert deployment_source("c1", "team/returns v2") == "/return-handler/c1/team%2Freturns%20v2"
     assert deployment_source(None, "returns") == "/return-handler/returns"
+
+
+def test_outcome_headers_are_the_content_type_then_the_cloudevent_then_the_trace() -> None:
+    # The shared parts are encoded once per transaction: the headers stay those the
+    # CloudEvents maker gives, in its order.
+    found = outcome(order_id="ORD-77")
+    assert found.outcome_id is not None
+    record = _record(b"{}", headers=(("TraceParent", TRACEPARENT), ("other", b"x")))
+    expected_head = [
+        ("content-type", b"application/json"),
+        ("schema-version", b"1"),
+        *cloudevent_headers(
+            event_id=found.outcome_id,
+            kind=OUTCOME_TYPE,
+            source=SOURCE,
+            at=found.processed_at,
+            subject="ORD-77",
+            dataschema=SCHEMA,
+        ),
+    ]
+    from_input = outcome_headers(found, Finished(record, found), ENVELOPE)
+    assert from_input == [*expected_head, ("TraceParent", TRACEPARENT)]
+    own = (("traceparent", b"00-own-01"),)
+    assert outcome_headers(found, Finished(record, found, trace=own), ENVELOPE) == [
+        *expected_head,
+        *own,
+    ]
+
+
+def test_outcome_headers_read_the_envelope_once_for_many_outcomes() -> None:
+    reads: list[str] = []
+
+    def source() -> str:
+        reads.append("source")
+        return SOURCE
+
+    headers_of = Envelope(source=source, outcome_schema=lambda: SCHEMA).outcome_headers()
+    made = [headers_of(o, Finished(_record(b"{}"), o)) for o in (outcome(), outcome(offset=1))]
+    assert reads == ["source"]
+    assert [dict(h)["ce_source"] for h in made] == [SOURCE.encode()] * 2
+    assert made[0] == outcome_headers(outcome(), Finished(_record(b"{}"), outcome()), ENVELOPE)
+
+
+def test_an_outcome_without_its_id_is_not_published() -> None:
+    found = outcome().model_copy(update={"outcome_id": None})
+    with pytest.raises(ValueError, match="outcome_id"):
+        outcome_headers(found, Finished(_record(b"{}"), found), ENVELOPE)
+
+
+def test_outcome_bytes_are_the_compact_json_of_the_model() -> None:
+    found = outcome(order_id='Rückgabe ✓ \u2028 "q"')
+    assert outcome_bytes(found) == found.model_dump_json(exclude_none=False).encode()

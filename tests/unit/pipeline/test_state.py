@@ -11,7 +11,7 @@ from service.errors import BrokerError
 from service.events import ReturnType
 from service.ledger import CustomerMark, LedgerEntry, LedgerItem
 from service.outcome import ActionStatus, OutcomeStatus
-from service.pipeline.state import EventState, Intent, OutcomeRef, StateStore
+from service.pipeline.state import EventState, Intent, OutcomeRef, Progress, StateStore
 from tests.fakes import FakeStateReader
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -192,3 +192,28 @@ async def test_a_restore_reads_a_done_records_head_and_what_it_cancels_whatever_
     assert store.cancellation_of(1, "ret-9") is None
     assert store.cancellation_of(1, "ret-8") is None
     assert (await store.entry(1, "can-1")) is not None
+
+
+def test_state_and_progress_records_are_the_compact_json_of_their_models() -> None:
+    # to_bytes skips the str model_dump_json makes: the bytes must not change.
+    state = _done("é-1", NOW).model_copy(update={"ledger": _ledger("é-1")})
+    assert state.to_bytes() == state.model_dump_json(exclude_defaults=True).encode()
+    for progress in (Progress(), Progress(finished={"returns": [3, 5], "retry": []})):
+        assert progress.to_bytes() == progress.model_dump_json().encode()
+
+
+@pytest.mark.parametrize("status", list(OutcomeStatus))
+async def test_a_committed_done_state_keeps_every_status_and_position(
+    status: OutcomeStatus,
+) -> None:
+    store = StateStore(FakeStateReader(), window=timedelta(days=35))
+    await store.restore(1, NOW)
+    ref = OutcomeRef(partition=65535, offset=(1 << 44) - 1, status=status)
+    state = _done("a", NOW, offset=(1 << 44) - 2).model_copy(update={"outcome": ref})
+    store.remember(1, state, offset=(1 << 44) - 3)
+    found = store.lookup(1, "a", NOW)
+    assert found is not None
+    assert (found.phase, found.input_partition, found.input_offset) == ("done", 1, (1 << 44) - 2)
+    assert found.outcome == ref
+    assert found.outcome is not None
+    assert found.outcome.status is status
