@@ -107,13 +107,8 @@ def build_service(
     # The configured limits are the brand's: each replica paces at its partitions' share.
     source.on_share = client.share_limits
     # Events in flight call as if alone; the coalescer merges what one request can carry.
-    coalescer = Coalescer(
-        client,
-        linger_seconds=settings.concurrency.linger_ms / 1000,
-        clock=clock,
-        metrics=metrics,
-        tracing=tracing,
-    )
+    # It times, counts and traces with the client's clock, metrics and tracing.
+    coalescer = Coalescer(client, linger_seconds=settings.concurrency.linger_ms / 1000)
     executor = Executor(coalescer, flag_redeemed_for_clawback=policy.redeemed.flag_for_clawback)
     host_name = socket.gethostname()
 

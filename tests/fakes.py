@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING, Any
 from service.capillary.api import CapillaryApi
 from service.capillary.client import CapillaryClient
 from service.capillary.models import (
-    Attribution,
-    CartEarnsRef,
-    CouponCustomer,
     CustomerT,
-    IdentifierName,
-    LoyaltyAction,
     LoyaltyBulkAction,
     LoyaltyCustomer,
     LoyaltyCustomerEarns,
-    LoyaltyPromotionRef,
+)
+from service.capillary.requests import (
+    CartRevoke,
+    CouponCodesRevoke,
+    CustomerCouponsRevoke,
+    Deactivation,
+    LoyaltyBulk,
 )
 from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
@@ -278,79 +279,53 @@ class FakeCapillary:
         return [done(item) for item in items]
 
     async def loyalty(
-        self,
-        action: LoyaltyAction[CustomerT],
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[CustomerT],
-        attribution: Attribution | None = None,
+        self, bulk: LoyaltyBulk[CustomerT], customers: Sequence[CustomerT]
     ) -> list[ItemResult]:
-        name, kind = _LOYALTY_CALLS[action.bulk_action]
+        name, kind = _LOYALTY_CALLS[bulk.action.bulk_action]
         items = [f"{kind}:{value}" for c in customers for value in _named(c)]
         return self._answer(
             name,
             items,
-            promotion=promotion,
-            identifier_name=identifier_name,
+            promotion=bulk.promotion,
+            identifier_name=bulk.identifier_name,
             customers=list(customers),
-            attribution=attribution,
+            attribution=bulk.attribution,
         )
 
-    async def revoke_cart_earns(
-        self,
-        customer_id: int,
-        earns: Sequence[CartEarnsRef],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_cart_earns(self, request: CartRevoke) -> list[ItemResult]:
+        earns = list(request.earns)
         items = [f"cart_earn:{e}" for ref in earns for e in ref.earn_ids]
-        return self._answer("revoke_cart_earns", items, customer_id=customer_id, earns=list(earns))
+        return self._answer(
+            "revoke_cart_earns", items, customer_id=request.customer_id, earns=earns
+        )
 
-    async def revoke_coupons_by_codes(
-        self,
-        codes: Sequence[str],
-        series_id: int | None,
-        attribution: Attribution | None = None,
-        *,
-        generic: bool = False,
-        no_generic_code: bool = False,
-        customer: CouponCustomer | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_coupons_by_codes(self, request: CouponCodesRevoke) -> list[ItemResult]:
+        codes = list(request.codes)
         return self._answer(
             "revoke_coupons_by_codes",
             [f"coupon:{c}" for c in codes],
-            codes=list(codes),
-            series_id=series_id,
-            generic=generic,
-            no_generic_code=no_generic_code,
-            customer=customer,
+            codes=codes,
+            series_id=request.series_id,
+            generic=request.generic,
+            no_generic_code=request.no_generic_code,
+            customer=request.customer,
         )
 
-    async def revoke_coupons_by_customer(
-        self,
-        customer: CouponCustomer,
-        series_id: int | None,
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_coupons_by_customer(self, request: CustomerCouponsRevoke) -> list[ItemResult]:
         return self._answer(
             "revoke_coupons_by_customer",
             ["coupons:customer"],
-            customer=customer,
-            series_id=series_id,
+            customer=request.customer,
+            series_id=request.series_id,
         )
 
-    async def deactivate_promotion(
-        self,
-        promotion_id: str,
-        customer_id: int,
-        earn_id: str | None,
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def deactivate_promotion(self, request: Deactivation) -> list[ItemResult]:
         return self._answer(
             "deactivate_promotion",
-            [f"deactivation:{promotion_id}"],
-            promotion_id=promotion_id,
-            customer_id=customer_id,
-            earn_id=earn_id,
+            [f"deactivation:{request.promotion_id}"],
+            promotion_id=request.promotion_id,
+            customer_id=request.customer_id,
+            earn_id=request.earn_id,
         )
 
 

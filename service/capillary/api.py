@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from service.capillary.models import (
-    Attribution,
-    CartEarnsRef,
-    CouponCustomer,
-    CustomerT,
-    IdentifierName,
-    LoyaltyAction,
-    LoyaltyPromotionRef,
+from service.capillary.models import CustomerT
+from service.capillary.requests import (
+    CartRevoke,
+    CouponCodesRevoke,
+    CustomerCouponsRevoke,
+    Deactivation,
+    LoyaltyBulk,
 )
 from service.capillary.results import ItemResult
 
@@ -27,50 +26,20 @@ class CapillaryApi(Protocol):
     """The calls the executor makes; ``CapillaryClient`` is the real one."""
 
     async def loyalty(
-        self,
-        action: LoyaltyAction[CustomerT],
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[CustomerT],
-        attribution: Attribution | None = None,
+        self, bulk: LoyaltyBulk[CustomerT], customers: Sequence[CustomerT]
     ) -> list[ItemResult]:
         """A loyalty bulk action (``LoyaltyCalls.bulk``)."""
 
-    async def revoke_cart_earns(
-        self,
-        customer_id: int,
-        earns: Sequence[CartEarnsRef],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_cart_earns(self, request: CartRevoke) -> list[ItemResult]:
         """Cart revokeEarn (``CartCalls.revoke_earns``)."""
 
-    async def revoke_coupons_by_codes(
-        self,
-        codes: Sequence[str],
-        series_id: int | None,
-        attribution: Attribution | None = None,
-        *,
-        generic: bool = False,
-        no_generic_code: bool = False,
-        customer: CouponCustomer | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_coupons_by_codes(self, request: CouponCodesRevoke) -> list[ItemResult]:
         """Coupon revoke by codes (``CouponCalls.revoke_by_codes``)."""
 
-    async def revoke_coupons_by_customer(
-        self,
-        customer: CouponCustomer,
-        series_id: int | None,
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_coupons_by_customer(self, request: CustomerCouponsRevoke) -> list[ItemResult]:
         """Coupon revoke by customer (``CouponCalls.revoke_by_customer``)."""
 
-    async def deactivate_promotion(
-        self,
-        promotion_id: str,
-        customer_id: int,
-        earn_id: str | None,
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def deactivate_promotion(self, request: Deactivation) -> list[ItemResult]:
         """Deactivate (``DeactivateCalls.deactivate``)."""
 
 

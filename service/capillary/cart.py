@@ -22,6 +22,7 @@ from service.capillary.models import (
     CartRevokeRequest,
     CartRevokeResponse,
 )
+from service.capillary.requests import CartRevoke
 from service.capillary.results import Failure, ItemResult, ResultClass
 
 _ENDPOINT = Endpoint.CART_REVOKE
@@ -33,14 +34,11 @@ class CartCalls:
     def __init__(self, loop: CallLoop) -> None:
         self._loop = loop
 
-    async def revoke_earns(
-        self,
-        customer_id: int,
-        earns: Sequence[CartEarnsRef],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_earns(self, request: CartRevoke) -> list[ItemResult]:
         """Revoke unredeemed cart promotion earns of one customer; one result per earn ID."""
-        return await self.grouped(customer_id, earn_pairs(earns), attribution)
+        return await self.grouped(
+            request.customer_id, earn_pairs(request.earns), request.attribution
+        )
 
     async def grouped(
         self,

@@ -48,7 +48,8 @@ class CapillaryClient:
     Its calls are the executor's (:class:`~service.capillary.api.CapillaryApi`), each its
     family's own method, documented there: ``loyalty`` (:meth:`LoyaltyCalls.bulk`),
     ``revoke_cart_earns``, ``revoke_coupons_by_codes``, ``revoke_coupons_by_customer``
-    and ``deactivate_promotion``.
+    and ``deactivate_promotion``. ``clock``, ``metrics`` and ``tracing`` are those it was
+    built with (defaults filled in), for what wraps it (the coalescer).
     """
 
     def __init__(
@@ -65,8 +66,11 @@ class CapillaryClient:
         tracing: Tracing | None = None,
     ) -> None:
         self._config = config
-        clock = clock or SystemClock()
-        metrics = metrics or Metrics()
+        # Public: the coalescer over this client times, counts and traces with the same,
+        # so the two cannot be given different ones.
+        self.clock = clock = clock or SystemClock()
+        self.metrics = metrics = metrics or Metrics()
+        self.tracing = tracing = tracing or Tracing.off()
         # The limiters wait on the client's clock and sleep: a test's fake time paces them.
         limiters = rate_limiters or RateLimiters(
             config.rate_limits,
@@ -98,11 +102,10 @@ class CapillaryClient:
             open_cart_policy=open_cart_policy or RetryPolicy.open_cart_from_config(config.retry),
             sleep=sleep,
             metrics=metrics,
-            tracing=tracing or Tracing.off(),
+            tracing=tracing,
         )
         self._loop = loop
         self._limiters = limiters
-        self._metrics = metrics
         self.loyalty_calls = LoyaltyCalls(loop)
         self.cart_calls = CartCalls(loop)
         self.coupon_calls = CouponCalls(loop, config.coupon_code_case, metrics)
@@ -135,7 +138,7 @@ class CapillaryClient:
         """Pace at this replica's share of the brand's limits: ``owned`` of the returns
         topic's ``total`` partitions (see ``RateLimiters.share``)."""
         self._limiters.share(owned, total)
-        self._metrics.capillary_limit_share.set(owned / total)
+        self.metrics.capillary_limit_share.set(owned / total)
         log.info(
             "capillary_limits_shared",
             partitions_owned=owned,

@@ -33,20 +33,10 @@ from service.capillary.client import CapillaryClient
 from service.capillary.codes import Endpoint
 from service.capillary.coupons import codes_share_a_call, empty_code_refusals
 from service.capillary.limits import MAX_CART_EARN_IDS, MAX_COUPON_CODES, MAX_LOYALTY_CUSTOMERS
-from service.capillary.loyalty import LoyaltyBulk, customer_key, endpoint_of, refusal
-from service.capillary.models import (
-    Attribution,
-    CartEarnsRef,
-    CouponCustomer,
-    CustomerT,
-    IdentifierName,
-    LoyaltyAction,
-    LoyaltyPromotionRef,
-)
+from service.capillary.loyalty import customer_key, endpoint_of, refusal
+from service.capillary.models import Attribution, CustomerT
+from service.capillary.requests import CartRevoke, CouponCodesRevoke, LoyaltyBulk
 from service.capillary.results import ItemResult
-from service.clock import Clock, SystemClock
-from service.observe.metrics import Metrics
-from service.observe.tracing import Tracing
 
 T = TypeVar("T")  # what one item puts in a request
 R = TypeVar("R")  # what one item gets back
@@ -130,7 +120,8 @@ class Coalescer:
     free of generic codes without a customer (one a call).
 
     ``linger_seconds``: how long a batch waits for company after it opens. ``admit``: the
-    rate permit (the client's own by default); ``clock`` and ``sleep`` time the linger.
+    rate permit (the client's own by default); ``sleep`` times the linger, on the client's
+    clock. Metrics and tracing are the client's too.
     """
 
     def __init__(
@@ -138,19 +129,16 @@ class Coalescer:
         client: CapillaryClient,
         *,
         linger_seconds: float,
-        clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
         admit: Admit | None = None,
-        metrics: Metrics | None = None,
-        tracing: Tracing | None = None,
     ) -> None:
         if linger_seconds < 0:
             raise ValueError("linger_seconds must not be negative")
         self._client = client
-        self._metrics = metrics or Metrics()
-        self._tracing = tracing or Tracing.off()
+        self._metrics = client.metrics
+        self._tracing = client.tracing
         self._linger = linger_seconds
-        self._clock = clock or SystemClock()
+        self._clock = client.clock
         self._sleep = sleep
         self._admit = admit or client.admit
         self._lanes: dict[Hashable, _Lane[Any, Any]] = {}
@@ -171,22 +159,21 @@ class Coalescer:
     # --- loyalty ---------------------------------------------------------------------------
 
     async def loyalty(
-        self,
-        action: LoyaltyAction[CustomerT],
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[CustomerT],
-        attribution: Attribution | None = None,
+        self, bulk: LoyaltyBulk[CustomerT], customers: Sequence[CustomerT]
     ) -> list[ItemResult]:
         """A loyalty bulk action, merged with other callers' of the same action, promotion,
         identifier name (and attribution where it is sent); see ``LoyaltyCalls.bulk``."""
-        shared = LoyaltyBulk(action, promotion, identifier_name, self._sent(attribution))
+        action, promotion = bulk.action, bulk.promotion
+        # The request without its customers is the key; attribution that is not sent
+        # leaves it (a new key only then: most callers' bulk is the key as it is).
+        shared = bulk
+        if bulk.attribution is not None and not self._client.sends_attribution:
+            shared = LoyaltyBulk(action, promotion, bulk.identifier_name)
         loyalty = self._client.loyalty_calls
 
         async def send(batch: list[CustomerT]) -> list[list[ItemResult]]:
             return await loyalty.grouped(shared, batch, admitted=True)
 
-        key = ("loyalty", shared)
         parts: list[list[ItemResult] | asyncio.Future[_Answer[list[ItemResult]]]] = []
         for customer in customers:
             refused = refusal(action, promotion, customer)
@@ -196,7 +183,7 @@ class Coalescer:
                 # A fresh owner per customer: the same customer twice goes in two calls.
                 parts.append(
                     self._join(
-                        key,
+                        shared,
                         _Lane(endpoint_of(action), MAX_LOYALTY_CUSTOMERS, send),
                         customer,
                         slot=customer_key(customer),
@@ -212,37 +199,29 @@ class Coalescer:
 
     # --- cart ------------------------------------------------------------------------------
 
-    async def revoke_cart_earns(
-        self,
-        customer_id: int,
-        earns: Sequence[CartEarnsRef],
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_cart_earns(self, request: CartRevoke) -> list[ItemResult]:
         """Cart revokeEarn, merged with other callers' for the same customer."""
-        sent = self._sent(attribution)
+        customer_id = request.customer_id
+        sent = self._sent(request.attribution)
         cart = self._client.cart_calls
 
         async def send(batch: list[tuple[str, str]]) -> list[ItemResult]:
             return await cart.grouped(customer_id, batch, sent, admitted=True)
 
         lane = _Lane(Endpoint.CART_REVOKE, MAX_CART_EARN_IDS, send)
+        # The key is the request without its earns, as a tuple led by the request's type:
+        # hashing and comparing a request object would cost about a microsecond a call.
         futures = self._join_all(
-            ("cart", customer_id, sent), lane, earn_pairs(earns), lambda pair: pair[1].casefold()
+            (CartRevoke, customer_id, sent),
+            lane,
+            earn_pairs(request.earns),
+            lambda pair: pair[1].casefold(),
         )
         return [result for _, result in await _wait(futures)]
 
     # --- coupons ---------------------------------------------------------------------------
 
-    async def revoke_coupons_by_codes(
-        self,
-        codes: Sequence[str],
-        series_id: int | None,
-        attribution: Attribution | None = None,
-        *,
-        generic: bool = False,
-        no_generic_code: bool = False,
-        customer: CouponCustomer | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_coupons_by_codes(self, request: CouponCodesRevoke) -> list[ItemResult]:
         """Coupon revoke by codes: for a series declared free of generic codes, merged with
         other callers' codes of the series (and customer, when one is named); else one code
         a call.
@@ -250,19 +229,15 @@ class Coalescer:
         Results: the codes asked in order, then what the calls took unasked, then the
         refusals of empty codes.
         """
-        shared = codes_share_a_call(generic=generic, no_generic_code=no_generic_code)
-        if series_id is None or not shared:
+        series_id, customer = request.series_id, request.customer
+        together = codes_share_a_call(
+            generic=request.generic, no_generic_code=request.no_generic_code
+        )
+        if series_id is None or not together:
             # Generic: each code alone with its customer. No series, or one not declared free
             # of generic codes: one code a call (a customer named does not bound a bulk call).
-            return await self._client.revoke_coupons_by_codes(
-                codes,
-                series_id,
-                attribution,
-                generic=generic,
-                no_generic_code=no_generic_code,
-                customer=customer,
-            )
-        sent = self._sent(attribution)
+            return await self._client.revoke_coupons_by_codes(request)
+        sent = self._sent(request.attribution)
         coupons = self._client.coupon_calls
         known_series = series_id
 
@@ -272,17 +247,22 @@ class Coalescer:
             )
             return [(result, answer.unasked) for result in answer.asked]
 
-        # The customer is part of the key: a call naming one customer carries only theirs.
-        # Its fields, not its JSON: the same key for the same customer, without a dump
-        # per call (every field is a string or None, so equal tuples are equal customers).
+        # The key is the request without its codes, as a tuple led by the request's type
+        # (``generic`` and ``no_generic_code`` are the same for every merged call). The
+        # customer is part of it: a call naming one customer carries only theirs. Its
+        # fields, not the model (not hashable) nor its JSON: the same key for the same
+        # customer, without a dump per call (every field is a string or None, so equal
+        # tuples are equal customers).
         whose = (
             (customer.id, customer.mobile, customer.email, customer.external_id)
             if customer is not None
             else None
         )
         lane = _Lane(Endpoint.COUPON_REVOKE, MAX_COUPON_CODES, send)
+        codes = request.codes
         sendable = dict.fromkeys(c for c in codes if c.strip())
-        futures = self._join_all(("coupons", series_id, sent, whose), lane, sendable, str.casefold)
+        key = (CouponCodesRevoke, series_id, sent, whose)
+        futures = self._join_all(key, lane, sendable, str.casefold)
         answers = await _wait(futures)
         results = [result for _, (result, _) in answers]
         unasked: dict[int, list[ItemResult]] = {}

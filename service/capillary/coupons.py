@@ -46,6 +46,7 @@ from service.capillary.models import (
     CouponRevokeRequest,
     CouponRevokeResponse,
 )
+from service.capillary.requests import CouponCodesRevoke, CustomerCouponsRevoke
 from service.capillary.results import Failure, ItemResult, ResultClass
 from service.observe.metrics import Metrics
 
@@ -72,16 +73,7 @@ class CouponCalls:
         self._params = {"couponCodeCase": code_case.value}
         self._beyond = (metrics or Metrics()).coupons_revoked_beyond_request
 
-    async def revoke_by_codes(
-        self,
-        codes: Sequence[str],
-        series_id: int | None,
-        attribution: Attribution | None = None,
-        *,
-        generic: bool = False,
-        no_generic_code: bool = False,
-        customer: CouponCustomer | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_by_codes(self, request: CouponCodesRevoke) -> list[ItemResult]:
         """Revoke unredeemed coupons by code; one result per distinct code.
 
         For a ``generic`` series each code goes alone, with ``customer`` and without the
@@ -89,6 +81,8 @@ class CouponCalls:
         codes (``no_generic_code``): at most 50 codes a call with the series id. Any other
         series, or none: one code a call. ``customer`` goes with every call when given.
         """
+        codes, series_id, attribution = request.codes, request.series_id, request.attribution
+        generic, customer = request.generic, request.customer
         sendable = list(dict.fromkeys(c for c in codes if c.strip()))
         results: list[ItemResult] = []
         if generic and customer is None:
@@ -103,10 +97,10 @@ class CouponCalls:
             ]
         elif generic:
             for code in sendable:
-                request = CouponRevokeRequest(coupon_codes=[code], customer=customer)
-                results += self._read(await self._send(request, attribution), [code])
+                body = CouponRevokeRequest(coupon_codes=[code], customer=customer)
+                results += self._read(await self._send(body, attribution), [code])
         else:
-            together = codes_share_a_call(generic=False, no_generic_code=no_generic_code)
+            together = codes_share_a_call(generic=False, no_generic_code=request.no_generic_code)
             for batch in coupon_code_batches(sendable, series_id if together else None):
                 call = await self._send_codes(batch, series_id, attribution, customer=customer)
                 results += self._read(call, batch)
@@ -140,19 +134,15 @@ class CouponCalls:
             unasked += answer.unasked
         return CodeResults(asked, unasked)
 
-    async def revoke_by_customer(
-        self,
-        customer: CouponCustomer,
-        series_id: int | None,
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def revoke_by_customer(self, request: CustomerCouponsRevoke) -> list[ItemResult]:
         """Revoke *all* unredeemed coupons of a customer (optionally of one series).
 
         Capillary revokes at most 100 and fails beyond that; it also takes coupons other
         orders earned. Use only when the caller asks for it explicitly.
         """
-        request = CouponRevokeRequest(coupon_series_id=series_id, customer=customer)
-        call = await self._send(request, attribution)
+        customer = request.customer
+        body = CouponRevokeRequest(coupon_series_id=request.series_id, customer=customer)
+        call = await self._send(body, request.attribution)
         answer = _read_answer(call, None, f"coupons_of_customer:{customer.kind()}")
         return answer.asked + answer.unasked
 

@@ -11,7 +11,8 @@ from urllib.parse import quote
 from service.capillary.answers import failed_items, from_errors, item_result, local_refusal
 from service.capillary.call import CallLoop
 from service.capillary.codes import Endpoint
-from service.capillary.models import Attribution, DeactivateResponse
+from service.capillary.models import DeactivateResponse
+from service.capillary.requests import Deactivation
 from service.capillary.results import Failure, ItemResult, ResultClass
 
 _ENDPOINT = Endpoint.DEACTIVATE
@@ -23,14 +24,13 @@ class DeactivateCalls:
     def __init__(self, loop: CallLoop) -> None:
         self._loop = loop
 
-    async def deactivate(
-        self,
-        promotion_id: str,
-        customer_id: int,
-        earn_id: str | None,
-        attribution: Attribution | None = None,
-    ) -> list[ItemResult]:
+    async def deactivate(self, request: Deactivation) -> list[ItemResult]:
         """End one customer's participation, or one earn (``earn_id``, PAYMENT_VOUCHER mode)."""
+        promotion_id, customer_id, earn_id = (
+            request.promotion_id,
+            request.customer_id,
+            request.earn_id,
+        )
         item = f"deactivation:{promotion_id}/{customer_id}"
         if earn_id is not None:
             item += f"/{earn_id}"
@@ -50,7 +50,7 @@ class DeactivateCalls:
             url=self._loop.url(_ENDPOINT, promotion_id=quote(promotion_id, safe="")),
             content=b"",
             params=params,
-            attribution=attribution,
+            attribution=request.attribution,
         )
         parsed = call.read(_ENDPOINT, DeactivateResponse)
         if isinstance(parsed, Failure):

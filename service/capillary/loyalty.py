@@ -10,8 +10,6 @@ revoked.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Generic
 
 import structlog
 
@@ -26,7 +24,6 @@ from service.capillary.call import CallLoop
 from service.capillary.codes import Endpoint
 from service.capillary.limits import MAX_LOYALTY_CUSTOMERS, chunks_without_repeats
 from service.capillary.models import (
-    Attribution,
     CustomerT,
     IdentifierName,
     LoyaltyAction,
@@ -39,6 +36,7 @@ from service.capillary.models import (
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
 )
+from service.capillary.requests import LoyaltyBulk
 from service.capillary.results import Failure, ItemResult, ResultClass
 
 _log = structlog.get_logger("service.capillary.client")
@@ -63,16 +61,6 @@ def _unmatched(action: LoyaltyBulkAction, failure: Failure) -> Failure:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class LoyaltyBulk(Generic[CustomerT]):
-    """What every customer of one bulk request shares; equal ones may share a request."""
-
-    action: LoyaltyAction[CustomerT]
-    promotion: LoyaltyPromotionRef
-    identifier_name: IdentifierName
-    attribution: Attribution | None = None
-
-
 class LoyaltyCalls:
     """The two loyalty bulk endpoints, one result per earn id (or per customer)."""
 
@@ -80,14 +68,9 @@ class LoyaltyCalls:
         self._loop = loop
 
     async def bulk(
-        self,
-        action: LoyaltyAction[CustomerT],
-        promotion: LoyaltyPromotionRef,
-        identifier_name: IdentifierName,
-        customers: Sequence[CustomerT],
-        attribution: Attribution | None = None,
+        self, bulk: LoyaltyBulk[CustomerT], customers: Sequence[CustomerT]
     ) -> list[ItemResult]:
-        """One bulk action for ``customers``, their results in order.
+        """One bulk action (``bulk``) for ``customers``, their results in order.
 
         * REVOKE_EARN: one result per earn ID, or one per customer for the broad form:
           ``earn_ids=None`` revokes *all* the customer's earns of the promotion (the client
@@ -98,8 +81,7 @@ class LoyaltyCalls:
           idempotent: after an ambiguous failure (the request may have been processed) it is
           not retried and the result says a repeat could issue twice.
         """
-        shared = LoyaltyBulk(action, promotion, identifier_name, attribution)
-        grouped = await self.grouped(shared, customers)
+        grouped = await self.grouped(bulk, customers)
         return [result for results in grouped for result in results]
 
     async def grouped(
@@ -335,4 +317,4 @@ def _unsendable(customer: LoyaltyCustomer) -> tuple[str, str] | None:
     return None
 
 
-__all__ = ["LoyaltyBulk", "LoyaltyCalls", "customer_key", "endpoint_of", "refusal"]
+__all__ = ["LoyaltyCalls", "customer_key", "endpoint_of", "refusal"]

@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from service import actions
 from service.capillary import models
 from service.capillary.api import CapillaryApi
+from service.capillary.requests import (
+    CartRevoke,
+    CouponCodesRevoke,
+    CustomerCouponsRevoke,
+    Deactivation,
+    LoyaltyBulk,
+)
 from service.capillary.results import ItemResult as ApiItemResult
 from service.capillary.results import ResultClass
 from service.errors import CapillaryInterruptedError, CapillaryUnavailableError
@@ -213,57 +220,47 @@ class Executor:
         api = self._api
         match action:
             case actions.RevokeLoyaltyEarn(target=t, earn_ids=earn_ids):
-                return await api.loyalty(
-                    models.LoyaltyAction.REVOKE_EARN,
-                    _promotion(t),
-                    t.identifier_name,
-                    [
-                        models.LoyaltyCustomerEarns(
-                            identifier_value=t.identifier_value, source=t.source, earn_ids=earn_ids
-                        )
-                    ],
-                    attribution,
+                customer = models.LoyaltyCustomerEarns(
+                    identifier_value=t.identifier_value, source=t.source, earn_ids=earn_ids
                 )
+                revoke = models.LoyaltyAction.REVOKE_EARN
+                bulk_earns = LoyaltyBulk(revoke, _promotion(t), t.identifier_name, attribution)
+                return await api.loyalty(bulk_earns, [customer])
             case (
                 actions.RevokeLoyaltyEnrolment(target=t)
                 | actions.EnrolLoyalty(target=t)
                 | actions.IssueLoyaltyEarn(target=t)
             ):
-                return await api.loyalty(
-                    _LOYALTY_ACTIONS[type(action)],
-                    _promotion(t),
-                    t.identifier_name,
-                    [_customer(t)],
-                    attribution,
-                )
+                loyalty_action = _LOYALTY_ACTIONS[type(action)]
+                bulk = LoyaltyBulk(loyalty_action, _promotion(t), t.identifier_name, attribution)
+                return await api.loyalty(bulk, [_customer(t)])
             case actions.RevokeCartEarn(
                 customer_id=customer_id, promotion_id=promotion_id, earn_ids=ids
             ):
-                return await api.revoke_cart_earns(
-                    customer_id,
-                    [models.CartEarnsRef(promotion_id=promotion_id, earn_ids=ids)],
-                    attribution,
-                )
+                earns = [models.CartEarnsRef(promotion_id=promotion_id, earn_ids=ids)]
+                return await api.revoke_cart_earns(CartRevoke(customer_id, earns, attribution))
             case actions.DeactivateCartPromotion(
                 customer_id=customer_id, promotion_id=promotion_id, earn_id=earn_id
             ):
                 return await api.deactivate_promotion(
-                    promotion_id, customer_id, earn_id, attribution
+                    Deactivation(promotion_id, customer_id, earn_id, attribution)
                 )
             case actions.RevokeCouponCodes(
                 series_id=series_id, codes=codes, generic=generic, customer=c
             ):
                 return await api.revoke_coupons_by_codes(
-                    codes,
-                    series_id,
-                    attribution,
-                    generic=generic,
-                    no_generic_code=action.no_generic_code,
-                    customer=_coupon_customer(c) if c is not None else None,
+                    CouponCodesRevoke(
+                        codes,
+                        series_id,
+                        attribution,
+                        generic=generic,
+                        no_generic_code=action.no_generic_code,
+                        customer=_coupon_customer(c) if c is not None else None,
+                    )
                 )
             case actions.RevokeCustomerCoupons(customer=c, series_id=series_id):
                 return await api.revoke_coupons_by_customer(
-                    _coupon_customer(c), series_id, attribution
+                    CustomerCouponsRevoke(_coupon_customer(c), series_id, attribution)
                 )
         raise AssertionError(f"no call for action kind {action.kind}")  # pragma: no cover
 

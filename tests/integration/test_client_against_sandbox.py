@@ -22,6 +22,7 @@ from service.capillary import (
     RetryPolicy,
 )
 from service.capillary.coalesce import Coalescer
+from service.capillary.requests import CartRevoke, CouponCodesRevoke, Deactivation, LoyaltyBulk
 from service.capillary.results import ItemResult
 from service.outcome import ActionStatus
 from service.pipeline.execute import item_status
@@ -61,13 +62,17 @@ async def client(sandbox: Sandbox) -> AsyncIterator[CapillaryClient]:
 async def _revoke_everything(client: CapillaryClient) -> list[ItemResult]:
     customer = LoyaltyCustomerEarns(identifier_value=TOM, source="INSTORE", earn_ids=[974])
     return [
-        *await client.loyalty(LoyaltyAction.REVOKE_EARN, LOYALTY_PROMO, "id", [customer]),
+        *await client.loyalty(
+            LoyaltyBulk(LoyaltyAction.REVOKE_EARN, LOYALTY_PROMO, "id"), [customer]
+        ),
         *await client.revoke_cart_earns(
-            POLLY, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=[CART_EARN])]
+            CartRevoke(POLLY, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=[CART_EARN])])
         ),
         # The demo's 415446 holds no generic code: declared so, its codes share one call.
-        *await client.revoke_coupons_by_codes(COUPONS, series_id=415446, no_generic_code=True),
-        *await client.deactivate_promotion(CART_PROMO, 555567090, None),
+        *await client.revoke_coupons_by_codes(
+            CouponCodesRevoke(COUPONS, series_id=415446, no_generic_code=True)
+        ),
+        *await client.deactivate_promotion(Deactivation(CART_PROMO, 555567090, None)),
     ]
 
 
@@ -126,7 +131,9 @@ async def test_generic_series_code_revokes_only_its_customers_coupon(
     sandbox: Sandbox, client: CapillaryClient
 ) -> None:
     [result] = await client.revoke_coupons_by_codes(
-        ["sale-hf-0001"], 415500, generic=True, customer=CouponCustomer(id="555567089")
+        CouponCodesRevoke(
+            ["sale-hf-0001"], 415500, generic=True, customer=CouponCustomer(id="555567089")
+        )
     )
     assert result.result_class is ResultClass.DONE
     revoked = {c.code for c in sandbox.state.snapshot().coupons if c.revoked}
@@ -159,9 +166,7 @@ async def test_150_concurrent_loyalty_revokes_through_the_coalescer_make_two_cal
     results = await asyncio.gather(
         *(
             coalescer.loyalty(
-                LoyaltyAction.REVOKE_EARN,
-                LOYALTY_PROMO,
-                "id",
+                LoyaltyBulk(LoyaltyAction.REVOKE_EARN, LOYALTY_PROMO, "id"),
                 [
                     LoyaltyCustomerEarns(
                         identifier_value=str(c), source="INSTORE", earn_ids=[60_000 + n]

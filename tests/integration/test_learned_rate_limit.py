@@ -20,6 +20,7 @@ from capillary_sandbox import Sandbox, SandboxConfig
 from capillary_sandbox.state import CartEarn, CartPromotion, Customer, SandboxSeed
 from service.capillary import CapillaryClient, CapillaryConfig, CartEarnsRef, ResultClass
 from service.capillary.config import CapillaryRateLimits
+from service.capillary.requests import CartRevoke
 from service.observe.metrics import Metrics
 
 SPEED_UP = 10
@@ -76,8 +77,10 @@ async def test_cart_returns_over_the_brand_limit_draw_few_429s_and_none_fails(
         answers = await asyncio.gather(
             *(
                 client.revoke_cart_earns(
-                    FIRST_CUSTOMER + n,
-                    [CartEarnsRef(promotion_id=PROMOTION, earn_ids=[_earn_id(n)])],
+                    CartRevoke(
+                        FIRST_CUSTOMER + n,
+                        [CartEarnsRef(promotion_id=PROMOTION, earn_ids=[_earn_id(n)])],
+                    )
                 )
                 for n in range(RETURNS)
             )

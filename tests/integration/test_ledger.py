@@ -607,7 +607,7 @@ async def test_a_replayed_cancellation_after_a_crash_gives_back_nothing_twice(
 
     async def issue_then_crash(*args: Any, **kwargs: Any) -> Any:
         results = await loyalty(*args, **kwargs)
-        if args[0].bulk_action != "EARN":
+        if args[0].action.bulk_action != "EARN":  # args[0]: the LoyaltyBulk
             return results
         earned.set()
         await asyncio.Event().wait()

@@ -102,7 +102,7 @@ async def test_crash_after_a_give_back_call_makes_no_second_call(
 
     async def issue_then_crash(*args: Any, **kwargs: Any) -> Any:
         results = await loyalty(*args, **kwargs)
-        if args[0].bulk_action != "EARN":
+        if args[0].action.bulk_action != "EARN":  # args[0]: the LoyaltyBulk
             return results
         earned.set()
         await asyncio.Event().wait()  # the process is gone: nothing after the call happens

@@ -9,6 +9,7 @@ import pytest
 from service.capillary.codes import Endpoint
 from service.capillary.config import CapillaryPacingSettings, CapillaryRateLimits
 from service.capillary.limits import FLOOR_PER_MINUTE, AdaptiveLimiter, RateLimiters, pacing
+from service.capillary.requests import CartRevoke
 from service.clock import FakeClock
 from service.observe.metrics import Metrics
 from tests.unit.capillary.helpers import (
@@ -175,7 +176,7 @@ async def test_a_429_through_the_client_lowers_the_pace_metric_and_an_answer_rai
     metrics = Metrics()
     h = make_harness(fake, metrics=metrics)
     async with h.client:
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     limiter = h.client.limiter(Endpoint.CART_REVOKE)
     assert limiter.paused_until == 7.0
     # Halved by the 429, one step (1% of 300) back for the answer after it.
@@ -195,7 +196,7 @@ async def test_a_retry_after_past_the_setting_is_cut_to_it() -> None:
     policy = no_jitter_policy(total_timeout=120.0)
     h = make_harness(fake, basic_config(pacing={"retry_after_max": 20.0}), policy)
     async with h.client:
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert h.sleeps == [20.0]
     assert h.client.limiter(Endpoint.CART_REVOKE).paused_until == 20.0
 

@@ -10,6 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from service.capillary.models import Attribution, AttributionEntityType
+from service.capillary.requests import CartRevoke
 from service.capillary.results import ResultClass
 from service.errors import ConfigurationError
 from tests.unit.capillary.helpers import (
@@ -59,8 +60,8 @@ async def test_oauth_token_is_fetched_once_and_sent_in_configured_header() -> No
     fake = _cart_fake(tokens)
     h = make_harness(fake, config=oauth_config(oauth_header_name="CAP-API-ACCESS-TOKEN"))
     async with h.client:
-        await h.client.revoke_cart_earns(5, EARN)
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert tokens.count == 1
     assert tokens.bodies == [{"key": "key-1", "secret": OAUTH_SECRET}]
     assert [c.headers["CAP-API-ACCESS-TOKEN"] for c in fake.calls(CART)] == ["tok-SECRET-1"] * 2
@@ -72,11 +73,11 @@ async def test_oauth_token_is_refreshed_before_expiry_by_the_clock() -> None:
     fake = _cart_fake(tokens)
     h = make_harness(fake, config=oauth_config(token_refresh_margin=60))
     async with h.client:
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
         h.clock.advance(539)
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
         h.clock.advance(2)  # 541 s: inside the 60 s margin of a 600 s token
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert [c.headers["X-CAP-API-OAUTH-TOKEN"] for c in fake.calls(CART)] == [
         "tok-SECRET-1",
         "tok-SECRET-1",
@@ -89,9 +90,9 @@ async def test_oauth_ttl_over_an_hour_is_capped() -> None:
     fake = _cart_fake(tokens)
     h = make_harness(fake, config=oauth_config(token_refresh_margin=0))
     async with h.client:
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
         h.clock.advance(3601)
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert tokens.count == 2
 
 
@@ -116,7 +117,9 @@ async def test_oauth_concurrent_calls_share_one_token_request() -> None:
         gate.set()
 
     async with h.client:
-        tasks = [asyncio.create_task(h.client.revoke_cart_earns(5, EARN)) for _ in range(20)]
+        tasks = [
+            asyncio.create_task(h.client.revoke_cart_earns(CartRevoke(5, EARN))) for _ in range(20)
+        ]
         releaser = asyncio.create_task(release())
         results = await asyncio.gather(*tasks)
         await releaser
@@ -132,7 +135,7 @@ async def test_oauth_401_refreshes_token_once_and_retries() -> None:
     fake.script(CART, reply(401), reply(200, CART_OK))
     h = make_harness(fake, config=oauth_config())
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert result.result_class is ResultClass.DONE
     assert tokens.count == 2
     assert [c.headers["X-CAP-API-OAUTH-TOKEN"] for c in fake.calls(CART)] == [
@@ -148,7 +151,7 @@ async def test_oauth_second_401_is_request_error_naming_the_settings() -> None:
     fake.script(CART, reply(401))
     h = make_harness(fake, config=oauth_config())
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert result.result_class is ResultClass.UNAVAILABLE
     assert result.code == 401
     assert "OAUTH_SECRET" in (result.next_step or "")
@@ -161,7 +164,7 @@ async def test_basic_401_is_not_retried() -> None:
     fake.script(CART, reply(401))
     h = make_harness(fake)
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert result.result_class is ResultClass.UNAVAILABLE
     assert "PASSWORD" in (result.next_step or "")
     assert len(fake.calls(CART)) == 1
@@ -175,7 +178,7 @@ async def test_token_refused_is_request_error_without_secret() -> None:
     fake.script(CART, reply(200, CART_OK))
     h = make_harness(fake, config=oauth_config())
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert result.result_class is ResultClass.UNAVAILABLE
     assert fake.calls(CART) == []
     assert OAUTH_SECRET not in result.model_dump_json()
@@ -187,7 +190,7 @@ async def test_attribution_headers_are_sent_with_oauth_only() -> None:
     basic = make_harness(_cart_fake(TokenServer()))
     for h in (oauth, basic):
         async with h.client:
-            await h.client.revoke_cart_earns(5, EARN, attribution=who)
+            await h.client.revoke_cart_earns(CartRevoke(5, EARN, attribution=who))
     [sent] = oauth.fake.calls(CART)
     assert sent.headers["X-CAP-API-ATTRIBUTION-ENTITY-TYPE"] == "TILL"
     assert sent.headers["X-CAP-API-ATTRIBUTION-ENTITY-ID"] == "till-042"
@@ -206,7 +209,7 @@ async def test_secrets_never_appear_in_logs_results_reprs_or_errors() -> None:
     h = make_harness(fake, config=oauth)
     with capture_logs() as logs:
         async with h.client:
-            results = await h.client.revoke_cart_earns(5, EARN)
+            results = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     basic = make_harness(FakeCapillary(), config=basic_config())
     await basic.client.aclose()
     texts = [

@@ -18,6 +18,13 @@ from service.capillary.models import (
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
 )
+from service.capillary.requests import (
+    CartRevoke,
+    CouponCodesRevoke,
+    CustomerCouponsRevoke,
+    Deactivation,
+    LoyaltyBulk,
+)
 from service.capillary.results import ResultClass
 from tests.unit.capillary.helpers import (
     CART,
@@ -64,7 +71,9 @@ async def test_revoke_loyalty_earns_partial_success_matches_items_by_position(
         LoyaltyCustomerEarns(identifier_value="1", source="INSTORE", earn_ids=[112]),
         LoyaltyCustomerEarns(identifier_value="2", source="INSTORE", earn_ids=[113, 114]),
     ]
-    results = await harness.client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", customers)
+    results = await harness.client.loyalty(
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), customers
+    )
     assert [(r.item, r.result_class, r.code) for r in results] == [
         ("loyalty_earn:111", D, None),
         ("loyalty_earn:112", N, 8015),
@@ -81,7 +90,7 @@ async def test_revoke_loyalty_earns_invalid_or_already_revoked_is_gone(harness: 
         reply(200, {"response": [loyalty_error(8903)], "totalCount": 1, "failureCount": 1}),
     )
     [result] = await harness.client.loyalty(
-        LoyaltyAction.REVOKE_EARN, PROMO, "id", _customers("9", earn_ids=[974])
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), _customers("9", earn_ids=[974])
     )
     assert result.result_class is ResultClass.GONE
     assert result.code == 8903
@@ -92,7 +101,9 @@ async def test_revoke_loyalty_earns_broad_form_sends_no_earn_ids(harness: Harnes
     harness.fake.script(
         LOYALTY_REVOKE, reply(200, loyalty_ok({"entityId": 9, "revokedEarnIds": [1, 2]}))
     )
-    [result] = await harness.client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", _customers("9"))
+    [result] = await harness.client.loyalty(
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), _customers("9")
+    )
     [body] = harness.fake.bodies(LOYALTY_REVOKE)
     assert body["customers"] == [{"identifierValue": "9", "source": "INSTORE"}]
     assert body["bulkAction"] == "REVOKE_EARN"
@@ -111,15 +122,16 @@ if TYPE_CHECKING:
         refuses one for REVOKE_EARN, and these ignores fail the type check (unused) the day
         it stops refusing."""
         plain = [LoyaltyCustomer(identifier_value="9", source="INSTORE")]
-        await client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", plain)  # type: ignore[misc]
-        await api.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", plain)  # type: ignore[misc]
-        await api.loyalty(LoyaltyAction.ENROL, PROMO, "id", plain)
+        revoke = LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id")
+        await client.loyalty(revoke, plain)  # type: ignore[misc]
+        await api.loyalty(revoke, plain)  # type: ignore[misc]
+        await api.loyalty(LoyaltyBulk(LoyaltyAction.ENROL, PROMO, "id"), plain)
 
 
 async def test_revoke_loyalty_answer_count_mismatch_is_request_error(harness: Harness) -> None:
     harness.fake.script(LOYALTY_REVOKE, reply(200, loyalty_ok({"entityId": 1})))
     results = await harness.client.loyalty(
-        LoyaltyAction.REVOKE_EARN, PROMO, "id", _customers("1", "2", earn_ids=[5])
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), _customers("1", "2", earn_ids=[5])
     )
     assert {r.result_class for r in results} == {E}
     assert "position" in results[0].message
@@ -135,7 +147,9 @@ async def test_revoke_loyalty_customer_without_source_is_answered_without_a_call
         LoyaltyCustomerEarns(identifier_value="1", source="INSTORE", earn_ids=[5]),
         LoyaltyCustomerEarns(identifier_value="2", source=" ", earn_ids=[6]),
     ]
-    results = await harness.client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", customers)
+    results = await harness.client.loyalty(
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), customers
+    )
     assert [(r.item, r.result_class) for r in results] == [
         ("loyalty_earn:5", D),
         ("loyalty_earn:6", E),
@@ -153,7 +167,9 @@ async def test_revoke_loyalty_enrolments_reads_issual_id(harness: Harness) -> No
         LoyaltyCustomer(identifier_value=v, source="INSTORE")
         for v in ("423926199", "423926198", "423926200", "423926201")
     ]
-    results = await harness.client.loyalty(LoyaltyAction.REVOKE_ENROL, PROMO, "id", customers)
+    results = await harness.client.loyalty(
+        LoyaltyBulk(LoyaltyAction.REVOKE_ENROL, PROMO, "id"), customers
+    )
     assert [r.detail["issual_id"] for r in results] == ["847", "848", "849", "850"]
     assert results[0].item == "enrolment:74230/423926199"
     assert harness.fake.bodies(LOYALTY_REVOKE)[0]["bulkAction"] == "REVOKE_ENROL"
@@ -169,9 +185,9 @@ async def test_issue_earn_puts_new_earned_id_in_detail(harness: Harness) -> None
         LoyaltyCustomer(identifier_value=str(v), source="INSTORE") for v in (170940055, 1, 2, 3)
     ]
     results = await harness.client.loyalty(
-        LoyaltyAction.EARN,
-        LoyaltyPromotionRef(program_id=699, promo_identifier="x"),
-        "id",
+        LoyaltyBulk(
+            LoyaltyAction.EARN, LoyaltyPromotionRef(program_id=699, promo_identifier="x"), "id"
+        ),
         customers,
     )
     assert results[0].result_class is D
@@ -188,9 +204,7 @@ async def test_enrol_direct_promotion_8902_is_refused(harness: Harness) -> None:
         reply(200, fixture("loyalty_enrol.response.response_direct_action_enrol.json")),
     )
     [result] = await harness.client.loyalty(
-        LoyaltyAction.ENROL,
-        PROMO,
-        "mobile",
+        LoyaltyBulk(LoyaltyAction.ENROL, PROMO, "mobile"),
         [LoyaltyCustomer(identifier_value="9198", source="INSTORE")],
     )
     assert result.result_class is R
@@ -207,7 +221,7 @@ async def test_revoke_cart_earns_sends_documented_body_and_reads_example(harness
             promotion_id="69058646b1cfc114606f7bbe", earn_ids=["68f869d94a314550c4b46047"]
         ),
     ]
-    results = await harness.client.revoke_cart_earns(566881933, earns)
+    results = await harness.client.revoke_cart_earns(CartRevoke(566881933, earns))
     assert harness.fake.bodies(CART) == [fixture("cart_revoke.request.example_two_promotions.json")]
     assert [(r.item, r.result_class) for r in results] == [
         ("cart_earn:6911eaf1f57b486147effac0", D),
@@ -234,7 +248,7 @@ async def test_revoke_cart_earns_mixed_errors_are_asked_again_one_by_one(harness
 
     harness.fake.script(CART, answer)
     earns = [CartEarnsRef(promotion_id="p", earn_ids=["e1", "e2", "e3"])]
-    results = await harness.client.revoke_cart_earns(5, earns)
+    results = await harness.client.revoke_cart_earns(CartRevoke(5, earns))
     assert sorted((r.item, r.result_class, r.code) for r in results) == [
         ("cart_earn:e1", D, None),
         ("cart_earn:e2", ResultClass.REDEEMED, 729),
@@ -256,7 +270,9 @@ async def test_revoke_coupons_partial_success_without_entity_and_misspellings(
         ),
     )
     codes = ["SDDSDSDS", "CODE4", "CODE5", "CODE6", "CODE7", "CODE8"]
-    results = await harness.client.revoke_coupons_by_codes(codes, series_id=1, no_generic_code=True)
+    results = await harness.client.revoke_coupons_by_codes(
+        CouponCodesRevoke(codes, series_id=1, no_generic_code=True)
+    )
     assert [(r.result_class, r.code) for r in results] == [
         (D, None),
         (N, 404),
@@ -279,7 +295,7 @@ async def test_revoke_coupons_generic_series_top_level_error_applies_to_all(
         ),
     )
     results = await harness.client.revoke_coupons_by_codes(
-        ["SALE20", "SALE21"], series_id=9, no_generic_code=True
+        CouponCodesRevoke(["SALE20", "SALE21"], series_id=9, no_generic_code=True)
     )
     assert [(r.item, r.result_class, r.code) for r in results] == [
         ("coupon:SALE20", R, 108),
@@ -298,7 +314,7 @@ async def test_revoke_coupons_by_customer_lists_revoked_codes(harness: Harness) 
         ),
     )
     results = await harness.client.revoke_coupons_by_customer(
-        CouponCustomer(mobile="11223569865"), 415446
+        CustomerCouponsRevoke(CouponCustomer(mobile="11223569865"), 415446)
     )
     assert len(results) == 18
     assert {r.result_class for r in results} == {D}
@@ -317,7 +333,9 @@ async def test_revoke_coupons_by_customer_with_nothing_left_is_already_done(
         "success": True,
     }
     harness.fake.script(COUPON, reply(200, empty))
-    [result] = await harness.client.revoke_coupons_by_customer(CouponCustomer(id="555567088"), None)
+    [result] = await harness.client.revoke_coupons_by_customer(
+        CustomerCouponsRevoke(CouponCustomer(id="555567088"), None)
+    )
     assert result.item == "coupons_of_customer:id"
     assert result.result_class is A
 
@@ -327,7 +345,7 @@ async def test_deactivate_without_earn_id_omits_it_and_sends_empty_body(harness:
         "/deactivate", reply(200, fixture("deactivate.response.example_response.json"))
     )
     [result] = await harness.client.deactivate_promotion(
-        "69117663b1cfc114606fd7fb", 566881933, None
+        Deactivation("69117663b1cfc114606fd7fb", 566881933, None)
     )
     [call] = harness.fake.calls("/api_gateway/v1/promotions/69117663b1cfc114606fd7fb/deactivate")
     assert call.method == "POST"
@@ -340,13 +358,13 @@ async def test_deactivate_without_earn_id_omits_it_and_sends_empty_body(harness:
 
 async def test_deactivate_with_earn_id_sends_it(harness: Harness) -> None:
     harness.fake.script("/deactivate", reply(200, {"data": True, "errors": []}))
-    await harness.client.deactivate_promotion("p1", 5, "e1")
+    await harness.client.deactivate_promotion(Deactivation("p1", 5, "e1"))
     [call] = harness.fake.requests
     assert dict(call.url.params) == {"customerId": "5", "earnId": "e1"}
 
 
 async def test_deactivate_empty_promotion_id_makes_no_call(harness: Harness) -> None:
-    [result] = await harness.client.deactivate_promotion("", 5, None)
+    [result] = await harness.client.deactivate_promotion(Deactivation("", 5, None))
     assert result.result_class is E
     assert harness.fake.requests == []
 
@@ -354,7 +372,7 @@ async def test_deactivate_empty_promotion_id_makes_no_call(harness: Harness) -> 
 async def test_http_404_without_json_names_the_base_url_setting(harness: Harness) -> None:
     harness.fake.script(CART, httpx.Response(404, text="<html>not here</html>"))
     [result] = await harness.client.revoke_cart_earns(
-        5, [CartEarnsRef(promotion_id="p", earn_ids=["e"])]
+        CartRevoke(5, [CartEarnsRef(promotion_id="p", earn_ids=["e"])])
     )
     assert result.result_class is ResultClass.UNAVAILABLE
     assert "GATEWAY_BASE_URL" in (result.next_step or "")
@@ -367,7 +385,7 @@ async def test_an_earn_answered_but_unmatched_is_uncertain_for_every_customer_of
     # for both, so neither may be issued again.
     harness.fake.script(LOYALTY_ENROL, reply(200, loyalty_ok({"entityId": 1, "earnedId": "77"})))
     customers = [LoyaltyCustomer(identifier_value=v, source="INSTORE") for v in ("1", "2")]
-    results = await harness.client.loyalty(LoyaltyAction.EARN, PROMO, "id", customers)
+    results = await harness.client.loyalty(LoyaltyBulk(LoyaltyAction.EARN, PROMO, "id"), customers)
     assert [r.result_class for r in results] == [ResultClass.UNCERTAIN] * 2
     assert "not repeated" in results[0].message
     assert results[0].next_step is not None
@@ -377,14 +395,14 @@ async def test_an_earn_answered_but_unmatched_is_uncertain_for_every_customer_of
 async def test_an_earn_item_naming_another_customer_is_uncertain(harness: Harness) -> None:
     harness.fake.script(LOYALTY_ENROL, reply(200, loyalty_ok({"entityId": 9, "earnedId": "77"})))
     customers = [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
-    [result] = await harness.client.loyalty(LoyaltyAction.EARN, PROMO, "id", customers)
+    [result] = await harness.client.loyalty(LoyaltyBulk(LoyaltyAction.EARN, PROMO, "id"), customers)
     assert result.result_class is ResultClass.UNCERTAIN
 
 
 async def test_an_earn_answered_in_an_unreadable_shape_is_uncertain(harness: Harness) -> None:
     harness.fake.script(LOYALTY_ENROL, reply(200, {"response": "not a list"}))
     customers = [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
-    [result] = await harness.client.loyalty(LoyaltyAction.EARN, PROMO, "id", customers)
+    [result] = await harness.client.loyalty(LoyaltyBulk(LoyaltyAction.EARN, PROMO, "id"), customers)
     assert result.result_class is ResultClass.UNCERTAIN
 
 
@@ -392,7 +410,7 @@ async def test_a_revoke_answered_but_unmatched_stays_a_request_error(harness: Ha
     # A revoke is safe to repeat: the replay the message advises cannot take twice.
     harness.fake.script(LOYALTY_REVOKE, reply(200, {"response": "not a list"}))
     [result] = await harness.client.loyalty(
-        LoyaltyAction.REVOKE_EARN, PROMO, "id", _customers("1", earn_ids=[5])
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), _customers("1", earn_ids=[5])
     )
     assert result.result_class is E
 
@@ -402,6 +420,6 @@ async def test_an_earn_answered_200_without_json_may_have_been_issued(harness: H
     # no item to read, and the executor must count the EARN as possibly made.
     harness.fake.script(LOYALTY_ENROL, httpx.Response(200, text="<html>ok</html>"))
     customers = [LoyaltyCustomer(identifier_value="1", source="INSTORE")]
-    [result] = await harness.client.loyalty(LoyaltyAction.EARN, PROMO, "id", customers)
+    [result] = await harness.client.loyalty(LoyaltyBulk(LoyaltyAction.EARN, PROMO, "id"), customers)
     assert result.result_class is ResultClass.UNAVAILABLE
     assert result.after_uncertain_attempt

@@ -25,6 +25,7 @@ from service.capillary.models import (
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
 )
+from service.capillary.requests import LoyaltyBulk
 from service.capillary.results import ItemResult, ResultClass
 from tests.unit.capillary.coalescing import (
     FAST,
@@ -70,7 +71,9 @@ def _revoke(
     attribution: Attribution | None = None,
 ) -> Coroutine[Any, Any, list[ItemResult]]:
     """REVOKE_EARN of ``customers`` (named by id) in ``promotion``."""
-    return api.loyalty(LoyaltyAction.REVOKE_EARN, promotion, "id", list(customers), attribution)
+    return api.loyalty(
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, promotion, "id", attribution), list(customers)
+    )
 
 
 def _shared(results: list[ItemResult]) -> list[dict[str, Any]]:
@@ -193,10 +196,10 @@ async def test_enrol_and_earn_of_several_callers_share_a_request(harness: Harnes
     coalescer = Coalescer(harness.client, linger_seconds=0)
     customers = [LoyaltyCustomer(identifier_value=str(n), source="INSTORE") for n in (5, 6)]
     enrolled = await gather(
-        *(coalescer.loyalty(LoyaltyAction.ENROL, PROMO, "id", [c]) for c in customers)
+        *(coalescer.loyalty(LoyaltyBulk(LoyaltyAction.ENROL, PROMO, "id"), [c]) for c in customers)
     )
     issued = await gather(
-        *(coalescer.loyalty(LoyaltyAction.EARN, PROMO, "id", [c]) for c in customers)
+        *(coalescer.loyalty(LoyaltyBulk(LoyaltyAction.EARN, PROMO, "id"), [c]) for c in customers)
     )
     bodies = harness.fake.bodies(LOYALTY_ENROL)
     assert [(b["bulkAction"], len(b["customers"])) for b in bodies] == [("ENROL", 2), ("EARN", 2)]
@@ -292,7 +295,7 @@ async def test_callers_arriving_during_the_linger_join_the_batch(harness: Harnes
         lingering.set()
         await linger_over.wait()
 
-    coalescer = Coalescer(harness.client, linger_seconds=0.005, clock=harness.clock, sleep=sleep)
+    coalescer = Coalescer(harness.client, linger_seconds=0.005, sleep=sleep)
     first = asyncio.create_task(_revoke(coalescer, _customer(1, 1)))
     await lingering.wait()
     [second] = await _joined([_revoke(coalescer, _customer(2, 2))])

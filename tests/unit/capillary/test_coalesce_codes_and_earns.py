@@ -14,6 +14,12 @@ import pytest
 
 from service.capillary.coalesce import Coalescer
 from service.capillary.models import CartEarnsRef, CouponCustomer
+from service.capillary.requests import (
+    CartRevoke,
+    CouponCodesRevoke,
+    CustomerCouponsRevoke,
+    Deactivation,
+)
 from service.capillary.results import ItemResult, ResultClass
 from tests.unit.capillary.coalescing import echoing_harness, fast_harness, gather
 from tests.unit.capillary.helpers import CART, COUPON, FakeCapillary, Harness, reply
@@ -38,7 +44,9 @@ async def test_codes_of_a_series_free_of_generic_codes_from_60_callers_go_50_the
     coalescer = Coalescer(harness.client, linger_seconds=0)
     results = await gather(
         *(
-            coalescer.revoke_coupons_by_codes([f"C{n}"], SERIES, no_generic_code=True)
+            coalescer.revoke_coupons_by_codes(
+                CouponCodesRevoke([f"C{n}"], SERIES, no_generic_code=True)
+            )
             for n in range(60)
         )
     )
@@ -52,8 +60,10 @@ async def test_codes_of_a_series_free_of_generic_codes_from_60_callers_go_50_the
 async def test_one_code_from_two_callers_goes_in_two_requests(harness: Harness) -> None:
     coalescer = Coalescer(harness.client, linger_seconds=0)
     await gather(
-        coalescer.revoke_coupons_by_codes(["ABC", "X1"], SERIES, no_generic_code=True),
-        coalescer.revoke_coupons_by_codes(["abc"], SERIES, no_generic_code=True),
+        coalescer.revoke_coupons_by_codes(
+            CouponCodesRevoke(["ABC", "X1"], SERIES, no_generic_code=True)
+        ),
+        coalescer.revoke_coupons_by_codes(CouponCodesRevoke(["abc"], SERIES, no_generic_code=True)),
     )
     assert [b["couponCodes"] for b in harness.fake.bodies(COUPON)] == [["ABC", "X1"], ["abc"]]
 
@@ -67,9 +77,11 @@ async def test_codes_of_other_customers_never_share_a_request_unless_declared_fr
     coalescer = Coalescer(harness.client, linger_seconds=0)
     tom, huck = CouponCustomer(id="555567088"), CouponCustomer(mobile="919986000586")
     toms, hucks, toms_again = await gather(
-        coalescer.revoke_coupons_by_codes(["T1", "T2"], SERIES, customer=tom),
-        coalescer.revoke_coupons_by_codes(["H1"], SERIES, customer=huck),
-        coalescer.revoke_coupons_by_codes(["T3"], SERIES, customer=CouponCustomer(id="555567088")),
+        coalescer.revoke_coupons_by_codes(CouponCodesRevoke(["T1", "T2"], SERIES, customer=tom)),
+        coalescer.revoke_coupons_by_codes(CouponCodesRevoke(["H1"], SERIES, customer=huck)),
+        coalescer.revoke_coupons_by_codes(
+            CouponCodesRevoke(["T3"], SERIES, customer=CouponCustomer(id="555567088"))
+        ),
     )
     bodies = harness.fake.bodies(COUPON)
     assert sorted(bodies, key=lambda b: b["couponCodes"]) == [
@@ -90,8 +102,8 @@ async def test_codes_of_an_undeclared_series_without_customer_go_one_per_request
 ) -> None:
     coalescer = Coalescer(harness.client, linger_seconds=0)
     await gather(
-        coalescer.revoke_coupons_by_codes(["A1", "A2"], SERIES),
-        coalescer.revoke_coupons_by_codes(["B1"], SERIES),
+        coalescer.revoke_coupons_by_codes(CouponCodesRevoke(["A1", "A2"], SERIES)),
+        coalescer.revoke_coupons_by_codes(CouponCodesRevoke(["B1"], SERIES)),
     )
     bodies = harness.fake.bodies(COUPON)
     assert sorted(code for b in bodies for code in b["couponCodes"]) == ["A1", "A2", "B1"]
@@ -102,10 +114,14 @@ async def test_generic_series_and_no_series_codes_go_one_per_request(harness: Ha
     coalescer = Coalescer(harness.client, linger_seconds=0)
     customer = CouponCustomer(id="555")
     await gather(
-        coalescer.revoke_coupons_by_codes(["G1", "G2"], 415500, generic=True, customer=customer),
-        coalescer.revoke_coupons_by_codes(["G3"], 415500, generic=True, customer=customer),
-        coalescer.revoke_coupons_by_codes(["N1"], None),
-        coalescer.revoke_coupons_by_codes(["N2"], None),
+        coalescer.revoke_coupons_by_codes(
+            CouponCodesRevoke(["G1", "G2"], 415500, generic=True, customer=customer)
+        ),
+        coalescer.revoke_coupons_by_codes(
+            CouponCodesRevoke(["G3"], 415500, generic=True, customer=customer)
+        ),
+        coalescer.revoke_coupons_by_codes(CouponCodesRevoke(["N1"], None)),
+        coalescer.revoke_coupons_by_codes(CouponCodesRevoke(["N2"], None)),
     )
     bodies = harness.fake.bodies(COUPON)
     assert sorted(b["couponCodes"][0] for b in bodies) == ["G1", "G2", "G3", "N1", "N2"]
@@ -125,8 +141,10 @@ async def test_codes_revoked_unasked_go_to_every_caller_of_that_request() -> Non
     h = fast_harness(fake)
     coalescer = Coalescer(h.client, linger_seconds=0)
     first, second = await gather(
-        coalescer.revoke_coupons_by_codes(["A1", ""], SERIES, no_generic_code=True),
-        coalescer.revoke_coupons_by_codes(["B1"], SERIES, no_generic_code=True),
+        coalescer.revoke_coupons_by_codes(
+            CouponCodesRevoke(["A1", ""], SERIES, no_generic_code=True)
+        ),
+        coalescer.revoke_coupons_by_codes(CouponCodesRevoke(["B1"], SERIES, no_generic_code=True)),
     )
     assert len(fake.calls(COUPON)) == 1
     # B1 is the second caller's own; SALE20, which nobody asked, is reported to both.
@@ -148,9 +166,15 @@ async def test_cart_earns_of_one_customer_from_two_callers_share_one_request(
     coalescer = Coalescer(harness.client, linger_seconds=0)
     ids = [f"{n:024x}" for n in range(1000)]
     first, second, other_customer = await gather(
-        coalescer.revoke_cart_earns(5, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[:400])]),
-        coalescer.revoke_cart_earns(5, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[400:])]),
-        coalescer.revoke_cart_earns(6, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[:1])]),
+        coalescer.revoke_cart_earns(
+            CartRevoke(5, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[:400])])
+        ),
+        coalescer.revoke_cart_earns(
+            CartRevoke(5, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[400:])])
+        ),
+        coalescer.revoke_cart_earns(
+            CartRevoke(6, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[:1])])
+        ),
     )
     bodies = harness.fake.bodies(CART)
     assert [
@@ -168,8 +192,12 @@ async def test_cart_earns_beyond_a_thousand_open_a_second_request(harness: Harne
     coalescer = Coalescer(harness.client, linger_seconds=0)
     ids = [f"{n:024x}" for n in range(1001)]
     results = await gather(
-        coalescer.revoke_cart_earns(5, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[:600])]),
-        coalescer.revoke_cart_earns(5, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[600:])]),
+        coalescer.revoke_cart_earns(
+            CartRevoke(5, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[:600])])
+        ),
+        coalescer.revoke_cart_earns(
+            CartRevoke(5, [CartEarnsRef(promotion_id=CART_PROMO, earn_ids=ids[600:])])
+        ),
     )
     sizes = [
         sum(len(d["earnIds"]) for d in b["earnRevokeDetails"]) for b in harness.fake.bodies(CART)
@@ -186,10 +214,14 @@ async def test_revoke_by_customer_and_deactivate_go_through_unmerged(harness: Ha
     harness.fake.script(deactivate, reply(200, {"data": True, "errors": []}))
     coalescer = Coalescer(harness.client, linger_seconds=0)
     calls: list[Callable[[], Awaitable[list[ItemResult]]]] = [
-        lambda: coalescer.revoke_coupons_by_customer(CouponCustomer(id="1"), None),
-        lambda: coalescer.revoke_coupons_by_customer(CouponCustomer(id="2"), None),
-        lambda: coalescer.deactivate_promotion(CART_PROMO, 1, None),
-        lambda: coalescer.deactivate_promotion(CART_PROMO, 2, None),
+        lambda: coalescer.revoke_coupons_by_customer(
+            CustomerCouponsRevoke(CouponCustomer(id="1"), None)
+        ),
+        lambda: coalescer.revoke_coupons_by_customer(
+            CustomerCouponsRevoke(CouponCustomer(id="2"), None)
+        ),
+        lambda: coalescer.deactivate_promotion(Deactivation(CART_PROMO, 1, None)),
+        lambda: coalescer.deactivate_promotion(Deactivation(CART_PROMO, 2, None)),
     ]
     await gather(*(call() for call in calls))
     assert len(harness.fake.calls(COUPON)) == 2

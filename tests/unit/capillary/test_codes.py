@@ -15,6 +15,7 @@ from service.capillary.models import (
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
 )
+from service.capillary.requests import CartRevoke, CouponCodesRevoke, Deactivation, LoyaltyBulk
 from service.capillary.results import ItemResult, ResultClass
 from tests.unit.capillary.helpers import (
     CART,
@@ -102,13 +103,11 @@ async def _run(h: Harness, endpoint: Endpoint, code: int) -> list[ItemResult]:
         customer = LoyaltyCustomerEarns(
             identifier_value="423927867", source="INSTORE", earn_ids=[974]
         )
-        return await client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", [customer])
+        return await client.loyalty(LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), [customer])
     if endpoint is Endpoint.LOYALTY_ENROL:
         h.fake.script(LOYALTY_ENROL, reply(200, {"response": [loyalty_error(code)]}))
         return await client.loyalty(
-            LoyaltyAction.ENROL,
-            PROMO,
-            "id",
+            LoyaltyBulk(LoyaltyAction.ENROL, PROMO, "id"),
             [LoyaltyCustomer(identifier_value="1", source="INSTORE")],
         )
     if endpoint is Endpoint.CART_REVOKE:
@@ -119,11 +118,13 @@ async def _run(h: Harness, endpoint: Endpoint, code: int) -> list[ItemResult]:
                 promotion_id="69117663b1cfc114606fd7fb", earn_ids=["6911eaf1f57b486147effac0"]
             )
         ]
-        return await client.revoke_cart_earns(566881933, earns)
+        return await client.revoke_cart_earns(CartRevoke(566881933, earns))
     if endpoint is Endpoint.DEACTIVATE:
         body = {"data": False, "errors": [{"code": code, "message": "m"}]}
         h.fake.script("/deactivate", reply(_http_status(code), body))
-        return await client.deactivate_promotion("69117663b1cfc114606fd7fb", 566881933, None)
+        return await client.deactivate_promotion(
+            Deactivation("69117663b1cfc114606fd7fb", 566881933, None)
+        )
     if code in (404, 405, 682):
         body = {
             "entity": {
@@ -144,7 +145,7 @@ async def _run(h: Harness, endpoint: Endpoint, code: int) -> list[ItemResult]:
             "success": False,
         }
         h.fake.script(COUPON, reply(400, body))
-    return await client.revoke_coupons_by_codes(["C1"], series_id=None)
+    return await client.revoke_coupons_by_codes(CouponCodesRevoke(["C1"], series_id=None))
 
 
 @pytest.mark.parametrize(("key", "expected"), sorted(EXPECTED.items()), ids=lambda v: str(v))
@@ -185,9 +186,13 @@ async def test_8896_is_kept_on_revoke_enrol_and_not_found_on_the_other_actions()
     customer = LoyaltyCustomer(identifier_value="423927867", source="INSTORE")
     earns = LoyaltyCustomerEarns(identifier_value="423927867", source="INSTORE", earn_ids=[974])
     async with h.client:
-        [enrolment] = await h.client.loyalty(LoyaltyAction.REVOKE_ENROL, PROMO, "id", [customer])
-        [earn] = await h.client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", [earns])
-        [issue] = await h.client.loyalty(LoyaltyAction.EARN, PROMO, "id", [customer])
+        [enrolment] = await h.client.loyalty(
+            LoyaltyBulk(LoyaltyAction.REVOKE_ENROL, PROMO, "id"), [customer]
+        )
+        [earn] = await h.client.loyalty(
+            LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), [earns]
+        )
+        [issue] = await h.client.loyalty(LoyaltyBulk(LoyaltyAction.EARN, PROMO, "id"), [customer])
     assert (enrolment.result_class, enrolment.code) == (ResultClass.KEPT, 8896)
     assert enrolment.next_step
     assert (earn.result_class, issue.result_class) == (N, N)

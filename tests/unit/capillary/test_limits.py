@@ -29,6 +29,12 @@ from service.capillary.models import (
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
 )
+from service.capillary.requests import (
+    CartRevoke,
+    CouponCodesRevoke,
+    CustomerCouponsRevoke,
+    LoyaltyBulk,
+)
 from service.capillary.results import ResultClass
 from service.clock import FakeClock
 from tests.unit.capillary.helpers import (
@@ -93,7 +99,9 @@ async def test_revoke_loyalty_earns_101_customers_makes_two_calls(harness: Harne
         LoyaltyCustomerEarns(identifier_value=str(1000 + i), source="INSTORE", earn_ids=[i])
         for i in range(101)
     ]
-    results = await harness.client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", customers)
+    results = await harness.client.loyalty(
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), customers
+    )
     assert [len(b["customers"]) for b in harness.fake.bodies(LOYALTY_REVOKE)] == [100, 1]
     assert [r.item for r in results] == [f"loyalty_earn:{i}" for i in range(101)]
     assert all(r.result_class is ResultClass.DONE for r in results)
@@ -108,7 +116,9 @@ async def test_revoke_loyalty_earns_duplicate_customer_goes_to_a_second_call(
         LoyaltyCustomerEarns(identifier_value="43", source="INSTORE", earn_ids=[2]),
         LoyaltyCustomerEarns(identifier_value="42", source="INSTORE", earn_ids=[3]),
     ]
-    results = await harness.client.loyalty(LoyaltyAction.REVOKE_EARN, PROMO, "id", customers)
+    results = await harness.client.loyalty(
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, PROMO, "id"), customers
+    )
     sent = [
         [(c["identifierValue"], c["earnIds"]) for c in b["customers"]]
         for b in harness.fake.bodies(LOYALTY_REVOKE)
@@ -123,7 +133,7 @@ async def test_revoke_cart_earns_1001_earn_ids_makes_two_calls(harness: Harness)
         CartEarnsRef(promotion_id="a" * 24, earn_ids=[f"{i:024x}" for i in range(600)]),
         CartEarnsRef(promotion_id="b" * 24, earn_ids=[f"{i:024x}" for i in range(600, 1001)]),
     ]
-    results = await harness.client.revoke_cart_earns(5, earns)
+    results = await harness.client.revoke_cart_earns(CartRevoke(5, earns))
     sizes = [
         sum(len(d["earnIds"]) for d in b["earnRevokeDetails"]) for b in harness.fake.bodies(CART)
     ]
@@ -136,7 +146,7 @@ async def test_revoke_coupons_51_codes_with_series_makes_two_calls(harness: Harn
     harness.fake.script(COUPON, _echo_coupons)
     codes = [f"CODE{i}" for i in range(51)]
     results = await harness.client.revoke_coupons_by_codes(
-        codes, series_id=415446, no_generic_code=True
+        CouponCodesRevoke(codes, series_id=415446, no_generic_code=True)
     )
     bodies = harness.fake.bodies(COUPON)
     assert [len(b["couponCodes"]) for b in bodies] == [50, 1]
@@ -151,7 +161,7 @@ async def test_revoke_coupons_of_a_series_not_declared_go_one_a_call_even_named(
     harness.fake.script(COUPON, _echo_coupons)
     codes = [f"CODE{i}" for i in range(3)]
     await harness.client.revoke_coupons_by_codes(
-        codes, series_id=415446, customer=CouponCustomer(email="tom@example.com")
+        CouponCodesRevoke(codes, series_id=415446, customer=CouponCustomer(email="tom@example.com"))
     )
     bodies = harness.fake.bodies(COUPON)
     assert [b["couponCodes"] for b in bodies] == [[code] for code in codes]
@@ -166,7 +176,9 @@ async def test_revoke_coupons_of_a_series_not_declared_without_customer_go_one_a
 ) -> None:
     """The series may hold a generic code: two codes with its id could take all of it."""
     harness.fake.script(COUPON, _echo_coupons)
-    results = await harness.client.revoke_coupons_by_codes(["A1", "B2"], series_id=415446)
+    results = await harness.client.revoke_coupons_by_codes(
+        CouponCodesRevoke(["A1", "B2"], series_id=415446)
+    )
     assert harness.fake.bodies(COUPON) == [
         {"couponSeriesId": 415446, "couponCodes": ["A1"]},
         {"couponSeriesId": 415446, "couponCodes": ["B2"]},
@@ -176,7 +188,9 @@ async def test_revoke_coupons_of_a_series_not_declared_without_customer_go_one_a
 
 async def test_revoke_coupons_two_codes_without_series_sends_one_per_call(harness: Harness) -> None:
     harness.fake.script(COUPON, _echo_coupons)
-    results = await harness.client.revoke_coupons_by_codes(["A1", "B2"], series_id=None)
+    results = await harness.client.revoke_coupons_by_codes(
+        CouponCodesRevoke(["A1", "B2"], series_id=None)
+    )
     assert harness.fake.bodies(COUPON) == [{"couponCodes": ["A1"]}, {"couponCodes": ["B2"]}]
     assert all(r.result_class is ResultClass.DONE for r in results)
     assert all(c.url.params["couponCodeCase"] == "AS_IT_IS" for c in harness.fake.calls(COUPON))
@@ -274,10 +288,10 @@ async def test_client_logs_carry_no_customer_identifiers(harness: Harness) -> No
     harness.fake.script(COUPON, reply(200, empty))
     with capture_logs() as logs:
         await harness.client.revoke_coupons_by_customer(
-            CouponCustomer(mobile="11223569865"), series_id=None
+            CustomerCouponsRevoke(CouponCustomer(mobile="11223569865"), series_id=None)
         )
         await harness.client.revoke_coupons_by_customer(
-            CouponCustomer(email="tom@example.com"), series_id=None
+            CustomerCouponsRevoke(CouponCustomer(email="tom@example.com"), series_id=None)
         )
     assert len(logs) == 2
     assert "11223569865" not in repr(logs)
@@ -298,7 +312,10 @@ async def test_calls_over_the_rate_limit_wait_in_line_instead_of_being_sent() ->
     fake.script(COUPON, noted)
     async with h.client:
         await asyncio.gather(
-            *(h.client.revoke_coupons_by_codes([code], series_id=None) for code in "ABC")
+            *(
+                h.client.revoke_coupons_by_codes(CouponCodesRevoke([code], series_id=None))
+                for code in "ABC"
+            )
         )
     # Two a minute is a burst of one, then one every 30.5 s (a minute and the margin,
     # halved), in the order the calls came: nothing was sent early and nothing refused.

@@ -6,6 +6,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from service.capillary.requests import CartRevoke
 from service.observe.metrics import Metrics
 from service.observe.tracing import Tracing
 from tests.unit.capillary.helpers import (
@@ -29,7 +30,7 @@ async def test_a_throttled_attempt_then_an_answer_counts_both_and_one_retry() ->
     metrics = Metrics()
     h = make_harness(fake, metrics=metrics)
     async with h.client:
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
 
     calls = "return_handler_capillary_calls_total"
     assert _value(metrics, calls, endpoint="cart_revoke", result="throttled") == 1
@@ -50,7 +51,7 @@ async def test_server_errors_and_unreachable_are_told_apart() -> None:
     metrics = Metrics()
     h = make_harness(fake, metrics=metrics)
     async with h.client:
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     calls = "return_handler_capillary_calls_total"
     assert _value(metrics, calls, endpoint="cart_revoke", result="server_error") == 1
     assert _value(metrics, calls, endpoint="cart_revoke", result="throttled") == 0
@@ -63,7 +64,7 @@ async def test_each_attempt_is_a_span_with_its_request_id_and_result() -> None:
     tracing = Tracing.with_processor(SimpleSpanProcessor(exporter))
     h = make_harness(fake, tracing=tracing)
     async with h.client:
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
 
     spans = exporter.get_finished_spans()
     assert [s.name for s in spans] == ["capillary cart_revoke", "capillary cart_revoke"]

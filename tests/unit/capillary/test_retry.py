@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from service.capillary.models import LoyaltyAction, LoyaltyCustomer, LoyaltyPromotionRef
+from service.capillary.requests import CartRevoke, Deactivation, LoyaltyBulk
 from service.capillary.results import ResultClass
 from service.capillary.retry import RetryPolicy, parse_retry_after
 from tests.unit.capillary.helpers import (
@@ -34,7 +35,7 @@ async def test_client_503_then_success_is_done_after_two_attempts() -> None:
     h = make_harness(fake)
     with capture_logs() as logs:
         async with h.client:
-            [result] = await h.client.revoke_cart_earns(5, EARN)
+            [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert result.result_class is ResultClass.DONE
     assert result.attempts == 2
     assert result.request_ids == ["req-1", "req-2"]
@@ -53,7 +54,7 @@ async def test_client_retry_after_seconds_is_what_sleep_gets(status: int) -> Non
     fake.script(CART, reply(status, headers={"Retry-After": "7"}), reply(200, CART_OK))
     h = make_harness(fake)
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert h.sleeps == [7.0]
     assert result.result_class is ResultClass.DONE
 
@@ -64,7 +65,7 @@ async def test_client_retry_after_http_date_is_honoured() -> None:
     when = format_datetime(h.clock.now() + timedelta(seconds=12), usegmt=True)
     fake.script(CART, reply(429, headers={"Retry-After": when}), reply(200, CART_OK))
     async with h.client:
-        await h.client.revoke_cart_earns(5, EARN)
+        await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert h.sleeps == [12.0]
 
 
@@ -73,7 +74,7 @@ async def test_client_persistent_503_stops_at_attempt_cap_as_transient() -> None
     fake.script(CART, reply(503))
     h = make_harness(fake, policy=no_jitter_policy(attempts=4))
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert result.result_class is ResultClass.UNAVAILABLE
     assert result.code == 503
     assert result.attempts == 4
@@ -87,7 +88,7 @@ async def test_client_stops_on_total_time_before_attempt_cap() -> None:
     policy = no_jitter_policy(attempts=10, total_timeout=3.0, wait_initial=1.0, wait_max=10.0)
     h = make_harness(fake, policy=policy)
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     # one wait of 1 s; the next (2 s) would end at the 3 s budget, so it stops there
     assert h.sleeps == [1.0]
     assert result.attempts == 2
@@ -99,7 +100,7 @@ async def test_client_retry_after_beyond_budget_gives_up_at_once() -> None:
     fake.script(CART, reply(429, headers={"Retry-After": "120"}))
     h = make_harness(fake)
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert h.sleeps == []
     assert result.result_class is ResultClass.UNAVAILABLE
     assert result.code == 429
@@ -115,7 +116,7 @@ async def test_client_transport_error_then_success_is_retried(error: Exception) 
     fake.script(CART, error, reply(200, CART_OK))
     h = make_harness(fake)
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert result.result_class is ResultClass.DONE
     assert result.attempts == 2
 
@@ -125,7 +126,7 @@ async def test_client_business_refusal_is_not_retried() -> None:
     fake.script(CART, reply(200, {"data": None, "errors": [{"code": 729, "message": "redeemed"}]}))
     h = make_harness(fake)
     async with h.client:
-        [result] = await h.client.revoke_cart_earns(5, EARN)
+        [result] = await h.client.revoke_cart_earns(CartRevoke(5, EARN))
     assert result.result_class is ResultClass.REDEEMED
     assert len(fake.calls(CART)) == 1
     assert h.sleeps == []
@@ -140,7 +141,7 @@ async def test_client_open_cart_737_is_retried_then_done() -> None:
     )
     h = make_harness(fake)
     async with h.client:
-        [result] = await h.client.deactivate_promotion("p" * 24, 5, None)
+        [result] = await h.client.deactivate_promotion(Deactivation("p" * 24, 5, None))
     assert result.result_class is ResultClass.DONE
     assert result.attempts == 2
 
@@ -156,9 +157,7 @@ async def test_issue_earn_ambiguous_failure_is_not_repeated(failure: object) -> 
     h = make_harness(fake)
     async with h.client:
         [result] = await h.client.loyalty(
-            LoyaltyAction.EARN,
-            PROMO,
-            "id",
+            LoyaltyBulk(LoyaltyAction.EARN, PROMO, "id"),
             [LoyaltyCustomer(identifier_value="1", source="INSTORE")],
         )
     assert len(fake.calls(LOYALTY_ENROL)) == 1
@@ -183,9 +182,7 @@ async def test_issue_earn_connect_error_is_retried_because_nothing_was_sent() ->
     h = make_harness(fake)
     async with h.client:
         [result] = await h.client.loyalty(
-            LoyaltyAction.EARN,
-            PROMO,
-            "id",
+            LoyaltyBulk(LoyaltyAction.EARN, PROMO, "id"),
             [LoyaltyCustomer(identifier_value="1", source="INSTORE")],
         )
     assert result.result_class is ResultClass.DONE
@@ -255,9 +252,7 @@ async def test_issue_earn_hanging_answer_hits_call_deadline_and_is_not_repeated(
     h = make_harness(fake, config=config)
     async with h.client:
         [result] = await h.client.loyalty(
-            LoyaltyAction.EARN,
-            PROMO,
-            "id",
+            LoyaltyBulk(LoyaltyAction.EARN, PROMO, "id"),
             [LoyaltyCustomer(identifier_value="1", source="INSTORE")],
         )
     assert result.result_class is ResultClass.UNAVAILABLE

@@ -31,6 +31,7 @@ from service.capillary.models import (
     LoyaltyCustomerEarns,
     LoyaltyPromotionRef,
 )
+from service.capillary.requests import CouponCodesRevoke, LoyaltyBulk
 from service.events import LoyaltyPromotionType
 from service.ledger import Prior
 from service.outcome import ActionResult, ActionStatus
@@ -237,9 +238,7 @@ def test_wire_model_refuses_an_empty_earn_id_list() -> None:
 async def test_client_answers_an_empty_earn_id_list_without_a_call(harness: Harness) -> None:
     """Point 6."""
     results = await harness.client.loyalty(
-        LoyaltyAction.REVOKE_EARN,
-        TARGET_REF,
-        "id",
+        LoyaltyBulk(LoyaltyAction.REVOKE_EARN, TARGET_REF, "id"),
         [LoyaltyCustomerEarns(identifier_value="1", source="INSTORE", earn_ids=[])],
     )
     assert harness.fake.calls(LOYALTY_REVOKE) == []
@@ -275,7 +274,9 @@ async def test_generic_series_code_goes_alone_with_its_customer(harness: Harness
         ),
     )
     results = await harness.client.revoke_coupons_by_codes(
-        ["SALE20", "SALE30"], 415446, generic=True, customer=CouponCustomer(id="555567088")
+        CouponCodesRevoke(
+            ["SALE20", "SALE30"], 415446, generic=True, customer=CouponCustomer(id="555567088")
+        )
     )
     assert [r.result_class.value for r in results] == ["done", "done"]
     bodies = harness.fake.bodies(COUPON)
@@ -287,7 +288,9 @@ async def test_generic_series_code_goes_alone_with_its_customer(harness: Harness
 
 async def test_generic_series_code_without_customer_is_not_sent(harness: Harness) -> None:
     """Point 7: a lone generic code answers 108; without a customer no call is made."""
-    results = await harness.client.revoke_coupons_by_codes(["SALE20"], 415446, generic=True)
+    results = await harness.client.revoke_coupons_by_codes(
+        CouponCodesRevoke(["SALE20"], 415446, generic=True)
+    )
     assert harness.fake.calls(COUPON) == []
     assert [r.result_class.value for r in results] == ["request_error"]
 

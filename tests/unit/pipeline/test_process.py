@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,8 @@ from service.actions import (
     RevokeCartEarn,
     RevokeCouponCodes,
 )
+from service.capillary.models import CustomerT
+from service.capillary.requests import LoyaltyBulk
 from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
 from service.errors import CapillaryUnavailableError
@@ -189,11 +192,13 @@ async def test_handle_give_back_commits_each_intent_right_before_its_call() -> N
     seen_at_call: dict[str, int] = {}
 
     class Recording(FakeCapillary):
-        async def loyalty(self, *args: Any, **kwargs: Any) -> list[ItemResult]:
-            step = {"ENROL": "enrol", "EARN": "issue"}.get(args[0].bulk_action)
+        async def loyalty(
+            self, bulk: LoyaltyBulk[CustomerT], customers: Sequence[CustomerT]
+        ) -> list[ItemResult]:
+            step = {"ENROL": "enrol", "EARN": "issue"}.get(bulk.action.bulk_action)
             if step is not None:
                 seen_at_call[step] = len(committer.starts)
-            return await super().loyalty(*args, **kwargs)
+            return await super().loyalty(bulk, customers)
 
     s = _Setup(GIVE_BACK, Recording())
     s.committer = committer

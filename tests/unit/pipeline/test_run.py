@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from structlog.testing import capture_logs
 
 from service.actions import Decision, Plan, RevokeCouponCodes
+from service.capillary.requests import CouponCodesRevoke
 from service.capillary.results import ItemResult, ResultClass
 from service.clock import FakeClock
 from service.errors import DeadLetterFloodError
@@ -82,10 +83,8 @@ class _UnavailableOnSecondCall(FakeCapillary):
         super().__init__()
         self.message = message
 
-    async def revoke_coupons_by_codes(
-        self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
-    ) -> list[ItemResult]:
-        results = await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
+    async def revoke_coupons_by_codes(self, request: CouponCodesRevoke) -> list[ItemResult]:
+        results = await super().revoke_coupons_by_codes(request)
         if len(self.calls) == 2:
             unavailable = ResultClass.UNAVAILABLE
             return [ItemResult(item="coupon:A", result_class=unavailable, message=self.message)]
@@ -243,12 +242,10 @@ async def test_run_stop_mid_batch_commits_the_processed_prefix_and_reads_the_res
     stop = asyncio.Event()
 
     class StopsOnSecondCall(FakeCapillary):
-        async def revoke_coupons_by_codes(
-            self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
-        ) -> list[ItemResult]:
+        async def revoke_coupons_by_codes(self, request: CouponCodesRevoke) -> list[ItemResult]:
             if len(self.calls) == 1:
                 stop.set()
-            return await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
+            return await super().revoke_coupons_by_codes(request)
 
     s = _Setup(
         FakeSource(batches=[_records(0, range(0, 5))]),
@@ -366,9 +363,7 @@ async def test_run_drain_past_the_grace_period_stops_cleanly_and_commits_nothing
     call_started = asyncio.Event()
 
     class HangingCapillary(FakeCapillary):
-        async def revoke_coupons_by_codes(
-            self, codes: Any, series_id: int | None, attribution: Any = None, **_: Any
-        ) -> list[ItemResult]:
+        async def revoke_coupons_by_codes(self, request: CouponCodesRevoke) -> list[ItemResult]:
             call_started.set()
             await asyncio.Event().wait()  # Capillary never answers
             raise AssertionError("unreachable")
@@ -420,10 +415,8 @@ class _GatedCapillary(FakeCapillary):
     def gate(self, event_id: str) -> asyncio.Event:
         return self.gates.setdefault(event_id, asyncio.Event())
 
-    async def revoke_coupons_by_codes(
-        self, codes: Any, series_id: int | None, attribution: Any = None, **kw: Any
-    ) -> list[ItemResult]:
-        [code] = codes
+    async def revoke_coupons_by_codes(self, request: CouponCodesRevoke) -> list[ItemResult]:
+        [code] = request.codes
         self.active.add(code)
         self.most_active = max(self.most_active, len(self.active))
         self.order.append(code)
@@ -431,7 +424,7 @@ class _GatedCapillary(FakeCapillary):
         await self.gate(code).wait()
         self.active.discard(code)
         self._poke()
-        return await super().revoke_coupons_by_codes(codes, series_id, attribution, **kw)
+        return await super().revoke_coupons_by_codes(request)
 
     def _poke(self) -> None:
         self.changed.set()
