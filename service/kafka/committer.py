@@ -33,9 +33,9 @@ from service.ids import Ids
 from service.kafka.connection import connection_options
 from service.kafka.headers import (
     Envelope,
-    OutcomeHeaders,
     dead_letter_headers,
     outcome_bytes,
+    outcome_headers,
 )
 from service.logging import get_logger
 from service.observe.metrics import Metrics
@@ -284,8 +284,8 @@ class KafkaCommitter:
     ) -> list[EventState]:
         settings = self._settings
         pending = []
-        # The headers every outcome of this transaction shares, read and encoded once.
-        headers_of: OutcomeHeaders | None = None
+        # The envelope every outcome of this transaction shares, read once.
+        envelope: Envelope | None = None
         for item in finished:
             result = item.result
             if isinstance(result, AlreadyFinished):
@@ -300,13 +300,13 @@ class KafkaCommitter:
                     if item.record.key is not None
                     else result.event.event_id.encode()
                 )
-                if headers_of is None:
-                    headers_of = self._envelope.outcome_headers()
+                if envelope is None:
+                    envelope = self._envelope.settled()
                 fut = await producer.send(
                     settings.outcomes_topic,
                     value=outcome_bytes(result),
                     key=key,
-                    headers=headers_of(result, item),
+                    headers=outcome_headers(result, item, envelope),
                 )
             elif isinstance(result, DeadLetter):
                 fut = await producer.send(

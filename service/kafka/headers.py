@@ -68,9 +68,9 @@ def deployment_source(cluster_id: str | None, group_id: str) -> str:
 class Envelope:
     """What the CloudEvents headers say about this deployment, the same on every output.
 
-    Read when outputs are published (once per transaction for its outcomes), because by
-    default both are learnt at start: the source from the Kafka cluster's id, the schema's
-    address from the bound HTTP port.
+    Read when outputs are published (the commit step reads it once per transaction, see
+    :meth:`settled`), because by default both are learnt at start: the source from the
+    Kafka cluster's id, the schema's address from the bound HTTP port.
     """
 
     source: Callable[[], str]
@@ -83,12 +83,10 @@ class Envelope:
         """An envelope whose values are known up front."""
         return cls(source=lambda: source, outcome_schema=lambda: outcome_schema)
 
-    def outcome_headers(self) -> OutcomeHeaders:
-        """What makes the headers of outcomes, with this envelope's values as they are now."""
-        return OutcomeHeaders(
-            source=("ce_source", self.source().encode()),
-            dataschema=("ce_dataschema", self.outcome_schema().encode()),
-        )
+    def settled(self) -> Envelope:
+        """This envelope with its values as they are now, read once: for the outputs of one
+        transaction, rather than once per output."""
+        return Envelope.fixed(self.source(), self.outcome_schema())
 
 
 def outcome_bytes(outcome: OutcomeEvent) -> bytes:
@@ -122,62 +120,34 @@ def cloudevent_headers(
     return headers
 
 
-_OUTCOME_LEAD = (
-    (CONTENT_TYPE, JSON.encode()),
-    ("schema-version", b"1"),
-    ("ce_specversion", b"1.0"),
-)
-"""The first headers of every outcome: content type, schema version, CloudEvents version."""
-_OUTCOME_TYPE = ("ce_type", OUTCOME_TYPE.encode())
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeHeaders:
-    """Makes the headers of outcomes: the parts every outcome shares are encoded once.
-
-    From :meth:`Envelope.outcome_headers`, once per transaction rather than per outcome: the
-    envelope's values are learnt at start, before any output is published.
-    """
-
-    source: tuple[str, bytes]
-    """The ``ce_source`` header."""
-    dataschema: tuple[str, bytes]
-    """The ``ce_dataschema`` header."""
-
-    def __call__(self, outcome: OutcomeEvent, finished: Finished) -> list[tuple[str, bytes]]:
-        """Content type, schema version, CloudEvents attributes and the trace context.
-
-        The same headers, in the same order, as :func:`cloudevent_headers` with a subject and
-        a schema gives after the content type and schema version. The id is the outcome's
-        own, so an outcome read again (inspect, replay) names the same CloudEvent. The trace
-        context is the event span's; an outcome decided without one (a duplicate recognised
-        on arrival) passes the input's on, and with tracing off and none in the input there
-        is none.
-        """
-        if outcome.outcome_id is None:
-            raise ValueError(
-                "an outcome is published with its outcome_id (the commit step sets it)"
-            )
-        trace = finished.trace or [
-            (k, v) for k, v in finished.record.headers if k.lower() in TRACE_HEADERS
-        ]
-        return [
-            *_OUTCOME_LEAD,
-            ("ce_id", str(outcome.outcome_id).encode()),
-            self.source,
-            _OUTCOME_TYPE,
-            ("ce_time", outcome.processed_at.isoformat().encode()),
-            ("ce_subject", outcome.event.order_id.encode()),
-            self.dataschema,
-            *trace,
-        ]
-
-
 def outcome_headers(
     outcome: OutcomeEvent, finished: Finished, envelope: Envelope
 ) -> list[tuple[str, bytes]]:
-    """The headers of one outcome (see :class:`OutcomeHeaders`), the envelope read now."""
-    return envelope.outcome_headers()(outcome, finished)
+    """Content type, schema version, CloudEvents attributes and the trace context.
+
+    The id is the outcome's own, so an outcome read again (inspect, replay) names the same
+    CloudEvent. The trace context is the event span's; an outcome decided without one (a
+    duplicate recognised on arrival) passes the input's on, and with tracing off and none in
+    the input there is none.
+    """
+    if outcome.outcome_id is None:
+        raise ValueError("an outcome is published with its outcome_id (the commit step sets it)")
+    trace = finished.trace or [
+        (k, v) for k, v in finished.record.headers if k.lower() in TRACE_HEADERS
+    ]
+    return [
+        (CONTENT_TYPE, JSON.encode()),
+        ("schema-version", b"1"),
+        *cloudevent_headers(
+            event_id=outcome.outcome_id,
+            kind=OUTCOME_TYPE,
+            source=envelope.source(),
+            at=outcome.processed_at,
+            subject=outcome.event.order_id,
+            dataschema=envelope.outcome_schema(),
+        ),
+        *trace,
+    ]
 
 
 def dead_letter_content_type(dead: DeadLetter) -> str:

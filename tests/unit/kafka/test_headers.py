@@ -181,8 +181,6 @@ def test_the_default_source_names_the_cluster_and_the_group() -> None:
 
 
 def test_outcome_headers_are_the_content_type_then_the_cloudevent_then_the_trace() -> None:
-    # The shared parts are encoded once per transaction: the headers stay those the
-    # CloudEvents maker gives, in its order.
     found = outcome(order_id="ORD-77")
     assert found.outcome_id is not None
     record = _record(b"{}", headers=(("TraceParent", TRACEPARENT), ("other", b"x")))
@@ -214,8 +212,11 @@ def test_outcome_headers_read_the_envelope_once_for_many_outcomes() -> None:
         reads.append("source")
         return SOURCE
 
-    headers_of = Envelope(source=source, outcome_schema=lambda: SCHEMA).outcome_headers()
-    made = [headers_of(o, Finished(_record(b"{}"), o)) for o in (outcome(), outcome(offset=1))]
+    settled = Envelope(source=source, outcome_schema=lambda: SCHEMA).settled()
+    made = [
+        outcome_headers(o, Finished(_record(b"{}"), o), settled)
+        for o in (outcome(), outcome(offset=1))
+    ]
     assert reads == ["source"]
     assert [dict(h)["ce_source"] for h in made] == [SOURCE.encode()] * 2
     assert made[0] == outcome_headers(outcome(), Finished(_record(b"{}"), outcome()), ENVELOPE)
