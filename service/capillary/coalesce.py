@@ -164,11 +164,14 @@ class Coalescer:
         """A loyalty bulk action, merged with other callers' of the same action, promotion,
         identifier name (and attribution where it is sent); see ``LoyaltyCalls.bulk``."""
         action, promotion = bulk.action, bulk.promotion
-        # The request without its customers is the key; attribution that is not sent
-        # leaves it (a new key only then: most callers' bulk is the key as it is).
-        shared = bulk
-        if bulk.attribution is not None and not self._client.sends_attribution:
-            shared = LoyaltyBulk(action, promotion, bulk.identifier_name)
+        # The request without its customers is the key, with only the attribution that is
+        # sent (a new key only when some is dropped: most callers' bulk is the key as it is).
+        sent = self._sent(bulk.attribution)
+        shared = (
+            bulk
+            if sent is bulk.attribution
+            else LoyaltyBulk(action, promotion, bulk.identifier_name, sent)
+        )
         loyalty = self._client.loyalty_calls
 
         async def send(batch: list[CustomerT]) -> list[list[ItemResult]]:
@@ -249,15 +252,10 @@ class Coalescer:
 
         # The key is the request without its codes, as a tuple led by the request's type
         # (``generic`` and ``no_generic_code`` are the same for every merged call). The
-        # customer is part of it: a call naming one customer carries only theirs. Its
-        # fields, not the model (not hashable) nor its JSON: the same key for the same
-        # customer, without a dump per call (every field is a string or None, so equal
-        # tuples are equal customers).
-        whose = (
-            (customer.id, customer.mobile, customer.email, customer.external_id)
-            if customer is not None
-            else None
-        )
+        # customer is part of it: a call naming one customer carries only theirs. Every
+        # field's value, not the model (not hashable) nor its JSON (a dump per call): a
+        # field added to the model is in the key without anyone having to list it here.
+        whose = tuple(vars(customer).values()) if customer is not None else None
         lane = _Lane(Endpoint.COUPON_REVOKE, MAX_COUPON_CODES, send)
         codes = request.codes
         sendable = dict.fromkeys(c for c in codes if c.strip())
