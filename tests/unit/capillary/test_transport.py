@@ -141,11 +141,14 @@ def test_send_reads_the_answer_and_frees_the_slot() -> None:
 
 def test_send_spreads_over_the_least_busy_transport() -> None:
     gate = asyncio.Event()
+    both_sent = asyncio.Event()
     used: list[int] = []
 
     def transport(index: int) -> httpx.AsyncBaseTransport:
         async def answer(request: httpx.Request) -> httpx.Response:
             used.append(index)
+            if len(used) == 2:
+                both_sent.set()
             await gate.wait()
             return httpx.Response(200)
 
@@ -156,8 +159,9 @@ def test_send_spreads_over_the_least_busy_transport() -> None:
     async def run() -> None:
         request = pools.request(COUPON, json=None, content=None, params=None, headers={})
         sends = [asyncio.create_task(pools.send(request, 5.0)) for _ in range(2)]
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        # Each transport has one slot: both requests are in flight at once only if the
+        # second went to the other transport (on the same one it would wait, and time out).
+        await asyncio.wait_for(both_sent.wait(), 5.0)
         gate.set()
         await asyncio.gather(*sends)
 
