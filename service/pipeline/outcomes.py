@@ -37,7 +37,7 @@ def identity(event: ReturnEvent, record: Record | None) -> EventIdentity:
     """Who and what the outcome is about, and the producer's record it answers."""
     # The producer's record, whichever copy (routed, retry) was read: a producer's own record
     # is its own source (``Record.source`` would make an Origin of it for each outcome).
-    source = None if record is None else record if record.origin is None else record.origin
+    source = (record.origin or record) if record is not None else None
     return EventIdentity(
         event_id=event.event_id,
         return_type=event.return_type,
