@@ -17,17 +17,17 @@ from service.events import ReturnEvent
 from service.outcome import FirstOutcome, OutcomeEvent, OutcomeStatus, ServiceInfo
 from service.pipeline.outcomes import identity
 from service.pipeline.records import Origin, Record
-from service.pipeline.state import Known
+from service.pipeline.state import EventState
 
 
-def finished_from(known: Known, source: Origin, attempt: int) -> bool:
+def finished_from(known: EventState, source: Origin, attempt: int) -> bool:
     """This very record (or a copy of it now read) finished already: a read-again."""
     if (known.input_partition, known.input_offset) != (source.partition, source.offset):
         return False
     return known.phase == "done" or (known.phase == "retrying" and known.attempt > attempt)
 
 
-def is_duplicate(known: Known, attempt: int) -> bool:
+def is_duplicate(known: EventState, attempt: int) -> bool:
     """A first attempt of an event that has an outcome, or waits on the retry path."""
     return attempt == 1 and known.phase in ("done", "retrying")
 
@@ -35,7 +35,7 @@ def is_duplicate(known: Known, attempt: int) -> bool:
 def duplicate_outcome(
     record: Record,
     event: ReturnEvent,
-    known: Known,
+    known: EventState,
     plan: Plan,
     *,
     outcome_id: UUID,

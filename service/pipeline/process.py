@@ -66,7 +66,7 @@ from service.pipeline.retries import (
     retry_info,
     waits_on_open_cart,
 )
-from service.pipeline.state import EventState, Intent, Known, StateStore
+from service.pipeline.state import EventState, Intent, StateStore
 from service.pipeline.validate import validate
 
 log = get_logger(__name__)
@@ -288,7 +288,7 @@ class Processor:
         self,
         record: Record,
         event: ReturnEvent,
-        known: Known | None,
+        known: EventState | None,
         ledger: LedgerEntry | None,
         attempt: int,
         why: str,
@@ -391,7 +391,7 @@ class Processor:
         )
 
     def _duplicate(
-        self, record: Record, event: ReturnEvent, known: Known, started: float
+        self, record: Record, event: ReturnEvent, known: EventState, started: float
     ) -> Finished:
         # What the rules would decide without the ledger: nothing is done either way.
         plan = self._planner(event, self._clock.now())
@@ -454,7 +454,7 @@ class Processor:
 def _started(
     event: ReturnEvent,
     record: Record,
-    known: Known | None,
+    known: EventState | None,
     attempt: int,
     ledger: LedgerEntry | None,
     now: datetime,

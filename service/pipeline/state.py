@@ -38,7 +38,6 @@ import json
 import math
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Literal, NamedTuple, Protocol
@@ -187,19 +186,6 @@ class _Packed(NamedTuple):
             input_offset=input_offset,
             record_offset=record_offset,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Known:
-    """What the state says about an event id (without its ledger entry)."""
-
-    phase: Phase
-    at: datetime
-    input_partition: int
-    input_offset: int
-    intents: tuple[Intent, ...] = ()
-    attempt: int = 1
-    outcome: OutcomeRef | None = None
 
 
 class Progress(BaseModel):
@@ -370,25 +356,20 @@ class StateStore:
             if not waiters:
                 del self._waiting[(partition, event_id)]
 
-    def lookup(self, partition: int, event_id: str, now: datetime) -> Known | None:
-        """What the state says of ``event_id`` (within the window), or ``None``."""
+    def lookup(self, partition: int, event_id: str, now: datetime) -> EventState | None:
+        """What the state says of ``event_id`` (within the window), or ``None``.
+
+        An open event's state is the one read or written; a finished one's is rebuilt from
+        its packed form, without its ledger entry (:meth:`entry` reads that back).
+        """
         cache = self._partitions.get(partition)
         if cache is None:
             return None
-        found: Known | None
-        if (state := cache.open.get(event_id)) is not None:
-            found = Known(
-                phase=state.phase,
-                at=state.at,
-                input_partition=state.input_partition,
-                input_offset=state.input_offset,
-                intents=tuple(state.intents),
-                attempt=state.attempt,
-                outcome=state.outcome,
-            )
-        elif (packed := cache.done.get(_key(event_id))) is not None:
+        found = cache.open.get(event_id)
+        if found is None and (packed := cache.done.get(_key(event_id))) is not None:
             unpacked = _Packed.unpack(packed)
-            found = Known(
+            found = EventState(
+                event_id=event_id,
                 phase="done",
                 at=_EPOCH + timedelta(hours=unpacked.hours),
                 input_partition=unpacked.input_partition,
@@ -399,7 +380,7 @@ class StateStore:
                     status=unpacked.status,
                 ),
             )
-        else:
+        if found is None:
             return None
         # Packed times are whole hours: an hour of slack, never less than the window.
         if found.at < now - self._window - timedelta(hours=1):
@@ -482,7 +463,6 @@ __all__ = [
     "PROGRESS_KEY",
     "EventState",
     "Intent",
-    "Known",
     "OutcomeRef",
     "Progress",
     "StateReader",

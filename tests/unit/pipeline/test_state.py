@@ -55,7 +55,7 @@ async def test_restore_keeps_done_and_started_states_and_reads_them_back() -> No
     )
     started = store.lookup(1, "b", NOW)
     assert started is not None
-    assert started.intents == (intent,)
+    assert started.intents == [intent]
     assert store.lookup(1, "c", NOW) is None
     assert store.lookup(2, "a", NOW) is None  # another partition's state is not ours
 
