@@ -8,7 +8,7 @@ codes one by one with their customer, and codes of a series nothing is known of 
 
 from __future__ import annotations
 
-from service.actions import ReportKind, RevokeCouponCodes, RevokeCustomerCoupons
+from service.actions import CouponCustomer, ReportKind, RevokeCouponCodes, RevokeCustomerCoupons
 from service.events import CouponsIssued, ReturnEvent
 from service.rules.builder import PlanBuilder, dedupe
 from service.rules.identifiers import Missing, coupon_customer
@@ -56,42 +56,72 @@ def take_back_coupons(
             )
             continue
         generic = rule.contains_generic_code if rule is not None else None
-        if generic is True:
-            _generic_codes(event, policy, builder, series_id, group, codes)
-            continue
-        if generic is None:
-            _codes_of_unknown_series(event, policy, builder, series_id, group, codes)
-            continue
-        # Declared free of generic codes: one action however many codes (splitting to 50 a
-        # call is the client's), which may share calls with other customers' codes.
-        builder.call(
-            RevokeCouponCodes(
-                action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
-                reason_code=group.reason_code,
-                reason=group.reason,
-                series_id=series_id,
-                codes=codes,
-                no_generic_code=True,
+        if generic is False:
+            # Declared free of generic codes: one action however many codes (splitting to 50
+            # a call is the client's), which may share calls with other customers' codes.
+            builder.call(
+                RevokeCouponCodes(
+                    action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
+                    reason_code=group.reason_code,
+                    reason=group.reason,
+                    series_id=series_id,
+                    codes=codes,
+                    no_generic_code=True,
+                )
             )
-        )
+            continue
+        kind = "generic coupon series" if generic else "coupon series"
+        customer = coupon_customer(event, policy, f"revoking codes of {kind} {series_id}")
+        _codes_one_a_call(builder, series_id, group, codes, customer, generic=generic is True)
 
 
-def _codes_of_unknown_series(
-    event: ReturnEvent,
-    policy: Policy,
+def _codes_one_a_call(
     builder: PlanBuilder,
     series_id: int,
     group: Group,
     codes: list[str],
+    customer: CouponCustomer | Missing,
+    *,
+    generic: bool,
 ) -> None:
-    """Codes of a series the policy does not declare free of generic codes: one a call.
+    """Codes of a series that holds, or may hold, a generic code: each code on its own.
 
-    Such a series may hold a generic code, and then several codes with its id revoke every
-    coupon of the series, of every customer; the page does not say that naming the customer
-    bounds that. So each code goes alone (one code is never revoked in bulk, and a lone
-    generic code is refused, 108), with the customer named where the event allows.
+    With the series id, several codes of a series that holds a generic code revoke every
+    coupon of the series, of every customer (the revoke page), and "a user ID must be
+    provided when dealing with generic coupon series". A series declared generic: one call
+    per code, with the series id and the customer, or a report of who is missing. A series
+    the policy does not declare free of generic codes: the page does not say that naming the
+    customer bounds that, so each code goes alone (one code is never revoked in bulk, and a
+    lone generic code is refused, 108), with the customer named where the event allows.
     """
-    customer = coupon_customer(event, policy, f"revoking codes of coupon series {series_id}")
+    if generic:
+        if isinstance(customer, Missing):
+            builder.report(
+                ReportKind.MISSING_IDENTIFIER,
+                f"coupon_series:{series_id}",
+                customer.reason_code,
+                f"{group.reason}; but {customer.reason}, so codes {', '.join(codes)} are not "
+                "revoked",
+            )
+            return
+        why = (
+            f"{group.reason}; series {series_id} contains a generic code, so each code is "
+            "revoked on its own, with the series id and the customer named (several codes "
+            "with the series id would revoke every coupon of the series)"
+        )
+        for code in codes:
+            builder.call(
+                RevokeCouponCodes(
+                    action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
+                    reason_code=group.reason_code,
+                    reason=why,
+                    series_id=series_id,
+                    codes=[code],
+                    generic=True,
+                    customer=customer,
+                )
+            )
+        return
     how = (
         "each code goes on its own, with the customer named"
         if not isinstance(customer, Missing)
@@ -110,48 +140,6 @@ def _codes_of_unknown_series(
             customer=None if isinstance(customer, Missing) else customer,
         )
     )
-
-
-def _generic_codes(
-    event: ReturnEvent,
-    policy: Policy,
-    builder: PlanBuilder,
-    series_id: int,
-    group: Group,
-    codes: list[str],
-) -> None:
-    """One call per code, with the series id and the customer, or a report of who is missing."""
-    # The revoke page: with the series id, several codes of a series that holds a generic
-    # code revoke every coupon of the series; and "a user ID must be provided when dealing
-    # with generic coupon series". So each code goes alone, with the series and the customer.
-    customer = coupon_customer(
-        event, policy, f"revoking codes of generic coupon series {series_id}"
-    )
-    if isinstance(customer, Missing):
-        builder.report(
-            ReportKind.MISSING_IDENTIFIER,
-            f"coupon_series:{series_id}",
-            customer.reason_code,
-            f"{group.reason}; but {customer.reason}, so codes {', '.join(codes)} are not revoked",
-        )
-        return
-    why = (
-        f"{group.reason}; series {series_id} contains a generic code, so each code is revoked "
-        "on its own, with the series id and the customer named (several codes with the series "
-        "id would revoke every coupon of the series)"
-    )
-    for code in codes:
-        builder.call(
-            RevokeCouponCodes(
-                action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
-                reason_code=group.reason_code,
-                reason=why,
-                series_id=series_id,
-                codes=[code],
-                generic=True,
-                customer=customer,
-            )
-        )
 
 
 def take_back_coupons_by_customer(
