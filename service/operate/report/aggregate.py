@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from service.events import ReturnType
@@ -67,17 +67,6 @@ class _FailureSamples:
         return sorted(self.latest, key=lambda k: (self.latest[k], k), reverse=True)
 
 
-@dataclass
-class _Day:
-    # DayCount's figures, by the same names: a day's counts become one by name.
-    events: int = 0
-    taken_back: int = 0
-    given_back: int = 0
-    refused: int = 0
-    failures: int = 0
-    return_unknown: int = 0
-
-
 class ReportBuilder:
     """Folds outcomes into a report one at a time; keeps counts, never the outcomes."""
 
@@ -94,13 +83,14 @@ class ReportBuilder:
         self._clawback: Counter[tuple[str, ActionStatus]] = Counter()
         self._failures: dict[tuple[OutcomeStatus, str], _FailureSamples] = {}
         self._unknown = _FailureSamples()
-        self._days: dict[date, _Day] = {}
+        # A day's figures by DayCount's field names: the model is where they are named.
+        self._days: dict[date, Counter[str]] = {}
 
     def add(self, outcome: OutcomeEvent) -> None:
         """Count one outcome."""
         self._outcomes += 1
         event = outcome.event
-        day = self._days.setdefault(outcome.processed_at.astimezone(UTC).date(), _Day())
+        day = self._days.setdefault(outcome.processed_at.astimezone(UTC).date(), Counter())
         if outcome.status is OutcomeStatus.DUPLICATE:
             self._duplicates[event.return_type] += 1
             return
@@ -108,21 +98,21 @@ class ReportBuilder:
             self._replays[outcome.status] += 1
         else:
             self._events[(event.return_type, outcome.status)] += 1
-            day.events += 1
+            day["events"] += 1
         for action in outcome.actions:
             for item in action.items:
                 key = (action.kind, item.status)
                 self._items[key] += 1
                 self._not_asked[key] += not item.asked
                 self._clawback[key] += item.detail.get("clawback") == "flagged"
-                day.taken_back += item.status is ActionStatus.REVOKED
-                day.given_back += item.status is ActionStatus.RESTORED
-                day.refused += item.status in REFUSALS
+                day["taken_back"] += item.status is ActionStatus.REVOKED
+                day["given_back"] += item.status is ActionStatus.RESTORED
+                day["refused"] += item.status in REFUSALS
         if outcome.status is OutcomeStatus.RETURN_UNKNOWN:
-            day.return_unknown += 1
+            day["return_unknown"] += 1
             self._unknown.add(event.event_id, outcome.processed_at)
         if outcome.status in FAILURES:
-            day.failures += 1
+            day["failures"] += 1
             for step in _next_steps(outcome):
                 samples = self._failures.setdefault((outcome.status, step), _FailureSamples())
                 samples.add(event.event_id, outcome.processed_at)
@@ -213,7 +203,17 @@ class ReportBuilder:
         first = min([self._since.date(), *self._days])
         last = max([self._until.date(), *self._days])
         days = (first + timedelta(days=n) for n in range((last - first).days + 1))
-        return [DayCount(day=day, **asdict(self._days.get(day, _Day()))) for day in days]
+        figures = [name for name in DayCount.model_fields if name != "day"]
+        counts = self._days
+        return [
+            DayCount.model_validate(
+                {
+                    "day": day,
+                    **{name: counts[day][name] if day in counts else 0 for name in figures},
+                }
+            )
+            for day in days
+        ]
 
 
 def summarize(
