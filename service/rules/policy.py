@@ -11,7 +11,9 @@ I/O.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -261,16 +263,66 @@ class Policy(_PolicyModel):
 
     def loyalty_rule(self, earn: LoyaltyEarn) -> LoyaltyPromotionPolicy | None:
         """The rule for a loyalty promotion, if the policy names it."""
-        return next((rule for rule in self.loyalty_promotions if rule.matches(earn)), None)
+        index = self._current_index()
+        # An earn names its promotion by exactly one reference (the event's check).
+        if earn.promotion_id is not None:
+            return index.loyalty_by_id.get((earn.program_id, earn.promotion_id))
+        return index.loyalty_by_ref.get((earn.program_id, earn.promo_identifier))
 
     def cart_rule(self, promotion_id: str) -> CartPromotionPolicy | None:
         """The rule for a cart promotion, if the policy names it."""
-        wanted = promotion_id.lower()
-        return next((r for r in self.cart_promotions if r.promotion_id.lower() == wanted), None)
+        return self._current_index().cart.get(promotion_id.lower())
 
     def series_rule(self, series_id: int) -> CouponSeriesPolicy | None:
         """The rule for a coupon series, if the policy names it."""
-        return next((rule for rule in self.coupon_series if rule.series_id == series_id), None)
+        return self._current_index().series.get(series_id)
+
+    @functools.cached_property
+    def _index(self) -> _RuleIndex:
+        # Looked up for every promotion of every event: a scan of the lists cost more than
+        # the rest of the rule. Not a field, so neither equality nor the schema sees it.
+        return _RuleIndex.of(self)
+
+    def _current_index(self) -> _RuleIndex:
+        index = self._index
+        # model_copy(update=...) copies the cached index along with the old lists.
+        return index if index.built_from(self) else _RuleIndex.of(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleIndex:
+    """A policy's rules by what looks them up; the first rule of a key wins, as in a scan."""
+
+    lists: tuple[object, object, object]
+    loyalty_by_id: dict[tuple[int, int], LoyaltyPromotionPolicy]
+    loyalty_by_ref: dict[tuple[int, str | None], LoyaltyPromotionPolicy]
+    cart: dict[str, CartPromotionPolicy]
+    series: dict[int, CouponSeriesPolicy]
+
+    @classmethod
+    def of(cls, policy: Policy) -> _RuleIndex:
+        by_id: dict[tuple[int, int], LoyaltyPromotionPolicy] = {}
+        by_ref: dict[tuple[int, str | None], LoyaltyPromotionPolicy] = {}
+        for rule in policy.loyalty_promotions:
+            if rule.promotion_id is not None:
+                by_id.setdefault((rule.program_id, rule.promotion_id), rule)
+            if rule.promo_identifier is not None:
+                by_ref.setdefault((rule.program_id, rule.promo_identifier), rule)
+        cart: dict[str, CartPromotionPolicy] = {}
+        for cart_rule in policy.cart_promotions:
+            cart.setdefault(cart_rule.promotion_id.lower(), cart_rule)
+        series: dict[int, CouponSeriesPolicy] = {}
+        for series_rule in policy.coupon_series:
+            series.setdefault(series_rule.series_id, series_rule)
+        return cls(_lists(policy), by_id, by_ref, cart, series)
+
+    def built_from(self, policy: Policy) -> bool:
+        """True when ``policy`` still holds the lists this index was built from."""
+        return all(a is b for a, b in zip(self.lists, _lists(policy), strict=True))
+
+
+def _lists(policy: Policy) -> tuple[object, object, object]:
+    return (policy.loyalty_promotions, policy.cart_promotions, policy.coupon_series)
 
 
 def parse_policy(mapping: Mapping[str, object], source: str) -> Policy:

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from service.errors import ConfigurationError
-from service.events import Channel, RegistrationSource
+from service.events import Channel, LoyaltyEarn, RegistrationSource
 from service.rules import parse_policy
-from service.rules.policy import LoyaltyWithoutEarnIds, WithoutThreshold
+from service.rules.policy import CouponSeriesPolicy, LoyaltyWithoutEarnIds, WithoutThreshold
 
 
 def _yaml(text: str) -> dict[str, Any]:
@@ -163,3 +163,47 @@ def test_parse_policy_unknown_registration_source_lists_the_allowed_values() -> 
     assert "'customer.registration_source_by_channel.ECOMMERCE'" in message
     for allowed in [source.value for source in RegistrationSource]:
         assert allowed in message
+
+
+def _loyalty_earn(program_id: int, **keys: Any) -> LoyaltyEarn:
+    return LoyaltyEarn.model_validate(
+        {"program_id": program_id, "promotion_type": "DIRECT", **keys}
+    )
+
+
+def test_rule_lookups_find_what_a_scan_of_the_lists_finds() -> None:
+    policy = parse_policy(
+        {
+            "version": "1",
+            "loyalty_promotions": [
+                {"program_id": 1, "promotion_id": 10, "promo_identifier": "ten"},
+                {"program_id": 2, "promotion_id": 10},
+                {"program_id": 1, "promo_identifier": "eleven"},
+            ],
+            "cart_promotions": [{"promotion_id": "AB" * 12}, {"promotion_id": "cd" * 12}],
+            "coupon_series": [{"series_id": 7}, {"series_id": 8}],
+        },
+        "test",
+    )
+    first, second, third = policy.loyalty_promotions
+    assert policy.loyalty_rule(_loyalty_earn(1, promotion_id=10)) is first
+    assert policy.loyalty_rule(_loyalty_earn(1, promo_identifier="ten")) is first
+    assert policy.loyalty_rule(_loyalty_earn(2, promotion_id=10)) is second
+    assert policy.loyalty_rule(_loyalty_earn(1, promo_identifier="eleven")) is third
+    assert policy.loyalty_rule(_loyalty_earn(2, promo_identifier="ten")) is None
+    assert policy.loyalty_rule(_loyalty_earn(3, promotion_id=10)) is None
+    # Cart promotion ids are hex: compared without case.
+    assert policy.cart_rule("ab" * 12) is policy.cart_promotions[0]
+    assert policy.cart_rule("CD" * 12) is policy.cart_promotions[1]
+    assert policy.cart_rule("ef" * 12) is None
+    assert policy.series_rule(8) is policy.coupon_series[1]
+    assert policy.series_rule(9) is None
+
+
+def test_a_copy_with_other_rules_looks_up_its_own_rules() -> None:
+    policy = parse_policy({"version": "1", "coupon_series": [{"series_id": 7}]}, "test")
+    assert policy.series_rule(7) is not None  # the index is built and cached here
+    copy = policy.model_copy(update={"coupon_series": [CouponSeriesPolicy(series_id=9)]})
+    assert copy.series_rule(7) is None
+    assert copy.series_rule(9) is copy.coupon_series[0]
+    assert policy.series_rule(7) is policy.coupon_series[0]
