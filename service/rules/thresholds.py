@@ -87,28 +87,22 @@ def what_is_kept(event: ReturnEvent) -> Kept:
     else:
         spend = event.amounts.after
 
-    returned_qty: dict[str, Decimal] = {}
-    returned_amount: dict[str, Decimal] = {}
-    for back in event.returned_lines:
-        returned_qty[back.line_id] = returned_qty.get(back.line_id, ZERO) + back.quantity
-        returned_amount[back.line_id] = returned_amount.get(back.line_id, ZERO) + back.amount
-
     # Goods back from a line the order does not list cannot be netted against any SKU:
     # counting them nowhere would overstate what is kept, so nothing per line is counted.
-    listed = {line.line_id for line in event.order_lines}
-    unknown = tuple(
-        dict.fromkeys(b.line_id for b in event.returned_lines if b.line_id not in listed)
-    )
-    if not event.order_lines:
-        unknown = ()
+    unknown: tuple[str, ...] = ()
     quantities: dict[str, Decimal] = {}
     spends: dict[str, Decimal] = {}
-    full = event.return_type is ReturnType.FULL
-    for line in event.order_lines:
-        qty = ZERO if full else max(ZERO, line.quantity - returned_qty.get(line.line_id, ZERO))
-        amount = ZERO if full else max(ZERO, line.amount - returned_amount.get(line.line_id, ZERO))
-        quantities[line.sku] = quantities.get(line.sku, ZERO) + qty
-        spends[line.sku] = spends.get(line.sku, ZERO) + amount
+    if event.order_lines:
+        listed = {line.line_id for line in event.order_lines}
+        unknown = tuple(
+            dict.fromkeys(b.line_id for b in event.returned_lines if b.line_id not in listed)
+        )
+        if event.return_type is ReturnType.FULL:
+            # Everything goes back: every SKU of the order is kept at zero.
+            quantities = dict.fromkeys((line.sku for line in event.order_lines), ZERO)
+            spends = dict(quantities)
+        else:
+            _net_of_returns(event, quantities, spends)
     for out in event.exchanged_lines:
         quantities[out.sku] = quantities.get(out.sku, ZERO) + out.quantity
         spends[out.sku] = spends.get(out.sku, ZERO) + out.amount
@@ -124,6 +118,22 @@ def what_is_kept(event: ReturnEvent) -> Kept:
         spend_by_sku=MappingProxyType(spends),
         unknown_lines=unknown,
     )
+
+
+def _net_of_returns(
+    event: ReturnEvent, quantities: dict[str, Decimal], spends: dict[str, Decimal]
+) -> None:
+    """Each SKU's units and money of the order less what came back of its lines."""
+    returned_qty: dict[str, Decimal] = {}
+    returned_amount: dict[str, Decimal] = {}
+    for back in event.returned_lines:
+        returned_qty[back.line_id] = returned_qty.get(back.line_id, ZERO) + back.quantity
+        returned_amount[back.line_id] = returned_amount.get(back.line_id, ZERO) + back.amount
+    for line in event.order_lines:
+        qty = max(ZERO, line.quantity - returned_qty.get(line.line_id, ZERO))
+        amount = max(ZERO, line.amount - returned_amount.get(line.line_id, ZERO))
+        quantities[line.sku] = quantities.get(line.sku, ZERO) + qty
+        spends[line.sku] = spends.get(line.sku, ZERO) + amount
 
 
 @dataclass(frozen=True)
