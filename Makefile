@@ -97,9 +97,12 @@ chaos-short: $(INSTALLED) ## Short chaos run: 300 events, one kill, 10 s of 503s
 	PYTHONPATH=. $(BIN)/python bench/chaos.py --events 300 --kills 1 --no-broker-restart \
 		--error-window 10 --auth-window 0 --timeout 300 --out bench/results/chaos-short.json
 
-.PHONY: bench bench-storm bench-chart profile
+.PHONY: bench bench-floor bench-storm bench-chart profile
 bench: $(INSTALLED) ## Throughput bench: 20,000 mixed events at 1,200/s, 50 ms a call; bench/results/latest.json
 	PYTHONPATH=. $(BIN)/python bench/throughput.py --out bench/results/latest.json
+
+bench-floor: $(INSTALLED) ## CPU per event of the libraries alone (Kafka, pydantic, HTTP) on make bench's events; bench/results/floor.json
+	PYTHONPATH=. $(BIN)/python bench/floor.py --out bench/results/floor.json
 
 # MIX=realistic: make bench's mix as a storm; throughput.py picks that run's defaults.
 MIX ?= loyalty
