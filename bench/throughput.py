@@ -123,6 +123,7 @@ SERVICE_DEFAULT_BOUND = 1000
 """The service's own default of RETURN_HANDLER_CONCURRENCY__EVENTS_IN_FLIGHT, for the record."""
 SERVICE_DEFAULT_LINGER_MS = 5.0
 ROUTED_METRIC = "return_handler_routed_total"
+TRANSACTIONS_METRIC = 'return_handler_transactions_total{result="committed"}'
 """Records the service copied to the routed topic (``service/observe/metrics.py``)."""
 
 
@@ -297,18 +298,25 @@ def counter_value(exposition: str, name: str) -> float | None:
     return None
 
 
-async def scrape_routed(service: Service) -> float | None:
-    """The service's ``return_handler_routed_total`` now; None when it cannot be read."""
+async def scrape_counters(service: Service) -> dict[str, float | None]:
+    """The service's routed records and committed transactions now (``None``: unread)."""
     port = metrics_port(service.log_path)
     if port is None:
-        return None
+        return {"routed": None, "transactions": None}
     try:
         async with httpx.AsyncClient(timeout=10.0) as http:
             response = await http.get(f"http://{HOST}:{port}/metrics")
             response.raise_for_status()
     except httpx.HTTPError:
-        return None
-    return counter_value(response.text, ROUTED_METRIC)
+        return {"routed": None, "transactions": None}
+    return {
+        "routed": counter_value(response.text, ROUTED_METRIC),
+        "transactions": counter_value(response.text, TRANSACTIONS_METRIC),
+    }
+
+
+def _since(after: float | None, before: float | None) -> float | None:
+    return after - before if after is not None and before is not None else None
 
 
 async def count_records(bootstrap: str, topic: str, partitions: int) -> int:
@@ -596,7 +604,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
         warm, world = _split(world, options.warmup)
         misroute_over = options.partitions if options.misroute else None
         before = None
-        routed_before: float | None = 0.0
+        counted_before: dict[str, float | None] = {"routed": 0.0, "transactions": 0.0}
         if options.warmup:
             # A broker just started (make bench starts one) compiles its hot paths for the
             # first ten seconds or so of load, and a new service opens its connections and
@@ -618,7 +626,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
                 (await admin.delete("/__admin/calls")).raise_for_status()
             assert service.proc is not None
             before = process_usage(service.proc.pid)
-            routed_before = await scrape_routed(service)
+            counted_before = await scrape_counters(service)
         say(
             "publishing the measured events"
             + (", each on the partition after its key's" if options.misroute else "")
@@ -654,7 +662,9 @@ async def run_bench(options: Options) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         assert service.proc is not None
         usage = process_usage(service.proc.pid)
-        routed_after = await scrape_routed(service)
+        counted_after = await scrape_counters(service)
+        routed_after = counted_after["routed"]
+        transactions = _since(counted_after["transactions"], counted_before["transactions"])
         profile: dict[str, Any] | None = None
         if profiler is not None:
             # Before the service stops: its shutdown is not what is profiled.
@@ -744,6 +754,10 @@ async def run_bench(options: Options) -> dict[str, Any]:
                 round(cpu_seconds * 1000 / options.events, 3) if cpu_seconds is not None else None
             ),
             "warmup_events": options.warmup,
+            # Each costs the client CPU (about 0.9 ms, make bench-floor): few per event matters.
+            "transactions_per_event": (
+                round(transactions / options.events, 4) if transactions is not None else None
+            ),
             "service_peak_rss_mb": usage.peak_rss_mb if usage else None,
             "latency_ms": options.latency_ms,
             "rate_limit_per_minute": options.rate_limit,
@@ -756,11 +770,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
                 # The metric is the service's own count (the measured events: the warm-up's
                 # taken off); the topic count is what Kafka holds, warm-up included.
                 "metric_total": routed_after,
-                "metric_measured": (
-                    routed_after - routed_before
-                    if routed_after is not None and routed_before is not None
-                    else None
-                ),
+                "metric_measured": _since(routed_after, counted_before["routed"]),
                 "topic_records": routed_records,
             },
             "naive_events_per_second": naive_rate,
@@ -933,7 +943,10 @@ def summary(result: dict[str, Any]) -> str:
         f"(naive {result['naive_events_per_second']}, x{result['ratio_to_naive']}), "
         f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms, "
         f"{result['api_calls_per_event']} calls/event, {result['http_429']} 429s, "
-        f"service {result['service_cpu_seconds']} CPU s, {result['service_peak_rss_mb']} MB"
+        f"service {result['service_cpu_seconds']} CPU s "
+        f"({result['service_cpu_ms_per_event']} ms an event, "
+        f"{result['transactions_per_event']} transactions an event), "
+        f"{result['service_peak_rss_mb']} MB"
         + (
             f", misrouted: {result['routed']['metric_measured']} routed"
             if result.get("misrouted")
