@@ -2,15 +2,18 @@
 
 aiokafka's and httpx's standard-library records go through the same
 processors, so one process writes one format. Context (event id, partition,
-offset) is bound per message with ``structlog.contextvars`` and cleared after.
+offset) is bound per message in one context variable and cleared after.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import re
 import sys
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -58,7 +61,9 @@ def mask_pii(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
 
 def _shared_processors() -> list[Processor]:
     return [
+        # structlog's contextvars too: a caller may bind its own (the service binds none).
         structlog.contextvars.merge_contextvars,
+        merge_event_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -128,24 +133,46 @@ EVENT_FIELDS = ("topic", "partition", "offset", "event_id", "return_type", "atte
 _EVENT_FIELD_SET = frozenset(EVENT_FIELDS)
 
 
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_event_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "return_handler_event_context", default=_NO_FIELDS
+)
+"""The current message's correlation fields: one variable, set whole, never mutated."""
+
+
+def merge_event_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Processor: the current message's correlation fields, under the line's own keys."""
+    for key, value in _event_context.get().items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
+def event_context() -> Mapping[str, Any]:
+    """The correlation fields bound for the current message (empty between messages)."""
+    return _event_context.get()
+
+
 def bind_event_context(**fields: Any) -> None:
     """Bind correlation fields (event id, topic, partition, offset) for this message."""
-    # Unbinding our own keys, not clearing every context variable: clearing walks the
-    # whole context, once per message on the hot path.
-    clear_event_context()
-    add_event_context(**fields)
+    # One context variable set whole: structlog's own binding sets and later unsets a
+    # variable per field, several times per message on the hot path.
+    _event_context.set(_checked_fields(fields))
 
 
 def add_event_context(**fields: Any) -> None:
     """Add fields to the current message's context (known only after parsing, say)."""
-    if not _EVENT_FIELD_SET.issuperset(fields):
-        raise ValueError(f"not an event context field: {sorted(set(fields) - _EVENT_FIELD_SET)}")
-    structlog.contextvars.bind_contextvars(**fields)
+    _event_context.set({**_event_context.get(), **_checked_fields(fields)})
 
 
 def clear_event_context() -> None:
     """Forget the current message's correlation fields."""
-    structlog.contextvars.unbind_contextvars(*EVENT_FIELDS)
+    _event_context.set(_NO_FIELDS)
+
+
+def _checked_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    if not _EVENT_FIELD_SET.issuperset(fields):
+        raise ValueError(f"not an event context field: {sorted(set(fields) - _EVENT_FIELD_SET)}")
+    return fields
 
 
 __all__ = [
@@ -154,7 +181,9 @@ __all__ = [
     "bind_event_context",
     "clear_event_context",
     "configure_logging",
+    "event_context",
     "get_logger",
     "mask_pii",
     "mask_text",
+    "merge_event_context",
 ]

@@ -8,7 +8,16 @@ import logging
 import pytest
 import structlog
 
-from service.logging import configure_logging, get_logger, mask_pii, mask_text
+from service.logging import (
+    add_event_context,
+    bind_event_context,
+    clear_event_context,
+    configure_logging,
+    event_context,
+    get_logger,
+    mask_pii,
+    mask_text,
+)
 
 
 def test_mask_text_hides_email_but_keeps_ids_and_codes() -> None:
@@ -51,3 +60,35 @@ def test_configured_logging_writes_json_lines_for_structlog_and_stdlib(
     assert theirs["logger"] == "aiokafka"
     assert theirs["level"] == "warning"
     assert theirs["event"] == "broker 127.0.0.1:9092 gone"
+
+
+def test_event_context_is_on_every_line_of_its_message_and_gone_after(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", "json")
+    try:
+        bind_event_context(topic="returns", partition=2, offset=41)
+        add_event_context(event_id="evt-1")
+        get_logger("test").info("event_processed", offset=7)  # the line's own key wins
+        assert event_context() == {
+            "topic": "returns",
+            "partition": 2,
+            "offset": 41,
+            "event_id": "evt-1",
+        }
+        bind_event_context(topic="returns", partition=2, offset=42)  # the next message
+        get_logger("test").info("next_message")
+        clear_event_context()
+        get_logger("test").info("between_messages")
+    finally:
+        clear_event_context()
+        logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
+    first, second, third = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert (first["event_id"], first["partition"], first["offset"]) == ("evt-1", 2, 7)
+    assert "event_id" not in second
+    assert second["offset"] == 42
+    assert not {"topic", "partition", "offset", "event_id"} & set(third)
+    assert event_context() == {}
+    with pytest.raises(ValueError, match="not an event context field"):
+        add_event_context(customer_email="a@b.c")

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from service.actions import (
@@ -30,6 +29,7 @@ from service.errors import CapillaryUnavailableError
 from service.events import LoyaltyPromotionType, ReturnEvent, ReturnType
 from service.ids import CountingIds
 from service.ledger import CustomerMark, LedgerEntry, LedgerFacts, LedgerItem
+from service.logging import event_context
 from service.outcome import ActionStatus, OutcomeEvent, OutcomeStatus
 from service.pipeline.execute import Executor
 from service.pipeline.plan import Planner
@@ -363,7 +363,7 @@ async def test_capillary_unavailable_raises_and_publishes_nothing() -> None:
 async def test_handle_clears_log_context_after_each_record() -> None:
     s = await _Setup(COUPONS).ready()
     await s.processor.handle(_record(event_bytes()))
-    assert structlog.contextvars.get_contextvars() == {}
+    assert event_context() == {}
 
 
 async def test_handle_rules_crash_dead_letters_the_event_instead_of_blocking() -> None:
