@@ -92,3 +92,20 @@ def test_event_context_is_on_every_line_of_its_message_and_gone_after(
     assert event_context() == {}
     with pytest.raises(ValueError, match="not an event context field"):
         add_event_context(customer_email="a@b.c")
+
+
+def test_a_value_json_cannot_hold_is_written_as_its_repr_and_the_line_stays_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque 7>"
+
+    configure_logging("INFO", "json")
+    try:
+        get_logger("test").info("odd_values", thing=Opaque(), name="Zoë", codes={"A1"})
+    finally:
+        logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
+    [line] = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
+    assert (line["thing"], line["name"], line["codes"]) == ("<opaque 7>", "Zoë", ["A1"])
