@@ -293,7 +293,8 @@ class Policy(_PolicyModel):
 class _RuleIndex:
     """A policy's rules by what looks them up; the first rule of a key wins, as in a scan."""
 
-    lists: tuple[object, object, object]
+    of_lists: tuple[object, object, object]
+    """The policy's rule lists this index was built from."""
     loyalty_by_id: dict[tuple[int, int], LoyaltyPromotionPolicy]
     loyalty_by_ref: dict[tuple[int, str | None], LoyaltyPromotionPolicy]
     cart: dict[str, CartPromotionPolicy]
@@ -314,15 +315,18 @@ class _RuleIndex:
         series: dict[int, CouponSeriesPolicy] = {}
         for series_rule in policy.coupon_series:
             series.setdefault(series_rule.series_id, series_rule)
-        return cls(_lists(policy), by_id, by_ref, cart, series)
+        lists = (policy.loyalty_promotions, policy.cart_promotions, policy.coupon_series)
+        return cls(lists, by_id, by_ref, cart, series)
 
     def built_from(self, policy: Policy) -> bool:
         """True when ``policy`` still holds the lists this index was built from."""
-        return all(a is b for a, b in zip(self.lists, _lists(policy), strict=True))
-
-
-def _lists(policy: Policy) -> tuple[object, object, object]:
-    return (policy.loyalty_promotions, policy.cart_promotions, policy.coupon_series)
+        # Three identity checks written out: a loop over them cost a microsecond a lookup.
+        loyalty, cart, series = self.of_lists
+        return (
+            loyalty is policy.loyalty_promotions
+            and cart is policy.cart_promotions
+            and series is policy.coupon_series
+        )
 
 
 def parse_policy(mapping: Mapping[str, object], source: str) -> Policy:
