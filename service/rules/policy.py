@@ -157,16 +157,6 @@ class LoyaltyPromotionPolicy(_PolicyModel):
                 raise ValueError("assume_earned_when_unlisted needs without_earn_ids: revoke_all")
         return self
 
-    def matches(self, earn: LoyaltyEarn) -> bool:
-        """True when ``earn`` names this promotion by either of its references."""
-        if earn.program_id != self.program_id:
-            return False
-        by_id = self.promotion_id is not None and earn.promotion_id == self.promotion_id
-        by_ref = (
-            self.promo_identifier is not None and earn.promo_identifier == self.promo_identifier
-        )
-        return by_id or by_ref
-
     def as_earn(self) -> LoyaltyEarn:
         """The promotion as an earn without ids, for events that list nothing."""
         assert self.promotion_type is not None  # guaranteed by the validator
