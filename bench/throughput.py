@@ -123,8 +123,9 @@ SERVICE_DEFAULT_BOUND = 1000
 """The service's own default of RETURN_HANDLER_CONCURRENCY__EVENTS_IN_FLIGHT, for the record."""
 SERVICE_DEFAULT_LINGER_MS = 5.0
 ROUTED_METRIC = "return_handler_routed_total"
-TRANSACTIONS_METRIC = 'return_handler_transactions_total{result="committed"}'
 """Records the service copied to the routed topic (``service/observe/metrics.py``)."""
+TRANSACTIONS_METRIC = 'return_handler_transactions_total{result="committed"}'
+"""Kafka transactions the service committed (``service/observe/metrics.py``)."""
 
 
 @dataclass(frozen=True)
