@@ -72,56 +72,64 @@ def take_back_coupons(
             continue
         kind = "generic coupon series" if generic else "coupon series"
         customer = coupon_customer(event, policy, f"revoking codes of {kind} {series_id}")
-        _codes_one_a_call(builder, series_id, group, codes, customer, generic=generic is True)
+        if generic:
+            _generic_codes(builder, series_id, group, codes, customer)
+        else:
+            _codes_of_unknown_series(builder, series_id, group, codes, customer)
 
 
-def _codes_one_a_call(
+def _generic_codes(
     builder: PlanBuilder,
     series_id: int,
     group: Group,
     codes: list[str],
     customer: CouponCustomer | Missing,
-    *,
-    generic: bool,
 ) -> None:
-    """Codes of a series that holds, or may hold, a generic code: each code on its own.
-
-    With the series id, several codes of a series that holds a generic code revoke every
-    coupon of the series, of every customer (the revoke page), and "a user ID must be
-    provided when dealing with generic coupon series". A series declared generic: one call
-    per code, with the series id and the customer, or a report of who is missing. A series
-    the policy does not declare free of generic codes: the page does not say that naming the
-    customer bounds that, so each code goes alone (one code is never revoked in bulk, and a
-    lone generic code is refused, 108), with the customer named where the event allows.
-    """
-    if generic:
-        if isinstance(customer, Missing):
-            builder.report(
-                ReportKind.MISSING_IDENTIFIER,
-                f"coupon_series:{series_id}",
-                customer.reason_code,
-                f"{group.reason}; but {customer.reason}, so codes {', '.join(codes)} are not "
-                "revoked",
-            )
-            return
-        why = (
-            f"{group.reason}; series {series_id} contains a generic code, so each code is "
-            "revoked on its own, with the series id and the customer named (several codes "
-            "with the series id would revoke every coupon of the series)"
+    """One call per code, with the series id and the customer, or a report of who is missing."""
+    # The revoke page: with the series id, several codes of a series that holds a generic
+    # code revoke every coupon of the series; and "a user ID must be provided when dealing
+    # with generic coupon series". So each code goes alone, with the series and the customer.
+    if isinstance(customer, Missing):
+        builder.report(
+            ReportKind.MISSING_IDENTIFIER,
+            f"coupon_series:{series_id}",
+            customer.reason_code,
+            f"{group.reason}; but {customer.reason}, so codes {', '.join(codes)} are not revoked",
         )
-        for code in codes:
-            builder.call(
-                RevokeCouponCodes(
-                    action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
-                    reason_code=group.reason_code,
-                    reason=why,
-                    series_id=series_id,
-                    codes=[code],
-                    generic=True,
-                    customer=customer,
-                )
-            )
         return
+    why = (
+        f"{group.reason}; series {series_id} contains a generic code, so each code is revoked "
+        "on its own, with the series id and the customer named (several codes with the series "
+        "id would revoke every coupon of the series)"
+    )
+    for code in codes:
+        builder.call(
+            RevokeCouponCodes(
+                action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
+                reason_code=group.reason_code,
+                reason=why,
+                series_id=series_id,
+                codes=[code],
+                generic=True,
+                customer=customer,
+            )
+        )
+
+
+def _codes_of_unknown_series(
+    builder: PlanBuilder,
+    series_id: int,
+    group: Group,
+    codes: list[str],
+    customer: CouponCustomer | Missing,
+) -> None:
+    """Codes of a series the policy does not declare free of generic codes: one a call.
+
+    Such a series may hold a generic code, and then several codes with its id revoke every
+    coupon of the series, of every customer; the page does not say that naming the customer
+    bounds that. So each code goes alone (one code is never revoked in bulk, and a lone
+    generic code is refused, 108), with the customer named where the event allows.
+    """
     how = (
         "each code goes on its own, with the customer named"
         if not isinstance(customer, Missing)
