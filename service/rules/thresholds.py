@@ -102,7 +102,7 @@ def what_is_kept(event: ReturnEvent) -> Kept:
             quantities = dict.fromkeys((line.sku for line in event.order_lines), ZERO)
             spends = dict(quantities)
         else:
-            _net_of_returns(event, quantities, spends)
+            quantities, spends = _net_of_returns(event)
     for out in event.exchanged_lines:
         quantities[out.sku] = quantities.get(out.sku, ZERO) + out.quantity
         spends[out.sku] = spends.get(out.sku, ZERO) + out.amount
@@ -120,20 +120,21 @@ def what_is_kept(event: ReturnEvent) -> Kept:
     )
 
 
-def _net_of_returns(
-    event: ReturnEvent, quantities: dict[str, Decimal], spends: dict[str, Decimal]
-) -> None:
+def _net_of_returns(event: ReturnEvent) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
     """Each SKU's units and money of the order less what came back of its lines."""
     returned_qty: dict[str, Decimal] = {}
     returned_amount: dict[str, Decimal] = {}
     for back in event.returned_lines:
         returned_qty[back.line_id] = returned_qty.get(back.line_id, ZERO) + back.quantity
         returned_amount[back.line_id] = returned_amount.get(back.line_id, ZERO) + back.amount
+    quantities: dict[str, Decimal] = {}
+    spends: dict[str, Decimal] = {}
     for line in event.order_lines:
         qty = max(ZERO, line.quantity - returned_qty.get(line.line_id, ZERO))
         amount = max(ZERO, line.amount - returned_amount.get(line.line_id, ZERO))
         quantities[line.sku] = quantities.get(line.sku, ZERO) + qty
         spends[line.sku] = spends.get(line.sku, ZERO) + amount
+    return quantities, spends
 
 
 @dataclass(frozen=True)
