@@ -204,13 +204,10 @@ class ReportBuilder:
         last = max([self._until.date(), *self._days])
         days = (first + timedelta(days=n) for n in range((last - first).days + 1))
         figures = [name for name in DayCount.model_fields if name != "day"]
-        counts = self._days
+        quiet: Counter[str] = Counter()  # a day without outcomes: every figure zero
         return [
             DayCount.model_validate(
-                {
-                    "day": day,
-                    **{name: counts[day][name] if day in counts else 0 for name in figures},
-                }
+                {"day": day, **{name: self._days.get(day, quiet)[name] for name in figures}}
             )
             for day in days
         ]
