@@ -72,10 +72,18 @@ def take_back_coupons(
             continue
         kind = "generic coupon series" if generic else "coupon series"
         customer = coupon_customer(event, policy, f"revoking codes of {kind} {series_id}")
-        if generic:
-            _generic_codes(builder, series_id, group, codes, customer)
-        else:
+        if not generic:
             _codes_of_unknown_series(builder, series_id, group, codes, customer)
+        elif isinstance(customer, Missing):
+            builder.report(
+                ReportKind.MISSING_IDENTIFIER,
+                f"coupon_series:{series_id}",
+                customer.reason_code,
+                f"{group.reason}; but {customer.reason}, so codes {', '.join(codes)} are not "
+                "revoked",
+            )
+        else:
+            _generic_codes(builder, series_id, group, codes, customer)
 
 
 def _generic_codes(
@@ -83,20 +91,13 @@ def _generic_codes(
     series_id: int,
     group: Group,
     codes: list[str],
-    customer: CouponCustomer | Missing,
+    customer: CouponCustomer,
 ) -> None:
-    """One call per code, with the series id and the customer, or a report of who is missing."""
+    """One call per code, with the series id and the customer."""
     # The revoke page: with the series id, several codes of a series that holds a generic
     # code revoke every coupon of the series; and "a user ID must be provided when dealing
-    # with generic coupon series". So each code goes alone, with the series and the customer.
-    if isinstance(customer, Missing):
-        builder.report(
-            ReportKind.MISSING_IDENTIFIER,
-            f"coupon_series:{series_id}",
-            customer.reason_code,
-            f"{group.reason}; but {customer.reason}, so codes {', '.join(codes)} are not revoked",
-        )
-        return
+    # with generic coupon series". So each code goes alone, with the series and the customer
+    # (without one, the caller reports who is missing).
     why = (
         f"{group.reason}; series {series_id} contains a generic code, so each code is revoked "
         "on its own, with the series id and the customer named (several codes with the series "
