@@ -39,34 +39,6 @@ class _PolicyModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class OrderDateUnknown(StrEnum):
-    """What to do when a return window is set but the event has no order date."""
-
-    PROCEED = "proceed"
-    SKIP = "skip"
-
-
-class WithoutThreshold(StrEnum):
-    """What happens on a partial return to a benefit whose threshold nobody knows."""
-
-    KEEP = "keep"
-    TAKE_BACK = "take_back"
-
-
-class LoyaltyWithoutEarnIds(StrEnum):
-    """A loyalty promotion named without its earn ids."""
-
-    REPORT = "report"
-    REVOKE_ALL = "revoke_all"
-
-
-class CartWithoutEarnIds(StrEnum):
-    """A cart promotion named without its earn ids."""
-
-    REPORT = "report"
-    DEACTIVATE_PARTICIPATION = "deactivate_participation"
-
-
 def _unique(values: list[Any], what: str) -> None:
     if len(values) != len(set(values)):
         raise ValueError(f"{what} lists a value twice")
@@ -109,6 +81,13 @@ class FullReturnPolicy(_PolicyModel):
     revoke_enrolment: bool = True
 
 
+class WithoutThreshold(StrEnum):
+    """What happens on a partial return to a benefit whose threshold nobody knows."""
+
+    KEEP = "keep"
+    TAKE_BACK = "take_back"
+
+
 class PartialReturnPolicy(_PolicyModel):
     """Some goods or some money come back (LINE_ITEM, AMOUNT, EXCHANGE)."""
 
@@ -133,6 +112,13 @@ class RedeemedPolicy(_PolicyModel):
     """Benefits the customer already used; the executor learns of them from Capillary."""
 
     flag_for_clawback: bool = False
+
+
+class LoyaltyWithoutEarnIds(StrEnum):
+    """A loyalty promotion named without its earn ids."""
+
+    REPORT = "report"
+    REVOKE_ALL = "revoke_all"
 
 
 class LoyaltyPromotionPolicy(_PolicyModel):
@@ -169,6 +155,13 @@ class LoyaltyPromotionPolicy(_PolicyModel):
         )
 
 
+class CartWithoutEarnIds(StrEnum):
+    """A cart promotion named without its earn ids."""
+
+    REPORT = "report"
+    DEACTIVATE_PARTICIPATION = "deactivate_participation"
+
+
 class CartPromotionPolicy(_PolicyModel):
     """Rules for one cart promotion."""
 
@@ -203,6 +196,13 @@ class CouponSeriesPolicy(_PolicyModel):
     revoke_by_customer_instead_of_codes: bool = False
     revoke_by_customer_when_unlisted: bool = False
     threshold: Threshold | None = None
+
+
+class OrderDateUnknown(StrEnum):
+    """What to do when a return window is set but the event has no order date."""
+
+    PROCEED = "proceed"
+    SKIP = "skip"
 
 
 class Policy(_PolicyModel):
