@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.conn import AIOKafkaConnection, collect_hosts
 from aiokafka.errors import (
     IllegalSaslStateError,
@@ -305,6 +306,21 @@ async def checked_connection(kafka: KafkaSettings) -> ConnectionOptions:
     options = connection_options(kafka)
     await check_connection(kafka, options)
     return options
+
+
+def committed_reader(options: Mapping[str, Any], *topics: str, **extra: Any) -> AIOKafkaConsumer:
+    """A consumer without a group that reads committed records only, from the start of a
+    partition it has no position in: how the tools read a topic (``extra``: aiokafka's
+    other arguments)."""
+    return AIOKafkaConsumer(
+        *topics,
+        **options,
+        **extra,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
 
 
 async def start_client(

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from typing import TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 
-from service.kafka.connection import checked_connection, start_client
+from service.kafka.connection import checked_connection, committed_reader, start_client
 from service.settings import KafkaSettings
 
 KafkaRecord: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -30,15 +30,7 @@ async def read_topic(
     connection = await checked_connection(kafka)
     # Without a group the consumer takes every partition of the topic as it appears;
     # frequent metadata refreshes notice a topic created after we subscribed.
-    consumer = AIOKafkaConsumer(
-        topic,
-        **connection.kwargs(),
-        group_id=None,
-        metadata_max_age_ms=1000,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
+    consumer = committed_reader(connection.kwargs(), topic, metadata_max_age_ms=1000)
     await start_client(consumer.start, consumer.stop, bootstrap_servers=kafka.bootstrap_servers)
     records: list[KafkaRecord] = []
     end = time.monotonic() + wait_seconds

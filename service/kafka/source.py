@@ -271,9 +271,7 @@ class KafkaSource:
     def hold(self, topic: str, partition: int, offset: int) -> None:
         """Read ``offset`` again later and fetch nothing more of this partition until released."""
         tp = TopicPartition(topic, partition)
-        if tp in self._started.assignment():
-            self._started.seek(tp, offset)
-            self._next[tp] = offset
+        if self._rewind(tp, offset):
             self._started.pause(tp)
             self._held.add(tp)
 
@@ -286,7 +284,12 @@ class KafkaSource:
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read this partition again from ``offset`` (if it is still ours)."""
-        tp = TopicPartition(topic, partition)
-        if tp in self._started.assignment():
-            self._started.seek(tp, offset)
-            self._next[tp] = offset
+        self._rewind(TopicPartition(topic, partition), offset)
+
+    def _rewind(self, tp: TopicPartition, offset: int) -> bool:
+        """Read ``tp`` again from ``offset``; ``False`` when it is no longer ours."""
+        if tp not in self._started.assignment():
+            return False
+        self._started.seek(tp, offset)
+        self._next[tp] = offset
+        return True

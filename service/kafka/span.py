@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from service.errors import BrokerError, ConfigurationError
-from service.kafka.connection import start_client
+from service.kafka.connection import committed_reader, start_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +86,7 @@ async def read_span(
 
     ``client_options``: aiokafka's connection arguments (bootstrap servers, TLS, SASL).
     """
-    consumer = AIOKafkaConsumer(
-        **client_options,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )
+    consumer = committed_reader(client_options)
     await start_client(
         consumer.start, consumer.stop, bootstrap_servers=client_options.get("bootstrap_servers")
     )

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from service.errors import BrokerError
-from service.kafka.connection import start_client
+from service.kafka.connection import committed_reader, start_client
 from service.kafka.span import TopicRecord, record_of, topic_partitions
 
 
@@ -25,13 +25,7 @@ class Tail:
     def __init__(self, options: Mapping[str, Any], purpose: str) -> None:
         self._options = options
         self._purpose = purpose
-        self._consumer = AIOKafkaConsumer(
-            **options,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-        )
+        self._consumer = committed_reader(options)
         self._ends: dict[TopicPartition, int] = {}
 
     async def start(self, topics: Sequence[str], since: datetime | None) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
+from service.kafka.reader import read_topic
 from service.kafka.span import Span, TopicRecord, read_span
+from service.settings import KafkaSettings
 
 
 async def _fill(bootstrap: str, topic: str, stamps_ms: list[int]) -> None:
@@ -59,3 +62,32 @@ async def test_offsets_per_partition_and_progress(bootstrap_servers: str, fresh_
     assert seen[0] == (0, 3)
     assert seen[-1] == (3, 3)
     assert found[0].position == f"{fresh_topic}:1:1"
+
+
+async def test_the_tools_read_committed_records_only(
+    bootstrap_servers: str, fresh_topic: str, unique_id: Callable[[str], str]
+) -> None:
+    # The outcomes and state topics are written in transactions; a tool that showed an
+    # aborted record would show an outcome that was never published.
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, transactional_id=unique_id("tools-read")
+    )
+    await producer.start()
+    try:
+        for value, commit in ((b"first", True), (b"aborted", False), (b"last", True)):
+            await producer.begin_transaction()
+            await producer.send_and_wait(fresh_topic, value, partition=0)
+            if commit:
+                await producer.commit_transaction()
+            else:
+                await producer.abort_transaction()
+    finally:
+        await producer.stop()
+
+    spanned = await _all(bootstrap_servers, fresh_topic, Span())
+    assert [r.value for r in spanned] == [b"first", b"last"]
+    whole = await read_topic(
+        KafkaSettings(bootstrap_servers=bootstrap_servers), fresh_topic, count=2, wait_seconds=20
+    )
+    # count=2 stops at two records; an aborted one would be the second.
+    assert [r.value for r in whole] == [b"first", b"last"]
