@@ -2,7 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol, TypedDict
+
 from service.actions import Action, Report, ReportKind
+
+
+class Reasoned(Protocol):
+    """Anything that says why an action is planned: a judgement, a group, a :class:`Why`."""
+
+    @property
+    def reason_code(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """A reason written where the action is planned."""
+
+    reason_code: str
+    reason: str
+
+
+class ActionHead(TypedDict):
+    """The fields every action starts with: which it is, and why."""
+
+    action_id: str
+    reason_code: str
+    reason: str
 
 
 class PlanBuilder:
@@ -13,7 +42,7 @@ class PlanBuilder:
         self.reports: list[Action] = []
         self._taken: dict[str, int] = {}
 
-    def next_id(self, base: str) -> str:
+    def _next_id(self, base: str) -> str:
         """A unique action id built on ``base``."""
         # Two entries of an event can name the same item (a promotion listed twice); a
         # numbered suffix keeps ids unique while staying the same for the same event.
@@ -21,18 +50,22 @@ class PlanBuilder:
         self._taken[base] = seen
         return base if seen == 1 else f"{base}#{seen}"
 
+    def head(self, base: str, why: Reasoned) -> ActionHead:
+        """An action's first fields: an id built on ``base``, unique in the plan, and why."""
+        return {
+            "action_id": self._next_id(base),
+            "reason_code": why.reason_code,
+            "reason": why.reason,
+        }
+
     def call(self, action: Action) -> None:
-        """Add a call (its id taken from :meth:`next_id`)."""
+        """Add a call (its head taken from :meth:`head`)."""
         self.calls.append(action)
 
     def report(self, kind: ReportKind, item: str, reason_code: str, reason: str) -> Report:
         """Add a report: an item named in the outcome with why no call is made."""
         action = Report(
-            action_id=self.next_id(f"report:{item}"),
-            report_kind=kind,
-            item=item,
-            reason_code=reason_code,
-            reason=reason,
+            **self.head(f"report:{item}", Why(reason_code, reason)), report_kind=kind, item=item
         )
         self.reports.append(action)
         return action

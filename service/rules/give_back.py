@@ -17,7 +17,7 @@ from service.actions import EnrolLoyalty, IssueLoyaltyEarn, ReportKind
 from service.events import CancelledReturn, ReturnEvent
 from service.ledger import TAKEN, CustomerMark, LedgerItem, LoyaltyRef, ReturnRecord
 from service.outcome import ActionStatus
-from service.rules.builder import PlanBuilder
+from service.rules.builder import PlanBuilder, Why
 from service.rules.identifiers import Missing, loyalty_identity
 from service.rules.policy import Policy, ReturnUnknown
 
@@ -131,16 +131,15 @@ def _give_back_loyalty(
         return
 
     source = "its claim" if record.claimed else "the ledger"
-    why = (
+    why = Why(
+        "give_back_enrolment",
         f"the cancelled return {returned} revoked this enrolment ({source}); enrol again before "
-        "the earns are issued"
+        "the earns are issued",
     )
     for key, ref in enrol.items():
         builder.call(
             EnrolLoyalty(
-                action_id=builder.next_id(f"enrol_loyalty:{key}"),
-                reason_code="give_back_enrolment",
-                reason=why,
+                **builder.head(f"enrol_loyalty:{key}", why),
                 target=identity.target(ref.as_earn()),
             )
         )
@@ -152,15 +151,15 @@ def _give_back_loyalty(
         else:
             order = "direct promotion: EARN only"
         for earn_id in dict.fromkeys(earn_ids):
+            again = Why(
+                "give_back_earn",
+                f"the cancelled return {returned} revoked earn {earn_id} ({source}); "
+                f"issue it again ({order}). EARN is not idempotent: the outcome records "
+                "the new earn id",
+            )
             builder.call(
                 IssueLoyaltyEarn(
-                    action_id=builder.next_id(f"issue_loyalty_earn:{key}:{earn_id}"),
-                    reason_code="give_back_earn",
-                    reason=(
-                        f"the cancelled return {returned} revoked earn {earn_id} ({source}); "
-                        f"issue it again ({order}). EARN is not idempotent: the outcome records "
-                        "the new earn id"
-                    ),
+                    **builder.head(f"issue_loyalty_earn:{key}:{earn_id}", again),
                     target=identity.target(ref.as_earn()),
                     replaces_earn_id=earn_id,
                 )

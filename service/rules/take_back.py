@@ -28,7 +28,7 @@ from service.events import (
     ReturnType,
     Threshold,
 )
-from service.rules.builder import PlanBuilder, dedupe
+from service.rules.builder import PlanBuilder, Why, dedupe
 from service.rules.identifiers import (
     LoyaltyIdentity,
     Missing,
@@ -194,25 +194,23 @@ def take_back_loyalty(
         if earn_ids:
             builder.call(
                 RevokeLoyaltyEarn(
-                    action_id=builder.next_id(
-                        f"revoke_loyalty_earn:{key}:{','.join(map(str, earn_ids))}"
+                    **builder.head(
+                        f"revoke_loyalty_earn:{key}:{','.join(map(str, earn_ids))}", group
                     ),
-                    reason_code=group.reason_code,
-                    reason=group.reason,
                     target=identity.target(earn),
                     earn_ids=earn_ids,
                 )
             )
         elif rule is not None and rule.without_earn_ids is LoyaltyWithoutEarnIds.REVOKE_ALL:
+            every_earn = Why(
+                "policy_revoke_all_earns",
+                f"{group.reason}; the event gives no earn ids and the policy "
+                "(loyalty_promotions: without_earn_ids: revoke_all) revokes every earn "
+                "of this promotion for the customer, including earns of other orders",
+            )
             builder.call(
                 RevokeLoyaltyEarn(
-                    action_id=builder.next_id(f"revoke_loyalty_earn:{key}:all"),
-                    reason_code="policy_revoke_all_earns",
-                    reason=(
-                        f"{group.reason}; the event gives no earn ids and the policy "
-                        "(loyalty_promotions: without_earn_ids: revoke_all) revokes every earn "
-                        "of this promotion for the customer, including earns of other orders"
-                    ),
+                    **builder.head(f"revoke_loyalty_earn:{key}:all", every_earn),
                     target=identity.target(earn),
                     earn_ids=None,
                     broad=True,
@@ -231,14 +229,14 @@ def take_back_loyalty(
             policy.full_return.revoke_enrolment if full else policy.partial_return.revoke_enrolment
         )
         if unenrol:
+            after_earns = Why(
+                "revoke_enrolment_after_earn",
+                f"enrol-and-issue promotion ({earn.promotion_type}): the enrolment goes "
+                f"after its earns ({setting}.revoke_enrolment: true)",
+            )
             builder.call(
                 RevokeLoyaltyEnrolment(
-                    action_id=builder.next_id(f"revoke_loyalty_enrolment:{key}"),
-                    reason_code="revoke_enrolment_after_earn",
-                    reason=(
-                        f"enrol-and-issue promotion ({earn.promotion_type}): the enrolment goes "
-                        f"after its earns ({setting}.revoke_enrolment: true)"
-                    ),
+                    **builder.head(f"revoke_loyalty_enrolment:{key}", after_earns),
                     target=who.target(earn),
                 )
             )
@@ -312,9 +310,7 @@ def take_back_cart(
             # One action however many ids: splitting to the API's limits is the client's.
             builder.call(
                 RevokeCartEarn(
-                    action_id=builder.next_id(f"revoke_cart_earn:{promotion_id}:{earn_ids[0]}"),
-                    reason_code=group.reason_code,
-                    reason=group.reason,
+                    **builder.head(f"revoke_cart_earn:{promotion_id}:{earn_ids[0]}", group),
                     customer_id=customer_id,
                     promotion_id=promotion_id,
                     earn_ids=earn_ids,
@@ -323,14 +319,16 @@ def take_back_cart(
         else:
             rule = policy.cart_rule(promotion_id)
             if rule and rule.without_earn_ids is CartWithoutEarnIds.DEACTIVATE_PARTICIPATION:
+                participation = Why(
+                    "policy_deactivate_participation",
+                    f"{group.reason}; the event gives no earn ids and the policy "
+                    "(cart_promotions: without_earn_ids: deactivate_participation) ends "
+                    "the customer's whole participation in this promotion",
+                )
                 builder.call(
                     DeactivateCartPromotion(
-                        action_id=builder.next_id(f"deactivate_cart_promotion:{promotion_id}:all"),
-                        reason_code="policy_deactivate_participation",
-                        reason=(
-                            f"{group.reason}; the event gives no earn ids and the policy "
-                            "(cart_promotions: without_earn_ids: deactivate_participation) ends "
-                            "the customer's whole participation in this promotion"
+                        **builder.head(
+                            f"deactivate_cart_promotion:{promotion_id}:all", participation
                         ),
                         customer_id=customer_id,
                         promotion_id=promotion_id,
@@ -349,13 +347,14 @@ def _payment_voucher(
     if not earn_ids:
         _earn_ids_missing(builder, item, group, "payment_voucher")
         return
-    why = f"{group.reason}; PAYMENT_VOUCHER mode: deactivated with the earn id instead of revoked"
+    why = Why(
+        group.reason_code,
+        f"{group.reason}; PAYMENT_VOUCHER mode: deactivated with the earn id instead of revoked",
+    )
     for earn_id in earn_ids:
         builder.call(
             DeactivateCartPromotion(
-                action_id=builder.next_id(f"deactivate_cart_promotion:{promotion_id}:{earn_id}"),
-                reason_code=group.reason_code,
-                reason=why,
+                **builder.head(f"deactivate_cart_promotion:{promotion_id}:{earn_id}", why),
                 customer_id=customer_id,
                 promotion_id=promotion_id,
                 earn_id=earn_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from service.actions import CouponCustomer, ReportKind, RevokeCouponCodes, RevokeCustomerCoupons
 from service.events import CouponsIssued, ReturnEvent
-from service.rules.builder import PlanBuilder, dedupe
+from service.rules.builder import PlanBuilder, Why, dedupe
 from service.rules.identifiers import Missing, coupon_customer
 from service.rules.policy import CouponSeriesPolicy, Policy
 from service.rules.take_back import Group, judge, keep
@@ -61,9 +61,7 @@ def take_back_coupons(
             # a call is the client's), which may share calls with other customers' codes.
             builder.call(
                 RevokeCouponCodes(
-                    action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
-                    reason_code=group.reason_code,
-                    reason=group.reason,
+                    **builder.head(f"revoke_coupon_codes:{series_id}:{codes[0]}", group),
                     series_id=series_id,
                     codes=codes,
                     no_generic_code=True,
@@ -98,17 +96,16 @@ def _generic_codes(
     # code revoke every coupon of the series; and "a user ID must be provided when dealing
     # with generic coupon series". So each code goes alone, with the series and the customer
     # (without one, the caller reports who is missing).
-    why = (
+    why = Why(
+        group.reason_code,
         f"{group.reason}; series {series_id} contains a generic code, so each code is revoked "
         "on its own, with the series id and the customer named (several codes with the series "
-        "id would revoke every coupon of the series)"
+        "id would revoke every coupon of the series)",
     )
     for code in codes:
         builder.call(
             RevokeCouponCodes(
-                action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{code}"),
-                reason_code=group.reason_code,
-                reason=why,
+                **builder.head(f"revoke_coupon_codes:{series_id}:{code}", why),
                 series_id=series_id,
                 codes=[code],
                 generic=True,
@@ -136,14 +133,14 @@ def _codes_of_unknown_series(
         if not isinstance(customer, Missing)
         else f"{customer.reason}, so each code goes on its own"
     ) + " (a lone code is never revoked with the series; one of a generic code is refused)"
+    why = Why(
+        group.reason_code,
+        f"{group.reason}; the policy does not declare series {series_id} free of "
+        f"generic codes (coupon_series: contains_generic_code: false), so {how}",
+    )
     builder.call(
         RevokeCouponCodes(
-            action_id=builder.next_id(f"revoke_coupon_codes:{series_id}:{codes[0]}"),
-            reason_code=group.reason_code,
-            reason=(
-                f"{group.reason}; the policy does not declare series {series_id} free of "
-                f"generic codes (coupon_series: contains_generic_code: false), so {how}"
-            ),
+            **builder.head(f"revoke_coupon_codes:{series_id}:{codes[0]}", why),
             series_id=series_id,
             codes=codes,
             customer=None if isinstance(customer, Missing) else customer,
@@ -193,12 +190,13 @@ def _by_customer(
             customer.reason,
         )
         return
+    why = Why(
+        reason_code,
+        f"{reason}. Capillary refuses this call for a customer with over 100 unredeemed coupons",
+    )
     builder.call(
         RevokeCustomerCoupons(
-            action_id=builder.next_id(f"revoke_customer_coupons:{series_id}"),
-            reason_code=reason_code,
-            reason=f"{reason}. Capillary refuses this call for a customer with over 100 "
-            "unredeemed coupons",
+            **builder.head(f"revoke_customer_coupons:{series_id}", why),
             customer=customer,
             series_id=series_id,
             broad=True,
