@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -46,96 +47,70 @@ class KafkaSettings(BaseModel):
     each raise a :class:`ConfigurationError` naming the variable.
     """
 
-    bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", min_length=1, description="Comma-separated host:port list."
-    )
-    security_protocol: SecurityProtocol = Field(
-        default="PLAINTEXT",
-        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL: what the brokers' listener "
-        "expects.",
-    )
-    sasl_mechanism: SaslMechanism = Field(
-        default="SCRAM-SHA-512",
-        description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_PLAINTEXT or SASL_SSL).",
-    )
-    sasl_username: str | None = Field(default=None, description="SASL user.")
-    sasl_username_file: Path | None = Field(default=None, description="File holding the user.")
-    sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
-    sasl_password_file: Path | None = Field(default=None, description="File holding it.")
-    ssl_ca_file: Path | None = Field(
-        default=None,
-        description="PEM CA certificate(s) that signed the brokers' certificates (SSL, "
-        "SASL_SSL); the system's CAs when unset.",
-    )
-    ssl_cert_file: Path | None = Field(
-        default=None,
-        description="PEM client certificate, for brokers that ask for one; needs SSL_KEY_FILE.",
-    )
-    ssl_key_file: Path | None = Field(
-        default=None, description="PEM private key of the client certificate."
-    )
-    ssl_key_password_file: Path | None = Field(
-        default=None, description="File holding the password of an encrypted SSL_KEY_FILE."
-    )
-    client_id: str = Field(default="return-handler", description="Prefix of Kafka client ids.")
-    group_id: str = Field(default="return-handler", description="Consumer group of the service.")
-    returns_topic: str = Field(default="returns", description="Input: return and refund events.")
-    outcomes_topic: str = Field(default="return-outcomes", description="Output: one per event.")
-    dead_letter_topic: str = Field(
-        default="returns-dead-letter", description="Input messages that are not valid events."
-    )
-    routed_topic: str = Field(
-        default="returns-routed",
-        description="Internal: returns moved to their customer key's partition when their "
-        "producer put them on another (CRC32 partitioners, no key); partitioned like returns.",
-    )
-    retry_topic: str = Field(
-        default="returns-retry",
-        description="Events waiting to be tried again (an open cart); partitioned like returns.",
-    )
-    state_topic: str = Field(
-        default="return-handler-state",
-        description="Compacted: what each event id reached; partitioned like returns.",
-    )
-    group_instance_id: str | None = Field(
-        default=None,
-        description="Static group membership (the chart sets the pod name): a restarted "
-        "instance gets its partitions back at once. Unique per running instance.",
-    )
-    transactional_id_prefix: str = Field(
-        default="return-handler",
-        description="Transactional ids are <prefix>-<group>-<partition>: one per input "
-        "partition, so a new owner fences the old one.",
-    )
-    transaction_linger_ms: float = Field(
-        default=10.0,
-        ge=0,
-        le=1000,
-        description="How long a partition's next transaction waits for more to carry (start "
-        "markers of events in flight, finished work): fewer transactions, less broker work.",
-    )
-    commit_interval_ms: int = Field(
-        default=200, ge=1, le=60_000, description="Most time finished work waits for its commit."
-    )
-    max_poll_records: int = Field(
-        default=200,
-        ge=1,
-        le=10_000,
-        description="Most records one poll returns; at the in-flight bound, the most that wait.",
-    )
-    max_poll_interval_ms: int = Field(
-        default=300_000, ge=10_000, description="Longer than the Capillary retry budget."
-    )
-    session_timeout_ms: int = Field(
-        default=30_000,
-        ge=6_000,
-        description="Heartbeat silence before the group drops us; with static membership, "
-        "how long a crashed instance's partitions wait for it before moving.",
-    )
-    fetch_timeout_ms: int = Field(default=500, ge=10, description="How long one poll waits.")
-    auto_offset_reset: Literal["earliest", "latest"] = Field(
-        default="earliest", description="Where a new consumer group starts."
-    )
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1)
+    """Comma-separated host:port list."""
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    """PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL: what the brokers' listener expects."""
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_PLAINTEXT or SASL_SSL)."""
+    sasl_username: str | None = None
+    """SASL user."""
+    sasl_username_file: Path | None = None
+    """File holding the user."""
+    sasl_password: SecretStr | None = None
+    """SASL password."""
+    sasl_password_file: Path | None = None
+    """File holding it."""
+    ssl_ca_file: Path | None = None
+    """PEM CA certificate(s) that signed the brokers' certificates (SSL, SASL_SSL); the system's
+    CAs when unset."""
+    ssl_cert_file: Path | None = None
+    """PEM client certificate, for brokers that ask for one; needs SSL_KEY_FILE."""
+    ssl_key_file: Path | None = None
+    """PEM private key of the client certificate."""
+    ssl_key_password_file: Path | None = None
+    """File holding the password of an encrypted SSL_KEY_FILE."""
+    client_id: str = "return-handler"
+    """Prefix of Kafka client ids."""
+    group_id: str = "return-handler"
+    """Consumer group of the service."""
+    returns_topic: str = "returns"
+    """Input: return and refund events."""
+    outcomes_topic: str = "return-outcomes"
+    """Output: one per event."""
+    dead_letter_topic: str = "returns-dead-letter"
+    """Input messages that are not valid events."""
+    routed_topic: str = "returns-routed"
+    """Internal: returns moved to their customer key's partition when their producer put them on
+    another (CRC32 partitioners, no key); partitioned like returns."""
+    retry_topic: str = "returns-retry"
+    """Events waiting to be tried again (an open cart); partitioned like returns."""
+    state_topic: str = "return-handler-state"
+    """Compacted: what each event id reached; partitioned like returns."""
+    group_instance_id: str | None = None
+    """Static group membership (the chart sets the pod name): a restarted instance gets its
+    partitions back at once. Unique per running instance."""
+    transactional_id_prefix: str = "return-handler"
+    """Transactional ids are <prefix>-<group>-<partition>: one per input partition, so a new
+    owner fences the old one."""
+    transaction_linger_ms: float = Field(default=10.0, ge=0, le=1000)
+    """How long a partition's next transaction waits for more to carry (start markers of events
+    in flight, finished work): fewer transactions, less broker work."""
+    commit_interval_ms: int = Field(default=200, ge=1, le=60_000)
+    """Most time finished work waits for its commit."""
+    max_poll_records: int = Field(default=200, ge=1, le=10_000)
+    """Most records one poll returns; at the in-flight bound, the most that wait."""
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    """Longer than the Capillary retry budget."""
+    session_timeout_ms: int = Field(default=30_000, ge=6_000)
+    """Heartbeat silence before the group drops us; with static membership, how long a crashed
+    instance's partitions wait for it before moving."""
+    fetch_timeout_ms: int = Field(default=500, ge=10)
+    """How long one poll waits."""
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a new consumer group starts."""
 
     # Read from SSL_KEY_PASSWORD_FILE; a key's password has no variable of its own.
     _ssl_key_password: SecretStr | None = PrivateAttr(default=None)
@@ -247,90 +222,63 @@ def _refuse_unused(values: Mapping[str, object], why: str, protocols: str) -> No
 class ReliabilitySettings(BaseModel):
     """Deduplication, the retry path, pausing on outages and the dead-letter cap."""
 
-    dedupe_window_days: float = Field(
-        default=35.0, gt=0, description="How long an event id is remembered."
-    )
-    retry_max_attempts: int = Field(
-        default=5, ge=1, le=100, description="Attempts of an event on the retry path."
-    )
-    retry_initial_delay_seconds: float = Field(
-        default=30.0, ge=0, description="Wait before the first retry; doubles per attempt."
-    )
-    retry_max_delay_seconds: float = Field(
-        default=900.0, ge=0, description="Longest wait between two retries."
-    )
-    probe_initial_seconds: Seconds = Field(
-        default=1.0, description="First wait between probes while paused."
-    )
-    probe_max_seconds: Seconds = Field(
-        default=30.0, description="Longest wait between probes while paused."
-    )
-    dead_letter_max_share: Share = Field(
-        default=0.5,
-        description="Share of a minute's records that may be dead-lettered; beyond it the "
-        "service stops.",
-    )
-    dead_letter_min_count: int = Field(
-        default=20, ge=1, description="Dead letters a minute that never trip the cap."
-    )
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    dedupe_window_days: float = Field(default=35.0, gt=0)
+    """How long an event id is remembered."""
+    retry_max_attempts: int = Field(default=5, ge=1, le=100)
+    """Attempts of an event on the retry path."""
+    retry_initial_delay_seconds: float = Field(default=30.0, ge=0)
+    """Wait before the first retry; doubles per attempt."""
+    retry_max_delay_seconds: float = Field(default=900.0, ge=0)
+    """Longest wait between two retries."""
+    probe_initial_seconds: Seconds = 1.0
+    """First wait between probes while paused."""
+    probe_max_seconds: Seconds = 30.0
+    """Longest wait between probes while paused."""
+    dead_letter_max_share: Share = 0.5
+    """Share of a minute's records that may be dead-lettered; beyond it the service stops."""
+    dead_letter_min_count: int = Field(default=20, ge=1)
+    """Dead letters a minute that never trip the cap."""
 
 
 class ConcurrencySettings(BaseModel):
     """Events in flight across customers, and how long bulk calls wait for company."""
 
-    events_in_flight: int = Field(
-        default=1000,
-        ge=1,
-        le=100_000,
-        description="Events taken and not finished; at the bound the consumer pauses. 1 "
-        "handles one event at a time.",
-    )
-    linger_ms: float = Field(
-        default=5.0,
-        ge=0,
-        le=10_000,
-        description="How long a bulk call waits for other events' items to join it.",
-    )
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    events_in_flight: int = Field(default=1000, ge=1, le=100_000)
+    """Events taken and not finished; at the bound the consumer pauses. 1 handles one event at a
+    time."""
+    linger_ms: float = Field(default=5.0, ge=0, le=10_000)
+    """How long a bulk call waits for other events' items to join it."""
 
 
 class ObservabilitySettings(BaseModel):
     """The HTTP port (health, readiness, metrics, schemas), tracing and the outputs' envelope."""
 
-    host: str = Field(default="0.0.0.0", description="Address the HTTP port listens on.")
-    port: int = Field(
-        default=8080,
-        ge=0,
-        le=65_535,
-        description="HTTP port of /healthz, /readyz and /metrics; 0 takes any free port "
-        "(logged at start).",
-    )
-    stall_seconds: Seconds = Field(
-        default=300.0,
-        description="/healthz fails when the run loop has not turned, or no event in flight "
-        "has finished, for this long; longer than a call may wait for an open cart (180 s).",
-    )
-    otlp_endpoint: str | None = Field(
-        default=None,
-        description="OTLP/HTTP collector for traces, e.g. http://otel-collector:4318; unset: "
-        "no export (trace context still goes into the outputs' headers).",
-    )
-    cloudevents_source: str | None = Field(
-        default=None,
-        min_length=1,
-        description="ce_source header of outcomes and dead letters (a URI reference); unset: "
-        "/return-handler/{Kafka cluster id}/{group id}, so no two deployments share one.",
-    )
-    schemas_url: str | None = Field(
-        default=None,
-        description="Base URL where consumers fetch the published schemas; an outcome's "
-        "ce_dataschema is it plus outcome-event.v1.json. Unset: http://{host name}:{port}"
-        "/schemas/, served by the service itself.",
-    )
-    created_series: bool = Field(
-        default=False,
-        description="Also export the creation-time series (names ending in _created) of every "
-        "counter and histogram; off, as they double those series for a value rarely used.",
-    )
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    host: str = "0.0.0.0"
+    """Address the HTTP port listens on."""
+    port: int = Field(default=8080, ge=0, le=65_535)
+    """HTTP port of /healthz, /readyz and /metrics; 0 takes any free port (logged at start)."""
+    stall_seconds: Seconds = 300.0
+    """/healthz fails when the run loop has not turned, or no event in flight has finished, for
+    this long; longer than a call may wait for an open cart (180 s)."""
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP collector for traces, e.g. http://otel-collector:4318; unset: no export (trace
+    context still goes into the outputs' headers)."""
+    cloudevents_source: str | None = Field(default=None, min_length=1)
+    """ce_source header of outcomes and dead letters (a URI reference); unset:
+    /return-handler/{Kafka cluster id}/{group id}, so no two deployments share one."""
+    schemas_url: str | None = None
+    """Base URL where consumers fetch the published schemas; an outcome's ce_dataschema is it
+    plus outcome-event.v1.json. Unset: http://{host name}:{port}/schemas/, served by the
+    service itself."""
+    created_series: bool = False
+    """Also export the creation-time series (names ending in _created) of every counter and
+    histogram; off, as they double those series for a value rarely used."""
 
     @field_validator("schemas_url")
     @classmethod
@@ -354,31 +302,24 @@ class Settings(BaseSettings):
         env_prefix="RETURN_HANDLER_",
         env_nested_delimiter="__",
         extra="ignore",
+        use_attribute_docstrings=True,
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     concurrency: ConcurrencySettings = Field(default_factory=ConcurrencySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
-    capillary: CapillaryConfig | None = Field(
-        default=None,
-        description=(
-            "Capillary client settings (RETURN_HANDLER_CAPILLARY__*); `run` needs at least "
-            "the credentials of its auth mode."
-        ),
-    )
-    policy_path: Path | None = Field(
-        default=None, description="Rules policy YAML; the packaged default when unset."
-    )
-    log_format: Literal["auto", "json", "console"] = Field(
-        default="auto", description="auto: console on a terminal, JSON lines otherwise."
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Lowest level written."
-    )
-    shutdown_grace_seconds: Seconds = Field(
-        default=30.0, description="How long SIGTERM waits for in-flight events."
-    )
+    capillary: CapillaryConfig | None = None
+    """Capillary client settings (RETURN_HANDLER_CAPILLARY__*); `run` needs at least the
+    credentials of its auth mode."""
+    policy_path: Path | None = None
+    """Rules policy YAML; the packaged default when unset."""
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """auto: console on a terminal, JSON lines otherwise."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level written."""
+    shutdown_grace_seconds: Seconds = 30.0
+    """How long SIGTERM waits for in-flight events."""
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

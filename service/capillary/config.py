@@ -47,134 +47,133 @@ class CouponCodeCase(StrEnum):
 class CapillaryTimeouts(BaseModel):
     """httpx timeouts (each is inactivity on one phase) plus one overall deadline per attempt."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    connect: Seconds = Field(default=3.0, description="Seconds to open a connection.")
-    read: Seconds = Field(default=10.0, description="Seconds of silence while reading.")
-    write: Seconds = Field(default=10.0, description="Seconds of stall while sending.")
-    pool: Seconds = Field(default=5.0, description="Seconds to wait for a free connection.")
+    connect: Seconds = 3.0
+    """Seconds to open a connection."""
+    read: Seconds = 10.0
+    """Seconds of silence while reading."""
+    write: Seconds = 10.0
+    """Seconds of stall while sending."""
+    pool: Seconds = 5.0
+    """Seconds to wait for a free connection."""
     # A slow server can trickle bytes forever under a read timeout; this bounds one attempt.
-    call_deadline: Seconds = Field(
-        default=20.0, description="Overall seconds one HTTP attempt may take."
-    )
+    call_deadline: Seconds = 20.0
+    """Overall seconds one HTTP attempt may take."""
 
 
 class CapillaryRetrySettings(BaseModel):
     """Retry budget for transient failures; ``total_timeout`` stays under the poll interval."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    attempts: int = Field(default=5, ge=1, le=20, description="Most attempts per call.")
+    attempts: int = Field(default=5, ge=1, le=20)
+    """Most attempts per call."""
     # Well under Kafka's default max.poll.interval.ms (300 s) even with several calls per event.
-    total_timeout: Seconds = Field(
-        default=45.0, le=120, description="Most seconds one call may spend retrying."
-    )
-    wait_initial: float = Field(default=0.2, ge=0, description="First backoff, seconds.")
-    wait_max: float = Field(default=5.0, ge=0, description="Longest backoff, seconds.")
-    wait_jitter: float = Field(default=0.5, ge=0, description="Random seconds added.")
+    total_timeout: Seconds = Field(default=45.0, le=120)
+    """Most seconds one call may spend retrying."""
+    wait_initial: float = Field(default=0.2, ge=0)
+    """First backoff, seconds."""
+    wait_max: float = Field(default=5.0, ge=0)
+    """Longest backoff, seconds."""
+    wait_jitter: float = Field(default=0.5, ge=0)
+    """Random seconds added."""
     # 737 "open cart" lasts as long as the customer's cart does, not a server hiccup; the
     # consumer keeps polling while a batch runs, so this may exceed the budget above.
-    open_cart_attempts: int = Field(
-        default=10, ge=1, le=50, description="Most attempts per call while the cart is open (737)."
-    )
-    open_cart_total_timeout: Seconds = Field(
-        default=180.0,
-        le=900,
-        description="Most seconds one call may wait for an open cart (737) to close.",
-    )
+    open_cart_attempts: int = Field(default=10, ge=1, le=50)
+    """Most attempts per call while the cart is open (737)."""
+    open_cart_total_timeout: Seconds = Field(default=180.0, le=900)
+    """Most seconds one call may wait for an open cart (737) to close."""
 
 
 class CapillaryRateLimits(BaseModel):
     """Requests per minute per endpoint (the pages say "NA"; Capillary may allow only 100)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    loyalty_revoke: int = Field(default=300, ge=1, description="Requests a minute.")
-    loyalty_enrol: int = Field(default=300, ge=1, description="Requests a minute.")
-    cart_revoke: int = Field(default=300, ge=1, description="Requests a minute.")
-    coupon_revoke: int = Field(default=300, ge=1, description="Requests a minute.")
-    deactivate: int = Field(default=300, ge=1, description="Requests a minute.")
-    oauth_token: int = Field(default=60, ge=1, description="Requests a minute.")
+    loyalty_revoke: int = Field(default=300, ge=1)
+    """Requests a minute."""
+    loyalty_enrol: int = Field(default=300, ge=1)
+    """Requests a minute."""
+    cart_revoke: int = Field(default=300, ge=1)
+    """Requests a minute."""
+    coupon_revoke: int = Field(default=300, ge=1)
+    """Requests a minute."""
+    deactivate: int = Field(default=300, ge=1)
+    """Requests a minute."""
+    oauth_token: int = Field(default=60, ge=1)
+    """Requests a minute."""
 
 
 class CapillaryPacingSettings(BaseModel):
     """How 429s teach an endpoint's pace: halve it, then climb back to the configured limit."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     # A Retry-After of hours would stall the endpoint that long; the probe covers outages.
-    retry_after_max: Seconds = Field(
-        default=60.0,
-        le=600,
-        description="Longest Retry-After honoured, seconds: the endpoint waits at most this.",
-    )
-    decrease: float = Field(
-        default=0.5, gt=0, lt=1, description="Share of its pace an endpoint keeps after a 429."
-    )
-    increase: Share = Field(
-        default=0.01,
-        description="Share of the configured limit the pace climbs back per answered call.",
-    )
+    retry_after_max: Seconds = Field(default=60.0, le=600)
+    """Longest Retry-After honoured, seconds: the endpoint waits at most this."""
+    decrease: float = Field(default=0.5, gt=0, lt=1)
+    """Share of its pace an endpoint keeps after a 429."""
+    increase: Share = 0.01
+    """Share of the configured limit the pace climbs back per answered call."""
     # Capillary counts a sliding minute. Only a test that plays time faster (a sandbox
     # counting a shorter window) sets these: the limits are then requests per window.
-    window_seconds: Seconds = Field(
-        default=60.0, le=3600, description="Window the rate limits count, seconds."
-    )
-    jitter_seconds: float = Field(
-        default=1.0,
-        ge=0,
-        le=60,
-        description="Margin for requests that arrive closer together than they were sent.",
-    )
+    window_seconds: Seconds = Field(default=60.0, le=3600)
+    """Window the rate limits count, seconds."""
+    jitter_seconds: float = Field(default=1.0, ge=0, le=60)
+    """Margin for requests that arrive closer together than they were sent."""
 
 
 class CapillaryConfig(BaseModel):
     """Everything the Capillary client needs; validated once at start-up."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    loyalty_base_url: str = Field(default=_DEFAULT_URL, description="Host of /v2/...")
-    gateway_base_url: str = Field(default=_DEFAULT_URL, description="Host of /api_gateway/v1/...")
-    oauth_base_url: str = Field(
-        default=_DEFAULT_URL, description="Host of /v3/oauth/token/generate"
-    )
+    loyalty_base_url: str = _DEFAULT_URL
+    """Host of /v2/..."""
+    gateway_base_url: str = _DEFAULT_URL
+    """Host of /api_gateway/v1/..."""
 
-    auth_mode: AuthMode = Field(default=AuthMode.BASIC, description="basic or oauth.")
-    username: str | None = Field(default=None, description="Basic auth user (till/API user).")
-    username_file: Path | None = Field(default=None, description="File holding the user.")
-    password: SecretStr | None = Field(default=None, description="Basic auth password.")
-    password_file: Path | None = Field(default=None, description="File holding it.")
-    oauth_key: str | None = Field(default=None, description="OAuth client key.")
-    oauth_key_file: Path | None = Field(default=None, description="File holding it.")
-    oauth_secret: SecretStr | None = Field(default=None, description="OAuth client secret.")
-    oauth_secret_file: Path | None = Field(default=None, description="File holding it.")
+    auth_mode: AuthMode = AuthMode.BASIC
+    """basic or oauth."""
+    username: str | None = None
+    """Basic auth user (till/API user)."""
+    username_file: Path | None = None
+    """File holding the user."""
+    password: SecretStr | None = None
+    """Basic auth password."""
+    password_file: Path | None = None
+    """File holding it."""
+
+    oauth_base_url: str = _DEFAULT_URL
+    """Host of /v3/oauth/token/generate"""
+    oauth_key: str | None = None
+    """OAuth client key."""
+    oauth_key_file: Path | None = None
+    """File holding it."""
+    oauth_secret: SecretStr | None = None
+    """OAuth client secret."""
+    oauth_secret_file: Path | None = None
+    """File holding it."""
     # Capillary names it X-CAP-API-OAUTH-TOKEN in places and CAP-API-ACCESS-TOKEN in its overview.
-    oauth_header_name: str = Field(
-        default="X-CAP-API-OAUTH-TOKEN", min_length=1, description="Header carrying the token."
-    )
-    token_refresh_margin: float = Field(
-        default=60.0, ge=0, description="Refresh the token this many seconds before expiry."
-    )
+    oauth_header_name: str = Field(default="X-CAP-API-OAUTH-TOKEN", min_length=1)
+    """Header carrying the token."""
+    token_refresh_margin: float = Field(default=60.0, ge=0)
+    """Refresh the token this many seconds before expiry."""
 
     timeouts: CapillaryTimeouts = CapillaryTimeouts()
     retry: CapillaryRetrySettings = CapillaryRetrySettings()
     rate_limits: CapillaryRateLimits = CapillaryRateLimits()
     pacing: CapillaryPacingSettings = CapillaryPacingSettings()
     # AS_IT_IS gives codes back as they were created, so answers match what we sent.
-    coupon_code_case: CouponCodeCase = Field(
-        default=CouponCodeCase.AS_IT_IS, description="couponCodeCase sent on coupon revokes."
-    )
-    http_transport: Literal["aiohttp", "httpx"] = Field(
-        default="aiohttp",
-        description="What carries the requests under httpx: aiohttp's pool (about a third of "
-        "the CPU a request costs), or httpx's own in pools of 8.",
-    )
-    max_connections: int = Field(
-        default=64,
-        ge=1,
-        le=1000,
-        description="HTTP connections, and requests in flight at once (the rest wait their turn).",
-    )
+    coupon_code_case: CouponCodeCase = CouponCodeCase.AS_IT_IS
+    """couponCodeCase sent on coupon revokes."""
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    """What carries the requests under httpx: aiohttp's pool (about a third of the CPU a request
+    costs), or httpx's own in pools of 8."""
+    max_connections: int = Field(default=64, ge=1, le=1000)
+    """HTTP connections, and requests in flight at once (the rest wait their turn)."""
 
     @field_validator("loyalty_base_url", "gateway_base_url", "oauth_base_url")
     @classmethod
