@@ -20,7 +20,7 @@ from service.events import (
 from service.ledger import LedgerFacts
 from service.rules.builder import PlanBuilder
 from service.rules.give_back import give_back
-from service.rules.policy import CouponSeriesPolicy, OrderDateUnknown, Policy
+from service.rules.policy import CouponSeriesPolicy, Policy
 from service.rules.take_back import take_back_cart, take_back_loyalty
 from service.rules.take_back_coupons import take_back_coupons, take_back_coupons_by_customer
 from service.rules.thresholds import what_is_kept
@@ -70,7 +70,7 @@ def _window(event: ReturnEvent, policy: Policy) -> tuple[ReportKind, str, str] |
         return None
     ordered_at = event.order.ordered_at
     if ordered_at is None:
-        if policy.order_date_unknown is OrderDateUnknown.SKIP:
+        if policy.order_date_unknown == "skip":
             return (
                 ReportKind.SKIPPED_BY_POLICY,
                 "order_date_unknown",

@@ -19,7 +19,7 @@ from service.ledger import TAKEN, CustomerMark, LedgerItem, LoyaltyRef, ReturnRe
 from service.outcome import ActionStatus
 from service.rules.builder import PlanBuilder, Why
 from service.rules.identifiers import Missing, loyalty_identity
-from service.rules.policy import Policy, ReturnUnknown
+from service.rules.policy import Policy
 
 _NOT_RESTORABLE = {
     # kind: (reason code, what was taken, how the report names the item's group)
@@ -42,7 +42,7 @@ def give_back(
     assert cancelled is not None  # guaranteed by ReturnEvent's validation
     returned = cancelled.return_event_id
     if record is None:
-        if policy.cancelled_return.when_return_unknown is not ReturnUnknown.TRUST_CLAIM:
+        if policy.cancelled_return.when_return_unknown != "trust_claim":
             builder.report(
                 ReportKind.RETURN_UNKNOWN,
                 f"return:{returned}",

@@ -14,7 +14,6 @@ import datetime as _dt
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -81,31 +80,15 @@ class FullReturnPolicy(_PolicyModel):
     revoke_enrolment: bool = True
 
 
-class WithoutThreshold(StrEnum):
-    """What happens on a partial return to a benefit whose threshold nobody knows."""
-
-    KEEP = "keep"
-    TAKE_BACK = "take_back"
+WithoutThreshold = Literal["keep", "take_back"]
+"""What happens on a partial return to a benefit whose threshold nobody knows."""
 
 
 class PartialReturnPolicy(_PolicyModel):
     """Some goods or some money come back (LINE_ITEM, AMOUNT, EXCHANGE)."""
 
     revoke_enrolment: bool = False
-    without_threshold: WithoutThreshold = WithoutThreshold.KEEP
-
-
-class ReturnUnknown(StrEnum):
-    """What a cancellation does when the ledger does not know the return it cancels."""
-
-    ASK_OPERATOR = "ask_operator"
-    TRUST_CLAIM = "trust_claim"
-
-
-class CancelledReturnPolicy(_PolicyModel):
-    """Cancellations: the ledger, not the event, says what their return took."""
-
-    when_return_unknown: ReturnUnknown = ReturnUnknown.ASK_OPERATOR
+    without_threshold: WithoutThreshold = "keep"
 
 
 class RedeemedPolicy(_PolicyModel):
@@ -114,23 +97,35 @@ class RedeemedPolicy(_PolicyModel):
     flag_for_clawback: bool = False
 
 
-class LoyaltyWithoutEarnIds(StrEnum):
-    """A loyalty promotion named without its earn ids."""
-
-    REPORT = "report"
-    REVOKE_ALL = "revoke_all"
+ReturnUnknown = Literal["ask_operator", "trust_claim"]
+"""What a cancellation does when the ledger does not know the return it cancels."""
 
 
-class LoyaltyPromotionPolicy(_PolicyModel):
+class CancelledReturnPolicy(_PolicyModel):
+    """Cancellations: the ledger, not the event, says what their return took."""
+
+    when_return_unknown: ReturnUnknown = "ask_operator"
+
+
+LoyaltyWithoutEarnIds = Literal["report", "revoke_all"]
+"""A loyalty promotion named without its earn ids."""
+
+
+class _PromotionRule(_PolicyModel):
+    """What a rule for a loyalty and for a cart promotion both say."""
+
+    assume_earned_when_unlisted: bool = False
+    threshold: Threshold | None = None
+
+
+class LoyaltyPromotionPolicy(_PromotionRule):
     """Rules for one loyalty promotion."""
 
     program_id: int = Field(gt=0)
     promotion_id: int | None = Field(default=None, gt=0)
     promo_identifier: str | None = Field(default=None, min_length=1, max_length=64)
     promotion_type: LoyaltyPromotionType | None = None
-    without_earn_ids: LoyaltyWithoutEarnIds = LoyaltyWithoutEarnIds.REPORT
-    assume_earned_when_unlisted: bool = False
-    threshold: Threshold | None = None
+    without_earn_ids: LoyaltyWithoutEarnIds = "report"
 
     @model_validator(mode="after")
     def _coherent(self) -> LoyaltyPromotionPolicy:
@@ -139,7 +134,7 @@ class LoyaltyPromotionPolicy(_PolicyModel):
         if self.assume_earned_when_unlisted:
             if self.promotion_type is None:
                 raise ValueError("assume_earned_when_unlisted needs promotion_type")
-            if self.without_earn_ids is not LoyaltyWithoutEarnIds.REVOKE_ALL:
+            if self.without_earn_ids != "revoke_all":
                 raise ValueError("assume_earned_when_unlisted needs without_earn_ids: revoke_all")
         return self
 
@@ -155,25 +150,20 @@ class LoyaltyPromotionPolicy(_PolicyModel):
         )
 
 
-class CartWithoutEarnIds(StrEnum):
-    """A cart promotion named without its earn ids."""
-
-    REPORT = "report"
-    DEACTIVATE_PARTICIPATION = "deactivate_participation"
+CartWithoutEarnIds = Literal["report", "deactivate_participation"]
+"""A cart promotion named without its earn ids."""
 
 
-class CartPromotionPolicy(_PolicyModel):
+class CartPromotionPolicy(_PromotionRule):
     """Rules for one cart promotion."""
 
     promotion_id: CartId
     mode: CartPromotionMode | None = None
-    without_earn_ids: CartWithoutEarnIds = CartWithoutEarnIds.REPORT
-    assume_earned_when_unlisted: bool = False
-    threshold: Threshold | None = None
+    without_earn_ids: CartWithoutEarnIds = "report"
 
     @model_validator(mode="after")
     def _coherent(self) -> CartPromotionPolicy:
-        broad = self.without_earn_ids is CartWithoutEarnIds.DEACTIVATE_PARTICIPATION
+        broad = self.without_earn_ids == "deactivate_participation"
         if broad and self.mode is not CartPromotionMode.DISCOUNT:
             # PAYMENT_VOUCHER needs the earn id; POS and CODE cannot be deactivated at all.
             raise ValueError("deactivate_participation needs mode: DISCOUNT")
@@ -198,11 +188,8 @@ class CouponSeriesPolicy(_PolicyModel):
     threshold: Threshold | None = None
 
 
-class OrderDateUnknown(StrEnum):
-    """What to do when a return window is set but the event has no order date."""
-
-    PROCEED = "proceed"
-    SKIP = "skip"
+OrderDateUnknown = Literal["proceed", "skip"]
+"""What to do when a return window is set but the event has no order date."""
 
 
 class Policy(_PolicyModel):
@@ -210,7 +197,7 @@ class Policy(_PolicyModel):
 
     version: str = Field(min_length=1, max_length=64)
     return_window_days: int | None = Field(default=None, ge=0)
-    order_date_unknown: OrderDateUnknown = OrderDateUnknown.PROCEED
+    order_date_unknown: OrderDateUnknown = "proceed"
     customer: CustomerPolicy = Field(default_factory=CustomerPolicy)
     full_return: FullReturnPolicy = Field(default_factory=FullReturnPolicy)
     partial_return: PartialReturnPolicy = Field(default_factory=PartialReturnPolicy)

@@ -35,12 +35,7 @@ from service.rules.identifiers import (
     cart_customer_id,
     loyalty_identity,
 )
-from service.rules.policy import (
-    CartWithoutEarnIds,
-    LoyaltyWithoutEarnIds,
-    Policy,
-    WithoutThreshold,
-)
+from service.rules.policy import Policy
 from service.rules.thresholds import Kept, evaluate, evaluate_without_threshold, money
 
 
@@ -81,7 +76,7 @@ def judge(threshold: Threshold | None, event: ReturnEvent, kept: Kept, policy: P
         if settled is not None:
             return Judgement(False, settled.reason_code, settled.reason)
         prefix = "no threshold is known for this benefit; "
-    if policy.partial_return.without_threshold is WithoutThreshold.KEEP:
+    if policy.partial_return.without_threshold == "keep":
         return Judgement(
             False,
             "no_threshold_kept",
@@ -201,7 +196,7 @@ def take_back_loyalty(
                     earn_ids=earn_ids,
                 )
             )
-        elif rule is not None and rule.without_earn_ids is LoyaltyWithoutEarnIds.REVOKE_ALL:
+        elif rule is not None and rule.without_earn_ids == "revoke_all":
             every_earn = Why(
                 "policy_revoke_all_earns",
                 f"{group.reason}; the event gives no earn ids and the policy "
@@ -318,7 +313,7 @@ def take_back_cart(
             )
         else:
             rule = policy.cart_rule(promotion_id)
-            if rule and rule.without_earn_ids is CartWithoutEarnIds.DEACTIVATE_PARTICIPATION:
+            if rule and rule.without_earn_ids == "deactivate_participation":
                 participation = Why(
                     "policy_deactivate_participation",
                     f"{group.reason}; the event gives no earn ids and the policy "

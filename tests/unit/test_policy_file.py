@@ -9,7 +9,6 @@ import pytest
 from service.errors import ConfigurationError
 from service.events import Channel
 from service.policy_file import load_policy, policy_from_yaml
-from service.rules.policy import LoyaltyWithoutEarnIds, WithoutThreshold
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +20,7 @@ def test_load_policy_without_path_returns_documented_defaults() -> None:
     assert policy.return_window_days is None
     assert policy.full_return.revoke_enrolment is True
     assert policy.partial_return.revoke_enrolment is False
-    assert policy.partial_return.without_threshold is WithoutThreshold.KEEP
+    assert policy.partial_return.without_threshold == "keep"
     assert policy.redeemed.flag_for_clawback is False
     assert policy.customer.loyalty_identifier_preference == ["id", "mobile", "email"]
     assert policy.customer.registration_source_by_channel == {
@@ -47,7 +46,7 @@ def test_load_policy_from_file_reads_rules(tmp_path: Path) -> None:
     assert policy.version == "shop-7"
     assert policy.return_window_days == 14
     rule = policy.loyalty_promotions[0]
-    assert rule.without_earn_ids is LoyaltyWithoutEarnIds.REVOKE_ALL
+    assert rule.without_earn_ids == "revoke_all"
     assert rule.threshold is not None
     assert str(rule.threshold.minimum) == "49.99"
 
