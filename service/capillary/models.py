@@ -71,7 +71,8 @@ class PromotionKeys(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one_key(self) -> Self:
-        if (self.promotion_id is None) == (self.promo_identifier is None):
+        # An empty identifier names no promotion.
+        if (self.promotion_id is None) == (not self.promo_identifier):
             raise ValueError("exactly one of promotionId and promoIdentifier is required")
         return self
 
@@ -336,13 +337,6 @@ class ClientRef(BaseModel):
 
 class LoyaltyPromotionRef(ClientRef, PromotionKeys):
     """A loyalty promotion: its program and exactly one of ID or external identifier."""
-
-    @model_validator(mode="after")
-    def _exactly_one_key(self) -> Self:
-        # Callers may hand an empty identifier: it names no promotion.
-        if (self.promotion_id is None) == (not self.promo_identifier):
-            raise ValueError("exactly one of promotion_id and promo_identifier is required")
-        return self
 
     def label(self) -> str:
         """Short text naming the promotion."""

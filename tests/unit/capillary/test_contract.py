@@ -117,6 +117,11 @@ def test_request_models_refuse_what_capillary_would_refuse() -> None:
         m.CouponRevokeRequest(coupon_codes=["A", "B"])
     with pytest.raises(ValueError, match="exactly one"):
         m.PromotionDetails(program_id=1)
+    # An empty identifier names no promotion: on the wire as in what callers hand the client.
+    for keys in (m.PromotionDetails, m.LoyaltyPromotionRef):
+        with pytest.raises(ValueError, match="exactly one"):
+            keys(program_id=1, promo_identifier="")
+        assert keys(program_id=1, promotion_id=2, promo_identifier="").promotion_id == 2
     customer = m.LoyaltyBulkCustomer(identifier_value="1", source="INSTORE")
     with pytest.raises(ValueError, match="once per call"):
         m.LoyaltyBulkRequest(
