@@ -121,11 +121,14 @@ class LoyaltyItemResult(WireModel):
     promotion_id: int | None = None
     promo_identifier: str | None = None
     program_id: int | None = None
-    # The REVOKE_ENROL example says issualId where the table says revokedIssualId.
-    issual_id: str | None = None
-    revoked_issual_id: str | None = None
-    earned_id: str | None = None
+    # What each bulk action answers. REVOKE_EARN: the earns it revoked.
     revoked_earn_ids: list[int] = Field(default_factory=list)
+    # REVOKE_ENROL: revokedIssualId by the table, issualId in its example.
+    revoked_issual_id: str | None = None
+    # ENROL and EARN: the enrolment's issualId (a dummy one for a DIRECT promotion's EARN),
+    # and EARN's new earnedId.
+    issual_id: str | None = None
+    earned_id: str | None = None
 
 
 class LoyaltyBulkItem(WireModel):
