@@ -27,15 +27,6 @@ producer's record is."""
 
 
 @dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a producer's record is on the returns topic."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
 class Record:
     """One consumed Kafka message, as the pipeline sees it."""
 
@@ -56,6 +47,15 @@ class Record:
         if self.origin is not None:
             return self.origin
         return Origin(self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a producer's record is on the returns topic."""
+
+    topic: str
+    partition: int
+    offset: int
 
 
 def origin_in(headers: tuple[tuple[str, bytes], ...], returns_topic: str) -> Origin | None:
