@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +148,7 @@ class FakeCommitter:
         self,
         partition: int,
         finished: Sequence[Finished],
-        offsets: dict[str, int],
+        offsets: Mapping[str, int],
         progress: Progress | None = None,
     ) -> list[Committed]:
         if self.fail_next:

@@ -7,7 +7,7 @@ The ports are protocols so that the pipeline runs unchanged over real Kafka
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -223,11 +223,11 @@ class Committer(Protocol):
         self,
         partition: int,
         finished: Sequence[Finished],
-        offsets: dict[str, int],
-        progress: Progress | None = None,
+        offsets: Mapping[str, int],
+        progress: Progress | None,
     ) -> list[Committed]:
-        """Outputs, states, offsets and progress of p in one transaction; the states with
-        their offsets."""
+        """Outputs, states, offsets and progress of p (``None``: none beyond ``offsets``) in
+        one transaction; the states with their offsets."""
         ...
 
     async def stop(self) -> None:
