@@ -59,7 +59,7 @@ from capillary_sandbox.state import (
     demo_seed,
 )
 from service.kafka.partitioner import java_partition
-from service.pipeline.replays import replay_headers
+from service.pipeline.replays import Replay
 
 PROGRAM_ID = 2714
 ENROL_PROMOTION = 202779  # LOYALTY_EARNING: enrol and issue
@@ -184,12 +184,12 @@ def replay_of(
     record: Outgoing, replay_id: str, sequence: int, replayed: str, **late: Any
 ) -> Outgoing:
     """A replay of ``record``: its key and value, with the headers of an operator's replay."""
-    headers = replay_headers(
+    headers = Replay(
         replay_id=replay_id,
         reason=f"chaos: replay of a {replayed.replace('_', ' ')}",
         source=f"file:chaos-world:{record.event_id}",
         sequence=sequence,
-    )
+    ).headers()
     return Outgoing(
         event_id=record.event_id,
         kind=REPLAY,

@@ -46,15 +46,45 @@ REPLAY_HEADERS = (
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """What a replayed record's headers say."""
+    """What a replayed record's headers say: :meth:`headers` writes them, :func:`replay_of`
+    reads them back."""
 
     replay_id: str
     reason: str
     source: str
     sequence: int
-    issued: frozenset[str]
-    allow_reissue: bool
+    issued: frozenset[str] = frozenset()
+    allow_reissue: bool = False
     allow_cancelled: bool = False
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The headers that make a published event this replay."""
+        headers = [
+            (REPLAY_ID_HEADER, self.replay_id.encode()),
+            (REPLAY_REASON_HEADER, self.reason.encode()),
+            (REPLAY_SOURCE_HEADER, self.source.encode()),
+            (REPLAY_SEQUENCE_HEADER, str(self.sequence).encode()),
+        ]
+        if self.issued:
+            headers.append((REPLAY_ISSUED_HEADER, ",".join(sorted(self.issued)).encode()))
+        if self.allow_reissue:
+            headers.append((REPLAY_ALLOW_REISSUE_HEADER, b"1"))
+        if self.allow_cancelled:
+            headers.append((REPLAY_ALLOW_CANCELLED_HEADER, b"1"))
+        return headers
+
+    @property
+    def of(self) -> SourceRecord | None:
+        """The record it re-drives: ``source`` when that is ``topic:partition:offset``;
+        ``None`` for a file or anything else."""
+        topic, _, rest = self.source.rpartition(":")
+        topic, _, partition = topic.rpartition(":")
+        if not topic or topic == "file":
+            return None
+        try:
+            return SourceRecord(topic=topic, partition=int(partition), offset=int(rest))
+        except ValueError:
+            return None
 
     def info(self) -> ReplayInfo:
         """The outcome's account of this replay."""
@@ -62,7 +92,7 @@ class Replay:
             replay_id=self.replay_id,
             reason=self.reason,
             source=self.source,
-            of=source_record(self.source),
+            of=self.of,
             sequence=self.sequence,
             reissue_allowed=self.allow_reissue,
         )
@@ -95,48 +125,8 @@ def replay_of(record: Record) -> Replay | None:
     )
 
 
-def replay_headers(
-    *,
-    replay_id: str,
-    reason: str,
-    source: str,
-    sequence: int,
-    issued: frozenset[str] | set[str] = frozenset(),
-    allow_reissue: bool = False,
-    allow_cancelled: bool = False,
-) -> list[tuple[str, bytes]]:
-    """The headers that make a published event a replay."""
-    headers = [
-        (REPLAY_ID_HEADER, replay_id.encode()),
-        (REPLAY_REASON_HEADER, reason.encode()),
-        (REPLAY_SOURCE_HEADER, source.encode()),
-        (REPLAY_SEQUENCE_HEADER, str(sequence).encode()),
-    ]
-    if issued:
-        headers.append((REPLAY_ISSUED_HEADER, ",".join(sorted(issued)).encode()))
-    if allow_reissue:
-        headers.append((REPLAY_ALLOW_REISSUE_HEADER, b"1"))
-    if allow_cancelled:
-        headers.append((REPLAY_ALLOW_CANCELLED_HEADER, b"1"))
-    return headers
-
-
-def source_record(source: str) -> SourceRecord | None:
-    """``topic:partition:offset`` as a record position; ``None`` for a file or anything else."""
-    topic, _, rest = source.rpartition(":")
-    topic, _, partition = topic.rpartition(":")
-    if not topic or topic == "file":
-        return None
-    try:
-        return SourceRecord(topic=topic, partition=int(partition), offset=int(rest))
-    except ValueError:
-        return None
-
-
 __all__ = [
     "REPLAY_HEADERS",
     "Replay",
-    "replay_headers",
     "replay_of",
-    "source_record",
 ]

@@ -42,7 +42,7 @@ from service.operate.replay import (
 )
 from service.operate.sources import Filters, SourceKind
 from service.outcome import OutcomeStatus
-from service.pipeline.replays import replay_headers
+from service.pipeline.replays import Replay
 from service.policy_file import load_policy
 from service.settings import KafkaSettings, ReliabilitySettings, Settings
 from service.wiring import build_service, make_planner
@@ -625,9 +625,9 @@ async def test_a_replayed_cancellation_after_a_crash_gives_back_nothing_twice(
     await _aiokafka(
         kafka,
         cancel,
-        headers=replay_headers(
+        headers=Replay(
             replay_id="r-13", reason="customer says nothing came back", source="x:0:0", sequence=1
-        ),
+        ).headers(),
     )
     async with _service(settings):
         await _wait_outcomes(kafka, "lg-can-13", count=2)
@@ -704,7 +704,7 @@ async def test_replaying_failed_returns_holds_back_one_cancelled_since(
         await _aiokafka(
             kafka,
             _return("lg-ret-15", customer, loyalty_promotions=[listed], cart_promotions=[voucher]),
-            headers=replay_headers(replay_id="r-15", reason="x", source="x:0:0", sequence=1),
+            headers=Replay(replay_id="r-15", reason="x", source="x:0:0", sequence=1).headers(),
         )
         await _wait_outcomes(kafka, "lg-ret-15", count=2)
 

@@ -12,7 +12,7 @@ from service.operate.connect import client_options
 from service.operate.preview import Selection
 from service.operate.replay.manifest import Manifest, ManifestEntry
 from service.operate.sources import candidate, fetch
-from service.pipeline.replays import replay_headers
+from service.pipeline.replays import Replay
 from service.settings import Settings
 from service.tools import key_for
 
@@ -31,19 +31,17 @@ def outgoing(
     manifest: Manifest, entry: ManifestEntry, event: ReturnEvent, value: bytes
 ) -> Outgoing:
     """The record that re-drives one entry: the event's bytes, keyed by customer, replay headers."""
-    return Outgoing(
+    replay = Replay(
+        replay_id=manifest.replay_id,
+        reason=manifest.reason,
+        source=entry.source,
         sequence=entry.sequence,
-        key=key_for(event),
-        value=value,
-        headers=replay_headers(
-            replay_id=manifest.replay_id,
-            reason=manifest.reason,
-            source=entry.source,
-            sequence=entry.sequence,
-            issued=frozenset(entry.issued),
-            allow_reissue=entry.allow_reissue,
-            allow_cancelled=entry.allow_cancelled,
-        ),
+        issued=frozenset(entry.issued),
+        allow_reissue=entry.allow_reissue,
+        allow_cancelled=entry.allow_cancelled,
+    )
+    return Outgoing(
+        sequence=entry.sequence, key=key_for(event), value=value, headers=replay.headers()
     )
 
 

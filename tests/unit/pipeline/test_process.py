@@ -42,7 +42,7 @@ from service.pipeline.records import (
     RetryLater,
     origin_in,
 )
-from service.pipeline.replays import replay_headers
+from service.pipeline.replays import Replay
 from service.pipeline.retries import RetryPolicy, retry_headers
 from service.pipeline.state import EventState, Intent, OutcomeRef, StateStore
 from tests.factories import event_bytes
@@ -531,7 +531,7 @@ def _replay(**overrides: Any) -> list[tuple[str, bytes]]:
         "sequence": 4,
     }
     values.update(overrides)
-    return replay_headers(**values)
+    return Replay(**values).headers()
 
 
 async def test_a_replay_of_a_done_event_is_executed_not_a_duplicate_and_says_why() -> None:
