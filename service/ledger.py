@@ -81,15 +81,6 @@ class LoyaltyRef(_Model):
         ref = self.promotion_id if self.promotion_id is not None else self.promo_identifier
         return f"{self.program_id}/{ref}"
 
-    def as_earn(self) -> LoyaltyEarn:
-        """The promotion as an event names it (for the loyalty target of a give-back)."""
-        return LoyaltyEarn(
-            program_id=self.program_id,
-            promotion_id=self.promotion_id,
-            promo_identifier=self.promo_identifier,
-            promotion_type=self.promotion_type,
-        )
-
     @classmethod
     def of(cls, promotion: LoyaltyEarn | actions.LoyaltyTarget) -> LoyaltyRef:
         """The promotion as an event names it, or of a planned loyalty call."""

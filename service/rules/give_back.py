@@ -18,7 +18,7 @@ from service.events import CancelledReturn, ReturnEvent
 from service.ledger import TAKEN, CustomerMark, LedgerItem, LoyaltyRef, ReturnRecord
 from service.outcome import ActionStatus
 from service.rules.builder import PlanBuilder, Why
-from service.rules.identifiers import Missing, loyalty_identity
+from service.rules.identifiers import Missing, loyalty_identity, loyalty_target
 from service.rules.policy import Policy
 
 _NOT_RESTORABLE = {
@@ -140,7 +140,7 @@ def _give_back_loyalty(
         builder.call(
             EnrolLoyalty(
                 **builder.head(f"enrol_loyalty:{key}", why),
-                target=identity.target(ref.as_earn()),
+                target=loyalty_target(ref, identity),
             )
         )
     for key, (ref, earn_ids) in issue.items():
@@ -160,7 +160,7 @@ def _give_back_loyalty(
             builder.call(
                 IssueLoyaltyEarn(
                     **builder.head(f"issue_loyalty_earn:{key}:{earn_id}", again),
-                    target=identity.target(ref.as_earn()),
+                    target=loyalty_target(ref, identity),
                     replaces_earn_id=earn_id,
                 )
             )

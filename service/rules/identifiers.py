@@ -10,31 +10,46 @@ the country code, no ``+``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, TypedDict
 
 from service.actions import CouponCustomer, IdentifierName, LoyaltyTarget
-from service.events import CustomerRef, LoyaltyEarn, ReturnEvent
+from service.events import CustomerRef, LoyaltyPromotionType, ReturnEvent
 from service.rules.policy import Policy
 
 
-@dataclass(frozen=True)
-class LoyaltyIdentity:
-    """The customer as the loyalty endpoints name one."""
+class LoyaltyIdentity(TypedDict):
+    """The customer as the loyalty endpoints name one: a loyalty target's customer fields."""
 
     identifier_name: IdentifierName
     identifier_value: str
     source: str
 
-    def target(self, earn: LoyaltyEarn) -> LoyaltyTarget:
-        """The loyalty target for one promotion of this customer."""
-        return LoyaltyTarget(
-            program_id=earn.program_id,
-            promotion_id=earn.promotion_id,
-            promo_identifier=earn.promo_identifier,
-            promotion_type=earn.promotion_type,
-            identifier_name=self.identifier_name,
-            identifier_value=self.identifier_value,
-            source=self.source,
-        )
+
+class LoyaltyPromotion(Protocol):
+    """A loyalty promotion as an event names it, or as the ledger remembers it."""
+
+    @property
+    def program_id(self) -> int: ...
+
+    @property
+    def promotion_id(self) -> int | None: ...
+
+    @property
+    def promo_identifier(self) -> str | None: ...
+
+    @property
+    def promotion_type(self) -> LoyaltyPromotionType: ...
+
+
+def loyalty_target(promotion: LoyaltyPromotion, customer: LoyaltyIdentity) -> LoyaltyTarget:
+    """The loyalty target for one promotion of this customer."""
+    return LoyaltyTarget(
+        program_id=promotion.program_id,
+        promotion_id=promotion.promotion_id,
+        promo_identifier=promotion.promo_identifier,
+        promotion_type=promotion.promotion_type,
+        **customer,
+    )
 
 
 @dataclass(frozen=True)
@@ -91,7 +106,7 @@ def loyalty_identity(event: ReturnEvent, policy: Policy) -> LoyaltyIdentity | Mi
             f"the policy has no default for channel {event.source.channel}",
         )
     name, value = chosen
-    return LoyaltyIdentity(identifier_name=name, identifier_value=value, source=str(source))
+    return {"identifier_name": name, "identifier_value": value, "source": str(source)}
 
 
 def cart_customer_id(event: ReturnEvent) -> int | Missing:

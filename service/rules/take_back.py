@@ -34,6 +34,7 @@ from service.rules.identifiers import (
     Missing,
     cart_customer_id,
     loyalty_identity,
+    loyalty_target,
 )
 from service.rules.policy import Policy
 from service.rules.thresholds import Kept, evaluate, evaluate_without_threshold, money
@@ -192,7 +193,7 @@ def take_back_loyalty(
                     **builder.head(
                         f"revoke_loyalty_earn:{key}:{','.join(map(str, earn_ids))}", group
                     ),
-                    target=identity.target(earn),
+                    target=loyalty_target(earn, identity),
                     earn_ids=earn_ids,
                 )
             )
@@ -206,7 +207,7 @@ def take_back_loyalty(
             builder.call(
                 RevokeLoyaltyEarn(
                     **builder.head(f"revoke_loyalty_earn:{key}:all", every_earn),
-                    target=identity.target(earn),
+                    target=loyalty_target(earn, identity),
                     earn_ids=None,
                     broad=True,
                 )
@@ -232,7 +233,7 @@ def take_back_loyalty(
             builder.call(
                 RevokeLoyaltyEnrolment(
                     **builder.head(f"revoke_loyalty_enrolment:{key}", after_earns),
-                    target=who.target(earn),
+                    target=loyalty_target(earn, who),
                 )
             )
         else:
