@@ -45,15 +45,15 @@ class TopicRecord:
 
 
 def record_of(message: ConsumerRecord[bytes, bytes]) -> TopicRecord:
-    """An aiokafka record as the tools see it."""
+    """An aiokafka record as the tools see it: its fields, in TopicRecord's order."""
     return TopicRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=message.timestamp,
-        key=message.key,
-        value=message.value,
-        headers=tuple(message.headers or ()),
+        message.topic,
+        message.partition,
+        message.offset,
+        message.timestamp,
+        message.key,
+        message.value,
+        tuple(message.headers or ()),
     )
 
 
