@@ -110,21 +110,27 @@ _WITH_CREATED = ("counter", "histogram", "summary", "gaugehistogram")
 
 @dataclass(frozen=True)
 class _Registering:
-    """Makes the metrics of one registry, each named ``return_handler_<name>``."""
+    """Makes the metrics of one registry, each named ``return_handler_<name>``, labelled by
+    ``by`` first."""
 
     registry: CollectorRegistry
+    by: tuple[str, ...] = ()
 
     def counter(self, name: str, documentation: str, *labels: str) -> Counter:
-        return Counter(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
+        return Counter(f"{PREFIX}_{name}", documentation, self.by + labels, registry=self.registry)
 
     def gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
-        return Gauge(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
+        return Gauge(f"{PREFIX}_{name}", documentation, self.by + labels, registry=self.registry)
 
     def histogram(
         self, name: str, documentation: str, *labels: str, buckets: Sequence[float]
     ) -> Histogram:
         return Histogram(
-            f"{PREFIX}_{name}", documentation, labels, buckets=buckets, registry=self.registry
+            f"{PREFIX}_{name}",
+            documentation,
+            self.by + labels,
+            buckets=buckets,
+            registry=self.registry,
         )
 
 
@@ -161,31 +167,28 @@ class Metrics:
         self.duplicates = new.counter(
             "duplicates", "Events seen again within the dedupe window (no calls made)."
         )
-        self.capillary_calls = new.counter(
+        # What concerns Capillary's requests is counted per endpoint (its limits are).
+        per_endpoint = _Registering(registry, by=("endpoint",))
+        self.capillary_calls = per_endpoint.counter(
             "capillary_calls",
             "Requests sent to Capillary (each attempt), by endpoint and result.",
-            "endpoint",
             "result",
         )
-        self.capillary_call_duration = new.histogram(
+        self.capillary_call_duration = per_endpoint.histogram(
             "capillary_call_duration_seconds",
             "Time of one request to Capillary, from sending to the whole answer.",
-            "endpoint",
             buckets=_CALL_SECONDS,
         )
-        self.capillary_retries = new.counter(
-            "capillary_retries",
-            "Requests repeated after a transient failure, by endpoint.",
-            "endpoint",
+        self.capillary_retries = per_endpoint.counter(
+            "capillary_retries", "Requests repeated after a transient failure, by endpoint."
         )
-        self.capillary_throttled = new.counter(
-            "capillary_throttled", "HTTP 429 answers from Capillary, by endpoint.", "endpoint"
+        self.capillary_throttled = per_endpoint.counter(
+            "capillary_throttled", "HTTP 429 answers from Capillary, by endpoint."
         )
-        self.capillary_pace = new.gauge(
+        self.capillary_pace = per_endpoint.gauge(
             "capillary_pace_per_minute",
             "Requests a minute each Capillary endpoint is paced to: this replica's share of "
             "the configured limit, lower for a while after a 429.",
-            "endpoint",
         )
         self.capillary_limit_share = new.gauge(
             "capillary_limit_share",
@@ -193,10 +196,9 @@ class Metrics:
             "the returns topic it owns over all of them (1 until it is assigned any).",
         )
         self.capillary_limit_share.set(1)
-        self.coalesced_call_size = new.histogram(
+        self.coalesced_call_size = per_endpoint.histogram(
             "coalesced_call_size",
             "Items (customers, codes, earn ids of several events) carried by one request.",
-            "endpoint",
             buckets=_BATCH_SIZES,
         )
         self.coupons_revoked_beyond_request = new.counter(
