@@ -47,6 +47,16 @@ class LoyaltyTarget(BaseModel):
     identifier_value: str
     source: str
 
+    @model_validator(mode="after")
+    def _one_promotion(self) -> LoyaltyTarget:
+        # A give-back's target comes from the ledger, not from a validated event: a call
+        # must never go for a promotion named twice over, or not at all.
+        if (self.promotion_id is None) == (self.promo_identifier is None):
+            raise ValueError(
+                "a loyalty target names exactly one of promotion_id and promo_identifier"
+            )
+        return self
+
 
 class RevokeLoyaltyEarn(_Action):
     """REVOKE_EARN on the loyalty bulk endpoint."""

@@ -265,3 +265,22 @@ def test_a_replayed_return_cancelled_since_takes_nothing_back() -> None:
     assert shape(result) == [("report/cancelled_since", "return:ret-1", "cancelled_since")]
     assert result.decision is Decision.NOTHING_TO_DO
     assert "can-1" in result.actions[0].reason
+
+
+def test_a_ledger_promotion_named_by_both_keys_stops_the_plan_instead_of_calling() -> None:
+    # No version writes such a ledger; one that a damaged or foreign state holds must not
+    # become an EARN or ENROL for whichever key Capillary would read.
+    returned = _knows().returned
+    assert returned is not None
+    items = tuple(
+        item.model_copy(
+            update={"loyalty": item.loyalty.model_copy(update={"promo_identifier": "x"})}
+        )
+        if item.loyalty is not None
+        else item
+        for item in returned.items
+    )
+    damaged = LedgerFacts(returned=replace(returned, items=items))
+
+    with pytest.raises(ValueError, match="exactly one of promotion_id and promo_identifier"):
+        plan(_cancel(), policy(), NOW, damaged)
