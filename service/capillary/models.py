@@ -67,12 +67,12 @@ class PromotionKeys(BaseModel):
 
     program_id: int
     promotion_id: int | None = None
-    promo_identifier: str | None = None
+    # An empty identifier names no promotion: never sent, never taken for an absent one.
+    promo_identifier: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _exactly_one_key(self) -> Self:
-        # An empty identifier names no promotion.
-        if (self.promotion_id is None) == (not self.promo_identifier):
+        if (self.promotion_id is None) == (self.promo_identifier is None):
             raise ValueError("exactly one of promotionId and promoIdentifier is required")
         return self
 

@@ -117,11 +117,12 @@ def test_request_models_refuse_what_capillary_would_refuse() -> None:
         m.CouponRevokeRequest(coupon_codes=["A", "B"])
     with pytest.raises(ValueError, match="exactly one"):
         m.PromotionDetails(program_id=1)
-    # An empty identifier names no promotion: on the wire as in what callers hand the client.
+    # An empty identifier names no promotion, alone or beside an id: on the wire as in what
+    # callers hand the client, it is refused, never sent.
     for keys in (m.PromotionDetails, m.LoyaltyPromotionRef):
-        with pytest.raises(ValueError, match="exactly one"):
-            keys(program_id=1, promo_identifier="")
-        assert keys(program_id=1, promotion_id=2, promo_identifier="").promotion_id == 2
+        for promotion_id in (None, 2):
+            with pytest.raises(ValueError, match="at least 1 character"):
+                keys(program_id=1, promotion_id=promotion_id, promo_identifier="")
     customer = m.LoyaltyBulkCustomer(identifier_value="1", source="INSTORE")
     with pytest.raises(ValueError, match="once per call"):
         m.LoyaltyBulkRequest(
